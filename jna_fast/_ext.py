@@ -1,0 +1,44 @@
+"""Loads the compiled extension (jna_fast._C), which registers the ``jna_fast::*`` ops.
+
+A missing or broken extension is not fatal: the ops fall back to the reference implementation and one
+warning says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ExtensionStatus:
+    loaded: bool
+    compiled_backends: tuple[str, ...] = ()
+    cuda_arch_list: str = ""
+    error: str = ""
+    path: str = field(default="")
+
+
+@functools.lru_cache(maxsize=None)
+def extension_status() -> ExtensionStatus:
+    try:
+        from . import _C  # noqa: F401  (importing registers the TORCH_LIBRARY ops)
+    except Exception as exc:  # any failure to load means: fall back, loudly, once
+        message = f"{type(exc).__name__}: {exc}"
+        warnings.warn(
+            "jna_fast: the compiled extension jna_fast._C could not be loaded "
+            f"({message}); the ops fall back to the pure-PyTorch reference. Rebuild with `pip install .`.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return ExtensionStatus(loaded=False, error=message)
+    from .ops.registration import register_fake_and_autograd
+
+    register_fake_and_autograd("jna_fast")
+    return ExtensionStatus(
+        loaded=True,
+        compiled_backends=tuple(_C.compiled_backends()),
+        cuda_arch_list=_C.cuda_arch_list(),
+        path=_C.__file__,
+    )

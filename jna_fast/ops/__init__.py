@@ -1,0 +1,51 @@
+"""The two JNA ops, dispatched to the best available backend.
+
+``cross_stitch`` (DESIGN §2.1) mixes the RGB and flow feature maps channel-wise; ``joint_attention_pool``
+(DESIGN §2.2) pools the snippets of each clip with one softmax attention over time scored by both branches.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .backends import BACKEND_NAMES, BackendUnavailable, availability, select_backend
+from .reference import cross_stitch_ref, joint_attention_pool_ref
+from .validation import check_cross_stitch, check_joint_attention_pool
+
+__all__ = [
+    "cross_stitch",
+    "joint_attention_pool",
+    "cross_stitch_ref",
+    "joint_attention_pool_ref",
+    "BACKEND_NAMES",
+    "BackendUnavailable",
+    "availability",
+    "select_backend",
+]
+
+
+def cross_stitch(x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor, *, backend: str | None = None):
+    """``(y_rgb, y_flow)`` with ``y_i = alpha[c, i, 0] * x_rgb + alpha[c, i, 1] * x_flow`` per channel c.
+
+    ``x_rgb``, ``x_flow``: ``[N, C, H, W]`` of one dtype (contiguous or channels_last); ``alpha``: ``[C, 2, 2]``.
+    """
+    check_cross_stitch(x_rgb, x_flow, alpha)
+    return select_backend(x_rgb.device, backend).cross_stitch(x_rgb, x_flow, alpha)
+
+
+def joint_attention_pool(
+    f_rgb: torch.Tensor,
+    f_flow: torch.Tensor,
+    w_rgb: torch.Tensor,
+    w_flow: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    backend: str | None = None,
+):
+    """``(p_rgb [B, C], p_flow [B, C], attention [B, T])`` from snippet features ``[B, T, C]``.
+
+    ``attention = softmax_t(<f_rgb, w_rgb> + <f_flow, w_flow>)`` over the snippets where ``mask`` is True;
+    ``p = sum_t attention * f`` for each branch. Accumulates in float32; attention is float32.
+    """
+    check_joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask)
+    return select_backend(f_rgb.device, backend).joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask)

@@ -1,0 +1,161 @@
+"""Backend choice, after xformers: every backend says why it cannot serve an input, and an error lists them.
+
+Backends, in order of preference: ``cuda`` (C++/CUDA kernels, CUDA tensors), ``triton`` (Triton kernels,
+CUDA tensors; CPU tensors only under TRITON_INTERPRET=1 and only when forced), ``cpp`` (C++ CPU kernels),
+``reference`` (pure PyTorch, serves everything). ``backend=None`` takes the first that can serve;
+``JNA_FAST_BACKEND`` or ``backend="name"`` forces one.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .._ext import extension_status
+from .reference import cross_stitch_ref, joint_attention_pool_ref
+from .validation import check_mask_rows
+
+BACKEND_NAMES = ("cuda", "triton", "cpp", "reference")
+KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+class BackendUnavailable(RuntimeError):
+    """No requested backend can serve these inputs; the message lists each backend's reason."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    machine_reason: Callable[[], str | None]
+    input_reason: Callable[[torch.device, bool], str | None]
+    cross_stitch: Callable
+    joint_attention_pool: Callable
+
+    def why_not(self, device: torch.device, forced: bool) -> str | None:
+        return self.machine_reason() or self.input_reason(device, forced)
+
+
+def _extension_reason(needed: str) -> str | None:
+    status = extension_status()
+    if not status.loaded:
+        return f"the compiled extension did not load ({status.error})"
+    if needed not in status.compiled_backends:
+        return f"the extension was built without {needed} kernels (built: {', '.join(status.compiled_backends)})"
+    return None
+
+
+def _cpp_input_reason(device: torch.device, forced: bool) -> str | None:
+    return None if device.type == "cpu" else f"serves CPU tensors only, got {device.type} tensors"
+
+
+def _cuda_machine_reason() -> str | None:
+    reason = _extension_reason("cuda")
+    if reason:
+        return reason
+    if not torch.cuda.is_available():
+        return "no CUDA device is available"
+    return None
+
+
+def _cuda_input_reason(device: torch.device, forced: bool) -> str | None:
+    return None if device.type == "cuda" else f"serves CUDA tensors only, got {device.type} tensors"
+
+
+def _triton_interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _triton_machine_reason() -> str | None:
+    try:
+        import triton  # noqa: F401
+    except ImportError as exc:
+        return f"triton is not installed ({exc}); pip install 'jna_fast[triton]'"
+    if not torch.cuda.is_available() and not _triton_interpreting():
+        return "no CUDA device is available and TRITON_INTERPRET=1 is not set"
+    return None
+
+
+def _triton_input_reason(device: torch.device, forced: bool) -> str | None:
+    if device.type == "cuda":
+        return None
+    if device.type == "cpu" and _triton_interpreting():
+        if forced:
+            return None
+        return "runs CPU tensors only in the TRITON_INTERPRET=1 debugging interpreter, so only when forced"
+    return f"serves CUDA tensors (or CPU tensors under TRITON_INTERPRET=1), got {device.type} tensors"
+
+
+def _checked_reference_pool(f_rgb, f_flow, w_rgb, w_flow, mask):
+    # The kernel backends check all-False mask rows inside their ops (so torch.compile sees no
+    # data-dependent branch); the reference checks here.
+    check_mask_rows(mask)
+    return joint_attention_pool_ref(f_rgb, f_flow, w_rgb, w_flow, mask)
+
+
+def _native(op_name: str) -> Callable:
+    return lambda *args: getattr(torch.ops.jna_fast, op_name)(*args)
+
+
+def _triton(op_name: str) -> Callable:
+    def call(*args):
+        from .. import triton as triton_backend
+
+        return getattr(triton_backend, op_name)(*args)
+
+    return call
+
+
+BACKENDS: dict[str, Backend] = {
+    "cuda": Backend("cuda", _cuda_machine_reason, _cuda_input_reason,
+                    _native("cross_stitch"), _native("joint_attention_pool")),
+    "triton": Backend("triton", _triton_machine_reason, _triton_input_reason,
+                      _triton("cross_stitch"), _triton("joint_attention_pool")),
+    "cpp": Backend("cpp", lambda: _extension_reason("cpu"), _cpp_input_reason,
+                   _native("cross_stitch"), _native("joint_attention_pool")),
+    "reference": Backend("reference", lambda: None, lambda device, forced: None,
+                         cross_stitch_ref, _checked_reference_pool),
+}
+
+
+def forced_backend_name(backend: str | None) -> str | None:
+    name = backend if backend is not None else (os.environ.get("JNA_FAST_BACKEND") or None)
+    if name is not None and name not in BACKENDS:
+        source = "backend" if backend is not None else "JNA_FAST_BACKEND"
+        raise ValueError(f"{source}={name!r}: unknown backend; choose one of {', '.join(BACKEND_NAMES)}")
+    return name
+
+
+@functools.lru_cache(maxsize=64)
+def _auto_choice(device: torch.device) -> Backend:
+    # The reference serves everything, so the loop always returns.
+    for name in BACKEND_NAMES:
+        if BACKENDS[name].why_not(device, forced=False) is None:
+            return BACKENDS[name]
+    raise AssertionError("unreachable: the reference backend serves every input")
+
+
+def select_backend(device: torch.device, backend: str | None = None) -> Backend:
+    """The backend for inputs on ``device``: the forced one (or an error naming every backend's reason),
+    else the first in preference order that can serve."""
+    name = forced_backend_name(backend)
+    if name is None:
+        return _auto_choice(device)
+    chosen = BACKENDS[name]
+    reason = chosen.why_not(device, forced=True)
+    if reason is None:
+        return chosen
+    reasons = "\n".join(
+        f"  {n}: {BACKENDS[n].why_not(device, forced=True) or 'can serve'}" for n in BACKEND_NAMES
+    )
+    raise BackendUnavailable(
+        f"backend {name!r} cannot serve {device.type} inputs: {reason}\nper backend:\n{reasons}"
+    )
+
+
+def availability(device: torch.device) -> dict[str, str | None]:
+    """For `python -m jna_fast.info`: each backend's reason it cannot serve ``device`` (None: it can)."""
+    return {name: BACKENDS[name].why_not(device, forced=True) for name in BACKEND_NAMES}

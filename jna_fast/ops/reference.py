@@ -1,0 +1,63 @@
+"""Pure-PyTorch reference of the two JNA ops (DESIGN §2.1, §2.2).
+
+These are the semantics every fused backend is tested against. They are written the efficient way one would
+in plain PyTorch (broadcast multiply-adds, ``bmm`` for the scores and the weighted sums), so that benchmarks
+compare against a fair baseline, not a deliberately slow one. Autograd differentiates them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["cross_stitch_ref", "joint_attention_pool_ref", "accumulation_dtype"]
+
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64 (for gradcheck); every other floating dtype accumulates in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def cross_stitch_ref(x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor):
+    """y_rgb = a00*x_rgb + a01*x_flow, y_flow = a10*x_rgb + a11*x_flow, per channel; alpha is [C, 2, 2].
+
+    The products are formed in the features' dtype (as plain PyTorch would), so this is also the
+    "plain PyTorch in the same precision" baseline of the accuracy tests.
+    """
+    a = alpha.to(x_rgb.dtype).view(alpha.shape[0], 4, 1, 1).unbind(1)
+    y_rgb = a[0] * x_rgb + a[1] * x_flow
+    y_flow = a[2] * x_rgb + a[3] * x_flow
+    return y_rgb, y_flow
+
+
+def joint_attention_pool_ref(
+    f_rgb: torch.Tensor,
+    f_flow: torch.Tensor,
+    w_rgb: torch.Tensor,
+    w_flow: torch.Tensor,
+    mask: torch.Tensor | None = None,
+):
+    """Joint temporal attention: one softmax over T, scored by both branches, pooling both.
+
+    Returns ``(p_rgb [B, C], p_flow [B, C], attention [B, T])``; attention is float32 (float64 for
+    float64 inputs, so that gradcheck sees full precision). Scores and pooled sums are
+    accumulated in float32 (float64 for float64 inputs). A row whose mask is all False yields zeros
+    (the public wrapper rejects such rows on CPU before getting here).
+    """
+    acc = accumulation_dtype(f_rgb.dtype)
+    fr = f_rgb.to(acc)
+    ff = f_flow.to(acc)
+    scores = torch.bmm(fr, w_rgb.to(acc).view(1, -1, 1).expand(fr.shape[0], -1, -1)).squeeze(-1)
+    scores = scores + torch.bmm(ff, w_flow.to(acc).view(1, -1, 1).expand(ff.shape[0], -1, -1)).squeeze(-1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+        # An all-masked row would be softmax(-inf, ..., -inf) = NaN; pin it to 0 so that p, a and the
+        # gradients are 0 there, as the fused kernels do.
+        empty = ~mask.any(dim=1, keepdim=True)
+        scores = scores.masked_fill(empty, 0.0)
+    attention = torch.softmax(scores, dim=1)
+    if mask is not None:
+        attention = attention.masked_fill(empty, 0.0)
+    weights = attention.unsqueeze(1)
+    p_rgb = torch.bmm(weights, fr).squeeze(1).to(f_rgb.dtype)
+    p_flow = torch.bmm(weights, ff).squeeze(1).to(f_flow.dtype)
+    return p_rgb, p_flow, attention
