@@ -1,0 +1,198 @@
+"""Shared helpers for testing every backend of the two ops against the float64 reference.
+
+Accuracy rule (after flash-attention): a fused output's max error against the reference computed in float64
+must be at most twice the error of the plain PyTorch reference run in the same dtype, plus a tiny absolute
+floor relative to the output's scale. Fresh random inputs every run (no fixed seed); the seed used is in the
+assertion message so a failure can be replayed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+
+import torch
+
+from jna_fast.ops import cross_stitch_ref, joint_attention_pool_ref
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+# Floor, relative to max |reference|: float32 rounding noise of a reordered sum, far below any bug.
+RELATIVE_FLOOR = 1e-6
+
+
+def fresh_seed() -> int:
+    return random.SystemRandom().randrange(2**31)
+
+
+@dataclass
+class PoolCase:
+    f_rgb: torch.Tensor
+    f_flow: torch.Tensor
+    w_rgb: torch.Tensor
+    w_flow: torch.Tensor
+    mask: torch.Tensor | None
+    seed: int
+
+    def inputs(self):
+        return self.f_rgb, self.f_flow, self.w_rgb, self.w_flow, self.mask
+
+
+def make_mask(batch: int, segments: int, kind: str, gen: torch.Generator) -> torch.Tensor | None:
+    """kind: none | tail (padded clips: a random number of real snippets, then padding) |
+    holes (random snippets off, at least one on per row)."""
+    if kind == "none":
+        return None
+    if kind == "tail":
+        lengths = torch.randint(1, segments + 1, (batch, 1), generator=gen)
+        return torch.arange(segments).unsqueeze(0) < lengths
+    if kind == "holes":
+        mask = torch.rand(batch, segments, generator=gen) < 0.6
+        keep = torch.randint(0, segments, (batch,), generator=gen)
+        mask[torch.arange(batch), keep] = True
+        return mask
+    raise ValueError(kind)
+
+
+def make_pool_case(batch, segments, channels, dtype=torch.float32, device="cpu", mask="none",
+                   score_scale=1.0, noncontiguous=False, w_dtype=None, seed=None) -> PoolCase:
+    """Random pool inputs. score_scale sets the typical |score| (1e4 for the overflow tests)."""
+    seed = fresh_seed() if seed is None else seed
+    gen = torch.Generator().manual_seed(seed)
+    shape = (batch, segments, channels)
+    if noncontiguous:  # a strided view: every other channel of a twice-as-wide tensor, T and C swapped in memory
+        f_rgb = torch.randn(batch, 2 * channels, segments, generator=gen).transpose(1, 2)[:, :, ::2]
+        f_flow = torch.randn(batch, 2 * channels, segments, generator=gen).transpose(1, 2)[:, :, ::2]
+    else:
+        f_rgb = torch.randn(shape, generator=gen)
+        f_flow = torch.randn(shape, generator=gen)
+    # <f, w> over C channels has std sqrt(C)*|w|: scale w so the scores have std ~ score_scale.
+    w_std = score_scale / (2 * channels) ** 0.5
+    w_rgb = torch.randn(channels, generator=gen) * w_std
+    w_flow = torch.randn(channels, generator=gen) * w_std
+    m = make_mask(batch, segments, mask, gen)
+    to = dict(device=device)
+    return PoolCase(
+        f_rgb.to(dtype=dtype, **to), f_flow.to(dtype=dtype, **to),
+        w_rgb.to(dtype=w_dtype or dtype, **to), w_flow.to(dtype=w_dtype or dtype, **to),
+        None if m is None else m.to(**to), seed,
+    )
+
+
+@dataclass
+class StitchCase:
+    x_rgb: torch.Tensor
+    x_flow: torch.Tensor
+    alpha: torch.Tensor
+    seed: int
+
+    def inputs(self):
+        return self.x_rgb, self.x_flow, self.alpha
+
+
+def make_stitch_case(n, channels, height, width, dtype=torch.float32, device="cpu", layout="contiguous",
+                     alpha_dtype=None, seed=None) -> StitchCase:
+    """layout: contiguous | channels_last | noncontiguous (a strided slice) | mixed (rgb channels_last,
+    flow contiguous)."""
+    seed = fresh_seed() if seed is None else seed
+    gen = torch.Generator().manual_seed(seed)
+    shape = (n, channels, height, width)
+    if layout == "noncontiguous":
+        x_rgb = torch.randn(n, channels, height, 2 * width, generator=gen)[..., ::2]
+        x_flow = torch.randn(n, channels, height, 2 * width, generator=gen)[..., ::2]
+    else:
+        x_rgb = torch.randn(shape, generator=gen)
+        x_flow = torch.randn(shape, generator=gen)
+    if layout in ("channels_last", "mixed"):
+        x_rgb = x_rgb.contiguous(memory_format=torch.channels_last)
+    if layout == "channels_last":
+        x_flow = x_flow.contiguous(memory_format=torch.channels_last)
+    alpha = torch.tensor([[0.9, 0.1], [0.1, 0.9]]).repeat(channels, 1, 1) + 0.3 * torch.randn(
+        channels, 2, 2, generator=gen)
+    return StitchCase(x_rgb.to(device=device, dtype=dtype), x_flow.to(device=device, dtype=dtype),
+                      alpha.to(device=device, dtype=alpha_dtype or dtype), seed)
+
+
+def _as_float64(tensors):
+    return [None if t is None else (t.double() if t.is_floating_point() else t) for t in tensors]
+
+
+def _leaf_copies(tensors):
+    out = []
+    for t in tensors:
+        if t is not None and t.is_floating_point():
+            t = t.detach().clone().requires_grad_(True)
+        out.append(t)
+    return out
+
+
+def run_with_grads(fn, inputs, grad_outputs):
+    """Outputs of fn(*inputs) and the gradients of sum(<out, grad_out>) w.r.t. every floating input."""
+    leaves = _leaf_copies(inputs)
+    outputs = fn(*leaves)
+    pairs = [(o, g) for o, g in zip(outputs, grad_outputs) if g is not None]
+    torch.autograd.backward([o for o, _ in pairs], [g.to(o.dtype) for o, g in pairs])
+    grads = [t.grad for t in leaves if t is not None and t.requires_grad]
+    return [o.detach() for o in outputs], grads
+
+
+def random_grad_outputs(outputs, seed):
+    gen = torch.Generator().manual_seed(seed + 1)
+    return [torch.randn(o.shape, generator=gen).to(o.device) for o in outputs]
+
+
+def assert_matches_reference(fused_fn, reference_fn, inputs, seed, check_grads=True, names=None):
+    """The accuracy rule, on every output and (check_grads) every input gradient."""
+    exact_out = reference_fn(*_as_float64(inputs))
+    grad_outputs = random_grad_outputs(exact_out, seed) if check_grads else [None] * len(exact_out)
+    if check_grads:
+        exact, exact_grads = run_with_grads(reference_fn, _as_float64(inputs), grad_outputs)
+        plain, plain_grads = run_with_grads(reference_fn, inputs, grad_outputs)
+        fused, fused_grads = run_with_grads(fused_fn, inputs, grad_outputs)
+    else:
+        exact, plain, fused = exact_out, reference_fn(*inputs), fused_fn(*inputs)
+        exact_grads = plain_grads = fused_grads = []
+    labels = list(names or [f"output{i}" for i in range(len(exact))])
+    labels += [f"grad[{i}]" for i in range(len(exact_grads))]
+    for label, e, p, f in zip(labels, list(exact) + exact_grads, list(plain) + plain_grads,
+                              list(fused) + fused_grads):
+        assert f.shape == e.shape, f"{label}: shape {tuple(f.shape)} != {tuple(e.shape)} (seed {seed})"
+        assert f.dtype == p.dtype, f"{label}: dtype {f.dtype} != reference dtype {p.dtype} (seed {seed})"
+        assert torch.isfinite(f).all(), f"{label}: non-finite values (seed {seed})"
+        e64, p64, f64 = e.double().cpu(), p.double().cpu(), f.double().cpu()
+        scale = max(e64.abs().max().item(), 1e-3) if e64.numel() else 1.0
+        err_plain = (p64 - e64).abs().max().item() if e64.numel() else 0.0
+        err_fused = (f64 - e64).abs().max().item() if e64.numel() else 0.0
+        bound = 2 * err_plain + RELATIVE_FLOOR * scale
+        assert err_fused <= bound, (
+            f"{label}: max error {err_fused:.3e} vs fp64 reference exceeds 2 x plain PyTorch's "
+            f"{err_plain:.3e} + floor (bound {bound:.3e}, scale {scale:.3e}, seed {seed})"
+        )
+
+
+@contextlib.contextmanager
+def poisoned_allocations():
+    """Inside this context torch fills every freshly allocated (torch.empty / at::empty) tensor with NaN,
+    so an output element a kernel forgets to write shows up as NaN."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_fill = torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+        torch.utils.deterministic.fill_uninitialized_memory = previous_fill
+
+
+def assert_all_written(outputs, label=""):
+    for i, o in enumerate(outputs):
+        assert not torch.isnan(o).any(), f"{label} output {i}: unwritten (NaN-poisoned) elements remain"
+
+
+STITCH_NAMES = ("y_rgb", "y_flow")
+POOL_NAMES = ("p_rgb", "p_flow", "attention")
+__all__ = [
+    "make_pool_case", "make_stitch_case", "assert_matches_reference", "cross_stitch_ref",
+    "joint_attention_pool_ref", "poisoned_allocations", "assert_all_written", "STITCH_NAMES", "POOL_NAMES", "LOW_PRECISION", "fresh_seed",
+]
