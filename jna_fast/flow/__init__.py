@@ -1,0 +1,23 @@
+"""Optical-flow extraction into the rawframes layout, and the 8-bit flow encoding (DESIGN §4).
+
+API::
+
+    extract_flow(videos_dir, out_dir, *, algorithm="tvl1", short_side=None, bound=20.0, workers=None,
+                 list_file=None, jpeg_quality=95, progress=True) -> summary dict
+    extract_video(video_path, frame_dir, *, algorithm="tvl1", short_side=None, bound=20.0, jpeg_quality=95) -> N
+    encode_flow(flow[H, W, 2], bound=20.0) -> (flow_x uint8, flow_y uint8)
+    decode_flow(flow_x, flow_y, bound=20.0) -> flow[H, W, 2] float32
+
+CLI: ``python -m jna_fast.flow extract --videos DIR --out DIR [--algorithm tvl1|dis|farneback|nvof] ...``
+"""
+
+from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, FlowAlgorithmUnavailable, make_estimator
+from .encoding import DEFAULT_BOUND, decode_component, decode_flow, encode_component, encode_flow
+from .extract import (COMPLETE_MARKER, SUMMARY_NAME, VIDEO_EXTENSIONS, extract_flow, extract_video, find_videos,
+                      frame_dir_for, read_completion_marker)
+
+__all__ = [
+    "ALGORITHMS", "COMPLETE_MARKER", "DEFAULT_ALGORITHM", "DEFAULT_BOUND", "FlowAlgorithmUnavailable",
+    "SUMMARY_NAME", "VIDEO_EXTENSIONS", "decode_component", "decode_flow", "encode_component", "encode_flow",
+    "extract_flow", "extract_video", "find_videos", "frame_dir_for", "make_estimator", "read_completion_marker",
+]

@@ -1,0 +1,314 @@
+"""Extract RGB frames and 8-bit optical flow from videos into the rawframes layout (DESIGN §4).
+
+For ``<videos>/<rel>/<name>.<ext>`` the extractor writes ``<out>/<rel>/<name>/``::
+
+    img_00001.jpg ... img_N.jpg                   RGB frames (after the optional short-side resize)
+    flow_x_00001.jpg ... flow_x_{N-1}.jpg         flow from frame i to i+1, x component (encoding.py)
+    flow_y_00001.jpg ... flow_y_{N-1}.jpg         same, y component
+    .extract_complete.json                        completion marker: frame count and the settings used
+
+Resumability: a video is written into a sibling ``<name>.partial-<pid>`` folder, the completion marker is written
+last, and only then is the folder renamed into place. A folder is taken as complete only when its marker exists
+and records the same settings, so a run killed at any point leaves nothing that a later run mistakes for done;
+stale ``.partial-*`` folders of dead processes are removed when their video is redone.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+import traceback
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, make_estimator
+from .encoding import DEFAULT_BOUND, encode_flow
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
+                    ".ogv")
+COMPLETE_MARKER = ".extract_complete.json"
+SUMMARY_NAME = "extract_summary.json"
+PARTIAL_TAG = ".partial-"
+DEFAULT_JPEG_QUALITY = 95
+
+
+def find_videos(videos_dir: str | os.PathLike, list_file: str | os.PathLike | None = None
+                ) -> tuple[list[str], list[dict]]:
+    """Relative POSIX paths of the videos to extract, and failures for list entries that don't exist.
+
+    Without ``list_file``: every file under ``videos_dir`` (recursively) with an extension in VIDEO_EXTENSIONS,
+    sorted. With it: the first whitespace-separated field of each non-blank line, relative to ``videos_dir``
+    (so UCF101's ``trainlist01.txt``, whose second field is the label, can be passed as is).
+    """
+    videos_dir = Path(videos_dir)
+    if not videos_dir.is_dir():
+        raise FileNotFoundError(f"--videos {videos_dir}: not a directory")
+    if list_file is None:
+        found = sorted(path.relative_to(videos_dir).as_posix() for path in videos_dir.rglob("*")
+                       if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file())
+        return found, []
+    videos, missing = [], []
+    with open(list_file, encoding="utf-8") as lines:
+        for line_number, line in enumerate(lines, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            relative = fields[0]
+            if (videos_dir / relative).is_file():
+                videos.append(relative)
+            else:
+                missing.append({"video": relative, "path": str(videos_dir / relative),
+                                "error": f"listed in {list_file} line {line_number} but not found under "
+                                         f"{videos_dir}"})
+    return videos, missing
+
+
+def frame_dir_for(relative_video: str) -> str:
+    """The output folder (relative to --out) of a video: its relative path without the extension."""
+    return Path(relative_video).with_suffix("").as_posix()
+
+
+def read_completion_marker(frame_dir: str | os.PathLike) -> dict | None:
+    """The marker of a completely extracted folder, or None when the folder is absent, partial or unreadable."""
+    try:
+        with open(Path(frame_dir) / COMPLETE_MARKER, encoding="utf-8") as marker:
+            return json.load(marker)
+    except (OSError, ValueError):
+        return None
+
+
+def _settings(algorithm: str, short_side: int | None, bound: float, jpeg_quality: int) -> dict:
+    return {"algorithm": algorithm, "short_side": short_side, "bound": float(bound), "jpeg_quality": jpeg_quality}
+
+
+def _is_complete(frame_dir: Path, settings: dict) -> dict | None:
+    marker = read_completion_marker(frame_dir)
+    if marker is not None and marker.get("settings") == settings:
+        return marker
+    return None
+
+
+def _resized_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
+    if not short_side:
+        return height, width
+    scale = short_side / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _decode_rgb_frames(video_path: Path, short_side: int | None):
+    """Yield the video's frames as RGB uint8 ``[H, W, 3]``, resized so the short side is ``short_side``."""
+    with av.open(str(video_path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{video_path}: no video stream")
+        for frame in container.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            height, width = rgb.shape[:2]
+            new_height, new_width = _resized_size(height, width, short_side)
+            if (new_height, new_width) != (height, width):
+                shrinking = new_height < height
+                rgb = cv2.resize(rgb, (new_width, new_height),
+                                 interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+            yield rgb
+
+
+def _write_jpeg(path: Path, image: np.ndarray, jpeg_quality: int) -> None:
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
+        raise OSError(f"could not write {path}")
+
+
+def _remove_stale_partials(frame_dir: Path) -> None:
+    """Delete ``<name>.partial-<pid>`` folders left by processes that are no longer running."""
+    for partial in frame_dir.parent.glob(f"{frame_dir.name}{PARTIAL_TAG}*"):
+        pid_text = partial.name[len(frame_dir.name) + len(PARTIAL_TAG):]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and _process_alive(int(pid_text)):
+            continue
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *, estimator=None,
+                  algorithm: str = DEFAULT_ALGORITHM, short_side: int | None = None, bound: float = DEFAULT_BOUND,
+                  jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> int:
+    """Extract one video into ``frame_dir`` (atomically, see the module doc); returns its frame count N.
+
+    ``estimator`` (from ``algorithms.make_estimator``) is reused when given, so a worker builds it once.
+    """
+    video_path, frame_dir = Path(video_path), Path(frame_dir)
+    settings = _settings(algorithm, short_side, bound, jpeg_quality)
+    estimator = estimator if estimator is not None else make_estimator(algorithm)
+    frame_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(frame_dir)
+    partial = frame_dir.with_name(f"{frame_dir.name}{PARTIAL_TAG}{os.getpid()}")
+    partial.mkdir()
+    try:
+        frame_count = 0
+
+        def gray_frames_after_writing_rgb():
+            nonlocal frame_count
+            for rgb in _decode_rgb_frames(video_path, short_side):
+                frame_count += 1
+                _write_jpeg(partial / f"img_{frame_count:05d}.jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                            jpeg_quality)
+                yield cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+        flow_count = 0
+        for flow in estimator.flows(gray_frames_after_writing_rgb()):
+            flow_count += 1
+            flow_x, flow_y = encode_flow(flow, bound)
+            _write_jpeg(partial / f"flow_x_{flow_count:05d}.jpg", flow_x, jpeg_quality)
+            _write_jpeg(partial / f"flow_y_{flow_count:05d}.jpg", flow_y, jpeg_quality)
+        if frame_count == 0:
+            raise ValueError(f"{video_path}: no video frames could be decoded")
+        if frame_count < 2:
+            raise ValueError(f"{video_path}: only {frame_count} frame decoded; optical flow needs at least 2")
+        if flow_count != frame_count - 1:
+            raise RuntimeError(f"{video_path}: {frame_count} frames gave {flow_count} flows, expected "
+                               f"{frame_count - 1}")
+        marker = {"video": str(video_path), "frames": frame_count, "flow_pairs": flow_count, "settings": settings}
+        with open(partial / COMPLETE_MARKER, "w", encoding="utf-8") as marker_file:
+            json.dump(marker, marker_file)
+        if frame_dir.exists():
+            shutil.rmtree(frame_dir)  # an incomplete folder or one extracted with other settings
+        os.rename(partial, frame_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return frame_count
+
+
+_worker_estimator = None
+
+
+def _initialise_worker(algorithm: str, single_threaded_opencv: bool) -> None:
+    global _worker_estimator
+    if single_threaded_opencv:
+        cv2.setNumThreads(1)  # the pool already uses every core; OpenCV's own threads would oversubscribe them
+    _worker_estimator = make_estimator(algorithm)
+
+
+def _describe(error: BaseException) -> str:
+    return traceback.format_exception_only(type(error), error)[-1].strip()
+
+
+def _extract_task(video_path: str, frame_dir: str, settings: dict, estimator=None
+                  ) -> tuple[str, int | None, str | None]:
+    """Returns (frame_dir, frame count, None) or (frame_dir, None, error text); runs in a worker or in-process."""
+    try:
+        frames = extract_video(video_path, frame_dir, estimator=estimator or _worker_estimator, **settings)
+        return frame_dir, frames, None
+    except Exception as error:  # a failed video is reported in the summary; the run goes on
+        return frame_dir, None, _describe(error)
+
+
+def _write_json_atomically(path: Path, payload: dict) -> None:
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2)
+    os.replace(temporary, path)
+
+
+def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                 algorithm: str = DEFAULT_ALGORITHM, short_side: int | None = None, bound: float = DEFAULT_BOUND,
+                 workers: int | None = None, list_file: str | os.PathLike | None = None,
+                 jpeg_quality: int = DEFAULT_JPEG_QUALITY, progress: bool = True) -> dict:
+    """Extract every video under ``videos_dir`` into rawframes folders under ``out_dir``; returns the summary.
+
+    ``short_side``: resize so the shorter side has this many pixels (TSN uses 256); None keeps the video's size.
+    ``workers``: processes in parallel (default: all cores); 1 runs in this process.
+    The summary (also written to ``<out_dir>/extract_summary.json``) has ``done``, ``skipped`` (already complete
+    with the same settings) and ``failed`` (each with the video, its path and the error); a failed video never
+    stops the run.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
+    if short_side is not None and (int(short_side) != short_side or short_side < 1):
+        raise ValueError(f"short_side must be a positive integer or None, got {short_side!r}")
+    if not 1 <= int(jpeg_quality) <= 100:
+        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality!r}")
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    estimator = make_estimator(algorithm)  # fails early, e.g. nvof without a GPU
+    settings = _settings(algorithm, short_side, bound, int(jpeg_quality))
+    videos_dir, out_dir = Path(videos_dir), Path(out_dir)
+    videos, failed = find_videos(videos_dir, list_file)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+
+    videos_by_frame_dir = defaultdict(list)
+    for video in videos:
+        videos_by_frame_dir[frame_dir_for(video)].append(video)
+    done, skipped, pending = [], [], {}
+    for frame_dir, sources in videos_by_frame_dir.items():
+        if len(sources) > 1:
+            failed.extend({"video": video, "path": str(videos_dir / video),
+                           "error": f"output folder {out_dir / frame_dir} would be shared by {', '.join(sources)}"}
+                          for video in sources)
+            continue
+        marker = _is_complete(out_dir / frame_dir, settings)
+        if marker is not None:
+            skipped.append({"video": sources[0], "frame_dir": frame_dir, "frames": marker["frames"]})
+        else:
+            pending[str(out_dir / frame_dir)] = (sources[0], frame_dir)
+
+    bar = tqdm(total=len(pending), unit="video", desc=f"flow ({algorithm})", disable=not progress,
+               dynamic_ncols=True)
+    bar.set_postfix(skipped=len(skipped), failed=len(failed))
+
+    def record(result: tuple[str, int | None, str | None]) -> None:
+        absolute_frame_dir, frames, error = result
+        video, frame_dir = pending[absolute_frame_dir]
+        if error is None:
+            done.append({"video": video, "frame_dir": frame_dir, "frames": frames})
+        else:
+            failed.append({"video": video, "path": str(videos_dir / video), "error": error})
+        bar.update(1)
+        bar.set_postfix(skipped=len(skipped), failed=len(failed))
+
+    try:
+        if workers == 1 or len(pending) <= 1:
+            for absolute_frame_dir, (video, _) in pending.items():
+                record(_extract_task(str(videos_dir / video), absolute_frame_dir, settings, estimator))
+        else:
+            # spawn, not fork: the caller may hold DALI/CUDA/OpenMP state that a forked child must not inherit
+            with ProcessPoolExecutor(max_workers=min(workers, len(pending)),
+                                     mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_initialise_worker, initargs=(algorithm, True)) as pool:
+                futures = {pool.submit(_extract_task, str(videos_dir / video), absolute_frame_dir, settings):
+                           absolute_frame_dir for absolute_frame_dir, (video, _) in pending.items()}
+                for future in as_completed(futures):
+                    try:
+                        record(future.result())
+                    except Exception as error:  # the worker process itself died (e.g. killed for memory)
+                        record((futures[future], None, f"worker process failed: {_describe(error)}"))
+    finally:
+        bar.close()
+
+    summary = {
+        "videos_dir": str(videos_dir), "out_dir": str(out_dir), "settings": settings,
+        "counts": {"done": len(done), "skipped": len(skipped), "failed": len(failed)},
+        "elapsed_s": round(time.monotonic() - started, 3),
+        "done": sorted(done, key=lambda entry: entry["video"]),
+        "skipped": sorted(skipped, key=lambda entry: entry["video"]),
+        "failed": sorted(failed, key=lambda entry: entry["video"]),
+    }
+    _write_json_atomically(out_dir / SUMMARY_NAME, summary)
+    return summary
