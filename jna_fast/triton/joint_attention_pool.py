@@ -1,0 +1,201 @@
+"""joint_attention_pool (DESIGN §2.2) in Triton: kernels, then launchers, then the op registration.
+
+One program per clip b holds a whole feature row [C] in registers and walks over the T snippets once.
+- Forward: online softmax (running max, rescaled sum and accumulators), so f is read once; the raw scores
+  stay in a [T]-register vector and are normalised at the end.
+- Backward: one pass over t reads f[t] to form g[t] = <dp, f[t]> + grad_attention[t] and the sums for dw;
+  a second loop writes df[t] = a dp + a (g - s) w from registers only (df needs no f). Padded snippets
+  (a = 0) are neither read nor contribute; their df rows are written as zeros.
+  dw = sum_t a (g - s) f is accumulated as a weighted covariance with a running mean of g (the co-moment
+  update of Welford's algorithm), not as sum a g f - s sum a f, which cancels when g varies little around s.
+  Each clip writes its dw terms to a [B, C] partials buffer; utils.sum_partials adds them (no atomics).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch.library import wrap_triton
+
+from ..ops.validation import check_mask_rows
+from .utils import accumulator, accumulator_torch, block_size, define_op, is_traced, sum_partials
+
+# Whole rows live in registers; past this many channels a program would spill beyond use.
+MAX_CHANNELS = 16384
+
+
+@triton.jit
+def _joint_attention_pool_forward_kernel(
+    f_rgb_ptr, f_flow_ptr, w_rgb_ptr, w_flow_ptr, mask_ptr, p_rgb_ptr, p_flow_ptr, attention_ptr,
+    segments, channels,
+    HAS_MASK: tl.constexpr, ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    b = tl.program_id(0).to(tl.int64)
+    c = tl.arange(0, BLOCK_C)
+    c_in = c < channels
+    t_ids = tl.arange(0, BLOCK_T)
+    w_rgb = tl.load(w_rgb_ptr + c, mask=c_in, other=0.0).to(ACC)
+    w_flow = tl.load(w_flow_ptr + c, mask=c_in, other=0.0).to(ACC)
+    row = b * segments * channels
+    scores = tl.zeros([BLOCK_T], dtype=ACC)
+    # Finite and below any real score, so that max - max never forms -inf - -inf (NaN).
+    running_max = tl.full([], -3.0e38, ACC)
+    denominator = tl.zeros([], dtype=ACC)
+    acc_rgb = tl.zeros([BLOCK_C], dtype=ACC)
+    acc_flow = tl.zeros([BLOCK_C], dtype=ACC)
+    for t in range(0, segments):
+        if HAS_MASK:
+            valid = tl.load(mask_ptr + b * segments + t) != 0
+        else:
+            valid = t < segments
+        # A padded snippet reads no channel (c < 0 never holds).
+        read = c < tl.where(valid, channels, 0)
+        snippet = row + t * channels + c
+        f_rgb = tl.load(f_rgb_ptr + snippet, mask=read, other=0.0).to(ACC)
+        f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
+        score = tl.sum(f_rgb * w_rgb + f_flow * w_flow, axis=0)
+        scores = tl.where(t_ids == t, score, scores)
+        new_max = tl.where(valid, tl.maximum(running_max, score), running_max)
+        rescale = tl.exp(running_max - new_max)
+        weight = tl.exp(tl.where(valid, score, float("-inf")) - new_max)
+        denominator = denominator * rescale + weight
+        acc_rgb = acc_rgb * rescale + weight * f_rgb
+        acc_flow = acc_flow * rescale + weight * f_flow
+        running_max = new_max
+    t_in = t_ids < segments
+    if HAS_MASK:
+        t_valid = (tl.load(mask_ptr + b * segments + t_ids, mask=t_in, other=0) != 0) & t_in
+    else:
+        t_valid = t_in
+    # A row with no valid snippet has denominator 0: it pools to p = 0, a = 0.
+    inverse = tl.where(denominator > 0, 1.0 / tl.where(denominator > 0, denominator, 1.0), 0.0)
+    attention = tl.exp(tl.where(t_valid, scores, float("-inf")) - running_max) * inverse
+    tl.store(attention_ptr + b * segments + t_ids, attention.to(attention_ptr.dtype.element_ty), mask=t_in)
+    tl.store(p_rgb_ptr + b * channels + c, (acc_rgb * inverse).to(p_rgb_ptr.dtype.element_ty), mask=c_in)
+    tl.store(p_flow_ptr + b * channels + c, (acc_flow * inverse).to(p_flow_ptr.dtype.element_ty), mask=c_in)
+
+
+@triton.jit
+def _joint_attention_pool_backward_kernel(
+    grad_p_rgb_ptr, grad_p_flow_ptr, grad_attention_ptr, f_rgb_ptr, f_flow_ptr, w_rgb_ptr, w_flow_ptr,
+    attention_ptr, df_rgb_ptr, df_flow_ptr, dw_rgb_partial_ptr, dw_flow_partial_ptr, segments, channels,
+    ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    b = tl.program_id(0).to(tl.int64)
+    c = tl.arange(0, BLOCK_C)
+    c_in = c < channels
+    t_ids = tl.arange(0, BLOCK_T)
+    dp_rgb = tl.load(grad_p_rgb_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
+    dp_flow = tl.load(grad_p_flow_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
+    row = b * segments * channels
+    g_all = tl.zeros([BLOCK_T], dtype=ACC)
+    weight_total = tl.zeros([], dtype=ACC)
+    g_mean = tl.zeros([], dtype=ACC)
+    s = tl.zeros([], dtype=ACC)
+    comoment_rgb = tl.zeros([BLOCK_C], dtype=ACC)
+    comoment_flow = tl.zeros([BLOCK_C], dtype=ACC)
+    sum_rgb = tl.zeros([BLOCK_C], dtype=ACC)
+    sum_flow = tl.zeros([BLOCK_C], dtype=ACC)
+    for t in range(0, segments):
+        a = tl.load(attention_ptr + b * segments + t).to(ACC)
+        live = a != 0.0
+        read = c < tl.where(live, channels, 0)
+        snippet = row + t * channels + c
+        f_rgb = tl.load(f_rgb_ptr + snippet, mask=read, other=0.0).to(ACC)
+        f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
+        g = tl.sum(dp_rgb * f_rgb + dp_flow * f_flow, axis=0) + tl.load(grad_attention_ptr + b * segments + t).to(ACC)
+        g = tl.where(live, g, 0.0)
+        g_all = tl.where(t_ids == t, g, g_all)
+        new_total = weight_total + a
+        mean_step = a * (g - g_mean) / tl.where(new_total > 0, new_total, 1.0)
+        # comoment = sum a (g - mean) f about the running mean of g: when the mean moves by mean_step, the
+        # terms already summed shift by -mean_step * (sum a f).
+        centred = a * (g - (g_mean + mean_step))
+        comoment_rgb += centred * f_rgb - mean_step * sum_rgb
+        comoment_flow += centred * f_flow - mean_step * sum_flow
+        sum_rgb += a * f_rgb
+        sum_flow += a * f_flow
+        s += a * g
+        g_mean += mean_step
+        weight_total = new_total
+    w_rgb = tl.load(w_rgb_ptr + c, mask=c_in, other=0.0).to(ACC)
+    w_flow = tl.load(w_flow_ptr + c, mask=c_in, other=0.0).to(ACC)
+    for t in range(0, segments):
+        a = tl.load(attention_ptr + b * segments + t).to(ACC)
+        de = a * (tl.sum(tl.where(t_ids == t, g_all, 0.0), axis=0) - s)
+        snippet = row + t * channels + c
+        tl.store(df_rgb_ptr + snippet, (a * dp_rgb + de * w_rgb).to(df_rgb_ptr.dtype.element_ty), mask=c_in)
+        tl.store(df_flow_ptr + snippet, (a * dp_flow + de * w_flow).to(df_flow_ptr.dtype.element_ty), mask=c_in)
+    # sum_t a (g - s) f = comoment - (s - mean) sum_t a f
+    tl.store(dw_rgb_partial_ptr + b * channels + c, comoment_rgb - (s - g_mean) * sum_rgb, mask=c_in)
+    tl.store(dw_flow_partial_ptr + b * channels + c, comoment_flow - (s - g_mean) * sum_flow, mask=c_in)
+
+
+def _channel_block(channels: int) -> int:
+    if channels > MAX_CHANNELS:
+        raise ValueError(f"f_rgb: the Triton joint_attention_pool holds a row of C <= {MAX_CHANNELS} channels "
+                         f"in registers, got C = {channels}; use another backend")
+    return block_size(channels, MAX_CHANNELS)
+
+
+def _num_warps(block_c: int) -> int:
+    return 8 if block_c >= 2048 else 4
+
+
+def joint_attention_pool_forward(
+    f_rgb: torch.Tensor, f_flow: torch.Tensor, w_rgb: torch.Tensor, w_flow: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # Inside the op (not the Python wrapper), so torch.compile traces no data-dependent branch; skipped on
+    # fake tensors, whose values do not exist.
+    if not is_traced(mask):
+        check_mask_rows(mask)
+    batch, segments, channels = f_rgb.shape
+    f_rgb = f_rgb.contiguous()
+    f_flow = f_flow.contiguous()
+    p_rgb = f_rgb.new_empty((batch, channels))
+    p_flow = f_rgb.new_empty((batch, channels))
+    attention = f_rgb.new_empty((batch, segments), dtype=accumulator_torch(f_rgb.dtype))
+    if batch == 0:
+        return p_rgb, p_flow, attention
+    block_c = _channel_block(channels)
+    has_mask = mask is not None
+    wrap_triton(_joint_attention_pool_forward_kernel)[(batch,)](
+        f_rgb, f_flow, w_rgb.contiguous(), w_flow.contiguous(), mask.contiguous() if has_mask else attention,
+        p_rgb, p_flow, attention, segments, channels,
+        HAS_MASK=has_mask, ACC=accumulator(f_rgb.dtype), BLOCK_T=block_size(segments, 1 << 30),
+        BLOCK_C=block_c, num_warps=_num_warps(block_c),
+    )
+    return p_rgb, p_flow, attention
+
+
+def joint_attention_pool_backward(
+    grad_p_rgb: torch.Tensor, grad_p_flow: torch.Tensor, grad_attention: torch.Tensor, f_rgb: torch.Tensor,
+    f_flow: torch.Tensor, w_rgb: torch.Tensor, w_flow: torch.Tensor, attention: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    batch, segments, channels = f_rgb.shape
+    f_rgb = f_rgb.contiguous()
+    f_flow = f_flow.contiguous()
+    df_rgb = f_rgb.new_empty(f_rgb.shape)
+    df_flow = f_rgb.new_empty(f_rgb.shape)
+    dw_rgb = w_rgb.new_empty(w_rgb.shape)
+    dw_flow = w_flow.new_empty(w_flow.shape)
+    acc_dtype = accumulator_torch(f_rgb.dtype)
+    dw_rgb_partials = torch.empty((batch, channels), dtype=acc_dtype, device=f_rgb.device)
+    dw_flow_partials = torch.empty((batch, channels), dtype=acc_dtype, device=f_rgb.device)
+    if batch > 0:
+        block_c = _channel_block(channels)
+        wrap_triton(_joint_attention_pool_backward_kernel)[(batch,)](
+            grad_p_rgb.contiguous(), grad_p_flow.contiguous(), grad_attention.contiguous(), f_rgb, f_flow,
+            w_rgb.contiguous(), w_flow.contiguous(), attention.contiguous(), df_rgb, df_flow,
+            dw_rgb_partials, dw_flow_partials, segments, channels,
+            ACC=accumulator(f_rgb.dtype), BLOCK_T=block_size(segments, 1 << 30), BLOCK_C=block_c,
+            num_warps=_num_warps(block_c),
+        )
+    sum_partials(dw_rgb_partials, dw_rgb)
+    sum_partials(dw_flow_partials, dw_flow)
+    return df_rgb, df_flow, dw_rgb, dw_flow
+
+
+joint_attention_pool_op = define_op("joint_attention_pool", joint_attention_pool_forward)
+joint_attention_pool_backward_op = define_op("joint_attention_pool_backward", joint_attention_pool_backward)
