@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import torch
 
+from .._ext import extension_status
 from .backends import BACKEND_NAMES, BackendUnavailable, availability, select_backend
 from .reference import cross_stitch_ref, joint_attention_pool_ref
 from .validation import check_cross_stitch, check_joint_attention_pool
+
+# Load the extension now, not inside a first call that torch.compile may be tracing; a failure warns once and
+# leaves the reference in charge.
+extension_status()
 
 __all__ = [
     "cross_stitch",

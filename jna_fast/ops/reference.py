@@ -43,6 +43,12 @@ def joint_attention_pool_ref(
     accumulated in float32 (float64 for float64 inputs). A row whose mask is all False yields zeros
     (the public wrapper rejects such rows on CPU before getting here).
     """
+    # bmm would be autocast to bf16/fp16; the spec accumulates in float32 whatever the context.
+    with torch.autocast(f_rgb.device.type, enabled=False):
+        return _joint_attention_pool_ref(f_rgb, f_flow, w_rgb, w_flow, mask)
+
+
+def _joint_attention_pool_ref(f_rgb, f_flow, w_rgb, w_flow, mask):
     acc = accumulation_dtype(f_rgb.dtype)
     fr = f_rgb.to(acc)
     ff = f_flow.to(acc)
