@@ -1,0 +1,47 @@
+"""Two-stream video data for JNA: datasets, TSN sampling, decoding (DALI / PyAV), augmentation, loaders.
+
+Typical use (a UCF101-layout dataset whose flow was extracted with
+``python -m jna_fast.flow extract --videos ROOT/UCF-101 --out FRAMES``)::
+
+    from jna_fast.data import build_loader
+    train = build_loader("ucf101", ROOT, split=1, subset="train", frames_root=FRAMES, batch_size=8)
+    val = build_loader("ucf101", ROOT, split=1, subset="test", frames_root=FRAMES, batch_size=4)
+    for epoch in range(epochs):
+        train.set_epoch(epoch)
+        for batch in train:          # ClipBatch: rgb, flow, mask, label, indices, video_ids
+            ...
+
+Where the pixels come from:
+
+- flow: always the rawframes folder of the video (``frames_root/<video_id>/flow_{x,y}_%05d.jpg``); a video of N
+  frames has N-1 flow pairs, and the folder must have exactly that many (else: "short flow folder");
+- RGB: decoded from the video itself (``rgb_source="video"``, the default for video datasets) or read from the
+  rawframes ``img_%05d.jpg`` files (``rgb_source="frames"``, the only source of kind="rawframes"). Both give the
+  same frames (frame i of the video is img_{i+1}); crops are defined relative to the frame, so RGB decoded at the
+  video's size and flow extracted at another size stay aligned.
+
+Backends (``backend=``): "dali" runs JPEG decoding, crop/resize, flip and normalisation in DALI pipelines (on a
+GPU with ``device="gpu"``: NVDEC video decoding, nvJPEG, CUDA outputs; on the CPU: DALI's CPU operators, whose
+video decoder handles VP8/VP9/MJPEG; for other codecs PyAV decodes the frames and feeds the DALI pipeline - the
+route is probed once per codec and logged). "pyav" needs no DALI: PyAV + OpenCV + NumPy, same sampling, same
+crops, same value mappings (pixels equal up to the resize filter). "auto": DALI when installed.
+
+Sampling, crops and values: sampling.py and transforms.py. Bad input: errors.py (on_error="raise"|"skip").
+"""
+
+from .batch import ClipBatch, ClipRequest
+from .errors import DataError
+from .lists import KINDS, DatasetIndex, VideoRecord, load_index
+from .loader import BACKENDS, ClipLoader, build_loader, distributed_shard, shard_bounds
+from .pyav import VideoInfo, decode_frames, frame_to_rgb, probe_video
+from .synthetic import make_synthetic
+from .sampling import flow_stack_indices, snippet_span, tsn_snippet_starts
+from .transforms import (FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD, TRAIN_SCALES, Crop, centre_crop,
+                         sample_train_crop)
+
+__all__ = [
+    "BACKENDS", "KINDS", "ClipBatch", "ClipLoader", "ClipRequest", "Crop", "DataError", "DatasetIndex",
+    "FLOW_CENTRE", "IMAGENET_MEAN", "IMAGENET_STD", "TRAIN_SCALES", "VideoInfo", "VideoRecord", "build_loader",
+    "centre_crop", "decode_frames", "distributed_shard", "flow_stack_indices", "frame_to_rgb", "load_index", "make_synthetic",
+    "probe_video", "sample_train_crop", "shard_bounds", "snippet_span", "tsn_snippet_starts",
+]

@@ -1,0 +1,48 @@
+"""Errors of the data pipeline and the on_error="raise"|"skip" policy.
+
+Every problem is reported with the place it comes from (``file`` or ``file:line``), so a user can fix the input.
+With ``on_error="skip"`` the offending item is dropped, a warning is logged at once and the count is reported at the
+end of each epoch; nothing is ever replaced by zeros or given a wrong label.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+logger = logging.getLogger("jna_fast.data")
+
+ON_ERROR_CHOICES = ("raise", "skip")
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file (and the line, for list files)."""
+
+
+def location(path, line: int | None = None) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+class IssueLog:
+    """Applies the on_error policy: raise at once, or warn, remember and count (thread-safe)."""
+
+    def __init__(self, on_error: str):
+        if on_error not in ON_ERROR_CHOICES:
+            raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+        self.on_error = on_error
+        self._lock = threading.Lock()
+        self.issues: list[str] = []
+
+    def report(self, message: str) -> None:
+        """Raise DataError(message) under "raise"; log a warning and count it under "skip"."""
+        if self.on_error == "raise":
+            raise DataError(message)
+        with self._lock:
+            self.issues.append(message)
+        logger.warning("skipped: %s", message)
+
+    def take(self) -> list[str]:
+        """The issues recorded since the last call (and forget them)."""
+        with self._lock:
+            issues, self.issues = self.issues, []
+        return issues

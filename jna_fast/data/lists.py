@@ -1,0 +1,234 @@
+"""Parsers for the dataset list files: generic video/rawframes lists and the official UCF101 / HMDB51 splits.
+
+Kinds (``kind=`` of :func:`load_index`):
+
+- ``"videos"``: ``root`` holds the videos; ``list_file`` has lines ``relative/path.ext label`` (label 0-based).
+- ``"rawframes"``: ``root`` holds one folder per video with ``img_%05d.jpg``, ``flow_x_%05d.jpg``,
+  ``flow_y_%05d.jpg`` (1-based); ``list_file`` has lines ``frame_dir num_frames label`` where ``num_frames``
+  counts the RGB frames (a video of N frames has N-1 flow pairs).
+- ``"ucf101"``: ``root/UCF-101/<Class>/v_*.avi`` and ``root/ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt``;
+  ``classInd.txt`` numbers the classes from 1, the returned labels are that number minus one.
+- ``"hmdb51"``: ``root/<class>/*.avi`` and ``root/testTrainMulti_7030_splits/<class>_test_splitN.txt`` with lines
+  ``name.avi 0|1|2`` (1 = train, 2 = test, 0 = unused); classes are numbered in sorted name order.
+
+A video's ``video_id`` is its path relative to the video folder (``root`` for "videos" and "hmdb51",
+``root/UCF-101`` for "ucf101") without the extension: the name of its rawframes folder under ``frames_root``, as
+written by ``python -m jna_fast.flow extract --videos <that folder> --out <frames_root>``.
+
+Blank lines and lines starting with ``#`` are ignored. Every other problem (wrong field count, a label that is not
+an integer or out of range, an unknown class, a missing video) is reported as ``file:line: ...`` through the
+IssueLog (an error, or a skipped line with ``on_error="skip"``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DataError, IssueLog, location
+
+KINDS = ("videos", "rawframes", "ucf101", "hmdb51")
+SUBSETS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One labelled video. ``video_path`` is None for rawframes datasets; ``num_frames`` is None when it is to be
+    read from the rawframes folder; ``source`` is the list file line the record comes from."""
+
+    video_id: str
+    label: int
+    video_path: Path | None
+    frames_dir: Path | None
+    num_frames: int | None
+    source: str
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    records: list[VideoRecord]
+    class_names: list[str]
+
+
+def _lines(list_file: Path):
+    """(line number, fields) of the meaningful lines of a list file."""
+    if not list_file.is_file():
+        raise DataError(f"{list_file}: list file not found")
+    with open(list_file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                yield number, stripped.split()
+
+
+def _parse_int(text: str, what: str, where: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DataError(f"{where}: {what} must be an integer, got {text!r}") from None
+
+
+def _check_fields(fields: list[str], expected: int, form: str, where: str) -> None:
+    if len(fields) != expected:
+        raise DataError(f"{where}: expected {expected} field(s) '{form}', got {len(fields)}: {' '.join(fields)!r}")
+
+
+def _frames_dir(frames_root: Path | None, video_id: str) -> Path | None:
+    return None if frames_root is None else frames_root / video_id
+
+
+def _video_record(video_root: Path, relative: str, label: int, frames_root: Path | None, where: str) -> VideoRecord:
+    video_path = video_root / relative
+    if not video_path.is_file():
+        raise DataError(f"{where}: video {video_path} does not exist")
+    video_id = os.path.splitext(relative)[0]
+    return VideoRecord(video_id, label, video_path, _frames_dir(frames_root, video_id), None, where)
+
+
+def _check_label(label: int, num_classes: int | None, where: str) -> None:
+    if label < 0 or (num_classes is not None and label >= num_classes):
+        bound = "" if num_classes is None else f" < {num_classes}"
+        raise DataError(f"{where}: label {label} out of range (expected 0 <= label{bound})")
+
+
+def _collect(parse_line, lines, issues: IssueLog) -> list[VideoRecord]:
+    records = []
+    for number, fields in lines:
+        try:
+            records.append(parse_line(number, fields))
+        except DataError as error:
+            issues.report(str(error))
+    return records
+
+
+def _class_names(num_classes: int | None, records: list[VideoRecord]) -> list[str]:
+    count = num_classes if num_classes is not None else max((r.label for r in records), default=-1) + 1
+    return [str(index) for index in range(count)]
+
+
+def parse_video_list(root: Path, list_file: Path, frames_root: Path | None, issues: IssueLog,
+                     num_classes: int | None = None) -> DatasetIndex:
+    def parse(number, fields):
+        where = location(list_file, number)
+        _check_fields(fields, 2, "relative/path.ext label", where)
+        label = _parse_int(fields[1], "label", where)
+        _check_label(label, num_classes, where)
+        return _video_record(root, fields[0], label, frames_root, where)
+
+    records = _collect(parse, _lines(list_file), issues)
+    return DatasetIndex(records, _class_names(num_classes, records))
+
+
+def parse_rawframes_list(root: Path, list_file: Path, issues: IssueLog,
+                         num_classes: int | None = None) -> DatasetIndex:
+    def parse(number, fields):
+        where = location(list_file, number)
+        _check_fields(fields, 3, "frame_dir num_frames label", where)
+        num_frames = _parse_int(fields[1], "num_frames", where)
+        if num_frames < 2:
+            raise DataError(f"{where}: num_frames must be >= 2 (a flow pair needs two frames), got {num_frames}")
+        label = _parse_int(fields[2], "label", where)
+        _check_label(label, num_classes, where)
+        return VideoRecord(fields[0], label, None, root / fields[0], num_frames, where)
+
+    records = _collect(parse, _lines(list_file), issues)
+    return DatasetIndex(records, _class_names(num_classes, records))
+
+
+def _check_split(split: int, valid: range, kind: str) -> None:
+    if split not in valid:
+        raise ValueError(f"split must be one of {list(valid)} for kind={kind!r}, got {split!r}")
+
+
+def parse_ucf101(root: Path, split: int, subset: str, frames_root: Path | None, issues: IssueLog) -> DatasetIndex:
+    _check_split(split, range(1, 4), "ucf101")
+    lists_dir, video_root = root / "ucfTrainTestlist", root / "UCF-101"
+    if not video_root.is_dir():
+        raise DataError(f"{video_root}: UCF101 video folder not found (expected root/UCF-101/<Class>/v_*.avi)")
+    class_file = lists_dir / "classInd.txt"
+    class_ids: dict[str, int] = {}
+    for number, fields in _lines(class_file):
+        where = location(class_file, number)
+        _check_fields(fields, 2, "index ClassName", where)
+        index = _parse_int(fields[0], "class index", where)
+        if index != len(class_ids) + 1 or fields[1] in class_ids:
+            raise DataError(f"{where}: class indices must run 1, 2, ... without repeats; got {index} {fields[1]}")
+        class_ids[fields[1]] = index
+    if not class_ids:
+        raise DataError(f"{class_file}: no classes")
+    list_file = lists_dir / f"{'trainlist' if subset == 'train' else 'testlist'}{split:02d}.txt"
+
+    def parse(number, fields):
+        where = location(list_file, number)
+        if subset == "train":
+            _check_fields(fields, 2, "Class/v_name.avi label", where)
+        else:
+            _check_fields(fields, 1, "Class/v_name.avi", where)
+        relative = fields[0]
+        class_name = relative.split("/", 1)[0]
+        if class_name not in class_ids:
+            raise DataError(f"{where}: unknown class {class_name!r} (not in {class_file})")
+        if subset == "train":
+            label = _parse_int(fields[1], "label", where)
+            if label != class_ids[class_name]:
+                raise DataError(f"{where}: label {label} out of range or not the index of class {class_name!r} "
+                                f"({class_ids[class_name]} in {class_file})")
+        return _video_record(video_root, relative, class_ids[class_name] - 1, frames_root, where)
+
+    return DatasetIndex(_collect(parse, _lines(list_file), issues), list(class_ids))
+
+
+HMDB51_SUBSET_CODES = {"train": "1", "test": "2"}
+
+
+def parse_hmdb51(root: Path, split: int, subset: str, frames_root: Path | None, issues: IssueLog) -> DatasetIndex:
+    _check_split(split, range(1, 4), "hmdb51")
+    splits_dir = root / "testTrainMulti_7030_splits"
+    suffix = f"_test_split{split}.txt"
+    split_files = sorted(splits_dir.glob(f"*{suffix}")) if splits_dir.is_dir() else []
+    if not split_files:
+        raise DataError(f"{splits_dir}: no HMDB51 split files '<class>{suffix}'")
+    class_names = [path.name[: -len(suffix)] for path in split_files]
+    wanted = HMDB51_SUBSET_CODES[subset]
+    records: list[VideoRecord] = []
+    for label, (class_name, split_file) in enumerate(zip(class_names, split_files)):
+        def parse(number, fields, class_name=class_name, label=label, split_file=split_file):
+            where = location(split_file, number)
+            _check_fields(fields, 2, "name.avi 0|1|2", where)
+            if fields[1] not in ("0", "1", "2"):
+                raise DataError(f"{where}: split code must be 0 (unused), 1 (train) or 2 (test), got {fields[1]!r}")
+            if fields[1] != wanted:
+                return None
+            return _video_record(root, f"{class_name}/{fields[0]}", label, frames_root, where)
+
+        records.extend(r for r in _collect(parse, _lines(split_file), issues) if r is not None)
+    return DatasetIndex(records, class_names)
+
+
+def load_index(kind: str, root, *, split: int = 1, subset: str = "train", list_file=None, frames_root=None,
+               num_classes: int | None = None, issues: IssueLog | None = None) -> DatasetIndex:
+    """The records of one dataset subset (see the module docstring for the layouts).
+
+    ``list_file`` (kinds "videos" and "rawframes"; relative paths are taken under ``root``) replaces split/subset;
+    ``num_classes`` bounds their labels. ``frames_root`` is where the rawframes of video datasets live.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    issues = issues if issues is not None else IssueLog("raise")
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset root not found")
+    frames_root = Path(frames_root) if frames_root is not None else None
+    if kind in ("videos", "rawframes"):
+        if list_file is None:
+            raise ValueError(f"kind={kind!r} needs list_file= (a list file under root, or an absolute path)")
+        list_path = root / list_file
+        if kind == "videos":
+            return parse_video_list(root, list_path, frames_root, issues, num_classes)
+        return parse_rawframes_list(root, list_path, issues, num_classes)
+    if kind == "ucf101":
+        return parse_ucf101(root, split, subset, frames_root, issues)
+    return parse_hmdb51(root, split, subset, frames_root, issues)

@@ -1,0 +1,303 @@
+"""The clip loader: dataset index -> sharded, shuffled, TSN-sampled, augmented batches (see build_loader)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .backends import DaliBackend, PyAVBackend
+from .batch import ClipBatch, ClipRequest
+from .dali_pipeline import dali_available
+from .errors import DataError, IssueLog
+from .lists import DatasetIndex, load_index
+from .pyav import VideoInfo, probe_video
+from .rawframes import FrameFolder, scan_frame_folder
+from .sampling import flow_stack_indices, tsn_snippet_starts
+from .transforms import DEFAULT_TEST_CROP_SCALE, centre_crop, sample_train_crop
+
+logger = logging.getLogger("jna_fast.data")
+
+BACKENDS = ("auto", "dali", "pyav")
+DEFAULT_TRAIN_SEGMENTS = 3
+DEFAULT_TEST_SEGMENTS = 25
+
+
+def distributed_shard() -> tuple[int, int]:
+    """(rank, world size) of torch.distributed when it is initialised, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def shard_bounds(num_items: int, shard_id: int, num_shards: int) -> tuple[int, int]:
+    """[begin, end) of shard ``shard_id``: contiguous, disjoint, sizes differ by at most one (DALI's rule)."""
+    return shard_id * num_items // num_shards, (shard_id + 1) * num_items // num_shards
+
+
+class ClipLoader:
+    """Iterable of :class:`ClipBatch` over one shard of a dataset; ``len()`` is the number of batches and
+    ``set_epoch(e)`` reshuffles (the same permutation on every rank, then each rank takes its contiguous shard)."""
+
+    def __init__(self, index: DatasetIndex, *, train: bool, num_segments: int, flow_length: int, batch_size: int,
+                 size: int, backend: str, device: str, rgb_from_video: bool, shard_id: int, num_shards: int,
+                 issues: IssueLog, seed: int, shuffle: bool, drop_last: bool, num_threads: int,
+                 test_crop_scale: float, prefetch: int):
+        if not 0 <= shard_id < num_shards:
+            raise ValueError(f"shard_id must be in [0, num_shards={num_shards}), got {shard_id}")
+        for name, value in (("num_segments", num_segments), ("flow_length", flow_length),
+                            ("batch_size", batch_size), ("size", size), ("num_threads", num_threads)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        self.index, self.train, self.num_segments, self.flow_length = index, train, num_segments, flow_length
+        self.batch_size, self.size, self.rgb_from_video = batch_size, size, rgb_from_video
+        self.shard_id, self.num_shards, self.issues, self.seed = shard_id, num_shards, issues, seed
+        self.shuffle, self.drop_last, self.test_crop_scale, self.prefetch = shuffle, drop_last, test_crop_scale, prefetch
+        self.epoch = 0
+        self.list_issues = issues.take()  # list lines skipped while parsing (on_error="skip")
+        self.last_epoch_issues: list[str] = []
+        self._folders: dict[int, FrameFolder] = {}
+        self._videos: dict[int, VideoInfo] = {}
+        self._known_bad: dict[int, str] = {}
+        if backend == "dali":
+            self.backend = DaliBackend(size, num_segments, flow_length, batch_size, device, num_threads, seed)
+        else:
+            self.backend = PyAVBackend(size, flow_length, num_threads)
+        self.device = device
+        logger.info("jna_fast.data: %d videos, shard %d/%d, backend %s on %s; RGB from %s, flow from rawframes "
+                    "JPEGs (%s)", len(index.records), shard_id, num_shards, backend, device,
+                    "the videos" if rgb_from_video else "rawframes JPEGs",
+                    "DALI " + ("nvJPEG" if device == "gpu" else "CPU JPEG decoder") if backend == "dali" else "OpenCV")
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.index.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.index.class_names)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def shard_positions(self, epoch: int | None = None) -> np.ndarray:
+        """Positions (in index.records) this shard reads in ``epoch``, in reading order."""
+        epoch = self.epoch if epoch is None else epoch
+        count = len(self.index.records)
+        order = (np.random.default_rng((self.seed, epoch)).permutation(count) if self.shuffle
+                 else np.arange(count))
+        begin, end = shard_bounds(count, self.shard_id, self.num_shards)
+        return order[begin:end]
+
+    def __len__(self) -> int:
+        begin, end = shard_bounds(len(self.index.records), self.shard_id, self.num_shards)
+        batches = (end - begin) / self.batch_size
+        return math.floor(batches) if self.drop_last else math.ceil(batches)
+
+    # --- per clip ---------------------------------------------------------------------------------------------
+    def _folder(self, position: int) -> FrameFolder:
+        if position not in self._folders:
+            self._folders[position] = scan_frame_folder(self.index.records[position].frames_dir)
+        return self._folders[position]
+
+    def _video(self, position: int) -> VideoInfo:
+        if position not in self._videos:
+            self._videos[position] = probe_video(self.index.records[position].video_path)
+        return self._videos[position]
+
+    def _num_frames(self, position: int) -> tuple[int, VideoInfo | None]:
+        """Frames usable by the clip (its rawframes folder and video must agree) and the video's info."""
+        record = self.index.records[position]
+        folder = self._folder(position)
+        num_frames = record.num_frames if record.num_frames is not None else folder.num_flows + 1
+        if folder.num_flows < num_frames - 1:
+            raise DataError(f"{record.frames_dir}: short flow folder: {folder.num_flows} flow pairs, "
+                            f"{num_frames} frames need {num_frames - 1}")
+        if not self.rgb_from_video:
+            if folder.num_images < num_frames:
+                raise DataError(f"{record.frames_dir}: short rawframes folder: {folder.num_images} img files, "
+                                f"{num_frames} needed")
+            return num_frames, None
+        video = self._video(position)
+        if video.num_frames < num_frames:
+            raise DataError(f"{record.video_path}: truncated video or wrong frames_root: {video.num_frames} frames, "
+                            f"but its rawframes folder {record.frames_dir} has {folder.num_flows} flow pairs")
+        if video.num_frames > num_frames:
+            raise DataError(f"{record.frames_dir}: short flow folder: {folder.num_flows} flow pairs, but the video "
+                            f"{record.video_path} has {video.num_frames} frames ({video.num_frames - 1} expected)")
+        return num_frames, video
+
+    def request(self, position: int, epoch: int | None = None) -> ClipRequest:
+        """Sampling and crop of the clip at ``position`` for ``epoch`` (deterministic in seed, epoch, position)."""
+        epoch = self.epoch if epoch is None else epoch
+        record = self.index.records[position]
+        num_frames, video = self._num_frames(position)
+        folder = self._folder(position)
+        rng = np.random.default_rng((self.seed, epoch, position))
+        starts, mask = tsn_snippet_starts(num_frames, self.num_segments, self.flow_length, self.train, rng)
+        flows = flow_stack_indices(starts, self.flow_length, num_frames - 1)
+        crop = (sample_train_crop(folder.height, folder.width, rng) if self.train
+                else centre_crop(folder.height, folder.width, self.test_crop_scale))
+        return ClipRequest(record, starts, flows, mask, crop, video, (folder.height, folder.width))
+
+    def _requests(self, positions, epoch: int) -> list[ClipRequest]:
+        requests = []
+        for position in positions:
+            position = int(position)
+            if position in self._known_bad:
+                self.issues.report(self._known_bad[position])
+                continue
+            try:
+                requests.append(self.request(position, epoch))
+            except DataError as error:
+                message = f"{error} [{self.index.records[position].source}]"
+                self._known_bad[position] = message
+                self.issues.report(message)
+        return requests
+
+    # --- per batch ---------------------------------------------------------------------------------------------
+    def load_batch(self, positions, epoch: int | None = None) -> ClipBatch | None:
+        """The batch of the clips at ``positions`` (None when every one of them was skipped)."""
+        epoch = self.epoch if epoch is None else epoch
+        requests = self._requests(positions, epoch)
+        if not requests:
+            return None
+        rgb, flow, failures = self.backend.decode(requests)
+        for position, message in sorted(failures.items()):
+            self.issues.report(f"{message} [{requests[position].record.source}]")
+        kept = [r for i, r in enumerate(requests) if i not in failures]
+        if not kept:
+            return None
+        return ClipBatch(rgb=rgb, flow=flow,
+                         mask=torch.from_numpy(np.stack([r.mask for r in kept])),
+                         label=torch.tensor([r.record.label for r in kept], dtype=torch.int64),
+                         indices=torch.from_numpy(np.stack([r.starts for r in kept]).astype(np.int64)),
+                         video_ids=[r.record.video_id for r in kept])
+
+    def _batches_of_epoch(self, epoch: int):
+        positions = self.shard_positions(epoch)
+        for batch_number in range(len(self)):
+            batch = self.load_batch(positions[batch_number * self.batch_size:(batch_number + 1) * self.batch_size],
+                                    epoch)
+            if batch is not None:
+                yield batch
+
+    def _end_epoch(self, epoch: int) -> None:
+        self.last_epoch_issues = self.issues.take()
+        if self.last_epoch_issues or self.list_issues:
+            logger.warning("epoch %d, shard %d/%d: skipped %d clips with bad data (and %d bad list lines at load)",
+                           epoch, self.shard_id, self.num_shards, len(self.last_epoch_issues),
+                           len(self.list_issues))
+
+    def __iter__(self):
+        epoch = self.epoch
+        if self.prefetch < 1:
+            yield from self._batches_of_epoch(epoch)
+            self._end_epoch(epoch)
+            return
+        yield from self._prefetched(epoch)
+
+    def _prefetched(self, epoch: int):
+        """Batches assembled by a background thread, ``prefetch`` ahead of the consumer."""
+        ready: queue.Queue = queue.Queue(self.prefetch)
+        stop = threading.Event()
+        finished = object()
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce():
+            try:
+                for batch in self._batches_of_epoch(epoch):
+                    if not put(batch):
+                        return
+                put(finished)
+            except BaseException as error:  # handed to the consumer, raised there
+                put(error)
+
+        worker = threading.Thread(target=produce, name="jna_fast_data_prefetch", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = ready.get()
+                if item is finished:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+            self._end_epoch(epoch)
+        finally:
+            stop.set()
+            worker.join()
+
+
+def _resolve_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "dali" if dali_available() else "pyav"
+    if backend == "dali" and not dali_available():
+        raise ValueError("backend='dali' needs nvidia-dali (pip install nvidia-dali-cuda130); or use backend='pyav'")
+    return backend
+
+
+def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", frames_root=None, list_file=None,
+                 num_classes: int | None = None, num_segments: int | None = None, flow_length: int = 5,
+                 batch_size: int = 8, size: int = 224, backend: str = "auto", device: str | None = None,
+                 rgb_source: str | None = None, shard_id: int | None = None, num_shards: int | None = None,
+                 on_error: str = "raise", seed: int = 0, shuffle: bool | None = None, train: bool | None = None,
+                 drop_last: bool = False, num_threads: int | None = None,
+                 test_crop_scale: float = DEFAULT_TEST_CROP_SCALE, prefetch: int = 2) -> ClipLoader:
+    """A loader of two-stream clips (see jna_fast/data/__init__.py for the full description).
+
+    kind/root/split/subset/list_file/num_classes: the dataset (lists.py). frames_root: the rawframes folder of a
+    video dataset (``python -m jna_fast.flow extract --videos <video folder> --out <frames_root>``); the flow
+    always comes from there. rgb_source: "video" (decode the videos; default for video kinds) or "frames" (the
+    rawframes' img files; the only choice for kind="rawframes"). num_segments: T (default 3 for train, 25 for
+    test). train: random TSN sampling + augmentation (default: subset == "train"); shuffle: reshuffle each epoch
+    (default: train). backend: "dali", "pyav" or "auto" (DALI when installed). device: "gpu" (DALI mixed
+    decoders, CUDA outputs) or "cpu"; default "gpu" when DALI and CUDA are available. shard_id/num_shards:
+    default from torch.distributed. on_error: "raise" or "skip" (warn, count, report at epoch end).
+    """
+    issues = IssueLog(on_error)
+    index = load_index(kind, root, split=split, subset=subset, list_file=list_file, frames_root=frames_root,
+                       num_classes=num_classes, issues=issues)
+    if kind != "rawframes" and frames_root is None:
+        raise ValueError(f"kind={kind!r} needs frames_root= (the rawframes folder holding the flow, written by "
+                         f"`python -m jna_fast.flow extract`)")
+    if frames_root is not None and not Path(frames_root).is_dir():
+        raise DataError(f"{frames_root}: frames_root not found")
+    rgb_source = rgb_source or ("frames" if kind == "rawframes" else "video")
+    if rgb_source not in ("video", "frames") or (kind == "rawframes" and rgb_source == "video"):
+        raise ValueError(f"rgb_source must be 'video' or 'frames' ('frames' for kind='rawframes'), got {rgb_source!r}")
+    backend = _resolve_backend(backend)
+    if device is None:
+        device = "gpu" if backend == "dali" and torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    if device == "gpu" and (backend != "dali" or not torch.cuda.is_available()):
+        raise ValueError("device='gpu' needs backend='dali' and a CUDA device")
+    train = subset == "train" if train is None else train
+    default_rank, default_world = distributed_shard()
+    return ClipLoader(
+        index, train=train,
+        num_segments=num_segments or (DEFAULT_TRAIN_SEGMENTS if train else DEFAULT_TEST_SEGMENTS),
+        flow_length=flow_length, batch_size=batch_size, size=size, backend=backend, device=device,
+        rgb_from_video=rgb_source == "video",
+        shard_id=default_rank if shard_id is None else shard_id,
+        num_shards=default_world if num_shards is None else num_shards,
+        issues=issues, seed=seed, shuffle=train if shuffle is None else shuffle, drop_last=drop_last,
+        num_threads=num_threads or min(4, os.cpu_count() or 1), test_crop_scale=test_crop_scale,
+        prefetch=prefetch)

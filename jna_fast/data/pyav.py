@@ -1,0 +1,114 @@
+"""Video probing and frame decoding with PyAV (FFmpeg), for codecs that DALI cannot decode on the device at hand.
+
+Colour conversion: decoded YUV frames are turned into RGB the way DALI 2.4's video decoder does it (measured:
+BT.601 matrix, the stream's range - limited for ``yuv*`` and full for ``yuvj*``/JPEG-range streams - and
+bilinear, centre-sited chroma upsampling, computed in float and rounded), so that the DALI and PyAV paths give
+the same pixels (up to a rounding step) rather than two different colour conversions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from .errors import DataError
+
+# BT.601 luma weights of red and blue.
+_KR, _KB = 0.299, 0.114
+_PLANAR_8BIT_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuvj440p",
+                    "yuv411p", "yuvj411p"}
+
+
+def _yuv_to_rgb_matrix(full_range: bool) -> np.ndarray:
+    """3x4 affine map (Y, U, V, 1) -> (R, G, B) in 0..255 units."""
+    luma_scale, chroma_scale, luma_offset = (1.0, 1.0, 0.0) if full_range else (255 / 219, 255 / 224, 16.0)
+    kg = 1.0 - _KR - _KB
+    cr_to_r, cb_to_b = 2 * (1 - _KR), 2 * (1 - _KB)
+    rows = np.array([[1.0, 0.0, cr_to_r],
+                     [1.0, -_KB * cb_to_b / kg, -_KR * cr_to_r / kg],
+                     [1.0, cb_to_b, 0.0]])
+    linear = rows * np.array([luma_scale, chroma_scale, chroma_scale])
+    offset = -linear @ np.array([luma_offset, 128.0, 128.0])
+    return np.concatenate([linear, offset[:, None]], axis=1).astype(np.float32)
+
+
+_MATRICES = {False: _yuv_to_rgb_matrix(False), True: _yuv_to_rgb_matrix(True)}
+
+
+def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
+    plane = frame.planes[index]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: plane.height, : plane.width]
+
+
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` RGB of a decoded frame (DALI's conversion, see the module docstring)."""
+    if frame.format.name not in _PLANAR_8BIT_YUV:
+        if frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
+            frame = frame.reformat(format="yuv444p")  # deeper or semi-planar YUV: to planar 8-bit, same range
+        else:
+            return frame.to_ndarray(format="rgb24")
+    height, width = frame.height, frame.width
+    luma = _plane(frame, 0).astype(np.float32)
+    chroma = [cv2.resize(_plane(frame, i).astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+              for i in (1, 2)]
+    full_range = frame.format.name.startswith("yuvj") or frame.color_range == 2
+    rgb = cv2.transform(cv2.merge([luma, *chroma]), _MATRICES[full_range])
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    codec: str
+    height: int
+    width: int
+    num_frames: int  # non-empty packets found by demuxing the whole file (each decodes to one frame)
+
+
+def _unreadable(path: Path, error: BaseException) -> DataError:
+    return DataError(f"{path}: unreadable video ({type(error).__name__}: {error})")
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Codec, size and frame count by demuxing (no decoding); a truncated file shows fewer frames than its
+    rawframes folder, or fails here."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError(f"{path}: no video stream (truncated or not a video file)")
+            stream = container.streams.video[0]
+            num_frames = sum(1 for packet in container.demux(stream) if packet.size > 0)
+            context = stream.codec_context
+            info = VideoInfo(context.name, context.height, context.width, num_frames)
+    except (av.FFmpegError, OSError, IndexError, ValueError) as error:
+        if isinstance(error, DataError):
+            raise
+        raise _unreadable(path, error) from error
+    if num_frames == 0 or info.height == 0 or info.width == 0:
+        raise DataError(f"{path}: no decodable video frames")
+    return info
+
+
+def decode_frames(path: Path, indices) -> np.ndarray:
+    """uint8 RGB frames ``[len(indices), H, W, 3]`` at the 0-based ``indices`` (any order, repeats allowed),
+    decoding sequentially up to the largest one."""
+    wanted = sorted(set(int(i) for i in indices))
+    last = wanted[-1]
+    found: dict[int, np.ndarray] = {}
+    position = -1
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                position += 1
+                if position in wanted:
+                    found[position] = frame_to_rgb(frame)
+                if position == last:
+                    break
+    except (av.FFmpegError, OSError, IndexError, ValueError) as error:
+        raise _unreadable(path, error) from error
+    if position < last:
+        raise DataError(f"{path}: truncated video: decoded {position + 1} frames, frame {last} (0-based) needed")
+    return np.stack([found[int(i)] for i in indices])

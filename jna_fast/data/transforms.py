@@ -1,0 +1,108 @@
+"""Crop/flip sampling and the value mappings shared by every backend (DESIGN §4).
+
+One :class:`Crop` is drawn per clip and applied to every snippet of both streams, so RGB and flow stay spatially
+aligned. It is defined in the pixels of a reference frame size (the rawframes' size) and rescaled to a stream whose
+frames have another size (RGB decoded from the original video when the flow was extracted after a resize), so
+both streams always see the same part of the scene.
+
+- train: TSN multi-scale crop: crop height and width are drawn from ``scales`` times the short side (1, .875, .75,
+  .66) with at most one step between them, placed at one of the four corners or the centre; horizontal flip with
+  probability 1/2; then resized to ``size x size``.
+- test: the centred square of ``test_crop_scale`` (0.875, i.e. TSN's resize-256-centre-crop-224) times the short
+  side, resized to ``size x size``; never flipped.
+
+Values: RGB becomes ``(x/255 - mean) / std`` with the ImageNet mean/std. A flow JPEG value v becomes
+``(v - 127.5) / 127.5``, in [-1, 1], with 127.5 (zero motion, between the codes 127 and 128) at 0; multiply by the
+extraction bound (20) for pixels. Flipping a clip mirrors every image and negates the x components (``255 - v`` on
+the JPEG value, ``-x`` on the float), as the motion is mirrored too. Flow is not rescaled by the crop's resize
+factor (the TSN convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FLOW_CENTRE = 127.5
+TRAIN_SCALES = (1.0, 0.875, 0.75, 0.66)
+MAX_SCALE_DISTORTION = 1
+DEFAULT_TEST_CROP_SCALE = 0.875
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A crop window ``[top, top+height) x [left, left+width)`` in a ``frame_height x frame_width`` frame, and a
+    horizontal flip flag."""
+
+    frame_height: int
+    frame_width: int
+    top: int
+    left: int
+    height: int
+    width: int
+    flip: bool
+
+    def roi(self, height: int, width: int) -> tuple[float, float, float, float]:
+        """The window ``(y0, x0, y1, x1)`` in the pixels of a stream whose frames are ``height x width``."""
+        sy, sx = height / self.frame_height, width / self.frame_width
+        return (self.top * sy, self.left * sx, (self.top + self.height) * sy, (self.left + self.width) * sx)
+
+
+def sample_train_crop(frame_height: int, frame_width: int, rng: np.random.Generator,
+                      scales=TRAIN_SCALES) -> Crop:
+    base = min(frame_height, frame_width)
+    sizes = [max(int(base * scale), 1) for scale in scales]
+    pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= MAX_SCALE_DISTORTION]
+    crop_h, crop_w = pairs[rng.integers(len(pairs))]
+    free_y, free_x = frame_height - crop_h, frame_width - crop_w
+    positions = [(0, 0), (0, free_x), (free_y, 0), (free_y, free_x), (free_y // 2, free_x // 2)]
+    top, left = positions[rng.integers(len(positions))]
+    return Crop(frame_height, frame_width, top, left, crop_h, crop_w, bool(rng.integers(2)))
+
+
+def centre_crop(frame_height: int, frame_width: int, scale: float = DEFAULT_TEST_CROP_SCALE) -> Crop:
+    if not 0 < scale <= 1:
+        raise ValueError(f"test_crop_scale must be in (0, 1], got {scale}")
+    side = max(int(min(frame_height, frame_width) * scale), 1)
+    return Crop(frame_height, frame_width, (frame_height - side) // 2, (frame_width - side) // 2, side, side, False)
+
+
+def crop_and_resize(image: np.ndarray, roi: tuple[float, float, float, float], size: int) -> np.ndarray:
+    """OpenCV crop + resize of one ``[H, W]`` or ``[H, W, C]`` uint8 image (area filter when shrinking, as an
+    antialiased resize does; bilinear when enlarging)."""
+    y0, x0, y1, x1 = (int(round(v)) for v in roi)
+    window = image[y0:y1, x0:x1]
+    if window.shape[0] == size and window.shape[1] == size:
+        return np.ascontiguousarray(window)
+    shrinking = window.shape[0] > size or window.shape[1] > size
+    return cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def normalise_rgb(frames: np.ndarray, flip: bool) -> np.ndarray:
+    """uint8 ``[T, S, S, 3]`` -> float32 ``[T, 3, S, S]``, ImageNet-normalised, mirrored when ``flip``."""
+    if flip:
+        frames = frames[:, :, ::-1]
+    scaled = frames.astype(np.float32).transpose(0, 3, 1, 2)
+    mean = np.asarray(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1) * 255
+    std = np.asarray(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1) * 255
+    return (scaled - mean) / std
+
+
+def flow_channel_signs(flow_length: int, flip: bool) -> np.ndarray:
+    """Per channel sign of a flow stack (interleaved x, y, x, y, ...): x is negated by a flip."""
+    signs = np.ones(2 * flow_length, np.float32)
+    if flip:
+        signs[0::2] = -1.0
+    return signs
+
+
+def normalise_flow(stack: np.ndarray, flow_length: int, flip: bool) -> np.ndarray:
+    """uint8 ``[T, 2L, S, S]`` (interleaved x, y) -> float32 in [-1, 1], mirrored and x-negated when ``flip``."""
+    if flip:
+        stack = stack[..., ::-1]
+    signs = flow_channel_signs(flow_length, flip).reshape(1, -1, 1, 1) / FLOW_CENTRE
+    return (stack.astype(np.float32) - FLOW_CENTRE) * signs
