@@ -1,0 +1,96 @@
+"""Backend choice: auto selection, forcing by argument or JNA_FAST_BACKEND, the error listing every backend's
+reason, the fallback to the reference when the extension cannot load, and `python -m jna_fast.info`."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from jna_fast import ops
+from jna_fast._ext import extension_status
+from jna_fast.ops.backends import BACKEND_NAMES, select_backend
+from op_testing import make_pool_case
+
+
+def test_extension_is_built_with_the_cpu_backend():
+    status = extension_status()
+    assert status.loaded, status.error
+    assert "cpu" in status.compiled_backends
+
+
+def test_auto_choice_on_cpu_is_the_cpp_kernels():
+    assert select_backend(torch.device("cpu")).name == "cpp"
+
+
+def test_unknown_backend_names_the_choices(monkeypatch):
+    case = make_pool_case(2, 3, 4)
+    with pytest.raises(ValueError, match=r"backend='fast': unknown backend; choose one of cuda, triton, cpp"):
+        ops.joint_attention_pool(*case.inputs(), backend="fast")
+    monkeypatch.setenv("JNA_FAST_BACKEND", "nope")
+    with pytest.raises(ValueError, match=r"JNA_FAST_BACKEND='nope': unknown backend"):
+        ops.joint_attention_pool(*case.inputs())
+
+
+def test_forced_backend_that_cannot_serve_lists_every_reason():
+    case = make_pool_case(2, 3, 4)
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so the cuda backend may serve")
+    with pytest.raises(ops.BackendUnavailable) as info:
+        ops.joint_attention_pool(*case.inputs(), backend="cuda")
+    message = str(info.value)
+    assert "backend 'cuda' cannot serve cpu inputs" in message
+    for name in BACKEND_NAMES:
+        assert f"  {name}: " in message
+    assert "  reference: can serve" in message
+
+
+def test_env_forces_the_backend(monkeypatch):
+    monkeypatch.setenv("JNA_FAST_BACKEND", "reference")
+    assert select_backend(torch.device("cpu")).name == "reference"
+    monkeypatch.setenv("JNA_FAST_BACKEND", "cpp")
+    assert select_backend(torch.device("cpu")).name == "cpp"
+
+
+def test_every_available_backend_agrees_on_cpu():
+    case = make_pool_case(3, 5, 9, mask="holes")
+    want = ops.joint_attention_pool(*case.inputs(), backend="reference")
+    for name in ("cpp",):
+        got = ops.joint_attention_pool(*case.inputs(), backend=name)
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, msg=f"{name}, seed {case.seed}")
+
+
+def test_missing_extension_falls_back_to_the_reference_with_one_warning():
+    script = (
+        "import sys, warnings, torch\n"
+        "sys.modules['jna_fast._C'] = None  # makes `from . import _C` fail as a missing build would\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import jna_fast\n"
+        "    from jna_fast.ops.backends import select_backend\n"
+        "    x = torch.randn(2, 3, 4, 4)\n"
+        "    y = jna_fast.ops.cross_stitch(x, x, torch.ones(3, 2, 2))\n"
+        "    jna_fast.ops.cross_stitch(x, x, torch.ones(3, 2, 2))\n"
+        "ours = [w for w in caught if 'jna_fast._C' in str(w.message)]\n"
+        "assert len(ours) == 1, [str(w.message) for w in caught]\n"
+        "assert 'fall back to the pure-PyTorch reference' in str(ours[0].message)\n"
+        "assert select_backend(torch.device('cpu')).name == 'reference'\n"
+        "torch.testing.assert_close(y[0], 2 * x)\n"
+        "print('fallback ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "fallback ok" in result.stdout
+
+
+def test_info_reports_versions_and_backends():
+    result = subprocess.run([sys.executable, "-m", "jna_fast.info"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"torch {torch.__version__}" in out
+    assert "extension: built, backends: cpu" in out
+    assert "backends for cpu tensors (auto choice: cpp)" in out
+    assert "  cpp        can serve" in out
+    for label in ("triton", "DALI", "PyAV", "OpenCV"):
+        assert f"\n{label} " in out
