@@ -16,7 +16,7 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 from ..ops.registration import feature_map_format, feature_map_is_nhwc
-from .utils import accumulator, accumulator_torch, block_size, define_op, sum_partials
+from .utils import accumulator, accumulator_torch, as_output, block_size, define_op, kernel_dtype, sum_partials
 
 # Elements per program tile: large enough to stream (and to keep the interpreter's per-program cost low),
 # small enough for registers with four input tiles live in the backward.
@@ -156,10 +156,15 @@ def cross_stitch_forward(
     channel_is_column, rows, cols = _as_matrix(x_rgb)
     x_rgb = x_rgb.contiguous(memory_format=fmt)
     x_flow = x_flow.contiguous(memory_format=fmt)
-    y_rgb = torch.empty_like(x_rgb, memory_format=fmt)
-    y_flow = torch.empty_like(x_rgb, memory_format=fmt)
-    if x_rgb.numel() == 0:
-        return y_rgb, y_flow
+    out_dtype = kernel_dtype(x_rgb.dtype)
+    y_rgb = torch.empty_like(x_rgb, memory_format=fmt, dtype=out_dtype)
+    y_flow = torch.empty_like(x_rgb, memory_format=fmt, dtype=out_dtype)
+    if x_rgb.numel() > 0:
+        _launch_forward(x_rgb, x_flow, alpha, y_rgb, y_flow, channel_is_column, rows, cols)
+    return as_output(y_rgb, x_rgb.dtype), as_output(y_flow, x_rgb.dtype)
+
+
+def _launch_forward(x_rgb, x_flow, alpha, y_rgb, y_flow, channel_is_column, rows, cols):
     block_r, block_k = _tile(rows, cols, FORWARD_TILE, 128 if channel_is_column else 1024)
     grid = (triton.cdiv(rows, block_r), triton.cdiv(cols, block_k))
     wrap_triton(_cross_stitch_forward_kernel)[grid](
@@ -167,7 +172,6 @@ def cross_stitch_forward(
         CHANNEL_IS_COLUMN=channel_is_column, ACC=accumulator(x_rgb.dtype), BLOCK_R=block_r, BLOCK_K=block_k,
         num_warps=_num_warps(block_r, block_k),
     )
-    return y_rgb, y_flow
 
 
 def cross_stitch_backward(
@@ -178,12 +182,19 @@ def cross_stitch_backward(
     grad_rgb, grad_flow, x_rgb, x_flow = (
         t.contiguous(memory_format=fmt) for t in (grad_rgb, grad_flow, x_rgb, x_flow)
     )
-    dx_rgb = torch.empty_like(x_rgb, memory_format=fmt)
-    dx_flow = torch.empty_like(x_rgb, memory_format=fmt)
-    dalpha = torch.empty(alpha.shape, dtype=alpha.dtype, device=alpha.device)
+    dx_rgb = torch.empty_like(x_rgb, memory_format=fmt, dtype=kernel_dtype(x_rgb.dtype))
+    dx_flow = torch.empty_like(x_rgb, memory_format=fmt, dtype=kernel_dtype(x_rgb.dtype))
+    dalpha = torch.empty(alpha.shape, dtype=kernel_dtype(alpha.dtype), device=alpha.device)
+    if x_rgb.numel() > 0:
+        _launch_backward(grad_rgb, grad_flow, x_rgb, x_flow, alpha, dx_rgb, dx_flow, dalpha,
+                         channel_is_column, rows, cols)
+    else:
+        dalpha.zero_()
+    return as_output(dx_rgb, x_rgb.dtype), as_output(dx_flow, x_rgb.dtype), as_output(dalpha, alpha.dtype)
+
+
+def _launch_backward(grad_rgb, grad_flow, x_rgb, x_flow, alpha, dx_rgb, dx_flow, dalpha, channel_is_column, rows, cols):
     channels = x_rgb.shape[1]
-    if x_rgb.numel() == 0:
-        return dx_rgb, dx_flow, dalpha.zero_()
     block_r, block_k = _tile(rows, cols, BACKWARD_TILE, 64 if channel_is_column else 256)
     if channel_is_column:
         column_blocks = triton.cdiv(cols, block_k)
@@ -204,7 +215,6 @@ def cross_stitch_backward(
         num_warps=_num_warps(block_r, block_k),
     )
     sum_partials(partials, dalpha)
-    return dx_rgb, dx_flow, dalpha
 
 
 cross_stitch_op = define_op("cross_stitch", cross_stitch_forward)

@@ -19,7 +19,9 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 from ..ops.validation import check_mask_rows
-from .utils import accumulator, accumulator_torch, block_size, define_op, is_traced, sum_partials
+from .utils import (
+    accumulator, accumulator_torch, as_output, block_size, define_op, is_traced, kernel_dtype, sum_partials,
+)
 
 # Whole rows live in registers; past this many channels a program would spill beyond use.
 MAX_CHANNELS = 16384
@@ -143,30 +145,34 @@ def _num_warps(block_c: int) -> int:
     return 8 if block_c >= 2048 else 4
 
 
-def joint_attention_pool_forward(
-    f_rgb: torch.Tensor, f_flow: torch.Tensor, w_rgb: torch.Tensor, w_flow: torch.Tensor, mask: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    # Inside the op (not the Python wrapper), so torch.compile traces no data-dependent branch; skipped on
-    # fake tensors, whose values do not exist.
-    if not is_traced(mask):
-        check_mask_rows(mask)
+def launch_forward(f_rgb, f_flow, w_rgb, w_flow, mask):
+    """The forward kernel alone, without the all-False mask check (rows without a snippet pool to zeros)."""
     batch, segments, channels = f_rgb.shape
     f_rgb = f_rgb.contiguous()
     f_flow = f_flow.contiguous()
-    p_rgb = f_rgb.new_empty((batch, channels))
-    p_flow = f_rgb.new_empty((batch, channels))
+    p_rgb = f_rgb.new_empty((batch, channels), dtype=kernel_dtype(f_rgb.dtype))
+    p_flow = f_rgb.new_empty((batch, channels), dtype=kernel_dtype(f_rgb.dtype))
     attention = f_rgb.new_empty((batch, segments), dtype=accumulator_torch(f_rgb.dtype))
-    if batch == 0:
-        return p_rgb, p_flow, attention
-    block_c = _channel_block(channels)
-    has_mask = mask is not None
-    wrap_triton(_joint_attention_pool_forward_kernel)[(batch,)](
-        f_rgb, f_flow, w_rgb.contiguous(), w_flow.contiguous(), mask.contiguous() if has_mask else attention,
-        p_rgb, p_flow, attention, segments, channels,
-        HAS_MASK=has_mask, ACC=accumulator(f_rgb.dtype), BLOCK_T=block_size(segments, 1 << 30),
-        BLOCK_C=block_c, num_warps=_num_warps(block_c),
-    )
-    return p_rgb, p_flow, attention
+    if batch > 0:
+        block_c = _channel_block(channels)
+        has_mask = mask is not None
+        wrap_triton(_joint_attention_pool_forward_kernel)[(batch,)](
+            f_rgb, f_flow, w_rgb.contiguous(), w_flow.contiguous(), mask.contiguous() if has_mask else attention,
+            p_rgb, p_flow, attention, segments, channels,
+            HAS_MASK=has_mask, ACC=accumulator(f_rgb.dtype), BLOCK_T=block_size(segments, 1 << 30),
+            BLOCK_C=block_c, num_warps=_num_warps(block_c),
+        )
+    return as_output(p_rgb, f_rgb.dtype), as_output(p_flow, f_rgb.dtype), attention
+
+
+def joint_attention_pool_forward(
+    f_rgb: torch.Tensor, f_flow: torch.Tensor, w_rgb: torch.Tensor, w_flow: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # The check lives inside the op, not in the Python wrapper, so torch.compile traces no data-dependent
+    # branch; it is skipped on fake tensors, whose values do not exist.
+    if not is_traced(mask):
+        check_mask_rows(mask)
+    return launch_forward(f_rgb, f_flow, w_rgb, w_flow, mask)
 
 
 def joint_attention_pool_backward(
@@ -176,10 +182,10 @@ def joint_attention_pool_backward(
     batch, segments, channels = f_rgb.shape
     f_rgb = f_rgb.contiguous()
     f_flow = f_flow.contiguous()
-    df_rgb = f_rgb.new_empty(f_rgb.shape)
-    df_flow = f_rgb.new_empty(f_rgb.shape)
-    dw_rgb = w_rgb.new_empty(w_rgb.shape)
-    dw_flow = w_flow.new_empty(w_flow.shape)
+    df_rgb = f_rgb.new_empty(f_rgb.shape, dtype=kernel_dtype(f_rgb.dtype))
+    df_flow = f_rgb.new_empty(f_rgb.shape, dtype=kernel_dtype(f_rgb.dtype))
+    dw_rgb = w_rgb.new_empty(w_rgb.shape, dtype=kernel_dtype(w_rgb.dtype))
+    dw_flow = w_flow.new_empty(w_flow.shape, dtype=kernel_dtype(w_flow.dtype))
     acc_dtype = accumulator_torch(f_rgb.dtype)
     dw_rgb_partials = torch.empty((batch, channels), dtype=acc_dtype, device=f_rgb.device)
     dw_flow_partials = torch.empty((batch, channels), dtype=acc_dtype, device=f_rgb.device)
@@ -194,7 +200,8 @@ def joint_attention_pool_backward(
         )
     sum_partials(dw_rgb_partials, dw_rgb)
     sum_partials(dw_flow_partials, dw_flow)
-    return df_rgb, df_flow, dw_rgb, dw_flow
+    return (as_output(df_rgb, f_rgb.dtype), as_output(df_flow, f_rgb.dtype), as_output(dw_rgb, w_rgb.dtype),
+            as_output(dw_flow, w_flow.dtype))
 
 
 joint_attention_pool_op = define_op("joint_attention_pool", joint_attention_pool_forward)

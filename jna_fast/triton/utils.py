@@ -72,6 +72,17 @@ def sum_partials(partials: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 INTERPRETED = isinstance(_sum_rows_kernel, InterpretedFunction)
 
 
+def kernel_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a kernel writes for an output of ``dtype``. Triton 3.9's interpreter casts float32 to bfloat16
+    by truncation (its cast_impl passes no rounding mode), where GPUs round to nearest even; so under the
+    interpreter bfloat16 outputs are written in float32 and rounded by torch (``as_output``)."""
+    return torch.float32 if INTERPRETED and dtype == torch.bfloat16 else dtype
+
+
+def as_output(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 def define_op(name: str, fn: Callable) -> Callable:
     """Register ``fn`` as ``jna_fast_triton::name`` (schema inferred from its annotations, no mutation).
 
