@@ -8,9 +8,9 @@ Algorithms:
 - ``tvl1`` (default): OpenCV-contrib Dual TV-L1 with its default parameters, the flow the two-stream/TSN results
   are reported with. Slow on a CPU (measured ~0.9 s per 340x256 pair on one core), so it is the default for real
   datasets, where flow quality drives the temporal stream's accuracy.
-- ``dis``: OpenCV DIS with the MEDIUM preset (~15 ms per 340x256 pair). The FAST preset stops two pyramid levels
-  above full resolution, which blurs away objects only a few tens of pixels wide (as in the synthetic dataset);
-  MEDIUM runs to full resolution for about three times FAST's cost, still ~60x cheaper than TV-L1.
+- ``dis``: OpenCV DIS with the FAST preset (~5 ms per 340x256 pair, ~170x cheaper than TV-L1). Measured on the
+  synthetic dataset's 64x64 videos against the true object motion: mean error 0.07 px/frame for FAST, 0.09 for
+  TV-L1, 0.27 for the MEDIUM preset, whose larger patches smear small moving objects into the static background.
 - ``farneback``: OpenCV Farneback with the usual parameters (pyramid scale 0.5, 3 levels, window 15).
 - ``nvof``: NVIDIA optical-flow hardware (Turing or newer) through DALI's ``fn.optical_flow``; GPU only.
 """
@@ -57,7 +57,7 @@ class TVL1Estimator(_PairwiseEstimator):
 
 class DISEstimator(_PairwiseEstimator):
     def __init__(self) -> None:
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
 
     def pair(self, previous, following):
         return self._dis.calc(previous, following, None)

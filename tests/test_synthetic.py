@@ -1,0 +1,292 @@
+"""The synthetic UCF101-layout dataset (jna_fast.data.synthetic): layout, splits, metadata, determinism, decoding,
+and that motion classes differ only in flow, appearance classes only in appearance, inside the recorded window."""
+
+import itertools
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from jna_fast.data.synthetic import main as synthetic_cli
+from jna_fast.data.synthetic import (BASE_SPEED, CLASS_CATALOGUE, INCOMPLETE_MARKER, META_NAME, make_synthetic,
+                                     plan_video, render_video, window_length_range)
+from jna_fast.flow import decode_flow, extract_flow
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = dict(num_classes=8, videos_per_class=3, clips_per_group=1, frames=24, size=64, seed=3)
+NAME_PATTERN = re.compile(r"^(?P<cls>[A-Za-z]+)/v_(?P=cls)_g(?P<group>\d\d)_c(?P<clip>\d\d)\.avi$")
+# Object pixels are saturated colours; the background is a mildly tinted grey and the distractor is grey.
+SATURATION_THRESHOLD = 80
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    metadata = make_synthetic(root, **SETTINGS)
+    return root, metadata
+
+
+@pytest.fixture(scope="module")
+def measurements(dataset):
+    """Per video: decoded frames, rendered object coverage, and the flow extracted from the file (DIS)."""
+    root, metadata = dataset
+    flow_root = root / "rawframes"
+    summary = extract_flow(root / "UCF-101", flow_root, algorithm="dis", workers=1, progress=False)
+    assert summary["counts"]["failed"] == 0
+    result = {}
+    for video in metadata["videos"]:
+        class_index = video["label"] - 1
+        plan = plan_video(CLASS_CATALOGUE[class_index], class_index, video["group"], video["clip"],
+                          frames=SETTINGS["frames"], height=SETTINGS["size"], width=SETTINGS["size"],
+                          seed=SETTINGS["seed"])
+        rendered, coverage = render_video(plan, with_masks=True)
+        decoded = decode(root / "UCF-101" / video["video"])
+        frame_dir = flow_root / video["video"][:-len(".avi")]
+        start, end = video["discriminative_frames"]
+        # flow_x_{k+1} on disk is the flow from frame k to k+1 (0-based); the object moves for k = start..end-2
+        velocities = np.array([decode_flow(cv2.imread(str(frame_dir / f"flow_x_{k + 1:05d}.jpg"), 0),
+                                           cv2.imread(str(frame_dir / f"flow_y_{k + 1:05d}.jpg"), 0))
+                               [coverage[k] > 0.99].mean(axis=0) for k in range(start, end - 1)])
+        result[video["video"]] = dict(meta=video, plan=plan, rendered=rendered, coverage=coverage, decoded=decoded,
+                                      velocities=velocities)
+    return result
+
+
+def decode(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def saturated(frame: np.ndarray) -> np.ndarray:
+    return (frame.max(axis=-1).astype(int) - frame.min(axis=-1)) > SATURATION_THRESHOLD
+
+
+def read_lines(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines()]
+
+
+# Layout, splits, metadata ------------------------------------------------------------------------------------------
+
+def test_layout_and_split_files(dataset):
+    root, metadata = dataset
+    class_lines = read_lines(root / "ucfTrainTestlist" / "classInd.txt")
+    names = [spec.name for spec in CLASS_CATALOGUE[:SETTINGS["num_classes"]]]
+    assert class_lines == [[str(index), name] for index, name in enumerate(names, start=1)]
+    label_of = {name: index for index, name in enumerate(names, start=1)}
+    on_disk = sorted(path.relative_to(root / "UCF-101").as_posix() for path in (root / "UCF-101").rglob("*.avi"))
+    assert len(on_disk) == SETTINGS["num_classes"] * SETTINGS["videos_per_class"]
+    assert all(NAME_PATTERN.match(name) for name in on_disk)
+    for split in (1, 2, 3):
+        train = read_lines(root / "ucfTrainTestlist" / f"trainlist{split:02d}.txt")
+        test = read_lines(root / "ucfTrainTestlist" / f"testlist{split:02d}.txt")
+        assert all(len(fields) == 2 for fields in train) and all(len(fields) == 1 for fields in test)
+        for path, label in train:
+            assert int(label) == label_of[path.split("/")[0]]
+        train_paths, test_paths = {fields[0] for fields in train}, {fields[0] for fields in test}
+        assert not train_paths & test_paths and sorted(train_paths | test_paths) == on_disk
+
+        def groups(paths):
+            return {(match["cls"], match["group"]) for match in map(NAME_PATTERN.match, paths)}
+        assert not groups(train_paths) & groups(test_paths)  # a group's clips never straddle train and test
+        assert {cls for cls, _ in groups(test_paths)} == set(names)
+        assert {cls for cls, _ in groups(train_paths)} == set(names)
+        for video in metadata["videos"]:
+            assert (video["video"] in test_paths) == (split in video["test_in_splits"])
+
+
+def test_metadata_records_class_parameters_and_window(dataset):
+    root, metadata = dataset
+    assert json.loads((root / META_NAME).read_text()) == metadata
+    assert len(metadata["videos"]) == SETTINGS["num_classes"] * SETTINGS["videos_per_class"]
+    shortest, longest = window_length_range(SETTINGS["frames"], SETTINGS["size"], SETTINGS["size"])
+    for video in metadata["videos"]:
+        spec = CLASS_CATALOGUE[video["label"] - 1]
+        assert video["class"] == spec.name == video["video"].split("/")[0]
+        assert video["family"] == spec.family
+        assert video["object"]["shape"] == spec.shape and tuple(video["object"]["colour"]) == spec.colour
+        start, end = video["discriminative_frames"]
+        assert 0 <= start < end <= SETTINGS["frames"] and shortest <= end - start <= longest
+        assert len(video["object_centres"]) == end - start
+    windows = {tuple(video["discriminative_frames"]) for video in metadata["videos"]}
+    assert len(windows) > 1  # the window moves around: attention has to find it
+
+
+def test_families_share_what_they_must(dataset):
+    _, metadata = dataset
+    classes = metadata["classes"]
+    motion = [spec for spec in classes if spec["family"] == "motion"]
+    appearance = [spec for spec in classes if spec["family"] == "appearance"]
+    assert len(motion) == len(appearance) == 4
+    assert len({(spec["shape"], tuple(spec["colour"])) for spec in motion}) == 1
+    assert len({json.dumps(spec["motion"], sort_keys=True) for spec in motion}) == len(motion)
+    assert len({json.dumps(spec["motion"], sort_keys=True) for spec in appearance}) == 1
+    assert len({(spec["shape"], tuple(spec["colour"])) for spec in appearance}) == len(appearance)
+
+
+# Decoded content ---------------------------------------------------------------------------------------------------
+
+def test_videos_decode_to_the_rendered_frames(dataset, measurements):
+    root, _ = dataset
+    for name, video in measurements.items():
+        assert video["decoded"].shape == (SETTINGS["frames"], SETTINGS["size"], SETTINGS["size"], 3)
+        with av.open(str(root / "UCF-101" / name)) as container:
+            assert container.streams.video[0].codec_context.name == "mpeg4"
+        own_error = np.abs(video["decoded"].astype(int) - video["rendered"]).mean()
+        assert own_error < 6, (name, own_error)  # lossy MPEG-4 at ~2 bits/pixel on a textured scene
+    first, second = itertools.islice(measurements.values(), 2)
+    assert np.abs(first["decoded"].astype(int) - second["rendered"]).mean() > 3 * np.abs(
+        first["decoded"].astype(int) - first["rendered"]).mean()
+
+
+def test_discriminative_part_is_exactly_the_recorded_window(measurements):
+    for name, video in measurements.items():
+        start, end = video["meta"]["discriminative_frames"]
+        area = math.pi * video["plan"].radius ** 2
+        counts = saturated(video["decoded"]).sum(axis=(1, 2))
+        inside = np.zeros(len(counts), dtype=bool)
+        inside[start:end] = True
+        assert (counts[inside] > 0.5 * area).all(), (name, counts.tolist(), (start, end))
+        assert (counts[~inside] < 0.05 * area).all(), (name, counts.tolist(), (start, end))
+
+
+def test_extracted_flow_follows_the_recorded_motion(measurements):
+    # Half the smallest speed gap between two classes' motions (SlideRight vs the appearance classes' downward
+    # slide, or vs SlideRightFast, differ by at least BASE_SPEED per frame): a smaller error keeps classes apart.
+    tolerance = BASE_SPEED * SETTINGS["size"] / 2
+    for name, video in measurements.items():
+        truth = np.diff(np.asarray(video["meta"]["object_centres"]), axis=0)
+        error = np.abs(video["velocities"] - truth).mean()
+        assert error < tolerance, (name, error)
+
+
+def test_motion_classes_differ_in_flow_and_not_in_appearance(measurements):
+    by_class = {}
+    for video in measurements.values():
+        if video["meta"]["family"] == "motion":
+            by_class.setdefault(video["meta"]["class"], []).append(video)
+    mean_x = {cls: np.mean([v["velocities"][:, 0].mean() for v in videos]) for cls, videos in by_class.items()}
+    assert mean_x["SlideRight"] > 0 > mean_x["SlideLeft"]
+    assert 2 < mean_x["SlideRightFast"] / mean_x["SlideRight"] < 3  # the speeds differ by 2.5x
+    for video in by_class["SwingHorizontal"]:
+        signs = np.sign(video["velocities"][:, 0])
+        assert (signs > 0).any() and (signs < 0).any()  # back and forth within the window
+    for cls in ("SlideRight", "SlideLeft", "SlideRightFast"):
+        for video in by_class[cls]:
+            assert np.abs(video["velocities"][:, 1]).mean() < np.abs(video["velocities"][:, 0]).mean() / 3
+    assert_separable_by(appearance_descriptors(measurements), group_of=appearance_group)
+
+
+def test_appearance_classes_differ_in_appearance_and_not_in_flow(measurements):
+    appearance_videos = [v for v in measurements.values() if v["meta"]["family"] == "appearance"]
+    # identical motion: every appearance class moves down at the base speed, no class different from another
+    downward = np.array([v["velocities"].mean(axis=0) for v in appearance_videos])
+    tolerance = BASE_SPEED * SETTINGS["size"] / 2
+    assert np.abs(downward - [0.0, BASE_SPEED * SETTINGS["size"]]).max() < tolerance
+    descriptors = appearance_descriptors(measurements)
+    assert_separable_by({name: d for name, d in descriptors.items()
+                         if measurements[name]["meta"]["family"] == "appearance"}, group_of=appearance_group)
+
+
+def appearance_group(meta: dict) -> tuple:
+    return meta["object"]["shape"], tuple(meta["object"]["colour"])
+
+
+def appearance_descriptors(measurements) -> dict:
+    """What a single decoded RGB frame shows of the object: its mean colour (/255) and how it fills its bounding box
+    (disc ~0.79, square ~1, triangle ~0.5), averaged over the window."""
+    descriptors = {}
+    for name, video in measurements.items():
+        start, end = video["meta"]["discriminative_frames"]
+        colours, extents = [], []
+        for k in range(start, end):
+            frame = video["decoded"][k]
+            colours.append(frame[video["coverage"][k] > 0.99].mean(axis=0) / 255)
+            rows, cols = np.nonzero(saturated(frame))
+            extents.append(len(rows) / ((np.ptp(rows) + 1) * (np.ptp(cols) + 1)))
+        descriptors[name] = (np.append(np.mean(colours, axis=0), np.mean(extents)), video["meta"])
+    return descriptors
+
+
+def assert_separable_by(descriptors: dict, group_of) -> None:
+    """Videos of the same group lie closer to each other than any two videos of different groups."""
+    within, between = [], []
+    for (first, (a, meta_a)), (second, (b, meta_b)) in itertools.combinations(descriptors.items(), 2):
+        (within if group_of(meta_a) == group_of(meta_b) else between).append(np.linalg.norm(a - b))
+    assert within and between
+    assert max(within) < min(between), (max(within), min(between))
+
+
+# Determinism, reuse, CLI, errors -----------------------------------------------------------------------------------
+
+SMALL = dict(num_classes=4, videos_per_class=2, clips_per_group=1, frames=8, size=32)
+
+
+def all_bytes(root: Path) -> dict:
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*"))
+            if path.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_other_videos(tmp_path):
+    make_synthetic(tmp_path / "a", seed=7, **SMALL)
+    make_synthetic(tmp_path / "b", seed=7, **SMALL)
+    make_synthetic(tmp_path / "c", seed=8, **SMALL)
+    first, second, other = all_bytes(tmp_path / "a"), all_bytes(tmp_path / "b"), all_bytes(tmp_path / "c")
+    assert first == second
+    assert first.keys() == other.keys()
+    assert all(first[name] != other[name] for name in first if name.endswith(".avi"))
+
+
+def test_reuse_overwrite_and_interrupted_runs(tmp_path):
+    root = tmp_path / "data"
+    make_synthetic(root, **SMALL)
+    some_video = next((root / "UCF-101").rglob("*.avi"))
+    written = some_video.stat().st_mtime_ns
+    assert make_synthetic(root, **SMALL)["parameters"]["num_classes"] == 4
+    assert some_video.stat().st_mtime_ns == written  # same arguments: reused, not rewritten
+    with pytest.raises(FileExistsError, match="overwrite"):
+        make_synthetic(root, **{**SMALL, "num_classes": 3})
+    assert len(make_synthetic(root, overwrite=True, **{**SMALL, "num_classes": 3})["classes"]) == 3
+    assert len(list((root / "UCF-101").iterdir())) == 3  # the fourth class's folder is gone
+    (root / INCOMPLETE_MARKER).touch()  # as if killed midway
+    (root / META_NAME).unlink()
+    make_synthetic(root, **SMALL)
+    assert not (root / INCOMPLETE_MARKER).exists() and len(list((root / "UCF-101").iterdir())) == 4
+    foreign = tmp_path / "real"
+    (foreign / "UCF-101" / "ApplyEyeMakeup").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="not a synthetic dataset"):
+        make_synthetic(foreign, **SMALL)
+
+
+def test_cli_writes_mjpeg_dataset(tmp_path, capsys):
+    command = [sys.executable, "-m", "jna_fast.data.synthetic", "--root", str(tmp_path), "--num-classes", "2",
+               "--videos-per-class", "2", "--clips-per-group", "1", "--frames", "8", "--size", "32", "48",
+               "--codec", "mjpeg"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    videos = sorted((tmp_path / "UCF-101").rglob("*.avi"))
+    assert len(videos) == 4
+    with av.open(str(videos[0])) as container:
+        assert container.streams.video[0].codec_context.name == "mjpeg"
+    assert decode(videos[0]).shape == (8, 32, 48, 3)
+    assert synthetic_cli(["--root", str(tmp_path / "x"), "--num-classes", "99"]) == 2
+    assert "num_classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(num_classes=1), "num_classes"),
+    (dict(num_classes=len(CLASS_CATALOGUE) + 1), "num_classes"),
+    (dict(videos_per_class=2, clips_per_group=2), "at least 2 groups"),
+    (dict(size=33), "size"),
+    (dict(frames=4), "frames"),
+    (dict(codec="h265"), "codec"),
+])
+def test_invalid_arguments_name_themselves(tmp_path, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        make_synthetic(tmp_path, **{**SMALL, **arguments})
