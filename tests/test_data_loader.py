@@ -10,7 +10,7 @@ import torch
 from jna_fast.data import (FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD, build_loader, decode_frames,
                            flow_stack_indices, tsn_snippet_starts)
 from jna_fast.data.dali_pipeline import dali_available, dali_decodes
-from test_data_common import (EXACT_JPEG, VIDEO_CODECS, flow_code, make_video_dataset, smooth_frames, video_path,
+from test_data_common import (VIDEO_CODECS, flow_code, make_video_dataset, smooth_frames, video_path,
                               write_rawframes, write_video)
 
 needs_dali = pytest.mark.skipif(not dali_available(), reason="nvidia-dali is not installed")

@@ -42,6 +42,6 @@ from .transforms import (FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD, TRAIN_SCALES,
 __all__ = [
     "BACKENDS", "KINDS", "ClipBatch", "ClipLoader", "ClipRequest", "Crop", "DataError", "DatasetIndex",
     "FLOW_CENTRE", "IMAGENET_MEAN", "IMAGENET_STD", "TRAIN_SCALES", "VideoInfo", "VideoRecord", "build_loader",
-    "centre_crop", "decode_frames", "distributed_shard", "flow_stack_indices", "frame_to_rgb", "load_index", "make_synthetic",
-    "probe_video", "sample_train_crop", "shard_bounds", "snippet_span", "tsn_snippet_starts",
+    "centre_crop", "decode_frames", "distributed_shard", "flow_stack_indices", "frame_to_rgb", "load_index",
+    "make_synthetic", "probe_video", "sample_train_crop", "shard_bounds", "snippet_span", "tsn_snippet_starts",
 ]

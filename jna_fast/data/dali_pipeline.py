@@ -30,9 +30,6 @@ from .transforms import FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger("jna_fast.data")
 
-SOURCES = ("video", "frames", "jpeg_rgb", "jpeg_flow")
-
-
 def dali_available() -> bool:
     try:
         import nvidia.dali  # noqa: F401

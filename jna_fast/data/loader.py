@@ -58,7 +58,8 @@ class ClipLoader:
         self.index, self.train, self.num_segments, self.flow_length = index, train, num_segments, flow_length
         self.batch_size, self.size, self.rgb_from_video = batch_size, size, rgb_from_video
         self.shard_id, self.num_shards, self.issues, self.seed = shard_id, num_shards, issues, seed
-        self.shuffle, self.drop_last, self.test_crop_scale, self.prefetch = shuffle, drop_last, test_crop_scale, prefetch
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.test_crop_scale, self.prefetch = test_crop_scale, prefetch
         self.epoch = 0
         self.list_issues = issues.take()  # list lines skipped while parsing (on_error="skip")
         self.last_epoch_issues: list[str] = []
