@@ -225,3 +225,20 @@ def test_epochs_reshuffle_and_are_deterministic(dataset):
     assert orders[2] == loader(dataset, "pyav").shard_positions(2).tolist()
     first, again = (next(iter(loader(dataset, "pyav", seed=5))) for _ in range(2))
     assert torch.equal(first.rgb, again.rgb) and torch.equal(first.indices, again.indices)
+
+
+def test_drop_last_gives_every_rank_the_same_number_of_batches(dataset):
+    # 5 videos over 2 shards: shards of 2 and 3 videos; with batch 2 and drop_last both ranks run 1 step.
+    counts = []
+    for shard in range(2):
+        clips = loader(dataset, "pyav", shard_id=shard, num_shards=2, drop_last=True)
+        counts.append((len(clips), sum(1 for _ in clips)))
+    assert counts == [(1, 1), (1, 1)]
+
+
+def test_batches_resume_from_a_batch_number_without_repeating(dataset):
+    clips = loader(dataset, "pyav", seed=3)
+    clips.set_epoch(1)
+    full = [batch.video_ids for batch in clips]
+    resumed = [batch.video_ids for batch in clips.batches(start_batch=1)]
+    assert len(full) == 3 and resumed == full[1:]

@@ -71,7 +71,7 @@ class ClipLoader:
         else:
             self.backend = PyAVBackend(size, flow_length, num_threads)
         self.device = device
-        logger.info("jna_fast.data: %d videos, shard %d/%d, backend %s on %s; RGB from %s, flow from rawframes "
+        logger.info("%d videos, shard %d/%d, backend %s on %s; RGB from %s, flow from rawframes "
                     "JPEGs (%s)", len(index.records), shard_id, num_shards, backend, device,
                     "the videos" if rgb_from_video else "rawframes JPEGs",
                     "DALI " + ("nvJPEG" if device == "gpu" else "CPU JPEG decoder") if backend == "dali" else "OpenCV")
@@ -97,9 +97,12 @@ class ClipLoader:
         return order[begin:end]
 
     def __len__(self) -> int:
-        begin, end = shard_bounds(len(self.index.records), self.shard_id, self.num_shards)
-        batches = (end - begin) / self.batch_size
-        return math.floor(batches) if self.drop_last else math.ceil(batches)
+        count = len(self.index.records)
+        if self.drop_last:
+            # Every rank runs the same number of steps (DDP needs it): the smallest shard sets the count.
+            return (count // self.num_shards) // self.batch_size
+        begin, end = shard_bounds(count, self.shard_id, self.num_shards)
+        return math.ceil((end - begin) / self.batch_size)
 
     # --- per clip ---------------------------------------------------------------------------------------------
     def _folder(self, position: int) -> FrameFolder:
@@ -181,9 +184,9 @@ class ClipLoader:
                          indices=torch.from_numpy(np.stack([r.starts for r in kept]).astype(np.int64)),
                          video_ids=[r.record.video_id for r in kept])
 
-    def _batches_of_epoch(self, epoch: int):
+    def _batches_of_epoch(self, epoch: int, start_batch: int = 0):
         positions = self.shard_positions(epoch)
-        for batch_number in range(len(self)):
+        for batch_number in range(start_batch, len(self)):
             batch = self.load_batch(positions[batch_number * self.batch_size:(batch_number + 1) * self.batch_size],
                                     epoch)
             if batch is not None:
@@ -197,14 +200,19 @@ class ClipLoader:
                            len(self.list_issues))
 
     def __iter__(self):
+        return self.batches()
+
+    def batches(self, start_batch: int = 0):
+        """The batches of the current epoch from batch number ``start_batch`` on (a resumed run skips the batches
+        it already trained on without decoding them)."""
         epoch = self.epoch
         if self.prefetch < 1:
-            yield from self._batches_of_epoch(epoch)
+            yield from self._batches_of_epoch(epoch, start_batch)
             self._end_epoch(epoch)
             return
-        yield from self._prefetched(epoch)
+        yield from self._prefetched(epoch, start_batch)
 
-    def _prefetched(self, epoch: int):
+    def _prefetched(self, epoch: int, start_batch: int):
         """Batches assembled by a background thread, ``prefetch`` ahead of the consumer."""
         ready: queue.Queue = queue.Queue(self.prefetch)
         stop = threading.Event()
@@ -221,7 +229,7 @@ class ClipLoader:
 
         def produce():
             try:
-                for batch in self._batches_of_epoch(epoch):
+                for batch in self._batches_of_epoch(epoch, start_batch):
                     if not put(batch):
                         return
                 put(finished)
