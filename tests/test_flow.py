@@ -254,6 +254,8 @@ def test_bad_arguments_name_themselves(tmp_path):
         extract_flow(tmp_path / "absent", tmp_path / "out", algorithm="dis")
     with pytest.raises(ValueError, match="short_side"):
         extract_flow(tmp_path, tmp_path / "out", algorithm="dis", short_side=0)
+    with pytest.raises(ValueError, match="bound"):
+        extract_flow(tmp_path, tmp_path / "out", algorithm="dis", bound=-1)
 
 
 def test_video_with_a_single_frame_fails_with_a_reason(tmp_path):

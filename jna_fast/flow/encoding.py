@@ -12,7 +12,7 @@ import numpy as np
 DEFAULT_BOUND = 20.0
 
 
-def _check_bound(bound: float) -> float:
+def check_bound(bound: float) -> float:
     bound = float(bound)
     if not np.isfinite(bound) or bound <= 0:
         raise ValueError(f"bound must be a positive finite number of pixels, got {bound!r}")
@@ -21,14 +21,14 @@ def _check_bound(bound: float) -> float:
 
 def encode_component(values: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
     """Quantise one flow component (any shape, in pixels) to uint8 with the TSN rule."""
-    bound = _check_bound(bound)
+    bound = check_bound(bound)
     clipped = np.clip(np.asarray(values, dtype=np.float32), -bound, bound)
     return np.rint(255.0 * (clipped + bound) / (2.0 * bound)).astype(np.uint8)
 
 
 def decode_component(quantised: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
     """Inverse of ``encode_component``: uint8 (or any integer/float array of 0..255 values) to float32 pixels."""
-    bound = _check_bound(bound)
+    bound = check_bound(bound)
     return (np.asarray(quantised, dtype=np.float32) * (2.0 * bound / 255.0) - bound).astype(np.float32)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, make_estimator
-from .encoding import DEFAULT_BOUND, encode_flow
+from .encoding import DEFAULT_BOUND, check_bound, encode_flow
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
                     ".ogv")
@@ -232,7 +232,9 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     """Extract every video under ``videos_dir`` into rawframes folders under ``out_dir``; returns the summary.
 
     ``short_side``: resize so the shorter side has this many pixels (TSN uses 256); None keeps the video's size.
-    ``workers``: processes in parallel (default: all cores); 1 runs in this process.
+    ``workers``: processes in parallel (default: all cores); 1 runs in this process. The pool starts its workers
+    with "spawn", so a calling script needs the usual ``if __name__ == "__main__":`` guard (and code fed through
+    stdin can only use workers=1).
     The summary (also written to ``<out_dir>/extract_summary.json``) has ``done``, ``skipped`` (already complete
     with the same settings) and ``failed`` (each with the video, its path and the error); a failed video never
     stops the run.
@@ -246,6 +248,7 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    bound = check_bound(bound)
     estimator = make_estimator(algorithm)  # fails early, e.g. nvof without a GPU
     settings = _settings(algorithm, short_side, bound, int(jpeg_quality))
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
