@@ -260,19 +260,33 @@ def test_unchecked_all_false_mask_rows_give_zeros(monkeypatch, dtype):
     torch.testing.assert_close(dw_flow, dw_flow_kept)
 
 
-def test_runs_on_the_current_stream():
-    """Kernels are enqueued on torch's current stream, so work on a side stream stays ordered with it."""
-    case = make_pool_case(16, 25, 2048, device=DEVICE, mask="tail")
-    stitch = make_stitch_case(8, 256, 14, 14, device=DEVICE)
-    want_pool = ops.joint_attention_pool(*case.inputs())
-    want_stitch = ops.cross_stitch(*stitch.inputs())
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        got_pool = ops.joint_attention_pool(*case.inputs())
-        got_stitch = ops.cross_stitch(*stitch.inputs())
-    torch.cuda.current_stream().wait_stream(side)
-    for got, want in zip((*got_pool, *got_stitch), (*want_pool, *want_stitch)):
+def test_runs_on_the_current_stream(monkeypatch):
+    """Every launch goes to torch's current stream: CUDA graph capture (which torch.cuda.graph does on a side
+    stream) fails on any launch to another stream, and the replayed graph reproduces the eager results."""
+    monkeypatch.delenv("JNA_FAST_CHECKS", raising=False)  # the checked path syncs, which capture forbids
+    pool = make_pool_case(16, 25, 2048, device=DEVICE, mask="tail")
+    stitch = make_stitch_case(8, 256, 14, 14, device=DEVICE, layout="channels_last")
+
+    # Inputs are made before capture: host-to-device copies are not capturable.
+    pool_backward_args = _pool_backward_args(pool, ops.joint_attention_pool(*pool.inputs())[2])
+    stitch_backward_args = (*_stitch_grads(stitch), *stitch.inputs())
+
+    def run_all():
+        pooled = ops.joint_attention_pool(*pool.inputs())
+        pool_grads = ops.joint_attention_pool_backward(*pool_backward_args)
+        mixed = ops.cross_stitch(*stitch.inputs())
+        stitch_grads = ops.cross_stitch_backward(*stitch_backward_args)
+        return (*pooled, *pool_grads, *mixed, *stitch_grads)
+
+    eager = run_all()
+    run_all()  # warm-up outside capture (allocator pools, kernel attributes)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = run_all()
+    graph.replay()
+    torch.cuda.synchronize()
+    for got, want in zip(captured, eager):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 

@@ -1,9 +1,9 @@
 // Torch glue of the CUDA cross_stitch kernels (csrc/cuda/cross_stitch_kernel.cu): checks, layout choice,
 // output and workspace allocation, launch on the current stream. Registered for the CUDA dispatch key.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <tuple>
@@ -54,7 +54,7 @@ std::tuple<at::Tensor, at::Tensor> cross_stitch_cuda(const at::Tensor& x_rgb, co
   at::Tensor y_flow = at::empty(rgb.sizes(), rgb.options().memory_format(format));
   C10_CUDA_CHECK(cross_stitch_forward(rgb.const_data_ptr(), flow.const_data_ptr(), alpha_acc.const_data_ptr(),
                                       y_rgb.mutable_data_ptr(), y_flow.mutable_data_ptr(), stitch_shape(rgb, format),
-                                      features, at::cuda::getCurrentCUDAStream()));
+                                      features, c10::cuda::getCurrentCUDAStream()));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {y_rgb, y_flow};
 }
@@ -95,7 +95,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_stitch_backward_cuda(const 
                                        flow.const_data_ptr(), alpha_acc.const_data_ptr(), dx_rgb.mutable_data_ptr(),
                                        dx_flow.mutable_data_ptr(), dalpha.mutable_data_ptr(), alpha_dtype,
                                        workspace.mutable_data_ptr(), shape, features,
-                                       at::cuda::getCurrentCUDAStream()));
+                                       c10::cuda::getCurrentCUDAStream()));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {dx_rgb, dx_flow, dalpha};
 }

@@ -2,9 +2,9 @@
 // the JNA_FAST_CHECKS=1 mask check, output and workspace allocation, launch on the current stream.
 // Registered for the CUDA dispatch key.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <optional>
@@ -82,7 +82,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_cuda(const a
       rgb.const_data_ptr(), flow.const_data_ptr(), w_rgb_acc.const_data_ptr(), w_flow_acc.const_data_ptr(),
       mask_dense.defined() ? mask_dense.const_data_ptr<bool>() : nullptr, p_rgb.mutable_data_ptr(),
       p_flow.mutable_data_ptr(), attention.mutable_data_ptr(), data_or_null(workspace), shape, features,
-      at::cuda::getCurrentCUDAStream()));
+      c10::cuda::getCurrentCUDAStream()));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {p_rgb, p_flow, attention};
 }
@@ -139,7 +139,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_
       flow.const_data_ptr(), w_rgb_acc.const_data_ptr(), w_flow_acc.const_data_ptr(), a.const_data_ptr(),
       df_rgb.mutable_data_ptr(), df_flow.mutable_data_ptr(), dw_rgb.mutable_data_ptr(), w_rgb_dtype,
       dw_flow.mutable_data_ptr(), w_flow_dtype, data_or_null(workspace), shape, features,
-      at::cuda::getCurrentCUDAStream()));
+      c10::cuda::getCurrentCUDAStream()));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {df_rgb, df_flow, dw_rgb, dw_flow};
 }
