@@ -166,6 +166,12 @@ def test_resume_redoes_partial_and_unmarked_folders_and_skips_complete_ones(tmp_
         assert read_completion_marker(out / name)["frames"] == 4
     assert not list(out.glob("*.partial-*"))
 
+    # a replaced video is redone, the others stay skipped
+    write_video(videos / "c.avi", translating_frames(5, 32, 32, 1, 0, seed=4))
+    fourth = extract_flow(videos, out, algorithm="dis", workers=1, progress=False)
+    assert [entry["video"] for entry in fourth["done"]] == ["c.avi"] and fourth["counts"]["skipped"] == 2
+    assert len(listdir_counts(out / "c")["img_"]) == 5
+
     # other settings: nothing is taken as complete, everything is redone
     third = extract_flow(videos, out, algorithm="farneback", workers=1, progress=False)
     assert third["counts"] == {"done": 3, "skipped": 0, "failed": 0}

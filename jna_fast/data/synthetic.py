@@ -80,7 +80,7 @@ class ClassSpec:
     family: str              # "motion" or "appearance"
     shape: str               # "disc", "square" or "triangle"
     colour: tuple[int, int, int]
-    motion: dict             # {"kind": "slide", "direction", "speed"} or {"kind": "swing", "axis", "amplitude", "period"}
+    motion: dict             # {"kind": "slide", direction, speed} or {"kind": "swing", axis, amplitude, period}
 
 
 def _motion_class(name: str, motion: dict) -> ClassSpec:

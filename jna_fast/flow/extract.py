@@ -9,8 +9,9 @@ For ``<videos>/<rel>/<name>.<ext>`` the extractor writes ``<out>/<rel>/<name>/``
 
 Resumability: a video is written into a sibling ``<name>.partial-<pid>`` folder, the completion marker is written
 last, and only then is the folder renamed into place. A folder is taken as complete only when its marker exists
-and records the same settings, so a run killed at any point leaves nothing that a later run mistakes for done;
-stale ``.partial-*`` folders of dead processes are removed when their video is redone.
+and records the same settings and the same source video (size and modification time), so a run killed at any
+point leaves nothing that a later run mistakes for done; stale ``.partial-*`` folders of dead processes are removed
+when their video is redone.
 """
 
 from __future__ import annotations
@@ -90,9 +91,16 @@ def _settings(algorithm: str, short_side: int | None, bound: float, jpeg_quality
     return {"algorithm": algorithm, "short_side": short_side, "bound": float(bound), "jpeg_quality": jpeg_quality}
 
 
-def _is_complete(frame_dir: Path, settings: dict) -> dict | None:
+def _source_fingerprint(video_path: Path) -> dict:
+    """Size and modification time of the video: a replaced or regenerated video invalidates its frames."""
+    status = video_path.stat()
+    return {"bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
+
+
+def _is_complete(frame_dir: Path, settings: dict, video_path: Path) -> dict | None:
     marker = read_completion_marker(frame_dir)
-    if marker is not None and marker.get("settings") == settings:
+    if (marker is not None and marker.get("settings") == settings
+            and marker.get("source") == _source_fingerprint(video_path)):
         return marker
     return None
 
@@ -154,6 +162,7 @@ def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *
     video_path, frame_dir = Path(video_path), Path(frame_dir)
     settings = _settings(algorithm, short_side, bound, jpeg_quality)
     estimator = estimator if estimator is not None else make_estimator(algorithm)
+    source = _source_fingerprint(video_path)  # taken before decoding: a video replaced meanwhile is redone later
     frame_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(frame_dir)
     partial = frame_dir.with_name(f"{frame_dir.name}{PARTIAL_TAG}{os.getpid()}")
@@ -182,7 +191,8 @@ def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *
         if flow_count != frame_count - 1:
             raise RuntimeError(f"{video_path}: {frame_count} frames gave {flow_count} flows, expected "
                                f"{frame_count - 1}")
-        marker = {"video": str(video_path), "frames": frame_count, "flow_pairs": flow_count, "settings": settings}
+        marker = {"video": str(video_path), "frames": frame_count, "flow_pairs": flow_count, "settings": settings,
+                  "source": source}
         with open(partial / COMPLETE_MARKER, "w", encoding="utf-8") as marker_file:
             json.dump(marker, marker_file)
         if frame_dir.exists():
@@ -266,7 +276,7 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                            "error": f"output folder {out_dir / frame_dir} would be shared by {', '.join(sources)}"}
                           for video in sources)
             continue
-        marker = _is_complete(out_dir / frame_dir, settings)
+        marker = _is_complete(out_dir / frame_dir, settings, videos_dir / sources[0])
         if marker is not None:
             skipped.append({"video": sources[0], "frame_dir": frame_dir, "frames": marker["frames"]})
         else:
