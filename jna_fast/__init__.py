@@ -1,7 +1,22 @@
-"""jna_fast: fast two-stream action recognition with joint attention (the jna_fast formulation of JNA)."""
+"""jna_fast: fast two-stream action recognition with joint attention (the jna_fast formulation of JNA).
 
-from . import ops
-from .models import JNA, JNAOutput
+The model and the ops load on first use, so that light entry points (``python -m jna_fast.flow`` and its
+worker processes) do not pay for importing torch and the compiled extension.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 __all__ = ["JNA", "JNAOutput", "ops", "__version__"]
+
+_LAZY = {"JNA": "jna_fast.models", "JNAOutput": "jna_fast.models", "ops": None}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'jna_fast' has no attribute {name!r}")
+    module = _LAZY[name]
+    value = importlib.import_module(f"jna_fast.{name}") if module is None else getattr(
+        importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -190,14 +190,19 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
 def prepare_synthetic(cfg: TrainConfig, env: Distributed) -> tuple[Path, Path]:
     """Generate the synthetic dataset and extract its flow once (rank 0); reused on later runs."""
     from .data import make_synthetic
+    from .data.synthetic import INCOMPLETE_MARKER, META_NAME
     from .flow import extract_flow
 
     root = Path(cfg.root) if cfg.root else DEFAULT_SYNTHETIC_DIR
     frames_root = Path(cfg.frames_root) if cfg.frames_root else root / "frames"
     if env.is_main:
-        logger.info("synthetic dataset in %s (generated on first use)", root)
-        make_synthetic(root, num_classes=cfg.num_classes_synthetic,
-                       videos_per_class=cfg.videos_per_class_synthetic, seed=cfg.seed)
+        if (root / META_NAME).exists() and not (root / INCOMPLETE_MARKER).exists():
+            logger.info("synthetic dataset in %s: reusing the one there (%s)", root,
+                        json.loads((root / META_NAME).read_text())["parameters"])
+        else:
+            logger.info("synthetic dataset in %s: generating it", root)
+            make_synthetic(root, num_classes=cfg.num_classes_synthetic,
+                           videos_per_class=cfg.videos_per_class_synthetic, seed=cfg.seed)
         summary = extract_flow(root / "UCF-101", frames_root, algorithm="dis", progress=cfg.progress)
         if summary["failed"]:
             raise RuntimeError(f"flow extraction failed for {len(summary['failed'])} synthetic videos: "
