@@ -7,6 +7,7 @@ per program and per operation, so the shapes are small. On a CUDA machine the sa
 (``cuda`` marker).
 """
 
+import importlib
 import os
 import subprocess
 import sys
@@ -36,6 +37,8 @@ from op_testing import (  # noqa: E402
 )
 
 ops = torch.ops.jna_fast_triton
+# The package attribute of that name is the op function; the module holds the launch parameters.
+cross_stitch_module = importlib.import_module("jna_fast.triton.cross_stitch")
 
 DEVICES = [
     pytest.param("cpu", marks=pytest.mark.skipif(
@@ -67,6 +70,8 @@ STITCH_CASES = [
     (2, 7, 5, 5, "contiguous", torch.bfloat16, torch.float32),
     (2, 13, 3, 4, "mixed", torch.float16, torch.float32),
     (2, 7, 3, 3, "channels_last", torch.float64, None),
+    (2, 7, 12, 12, "channels_last", torch.float32, None),  # 288 rows: two row chunks in the backward
+    (2, 3, 17, 17, "contiguous", torch.float32, None),  # H*W = 289: two column blocks per row in the backward
 ]
 
 
@@ -75,6 +80,14 @@ STITCH_CASES = [
 def test_cross_stitch_matches_reference(device, n, channels, height, width, layout, dtype, alpha_dtype):
     case = make_stitch_case(n, channels, height, width, dtype=dtype, device=device, layout=layout,
                             alpha_dtype=alpha_dtype)
+    assert_matches_reference(triton_stitch, cross_stitch_ref, case.inputs(), case.seed, names=STITCH_NAMES)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cross_stitch_backward_with_several_row_blocks_per_program(device, monkeypatch):
+    """channels_last dalpha: with few programs allowed, each walks several row blocks of its chunk."""
+    monkeypatch.setattr(cross_stitch_module, "TARGET_PROGRAMS", 2)
+    case = make_stitch_case(2, 33, 12, 12, device=device, layout="channels_last")
     assert_matches_reference(triton_stitch, cross_stitch_ref, case.inputs(), case.seed, names=STITCH_NAMES)
 
 
