@@ -16,7 +16,8 @@ import triton.language as tl
 from torch.library import wrap_triton
 
 from ..ops.registration import feature_map_format, feature_map_is_nhwc
-from .utils import accumulator, accumulator_torch, as_output, block_size, define_op, kernel_dtype, sum_partials
+from ..ops.reference import accumulation_dtype
+from .utils import accumulator, as_output, block_size, define_op, kernel_dtype, sum_partials
 
 # Elements per program tile: large enough to stream (and to keep the interpreter's per-program cost low),
 # small enough for registers with four input tiles live in the backward.
@@ -206,7 +207,7 @@ def _launch_backward(grad_rgb, grad_flow, x_rgb, x_flow, alpha, dx_rgb, dx_flow,
         rows_per_chunk = 0  # unused: each program owns whole rows
         chunks = x_rgb.shape[0]
         grid = (triton.cdiv(rows, block_r),)
-    acc_dtype = accumulator_torch(x_rgb.dtype)
+    acc_dtype = accumulation_dtype(x_rgb.dtype)
     partials = torch.empty((chunks, channels * 4), dtype=acc_dtype, device=x_rgb.device)
     wrap_triton(_cross_stitch_backward_kernel)[grid](
         grad_rgb, grad_flow, x_rgb, x_flow, alpha.contiguous(), dx_rgb, dx_flow, partials,

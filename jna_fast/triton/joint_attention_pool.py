@@ -18,9 +18,10 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
+from ..ops.reference import accumulation_dtype
 from ..ops.validation import check_mask_rows
 from .utils import (
-    accumulator, accumulator_torch, as_output, block_size, define_op, is_traced, kernel_dtype, sum_partials,
+    accumulator, as_output, block_size, define_op, is_traced, kernel_dtype, sum_partials,
 )
 
 # Whole rows live in registers; past this many channels a program would spill beyond use.
@@ -152,7 +153,7 @@ def launch_forward(f_rgb, f_flow, w_rgb, w_flow, mask):
     f_flow = f_flow.contiguous()
     p_rgb = f_rgb.new_empty((batch, channels), dtype=kernel_dtype(f_rgb.dtype))
     p_flow = f_rgb.new_empty((batch, channels), dtype=kernel_dtype(f_rgb.dtype))
-    attention = f_rgb.new_empty((batch, segments), dtype=accumulator_torch(f_rgb.dtype))
+    attention = f_rgb.new_empty((batch, segments), dtype=accumulation_dtype(f_rgb.dtype))
     if batch > 0:
         block_c = _channel_block(channels)
         has_mask = mask is not None
@@ -186,7 +187,7 @@ def joint_attention_pool_backward(
     df_flow = f_rgb.new_empty(f_rgb.shape, dtype=kernel_dtype(f_rgb.dtype))
     dw_rgb = w_rgb.new_empty(w_rgb.shape, dtype=kernel_dtype(w_rgb.dtype))
     dw_flow = w_flow.new_empty(w_flow.shape, dtype=kernel_dtype(w_flow.dtype))
-    acc_dtype = accumulator_torch(f_rgb.dtype)
+    acc_dtype = accumulation_dtype(f_rgb.dtype)
     dw_rgb_partials = torch.empty((batch, channels), dtype=acc_dtype, device=f_rgb.device)
     dw_flow_partials = torch.empty((batch, channels), dtype=acc_dtype, device=f_rgb.device)
     if batch > 0:

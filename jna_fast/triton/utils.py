@@ -16,16 +16,14 @@ from torch._subclasses.fake_tensor import is_fake
 from torch.library import wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
 
+from ..ops.reference import accumulation_dtype
+
 NAMESPACE = "jna_fast_triton"
 
 
 def accumulator(dtype: torch.dtype):
-    """The Triton dtype to compute in: float64 features stay float64 (gradcheck), all others use float32."""
-    return tl.float64 if dtype == torch.float64 else tl.float32
-
-
-def accumulator_torch(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
+    """The Triton dtype to compute in for features of ``dtype`` (the reference's accumulation_dtype)."""
+    return tl.float64 if accumulation_dtype(dtype) == torch.float64 else tl.float32
 
 
 def block_size(extent: int, cap: int) -> int:
