@@ -6,7 +6,6 @@ warning says why.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from dataclasses import dataclass, field
 
@@ -20,8 +19,19 @@ class ExtensionStatus:
     path: str = field(default="")
 
 
-@functools.lru_cache(maxsize=None)
+_status: ExtensionStatus | None = None
+
+
 def extension_status() -> ExtensionStatus:
+    """Loads the extension on the first call. A plain global rather than functools.lru_cache: torch.compile
+    traces through lru_cache wrappers (re-running the body), but treats a global read as a constant."""
+    global _status
+    if _status is None:
+        _status = _load()
+    return _status
+
+
+def _load() -> ExtensionStatus:
     try:
         from . import _C  # noqa: F401  (importing registers the TORCH_LIBRARY ops)
     except Exception as exc:  # any failure to load means: fall back, loudly, once
@@ -30,7 +40,7 @@ def extension_status() -> ExtensionStatus:
             "jna_fast: the compiled extension jna_fast._C could not be loaded "
             f"({message}); the ops fall back to the pure-PyTorch reference. Rebuild with `pip install .`.",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         return ExtensionStatus(loaded=False, error=message)
     from .ops.registration import register_fake_and_autograd

@@ -8,7 +8,7 @@ CUDA tensors; CPU tensors only under TRITON_INTERPRET=1 and only when forced), `
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -36,7 +36,7 @@ class Backend:
     joint_attention_pool: Callable
 
     def why_not(self, device: torch.device, forced: bool) -> str | None:
-        return self.machine_reason() or self.input_reason(device, forced)
+        return _MACHINE_REASONS[self.name] or self.input_reason(device, forced)
 
 
 def _extension_reason(needed: str) -> str | None:
@@ -70,10 +70,9 @@ def _triton_interpreting() -> bool:
 
 
 def _triton_machine_reason() -> str | None:
-    try:
-        import triton  # noqa: F401
-    except ImportError as exc:
-        return f"triton is not installed ({exc}); pip install 'jna_fast[triton]'"
+    # find_spec, not import: importing triton costs a second and must not happen inside a traced call.
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed; pip install 'jna_fast[triton]'"
     if not torch.cuda.is_available() and not _triton_interpreting():
         return "no CUDA device is available and TRITON_INTERPRET=1 is not set"
     return None
@@ -129,7 +128,11 @@ def forced_backend_name(backend: str | None) -> str | None:
     return name
 
 
-@functools.lru_cache(maxsize=64)
+# What this machine can run is fixed for the life of the process: work it out once, at import, so that choosing
+# a backend inside a torch.compile trace is plain lookups.
+_MACHINE_REASONS: dict[str, str | None] = {name: backend.machine_reason() for name, backend in BACKENDS.items()}
+
+
 def _auto_choice(device: torch.device) -> Backend:
     # The reference serves everything, so the loop always returns.
     for name in BACKEND_NAMES:
