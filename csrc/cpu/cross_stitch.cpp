@@ -9,6 +9,7 @@
 
 #include <tuple>
 
+#include "cpu/output_memory.h"
 #include "cpu/vectorized_io.h"
 
 namespace jna_fast::cpu {
@@ -70,31 +71,88 @@ struct ChannelCoefficients {
 template <typename scalar_t, typename Coefficients>
 inline void mix_span(const scalar_t* x_rgb, const scalar_t* x_flow, scalar_t* y_rgb, scalar_t* y_flow,
                      int64_t length, const Coefficients& coefficients) {
-  constexpr int64_t width = AccVec<scalar_t>::size();
-  for (int64_t j = 0; j < length; j += width) {
-    const int64_t count = std::min(width, length - j);
+  for_each_span<AccVec<scalar_t>::size()>(length, [=, &coefficients](int64_t j, int64_t count) {
     const Mix<scalar_t> m = coefficients.at(j);
     const auto r = load_span(x_rgb + j, count);
     const auto f = load_span(x_flow + j, count);
     store_span(y_rgb + j, at::vec::fmadd(m.a00, r, m.a01 * f), count);
     store_span(y_flow + j, at::vec::fmadd(m.a10, r, m.a11 * f), count);
+  });
+}
+
+// NCHW walked as one flat array in whole vectors, so no vector needs a masked store (slow on AMD Zen) except the
+// tensor's last. Needs planes of at least two vectors:
+// a vector then straddles at most two planes. body(offset, count, split, channel, next_channel, ends_plane):
+// lanes [0, split) belong to `channel`'s plane, lanes [split, count) to the next plane's (`next_channel`);
+// ends_plane says the current plane ends within this vector.
+template <int64_t width, typename Body>
+inline void walk_planes(int64_t first_vector, int64_t end_vector, int64_t total, int64_t pixels, int64_t channels,
+                        Body&& body) {
+  int64_t offset = first_vector * width;
+  const int64_t plane = offset / pixels;
+  int64_t within = offset - plane * pixels;
+  int64_t channel = plane % channels;
+  for (int64_t v = first_vector; v < end_vector; ++v, offset += width) {
+    const int64_t count = std::min(width, total - offset);
+    const int64_t left_in_plane = pixels - within;
+    const int64_t next_channel = channel + 1 == channels ? 0 : channel + 1;
+    body(offset, count, std::min(count, left_in_plane), channel, next_channel, left_in_plane <= count);
+    within += width;
+    if (within >= pixels) {
+      within -= pixels;
+      channel = next_channel;
+    }
   }
+}
+
+// Per-lane coefficients of a vector whose lanes from `split` on belong to the next plane.
+template <typename scalar_t>
+inline Mix<scalar_t> straddling_mix(const Mix<scalar_t>& first, const Mix<scalar_t>& second,
+                                    const AccVec<scalar_t>& second_lanes) {
+  using Vec = AccVec<scalar_t>;
+  return {Vec::blendv(first.a00, second.a00, second_lanes), Vec::blendv(first.a01, second.a01, second_lanes),
+          Vec::blendv(first.a10, second.a10, second_lanes), Vec::blendv(first.a11, second.a11, second_lanes)};
+}
+
+// All-ones lanes from `split` on.
+template <typename scalar_t>
+inline AccVec<scalar_t> lanes_from(int64_t split) {
+  using Vec = AccVec<scalar_t>;
+  return Vec::arange(0, 1) >= Vec(static_cast<acc_t<scalar_t>>(split));
 }
 
 // dalpha sums of one span, one vector per coefficient (lane-wise; reduced by the caller).
 template <typename scalar_t>
 struct MixGradSums {
-  AccVec<scalar_t> s00{0}, s01{0}, s10{0}, s11{0};
+  using Vec = AccVec<scalar_t>;
+  Vec s00{0}, s01{0}, s10{0}, s11{0};
+
+  MixGradSums operator+(const MixGradSums& o) const { return {s00 + o.s00, s01 + o.s01, s10 + o.s10, s11 + o.s11}; }
+
+  // The lanes where `lanes` is set (keep_set) or clear (!keep_set); zero elsewhere.
+  MixGradSums select(const Vec& zero, const Vec& lanes, bool keep_set) const {
+    const auto pick = [&](const Vec& v) {
+      return keep_set ? Vec::blendv(zero, v, lanes) : Vec::blendv(v, zero, lanes);
+    };
+    return {pick(s00), pick(s01), pick(s10), pick(s11)};
+  }
 };
+
+// Adds one plane's lane-wise sums to the thread's dalpha partials ([4][C]: coefficient k = 2 i + j).
+template <typename scalar_t>
+inline void add_plane_sums(double* partials, int64_t channels, int64_t channel, const MixGradSums<scalar_t>& sums) {
+  partials[channel] += sum_lanes(sums.s00);
+  partials[channels + channel] += sum_lanes(sums.s01);
+  partials[2 * channels + channel] += sum_lanes(sums.s10);
+  partials[3 * channels + channel] += sum_lanes(sums.s11);
+}
 
 // Backward over one contiguous span: writes dx, adds dy_i * x_j lane-wise into `sums_at(j)`.
 template <typename scalar_t, typename Coefficients, typename SumsAt>
 inline void mix_backward_span(const scalar_t* dy_rgb, const scalar_t* dy_flow, const scalar_t* x_rgb,
                               const scalar_t* x_flow, scalar_t* dx_rgb, scalar_t* dx_flow, int64_t length,
                               const Coefficients& coefficients, SumsAt&& sums_at) {
-  constexpr int64_t width = AccVec<scalar_t>::size();
-  for (int64_t j = 0; j < length; j += width) {
-    const int64_t count = std::min(width, length - j);
+  for_each_span<AccVec<scalar_t>::size()>(length, [=, &coefficients, &sums_at](int64_t j, int64_t count) {
     const Mix<scalar_t> m = coefficients.at(j);
     const auto gr = load_span(dy_rgb + j, count);
     const auto gf = load_span(dy_flow + j, count);
@@ -107,7 +165,7 @@ inline void mix_backward_span(const scalar_t* dy_rgb, const scalar_t* dy_flow, c
     s.s01 = at::vec::fmadd(gr, f, s.s01);
     s.s10 = at::vec::fmadd(gf, r, s.s10);
     s.s11 = at::vec::fmadd(gf, f, s.s11);
-  }
+  });
 }
 
 template <typename scalar_t>
@@ -132,7 +190,7 @@ void forward_kernel(const at::Tensor& x_rgb, const at::Tensor& x_flow, const at:
                          mix_span(xr + o, xf + o, yr + o, yf + o, channels, coefficients);
                        }
                      });
-  } else {
+  } else if (pixels < 2 * width) {  // small planes: one span per plane
     at::parallel_for(0, batch * channels, std::max<int64_t>(1, kChunkElements / std::max<int64_t>(pixels, 1)),
                      [&](int64_t begin, int64_t end) {
                        for (int64_t plane = begin; plane < end; ++plane) {
@@ -140,6 +198,24 @@ void forward_kernel(const at::Tensor& x_rgb, const at::Tensor& x_flow, const at:
                          const int64_t o = plane * pixels;
                          mix_span(xr + o, xf + o, yr + o, yf + o, pixels, coefficients);
                        }
+                     });
+  } else {
+    const int64_t total = batch * channels * pixels;
+    at::parallel_for(0, (total + width - 1) / width, std::max<int64_t>(1, kChunkElements / width),
+                     [&](int64_t begin, int64_t end) {
+                       walk_planes<width>(begin, end, total, pixels, channels,
+                                          [&](int64_t o, int64_t count, int64_t split, int64_t channel,
+                                              int64_t next_channel, bool) {
+                         Mix<scalar_t> m = PlaneCoefficients<scalar_t>(table, padded_channels, channel).mix;
+                         if (split < count) {
+                           m = straddling_mix(m, PlaneCoefficients<scalar_t>(table, padded_channels, next_channel).mix,
+                                              lanes_from<scalar_t>(split));
+                         }
+                         const auto r = load_span(xr + o, count);
+                         const auto f = load_span(xf + o, count);
+                         store_span(yr + o, at::vec::fmadd(m.a00, r, m.a01 * f), count);
+                         store_span(yf + o, at::vec::fmadd(m.a10, r, m.a11 * f), count);
+                       });
                      });
   }
 }
@@ -186,14 +262,15 @@ void backward_kernel(const at::Tensor& dy_rgb, const at::Tensor& dy_flow, const 
                        };
                        for (int64_t row = begin; row < end; ++row) {
                          const int64_t o = row * channels;
-                         mix_backward_span(gr + o, gf + o, xr + o, xf + o, dr + o, df + o, channels, coefficients,
-                                           [&](int64_t j) -> MixGradSums<scalar_t>& { return sums[j / width]; });
+                         mix_backward_span(
+                             gr + o, gf + o, xr + o, xf + o, dr + o, df + o, channels, coefficients,
+                             [&](int64_t j) -> MixGradSums<scalar_t>& { return sums[j / width]; });
                          if ((row - begin + 1) % kNhwcRowsPerFlush == 0 || row + 1 == end) {
                            flush();
                          }
                        }
                      });
-  } else {
+  } else if (pixels < 2 * width) {  // small planes: one span per plane
     at::parallel_for(0, batch * channels, std::max<int64_t>(1, kChunkElements / std::max<int64_t>(pixels, 1)),
                      [&](int64_t begin, int64_t end) {
                        double* mine = partials.mine();
@@ -203,11 +280,47 @@ void backward_kernel(const at::Tensor& dy_rgb, const at::Tensor& dy_flow, const 
                          const int64_t o = plane * pixels;
                          MixGradSums<scalar_t> sums;
                          mix_backward_span(gr + o, gf + o, xr + o, xf + o, dr + o, df + o, pixels, coefficients,
-                                           [&](int64_t) -> MixGradSums<scalar_t>& { return sums; });
-                         mine[channel] += sum_lanes(sums.s00);
-                         mine[channels + channel] += sum_lanes(sums.s01);
-                         mine[2 * channels + channel] += sum_lanes(sums.s10);
-                         mine[3 * channels + channel] += sum_lanes(sums.s11);
+                                                  [&](int64_t) -> MixGradSums<scalar_t>& { return sums; });
+                         add_plane_sums(mine, channels, channel, sums);
+                       }
+                     });
+  } else {
+    const int64_t total = batch * channels * pixels;
+    at::parallel_for(0, (total + width - 1) / width, std::max<int64_t>(1, kChunkElements / width),
+                     [&](int64_t begin, int64_t end) {
+                       double* mine = partials.mine();
+                       MixGradSums<scalar_t> sums;  // lane-wise, of the plane being walked
+                       int64_t open_channel = -1;
+                       walk_planes<width>(begin, end, total, pixels, channels,
+                                          [&](int64_t o, int64_t count, int64_t split, int64_t channel,
+                                              int64_t next_channel, bool ends_plane) {
+                         Mix<scalar_t> m = PlaneCoefficients<scalar_t>(table, padded_channels, channel).mix;
+                         const Vec second_lanes = lanes_from<scalar_t>(split);
+                         if (split < count) {
+                           m = straddling_mix(m, PlaneCoefficients<scalar_t>(table, padded_channels, next_channel).mix,
+                                              second_lanes);
+                         }
+                         const auto g_r = load_span(gr + o, count);
+                         const auto g_f = load_span(gf + o, count);
+                         const auto r = load_span(xr + o, count);
+                         const auto f = load_span(xf + o, count);
+                         store_span(dr + o, at::vec::fmadd(m.a00, g_r, m.a10 * g_f), count);
+                         store_span(df + o, at::vec::fmadd(m.a01, g_r, m.a11 * g_f), count);
+                         const MixGradSums<scalar_t> products{g_r * r, g_r * f, g_f * r, g_f * f};
+                         open_channel = channel;
+                         if (!ends_plane) {
+                           sums = sums + products;
+                           return;
+                         }
+                         // This plane ends here: its lanes close its sums; the next plane's lanes open new ones.
+                         const Vec zero(0);
+                         sums = sums + products.select(zero, second_lanes, false);
+                         add_plane_sums(mine, channels, channel, sums);
+                         sums = products.select(zero, second_lanes, true);
+                         open_channel = next_channel;
+                       });
+                       if (open_channel >= 0) {
+                         add_plane_sums(mine, channels, open_channel, sums);
                        }
                      });
   }
@@ -219,8 +332,8 @@ at::Tensor in_layout(const at::Tensor& t, const at::Tensor& like, bool nhwc) {
 }
 
 at::Tensor empty_in_layout(const at::Tensor& like, bool nhwc) {
-  return at::empty(like.sizes(), like.options().memory_format(nhwc ? at::MemoryFormat::ChannelsLast
-                                                                   : at::MemoryFormat::Contiguous));
+  return empty_output(like.sizes(), like.options().memory_format(nhwc ? at::MemoryFormat::ChannelsLast
+                                                                      : at::MemoryFormat::Contiguous));
 }
 
 void check_inputs(const at::Tensor& x_rgb, const at::Tensor& x_flow, const at::Tensor& alpha) {

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "cpu/output_memory.h"
 #include "cpu/vectorized_io.h"
 
 namespace jna_fast::cpu {
@@ -21,54 +22,76 @@ namespace {
 // Elements per parallel chunk: enough to amortise the scheduling, small enough to balance two threads.
 constexpr int64_t kChunkElements = 32768;
 
-// <x_rgb, y_rgb> + <x_flow, y_flow> over `channels`, x in the feature dtype, y in the accumulation type.
+// <f_rgb, y_rgb> + <f_flow, y_flow> for the scores (y = w) and for g (y = dp), y in the accumulation type.
+// Summed in blocks of kDotBlock channels in the accumulation type (a few products per lane: rounding at the
+// products' level), blocks added in double: at |scores| ~ 1e4 a long float sum's rounding (~1e-3) visibly moves
+// nearly tied softmax weights, and de = a (g - sum a g) cancels. kDotChains independent sums hide the FMA
+// latency.
 template <typename scalar_t>
-inline acc_t<scalar_t> joint_dot(const scalar_t* x_rgb, const acc_t<scalar_t>* y_rgb, const scalar_t* x_flow,
-                                 const acc_t<scalar_t>* y_flow, int64_t channels) {
+inline double joint_dot(const scalar_t* f_rgb, const acc_t<scalar_t>* y_rgb, const scalar_t* f_flow,
+                        const acc_t<scalar_t>* y_flow, int64_t channels) {
   using Vec = AccVec<scalar_t>;
+  using Wide = at::vec::Vectorized<double>;
   constexpr int64_t width = Vec::size();
-  Vec sum_rgb(0), sum_flow(0);
-  for (int64_t j = 0; j < channels; j += width) {
-    const int64_t count = std::min(width, channels - j);
-    sum_rgb = at::vec::fmadd(load_span(x_rgb + j, count), load_span(y_rgb + j, count), sum_rgb);
-    sum_flow = at::vec::fmadd(load_span(x_flow + j, count), load_span(y_flow + j, count), sum_flow);
+  constexpr int64_t kDotChains = 4;
+  constexpr int64_t kDotBlock = 2 * kDotChains * width;
+  Wide total(0);
+  const auto add_block = [&](const Vec& block_sum) {
+    if constexpr (std::is_same_v<acc_t<scalar_t>, double>) {
+      total = total + block_sum;
+    } else {
+      const auto [low, high] = widen(block_sum);
+      total = total + (low + high);
+    }
+  };
+  const auto products = [&](int64_t j, int64_t count, const Vec& sum) {
+    const Vec rgb = at::vec::fmadd(load_span(f_rgb + j, count), load_span(y_rgb + j, count), sum);
+    return at::vec::fmadd(load_span(f_flow + j, count), load_span(y_flow + j, count), rgb);
+  };
+  int64_t block = 0;
+  for (; block + kDotBlock <= channels; block += kDotBlock) {
+    Vec chains[kDotChains] = {Vec(0), Vec(0), Vec(0), Vec(0)};
+    for (int64_t j = block; j < block + kDotBlock; j += kDotChains * width) {
+      for (int64_t k = 0; k < kDotChains; ++k) {
+        chains[k] = products(j + k * width, width, chains[k]);
+      }
+    }
+    add_block((chains[0] + chains[1]) + (chains[2] + chains[3]));
   }
-  return sum_lanes(sum_rgb + sum_flow);
+  if (block < channels) {
+    Vec rest(0);
+    for_each_span<width>(channels - block,
+                         [&](int64_t j, int64_t count) { rest = products(block + j, count, rest); });
+    add_block(rest);
+  }
+  return sum_lanes(total);
 }
 
-// acc = acc * rescale + weight * f over a padded accumulator row (f's missing tail lanes load as zero).
-template <typename scalar_t>
-inline void rescale_accumulate(acc_t<scalar_t>* acc, const scalar_t* f, acc_t<scalar_t> rescale,
-                               acc_t<scalar_t> weight, int64_t channels) {
+// sum = sum * rescale + weight * f for both branches (kRescale false: rescale is 1). The sums are padded rows;
+// f's missing tail lanes load as zero.
+template <bool kRescale, typename scalar_t>
+inline void accumulate_rows(acc_t<scalar_t>* sum_rgb, const scalar_t* f_rgb, acc_t<scalar_t>* sum_flow,
+                            const scalar_t* f_flow, acc_t<scalar_t> rescale, acc_t<scalar_t> weight,
+                            int64_t channels) {
   using Vec = AccVec<scalar_t>;
-  constexpr int64_t width = Vec::size();
   const Vec rescale_v(rescale), weight_v(weight);
-  for (int64_t j = 0; j < channels; j += width) {
-    const auto x = load_span(f + j, std::min(width, channels - j));
-    at::vec::fmadd(weight_v, x, Vec::loadu(acc + j) * rescale_v).store(acc + j);
-  }
-}
-
-// acc += weight * f (no rescale: the common case once the running max has settled).
-template <typename scalar_t>
-inline void accumulate(acc_t<scalar_t>* acc, const scalar_t* f, acc_t<scalar_t> weight, int64_t channels) {
-  using Vec = AccVec<scalar_t>;
-  constexpr int64_t width = Vec::size();
-  const Vec weight_v(weight);
-  for (int64_t j = 0; j < channels; j += width) {
-    const auto x = load_span(f + j, std::min(width, channels - j));
-    at::vec::fmadd(weight_v, x, Vec::loadu(acc + j)).store(acc + j);
-  }
+  const auto update = [&](acc_t<scalar_t>* sum, const Vec& x) {
+    const Vec old = kRescale ? Vec::loadu(sum) * rescale_v : Vec::loadu(sum);
+    at::vec::fmadd(weight_v, x, old).store(sum);
+  };
+  for_each_span<Vec::size()>(channels, [=](int64_t j, int64_t count) {
+    update(sum_rgb + j, load_span(f_rgb + j, count));
+    update(sum_flow + j, load_span(f_flow + j, count));
+  });
 }
 
 template <typename scalar_t>
 inline void store_scaled(scalar_t* out, const acc_t<scalar_t>* acc, acc_t<scalar_t> scale, int64_t channels) {
   using Vec = AccVec<scalar_t>;
-  constexpr int64_t width = Vec::size();
   const Vec scale_v(scale);
-  for (int64_t j = 0; j < channels; j += width) {
-    store_span(out + j, Vec::loadu(acc + j) * scale_v, std::min(width, channels - j));
-  }
+  for_each_span<Vec::size()>(channels, [=](int64_t j, int64_t count) {
+    store_span(out + j, Vec::loadu(acc + j) * scale_v, count);
+  });
 }
 
 template <typename scalar_t>
@@ -76,90 +99,97 @@ void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<s
                     const acc_t<scalar_t>* w_flow, const bool* mask, scalar_t* p_rgb, scalar_t* p_flow,
                     acc_t<scalar_t>* attention, int64_t batch, int64_t segments, int64_t channels) {
   using acc_type = acc_t<scalar_t>;
+  constexpr double kMinusInfinity = -std::numeric_limits<double>::infinity();
   const int64_t padded = round_up(channels, AccVec<scalar_t>::size());
   const int64_t clip_elements = std::max<int64_t>(segments * channels, 1);
   at::parallel_for(0, batch, std::max<int64_t>(1, kChunkElements / clip_elements), [&](int64_t begin, int64_t end) {
     std::vector<acc_type> sums(static_cast<size_t>(2 * padded));
+    std::vector<double> scores(static_cast<size_t>(segments));
     acc_type* sum_rgb = sums.data();
     acc_type* sum_flow = sums.data() + padded;
     for (int64_t b = begin; b < end; ++b) {
       std::fill(sums.begin(), sums.end(), acc_type(0));
-      acc_type* scores = attention + b * segments;
-      acc_type running_max = -std::numeric_limits<acc_type>::infinity();
-      acc_type running_sum = 0;
+      double running_max = kMinusInfinity;
+      double running_sum = 0;
       for (int64_t t = 0; t < segments; ++t) {
         const int64_t row = b * segments + t;
         if (mask != nullptr && !mask[row]) {
-          scores[t] = -std::numeric_limits<acc_type>::infinity();
+          scores[t] = kMinusInfinity;
           continue;
         }
         const scalar_t* fr = f_rgb + row * channels;
         const scalar_t* ff = f_flow + row * channels;
-        const acc_type score = joint_dot(fr, w_rgb, ff, w_flow, channels);
+        const double score = joint_dot(fr, w_rgb, ff, w_flow, channels);
         scores[t] = score;
         if (score > running_max) {
           // New max: the snippet gets weight 1 and everything so far shrinks by exp(old max - new max).
-          const acc_type rescale = std::exp(running_max - score);
+          const double rescale = std::exp(running_max - score);
           running_max = score;
           running_sum = running_sum * rescale + 1;
-          rescale_accumulate(sum_rgb, fr, rescale, acc_type(1), channels);
-          rescale_accumulate(sum_flow, ff, rescale, acc_type(1), channels);
+          accumulate_rows<true>(sum_rgb, fr, sum_flow, ff, static_cast<acc_type>(rescale), acc_type(1), channels);
         } else {
-          const acc_type weight = std::exp(score - running_max);
+          const double weight = std::exp(score - running_max);
           running_sum += weight;
-          accumulate(sum_rgb, fr, weight, channels);
-          accumulate(sum_flow, ff, weight, channels);
+          accumulate_rows<false>(sum_rgb, fr, sum_flow, ff, acc_type(1), static_cast<acc_type>(weight), channels);
         }
       }
       // running_sum is 0 only for an all-masked row (rejected before the kernel): pool it to zeros.
-      const acc_type inverse = running_sum > 0 ? acc_type(1) / running_sum : acc_type(0);
-      store_scaled(p_rgb + b * channels, sum_rgb, inverse, channels);
-      store_scaled(p_flow + b * channels, sum_flow, inverse, channels);
+      const double inverse = running_sum > 0 ? 1.0 / running_sum : 0.0;
+      store_scaled(p_rgb + b * channels, sum_rgb, static_cast<acc_type>(inverse), channels);
+      store_scaled(p_flow + b * channels, sum_flow, static_cast<acc_type>(inverse), channels);
       for (int64_t t = 0; t < segments; ++t) {
-        scores[t] = running_sum > 0 ? std::exp(scores[t] - running_max) * inverse : acc_type(0);
+        attention[b * segments + t] =
+            static_cast<acc_type>(running_sum > 0 ? std::exp(scores[t] - running_max) * inverse : 0.0);
       }
     }
   });
 }
 
-// One snippet row of the backward, one branch: df = a dp + de w; dw_clip += de f (skipped when de == 0).
-template <typename scalar_t>
-inline void backward_row(const scalar_t* f, const acc_t<scalar_t>* dp, const acc_t<scalar_t>* w,
-                         acc_t<scalar_t> a, acc_t<scalar_t> de, scalar_t* df, acc_t<scalar_t>* dw_clip,
-                         int64_t channels) {
+// One snippet of the backward, both branches: df = a dp + de w, and (kAttended) dw_clip += de f.
+// A snippet with a = 0 (masked) has de = 0: its df is 0 and its f is not read.
+template <bool kAttended, typename scalar_t>
+inline void backward_rows(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<scalar_t>* dp_rgb,
+                          const acc_t<scalar_t>* dp_flow, const acc_t<scalar_t>* w_rgb,
+                          const acc_t<scalar_t>* w_flow, acc_t<scalar_t> a, acc_t<scalar_t> de, scalar_t* df_rgb,
+                          scalar_t* df_flow, acc_t<scalar_t>* dw_rgb, acc_t<scalar_t>* dw_flow, int64_t channels) {
   using Vec = AccVec<scalar_t>;
-  constexpr int64_t width = Vec::size();
   const Vec a_v(a), de_v(de);
-  for (int64_t j = 0; j < channels; j += width) {
-    const int64_t count = std::min(width, channels - j);
-    store_span(df + j, at::vec::fmadd(a_v, load_span(dp + j, count), de_v * load_span(w + j, count)), count);
-  }
-  if (de != 0) {
-    for (int64_t j = 0; j < channels; j += width) {
-      const auto x = load_span(f + j, std::min(width, channels - j));
-      at::vec::fmadd(de_v, x, Vec::loadu(dw_clip + j)).store(dw_clip + j);
+  for_each_span<Vec::size()>(channels, [=](int64_t j, int64_t count) {
+    if constexpr (kAttended) {
+      store_span(df_rgb + j,
+                         at::vec::fmadd(a_v, load_span(dp_rgb + j, count), de_v * load_span(w_rgb + j, count)), count);
+      store_span(df_flow + j,
+                         at::vec::fmadd(a_v, load_span(dp_flow + j, count), de_v * load_span(w_flow + j, count)),
+                         count);
+      at::vec::fmadd(de_v, load_span(f_rgb + j, count), Vec::loadu(dw_rgb + j)).store(dw_rgb + j);
+      at::vec::fmadd(de_v, load_span(f_flow + j, count), Vec::loadu(dw_flow + j)).store(dw_flow + j);
+    } else {
+      store_span(df_rgb + j, Vec(0), count);
+      store_span(df_flow + j, Vec(0), count);
     }
-  }
+  });
 }
 
+// Per clip, dw_clip (accumulation type, T snippets) is added into this thread's double partials, rows
+// [2][padded C]: rgb then flow.
 template <typename scalar_t>
 void backward_kernel(const acc_t<scalar_t>* grad_p_rgb, const acc_t<scalar_t>* grad_p_flow,
                      const acc_t<scalar_t>* grad_attention, const scalar_t* f_rgb, const scalar_t* f_flow,
                      const acc_t<scalar_t>* w_rgb, const acc_t<scalar_t>* w_flow,
                      const acc_t<scalar_t>* attention, scalar_t* df_rgb, scalar_t* df_flow,
-                     ThreadPartials& dw_partials, int64_t batch, int64_t segments, int64_t channels) {
+                     ThreadPartials& dw_partials, int64_t padded, int64_t batch, int64_t segments,
+                     int64_t channels) {
   using acc_type = acc_t<scalar_t>;
-  const int64_t padded = round_up(channels, AccVec<scalar_t>::size());
   const int64_t clip_elements = std::max<int64_t>(segments * channels, 1);
   at::parallel_for(0, batch, std::max<int64_t>(1, kChunkElements / clip_elements), [&](int64_t begin, int64_t end) {
+    std::vector<double> g(static_cast<size_t>(segments));
     std::vector<acc_type> dw_clip(static_cast<size_t>(2 * padded));
-    std::vector<acc_type> g(static_cast<size_t>(segments));
     double* dw_mine = dw_partials.mine();
     for (int64_t b = begin; b < end; ++b) {
       const acc_type* a = attention + b * segments;
       const acc_type* dp_rgb = grad_p_rgb + b * channels;
       const acc_type* dp_flow = grad_p_flow + b * channels;
-      acc_type weighted_g = 0;  // s = sum_t a[t] g[t]
+      double weighted_g = 0;  // s = sum_t a[t] g[t]
       for (int64_t t = 0; t < segments; ++t) {
         if (a[t] == 0) {  // masked (or underflowed) snippet: de = 0, df = 0, f not needed
           g[t] = 0;
@@ -171,22 +201,30 @@ void backward_kernel(const acc_t<scalar_t>* grad_p_rgb, const acc_t<scalar_t>* g
         weighted_g += a[t] * g[t];
       }
       std::fill(dw_clip.begin(), dw_clip.end(), acc_type(0));
-      for (int64_t t = segments - 1; t >= 0; --t) {
-        const int64_t row = b * segments + t;
-        const acc_type de = a[t] * (g[t] - weighted_g);
-        backward_row(f_rgb + row * channels, dp_rgb, w_rgb, a[t], de, df_rgb + row * channels, dw_clip.data(),
-                     channels);
-        backward_row(f_flow + row * channels, dp_flow, w_flow, a[t], de, df_flow + row * channels,
-                     dw_clip.data() + padded, channels);
+      for (int64_t t = segments - 1; t >= 0; --t) {  // most recently read snippets first: still in cache
+        const int64_t o = (b * segments + t) * channels;
+        const auto de = static_cast<acc_type>(a[t] * (g[t] - weighted_g));
+        if (a[t] == 0) {
+          backward_rows<false>(f_rgb + o, f_flow + o, dp_rgb, dp_flow, w_rgb, w_flow, a[t], de, df_rgb + o,
+                                                 df_flow + o, dw_clip.data(), dw_clip.data() + padded, channels);
+        } else {
+          backward_rows<true>(f_rgb + o, f_flow + o, dp_rgb, dp_flow, w_rgb, w_flow, a[t], de, df_rgb + o,
+                                       df_flow + o, dw_clip.data(), dw_clip.data() + padded, channels);
+        }
       }
-      add_to_partials<scalar_t>(dw_mine, dw_clip.data(), channels);
-      add_to_partials<scalar_t>(dw_mine + channels, dw_clip.data() + padded, channels);
+      add_to_partials<scalar_t>(dw_mine, dw_clip.data(), 2 * padded);
     }
   });
 }
 
 at::ScalarType accumulation_type(at::ScalarType features) {
   return features == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// C rounded up to a whole vector of the accumulation type (the kernels' padded per-channel buffers).
+int64_t padded_channels(int64_t channels, at::ScalarType features) {
+  return round_up(channels, features == at::kDouble ? at::vec::Vectorized<double>::size()
+                                                    : at::vec::Vectorized<float>::size());
 }
 
 // A small tensor (weights, grads of the [B, C] / [B, T] outputs) in the accumulation type, contiguous.
@@ -288,9 +326,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_
   const auto dp_flow = as_accumulation(grad_p_flow, acc);
   const auto da = as_accumulation(grad_attention, acc);
   const auto attention = as_accumulation(attention_in, acc);
-  auto df_rgb = at::empty({batch, segments, channels}, f_rgb.options());
-  auto df_flow = at::empty({batch, segments, channels}, f_rgb.options());
-  ThreadPartials dw_partials(2 * channels);
+  auto df_rgb = empty_output({batch, segments, channels}, f_rgb.options());
+  auto df_flow = empty_output({batch, segments, channels}, f_rgb.options());
+  const int64_t padded = padded_channels(channels, f_rgb.scalar_type());
+  ThreadPartials dw_partials(2 * padded);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, f_rgb.scalar_type(), "joint_attention_pool_backward_cpu",
                                   [&] {
                                     using acc_type = acc_t<scalar_t>;
@@ -300,13 +339,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_
                                         f_flow.const_data_ptr<scalar_t>(), w_rgb.const_data_ptr<acc_type>(),
                                         w_flow.const_data_ptr<acc_type>(), attention.const_data_ptr<acc_type>(),
                                         df_rgb.mutable_data_ptr<scalar_t>(), df_flow.mutable_data_ptr<scalar_t>(),
-                                        dw_partials, batch, segments, channels);
+                                        dw_partials, padded, batch, segments, channels);
                                   });
-  auto dw = at::empty({2, channels}, w_rgb.options().dtype(at::kDouble));
+  auto dw = at::empty({2, padded}, w_rgb.options().dtype(at::kDouble));
   dw_partials.sum_into(dw.mutable_data_ptr<double>());
-  // Fresh tensors in each w's dtype (copy=true: never a view of the shared [2, C] buffer).
-  auto dw_rgb = dw[0].to(w_rgb_in.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
-  auto dw_flow = dw[1].to(w_flow_in.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+  // Fresh tensors in each w's dtype (copy=true: never a view of the shared [2, padded C] buffer).
+  auto dw_rgb = dw[0].narrow(0, 0, channels).to(w_rgb_in.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+  auto dw_flow = dw[1].narrow(0, 0, channels).to(w_flow_in.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
   return {df_rgb, df_flow, dw_rgb, dw_flow};
 }
 

@@ -7,7 +7,9 @@
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace jna_fast::cpu {
@@ -88,10 +90,55 @@ inline void store_span(scalar_t* p, const AccVec<scalar_t>& v, int64_t count) {
   }
 }
 
+// Calls body(j, count) for the vector spans of [0, length): whole vectors (count is the constant `width`, so the
+// span helpers above lose their branch once inlined), then one partial tail.
+template <int64_t width, typename Body>
+inline void for_each_span(int64_t length, Body&& body) {
+  int64_t j = 0;
+  for (; j + width <= length; j += width) {
+    body(j, width);
+  }
+  if (j < length) {
+    body(j, length - j);
+  }
+}
+
 template <typename acc_type>
 inline acc_type sum_lanes(const at::vec::Vectorized<acc_type>& v) {
   using Vec = at::vec::Vectorized<acc_type>;
   return at::vec::vec_reduce_all<acc_type>([](const Vec& a, const Vec& b) { return a + b; }, v);
+}
+
+// The lanes of a float vector as two double vectors (low half, high half), for sums that need double.
+inline std::pair<at::vec::Vectorized<double>, at::vec::Vectorized<double>> widen(const at::vec::Vectorized<float>& v) {
+  using Wide = at::vec::Vectorized<double>;
+  static_assert(at::vec::Vectorized<float>::size() == 2 * Wide::size(), "a float vector widens to two doubles");
+#if defined(CPU_CAPABILITY_AVX2)
+  const __m256 x = v;
+  return {Wide(_mm256_cvtps_pd(_mm256_castps256_ps128(x))), Wide(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)))};
+#else
+  __at_align__ float narrow[at::vec::Vectorized<float>::size()];
+  __at_align__ double wide[at::vec::Vectorized<float>::size()];
+  v.store(narrow);
+  for (int64_t i = 0; i < at::vec::Vectorized<float>::size(); ++i) {
+    wide[i] = narrow[i];
+  }
+  return {Wide::loadu(wide), Wide::loadu(wide + Wide::size())};
+#endif
+}
+
+// dst[0 .. x's width) += scale * x, summed in double (dst padded to a whole vector).
+template <typename acc_type>
+inline void fma_into_double(double* dst, double scale, const at::vec::Vectorized<acc_type>& x) {
+  using Wide = at::vec::Vectorized<double>;
+  const Wide scale_v(scale);
+  if constexpr (std::is_same_v<acc_type, double>) {
+    at::vec::fmadd(scale_v, x, Wide::loadu(dst)).store(dst);
+  } else {
+    const auto [low, high] = widen(x);
+    at::vec::fmadd(scale_v, low, Wide::loadu(dst)).store(dst);
+    at::vec::fmadd(scale_v, high, Wide::loadu(dst + Wide::size())).store(dst + Wide::size());
+  }
 }
 
 inline int64_t round_up(int64_t value, int64_t multiple) {
