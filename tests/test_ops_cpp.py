@@ -216,6 +216,22 @@ def test_pool_writes_every_output(dtype):
     assert_all_written(grad_inputs, "joint_attention_pool_backward")
 
 
+def test_large_outputs_are_written_in_full():
+    # Outputs over 4 MB live in a huge-page-aligned byte buffer (csrc/cpu/output_memory.h), poisoned too.
+    stitch = make_stitch_case(8, 64, 47, 47)
+    pool = make_pool_case(42, 25, 1024, mask="holes")
+    with poisoned_allocations():
+        stitched = torch.ops.jna_fast.cross_stitch(*stitch.inputs())
+        stitch_grads = torch.ops.jna_fast.cross_stitch_backward(*stitched, *stitch.inputs())
+        p_rgb, p_flow, attention = torch.ops.jna_fast.joint_attention_pool(*pool.inputs())
+        pool_grads = torch.ops.jna_fast.joint_attention_pool_backward(p_rgb, p_flow, attention, *pool.inputs()[:4],
+                                                                      attention)
+    assert stitched[0].nbytes >= 4 << 20 and pool_grads[0].nbytes >= 4 << 20
+    assert_all_written(stitched, "cross_stitch")
+    assert_all_written(stitch_grads, "cross_stitch_backward")
+    assert_all_written(pool_grads, "joint_attention_pool_backward")
+
+
 def test_pool_backward_is_deterministic():
     case = make_pool_case(32, 25, 72, mask="holes")
     p_rgb, p_flow, attention = torch.ops.jna_fast.joint_attention_pool(*case.inputs())

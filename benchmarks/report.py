@@ -1,0 +1,70 @@
+"""Table of the op benchmarks from pytest-benchmark's JSON (benchmarks/bench_ops.py):
+
+    pytest benchmarks/bench_ops.py --benchmark-only --benchmark-json=ops.json
+    python benchmarks/report.py ops.json [--markdown]
+
+One row per op, shape, dtype, mode and provider: median time, GB/s on DESIGN §3's floor bytes, and the ratio
+of the eager reference's median time to this provider's (x faster than eager PyTorch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+PROVIDER_ORDER = ("reference", "reference_compiled", "cpp", "cuda", "triton")
+MODE_ORDER = ("fwd", "bwd", "fwd+bwd")
+COLUMNS = ("op", "shape", "dtype", "mode", "provider", "median ms", "GB/s", "x eager")
+
+
+def rows_from(report: dict) -> list[dict]:
+    entries = [b for b in report["benchmarks"] if "provider" in b.get("extra_info", {})]
+
+    def key(info):
+        return info["op"], tuple(info["shape"]), info["dtype"], info["mode"]
+
+    eager = {key(b["extra_info"]): b["stats"]["median"] for b in entries if b["extra_info"]["provider"] == "reference"}
+    rows = []
+    for b in entries:
+        info, median = b["extra_info"], b["stats"]["median"]
+        baseline = eager.get(key(info))
+        rows.append({
+            "op": info["op"],
+            "shape": "x".join(map(str, info["shape"])),
+            "dtype": info["dtype"],
+            "mode": info["mode"],
+            "provider": info["provider"],
+            "median ms": f"{median * 1e3:.2f}",
+            "GB/s": f"{info['floor_bytes'] / median / 1e9:.1f}",
+            "x eager": f"{baseline / median:.2f}" if baseline else "n/a",
+            "_order": (info["op"], tuple(info["shape"]), info["dtype"], MODE_ORDER.index(info["mode"]),
+                       PROVIDER_ORDER.index(info["provider"])),
+        })
+    return sorted(rows, key=lambda r: r["_order"])
+
+
+def format_table(rows: list[dict], markdown: bool) -> str:
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) if rows else len(c) for c in COLUMNS}
+    if markdown:
+        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+        lines += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in rows]
+    else:
+        lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS)]
+        lines += ["  ".join(r[c].ljust(widths[c]) for c in COLUMNS) for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("json", type=Path, help="pytest-benchmark JSON written with --benchmark-json")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args(argv)
+    report = json.loads(args.json.read_text())
+    machine = report.get("machine_info", {})
+    print(f"# {machine.get('cpu', {}).get('brand_raw', machine.get('processor', ''))}, {report.get('datetime', '')}")
+    print(format_table(rows_from(report), args.markdown))
+
+
+if __name__ == "__main__":
+    main()
