@@ -33,8 +33,15 @@ bool feature_map_is_nhwc(const at::Tensor& x) {
 template <typename acc_type>
 at::Tensor coefficient_table(const at::Tensor& alpha, int64_t padded_channels) {
   const int64_t channels = alpha.size(0);
-  auto table = at::zeros({4, padded_channels}, alpha.options().dtype(c10::CppTypeToScalarType<acc_type>::value));
-  table.narrow(1, 0, channels).copy_(alpha.reshape({channels, 4}).t());
+  const auto values = converted<acc_type>(alpha);
+  const acc_type* a = values.template const_data_ptr<acc_type>();
+  auto table = at::zeros({4, padded_channels}, values.options());
+  acc_type* out = table.template mutable_data_ptr<acc_type>();
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t k = 0; k < 4; ++k) {
+      out[k * padded_channels + c] = a[4 * c + k];
+    }
+  }
   return table;
 }
 
@@ -386,9 +393,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_stitch_backward_cpu(const a
                                     });
   }
   // partials sum to [4][C]; dalpha is [C][2][2].
-  auto dalpha_by_coefficient = at::empty({4, channels}, alpha.options().dtype(at::kDouble));
-  partials.sum_into(dalpha_by_coefficient.mutable_data_ptr<double>());
-  auto dalpha = dalpha_by_coefficient.t().reshape({channels, 2, 2}).to(alpha.scalar_type()).contiguous();
+  std::vector<double> totals(static_cast<size_t>(4 * channels));
+  partials.sum_into(totals.data());
+  auto dalpha = tensor_from(totals.data(), {channels, 2, 2}, alpha.options(),
+                            [channels](int64_t i) { return (i % 4) * channels + i / 4; });
   return {dx_rgb, dx_flow, dalpha};
 }
 

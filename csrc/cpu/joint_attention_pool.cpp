@@ -227,11 +227,6 @@ int64_t padded_channels(int64_t channels, at::ScalarType features) {
                                                     : at::vec::Vectorized<float>::size());
 }
 
-// A small tensor (weights, grads of the [B, C] / [B, T] outputs) in the accumulation type, contiguous.
-at::Tensor as_accumulation(const at::Tensor& t, at::ScalarType acc) {
-  return t.to(acc).contiguous();
-}
-
 void check_features(const at::Tensor& f_rgb, const at::Tensor& f_flow, const at::Tensor& w_rgb,
                     const at::Tensor& w_flow) {
   TORCH_CHECK(f_rgb.dim() == 3, "joint_attention_pool: f_rgb must be [B, T, C], got ", f_rgb.sizes());
@@ -287,13 +282,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_cpu(const at
   const auto acc = accumulation_type(f_rgb_in.scalar_type());
   const auto f_rgb = f_rgb_in.contiguous();
   const auto f_flow = f_flow_in.contiguous();
-  const auto w_rgb = as_accumulation(w_rgb_in, acc);
-  const auto w_flow = as_accumulation(w_flow_in, acc);
   auto p_rgb = at::empty({batch, channels}, f_rgb.options());
   auto p_flow = at::empty({batch, channels}, f_rgb.options());
   auto attention = at::empty({batch, segments}, f_rgb.options().dtype(acc));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, f_rgb.scalar_type(), "joint_attention_pool_cpu", [&] {
     using acc_type = acc_t<scalar_t>;
+    const auto w_rgb = converted<acc_type>(w_rgb_in);
+    const auto w_flow = converted<acc_type>(w_flow_in);
     forward_kernel<scalar_t>(f_rgb.const_data_ptr<scalar_t>(), f_flow.const_data_ptr<scalar_t>(),
                              w_rgb.const_data_ptr<acc_type>(), w_flow.const_data_ptr<acc_type>(),
                              mask.defined() ? mask.const_data_ptr<bool>() : nullptr,
@@ -317,15 +312,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_
                   attention_in.sizes() == at::IntArrayRef({batch, segments}),
               "joint_attention_pool_backward: grad_attention and attention must be [B, T] = [", batch, ", ",
               segments, "], got ", grad_attention.sizes(), " and ", attention_in.sizes());
-  const auto acc = accumulation_type(f_rgb_in.scalar_type());
   const auto f_rgb = f_rgb_in.contiguous();
   const auto f_flow = f_flow_in.contiguous();
-  const auto w_rgb = as_accumulation(w_rgb_in, acc);
-  const auto w_flow = as_accumulation(w_flow_in, acc);
-  const auto dp_rgb = as_accumulation(grad_p_rgb, acc);
-  const auto dp_flow = as_accumulation(grad_p_flow, acc);
-  const auto da = as_accumulation(grad_attention, acc);
-  const auto attention = as_accumulation(attention_in, acc);
   auto df_rgb = empty_output({batch, segments, channels}, f_rgb.options());
   auto df_flow = empty_output({batch, segments, channels}, f_rgb.options());
   const int64_t padded = padded_channels(channels, f_rgb.scalar_type());
@@ -333,6 +321,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, f_rgb.scalar_type(), "joint_attention_pool_backward_cpu",
                                   [&] {
                                     using acc_type = acc_t<scalar_t>;
+                                    const auto w_rgb = converted<acc_type>(w_rgb_in);
+                                    const auto w_flow = converted<acc_type>(w_flow_in);
+                                    const auto dp_rgb = converted<acc_type>(grad_p_rgb);
+                                    const auto dp_flow = converted<acc_type>(grad_p_flow);
+                                    const auto da = converted<acc_type>(grad_attention);
+                                    const auto attention = converted<acc_type>(attention_in);
                                     backward_kernel<scalar_t>(
                                         dp_rgb.const_data_ptr<acc_type>(), dp_flow.const_data_ptr<acc_type>(),
                                         da.const_data_ptr<acc_type>(), f_rgb.const_data_ptr<scalar_t>(),
@@ -341,11 +335,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_
                                         df_rgb.mutable_data_ptr<scalar_t>(), df_flow.mutable_data_ptr<scalar_t>(),
                                         dw_partials, padded, batch, segments, channels);
                                   });
-  auto dw = at::empty({2, padded}, w_rgb.options().dtype(at::kDouble));
-  dw_partials.sum_into(dw.mutable_data_ptr<double>());
-  // Fresh tensors in each w's dtype (copy=true: never a view of the shared [2, padded C] buffer).
-  auto dw_rgb = dw[0].narrow(0, 0, channels).to(w_rgb_in.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
-  auto dw_flow = dw[1].narrow(0, 0, channels).to(w_flow_in.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+  std::vector<double> dw(static_cast<size_t>(2 * padded));
+  dw_partials.sum_into(dw.data());
+  const auto identity = [](int64_t i) { return i; };
+  auto dw_rgb = tensor_from(dw.data(), {channels}, w_rgb_in.options(), identity);
+  auto dw_flow = tensor_from(dw.data() + padded, {channels}, w_flow_in.options(), identity);
   return {df_rgb, df_flow, dw_rgb, dw_flow};
 }
 
