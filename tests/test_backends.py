@@ -94,3 +94,29 @@ def test_info_reports_versions_and_backends():
     assert "  cpp        can serve" in out
     for label in ("triton", "DALI", "PyAV", "OpenCV"):
         assert f"\n{label} " in out
+
+
+def test_base_package_runs_without_optional_dependencies():
+    script = (
+        "import sys\n"
+        "for name in ('av', 'cv2', 'triton', 'nvidia', 'nvidia.dali'):\n"
+        "    sys.modules[name] = None  # as if not installed\n"
+        "import torch\n"
+        "from jna_fast import JNA\n"
+        "from jna_fast.ops import availability\n"
+        "model = JNA(3, backbone='resnet18', num_segments=2, flow_length=1).eval()\n"
+        "out = model(torch.randn(1, 2, 3, 32, 32), torch.randn(1, 2, 2, 32, 32))\n"
+        "assert out.logits.shape == (1, 3)\n"
+        "assert \"pip install 'jna_fast[triton]'\" in availability(torch.device('cpu'))['triton']\n"
+        "for module in ('jna_fast.data', 'jna_fast.flow'):\n"
+        "    try:\n"
+        "        __import__(module)\n"
+        "    except ImportError as exc:\n"
+        "        assert \"pip install 'jna_fast[video]'\" in str(exc) and module in str(exc), str(exc)\n"
+        "    else:\n"
+        "        raise AssertionError(module + ' imported without PyAV/OpenCV')\n"
+        "print('base ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "base ok" in result.stdout

@@ -29,6 +29,10 @@ crops, same value mappings (pixels equal up to the resize filter). "auto": DALI 
 Sampling, crops and values: sampling.py and transforms.py. Bad input: errors.py (on_error="raise"|"skip").
 """
 
+from .._optional import require
+
+require("jna_fast.data", "av", "cv2")
+
 from .batch import ClipBatch, ClipRequest
 from .errors import DataError
 from .lists import KINDS, DatasetIndex, VideoRecord, load_index

@@ -258,7 +258,7 @@ def _resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "dali" if dali_available() else "pyav"
     if backend == "dali" and not dali_available():
-        raise ValueError("backend='dali' needs nvidia-dali (pip install nvidia-dali-cuda130); or use backend='pyav'")
+        raise ValueError("backend='dali' needs nvidia-dali: pip install 'jna_fast[dali]'; or use backend='pyav'")
     return backend
 
 

@@ -11,6 +11,10 @@ API::
 CLI: ``python -m jna_fast.flow extract --videos DIR --out DIR [--algorithm tvl1|dis|farneback|nvof] ...``
 """
 
+from .._optional import require
+
+require("jna_fast.flow", "av", "cv2")
+
 from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, FlowAlgorithmUnavailable, make_estimator
 from .encoding import DEFAULT_BOUND, decode_component, decode_flow, encode_component, encode_flow
 from .extract import (COMPLETE_MARKER, SUMMARY_NAME, VIDEO_EXTENSIONS, extract_flow, extract_video, find_videos,
