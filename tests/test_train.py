@@ -87,3 +87,17 @@ def test_checkpoint_write_is_atomic(tmp_path):
 def test_cli_rejects_a_missing_root():
     result = run_cli("--dataset", "ucf101")
     assert result.returncode != 0 and "--dataset ucf101 needs --root" in result.stderr
+
+
+def test_parameter_groups_cover_every_parameter_once():
+    from jna_fast.train import parameter_groups, parse_args
+
+    model = JNA(4, backbone="resnet18", flow_length=2)
+    groups = parameter_groups(model, parse_args(["--weight-decay", "1e-4", "--attention-lr-scale", "0.1"]))
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    by_id = {id(p): g for g in groups for p in g["params"]}
+    assert by_id[id(model.rgb.conv1.weight)]["weight_decay"] == 1e-4
+    for p in (model.stitches["3"].alpha, model.rgb.bn1.weight, model.fc_rgb.bias):
+        assert by_id[id(p)]["weight_decay"] == 0.0
+    assert by_id[id(model.attention.w_rgb)]["lr_scale"] == 0.1
