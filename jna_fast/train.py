@@ -40,6 +40,14 @@ CHECKPOINT_NAME = "last.pt"
 DEFAULT_SYNTHETIC_DIR = Path(os.environ.get("JNA_FAST_CACHE", Path.home() / ".cache" / "jna_fast")) / "synthetic"
 
 
+# Defaults that depend on the data: the synthetic videos are 96 px and small enough to learn from scratch in
+# minutes on a CPU; real datasets get the TSN-standard 224 px crops and a ResNet-50.
+DATASET_DEFAULTS = {
+    "synthetic": {"backbone": "resnet18", "size": 64, "epochs": 30},
+    "real": {"backbone": "resnet50", "size": 224, "epochs": 80},
+}
+
+
 @dataclass
 class TrainConfig:
     dataset: str = "synthetic"
@@ -48,20 +56,21 @@ class TrainConfig:
     split: int = 1
     train_list: str | None = None
     val_list: str | None = None
-    backbone: str = "resnet18"
+    backbone: str | None = None
     weights: str | None = None
     num_segments: int = 3
     test_segments: int = 5
     flow_length: int = 5
     share_after: tuple[int, ...] = (3, 4)
-    size: int = 112
-    epochs: int = 12
+    size: int | None = None
+    epochs: int | None = None
     batch_size: int = 8
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     dropout: float = 0.5
+    attention_lr_scale: float = 0.01
     clip_grad: float = 20.0
     precision: str = "auto"
     channels_last: bool | None = None
@@ -91,13 +100,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     data.add_argument("--split", type=int, default=defaults.split)
     data.add_argument("--train-list", help="list file for --dataset videos/rawframes (training)")
     data.add_argument("--val-list", help="list file for --dataset videos/rawframes (validation)")
-    data.add_argument("--size", type=int, default=defaults.size, help="crop size fed to the network")
+    data.add_argument("--size", type=int, help="crop size fed to the network (default: 64 synthetic, 224 real)")
     data.add_argument("--data-backend", choices=("auto", "dali", "pyav"), default=defaults.data_backend)
     data.add_argument("--on-error", choices=("raise", "skip"), default=defaults.on_error,
                       help="a corrupt video: stop, or warn, skip and count it")
     model = p.add_argument_group("model")
-    model.add_argument("--backbone", default=defaults.backbone,
-                       choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))
+    model.add_argument("--backbone", choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
+                       help="default: resnet18 on the synthetic data, resnet50 otherwise")
     model.add_argument("--weights", help="torchvision ImageNet weight file (.pth) for both branches")
     model.add_argument("--num-segments", type=int, default=defaults.num_segments, help="T for training")
     model.add_argument("--test-segments", type=int, default=defaults.test_segments, help="T for validation")
@@ -107,12 +116,14 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     model.add_argument("--op-backend", choices=("reference", "cpp", "cuda", "triton"),
                        help="force the fused ops' backend (default: the best available)")
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=defaults.epochs)
+    opt.add_argument("--epochs", type=int, help="default: 30 on the synthetic data, 80 otherwise")
     opt.add_argument("--batch-size", type=int, default=defaults.batch_size, help="clips per GPU/process")
     opt.add_argument("--lr", type=float, default=defaults.lr)
     opt.add_argument("--momentum", type=float, default=defaults.momentum)
     opt.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     opt.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs)
+    opt.add_argument("--attention-lr-scale", type=float, default=defaults.attention_lr_scale,
+                     help="learning-rate factor of the attention vectors w_rgb, w_flow")
     opt.add_argument("--clip-grad", type=float, default=defaults.clip_grad, help="gradient norm clip (0: off)")
     opt.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total")
     perf = p.add_argument_group("performance")
@@ -139,12 +150,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         p.error(f"--dataset {a.dataset} needs --root")
     if a.dataset in ("videos", "rawframes") and not (a.train_list and a.val_list):
         p.error(f"--dataset {a.dataset} needs --train-list and --val-list")
+    fallback = DATASET_DEFAULTS["synthetic" if a.dataset == "synthetic" else "real"]
+    for name, value in fallback.items():
+        if getattr(a, name) is None:
+            setattr(a, name, value)
     return TrainConfig(
         dataset=a.dataset, root=a.root, frames_root=a.frames_root, split=a.split, train_list=a.train_list,
         val_list=a.val_list, backbone=a.backbone, weights=a.weights, num_segments=a.num_segments,
         test_segments=a.test_segments, flow_length=a.flow_length, share_after=share_after, size=a.size,
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay,
-        warmup_epochs=a.warmup_epochs, dropout=a.dropout, clip_grad=a.clip_grad, precision=a.precision,
+        warmup_epochs=a.warmup_epochs, dropout=a.dropout, attention_lr_scale=a.attention_lr_scale, clip_grad=a.clip_grad, precision=a.precision,
         channels_last=a.channels_last, compile=a.compile, op_backend=a.op_backend, data_backend=a.data_backend,
         on_error=a.on_error, out=a.out, resume=a.resume, checkpoint_every=a.checkpoint_every,
         max_steps=a.max_steps, seed=a.seed, num_classes_synthetic=a.synthetic_classes,
@@ -285,6 +300,26 @@ def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def parameter_groups(model: JNA, cfg: TrainConfig) -> list[dict]:
+    """Weight decay on conv and linear weights only: decaying BN, biases and the cross-stitch alphas would pull
+    them to 0 (alpha starts at [[.9, .1], [.1, .9]] on purpose). The attention vectors learn at a fraction of
+    the rate: a score is a sum over C channels, so an ordinary step swings it by O(C) and the softmax collapses
+    onto one snippet before the features mean anything."""
+    attention = [model.attention.w_rgb, model.attention.w_flow]
+    attention_ids = {id(p) for p in attention}
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if id(parameter) in attention_ids:
+            continue
+        is_matrix = parameter.dim() >= 2 and not name.startswith("stitches.")
+        (decay if is_matrix else no_decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": cfg.weight_decay, "lr_scale": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
+        {"params": attention, "weight_decay": 0.0, "lr_scale": cfg.attention_lr_scale},
+    ]
+
+
 def autocast_context(cfg: TrainConfig, device: torch.device):
     precision = cfg.precision
     if precision == "auto":
@@ -359,8 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         model.load_backbone_weights(cfg.weights)
     channels_last = env.device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
     model = model.to(env.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(parameter_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum)
 
     out = Path(cfg.out)
     checkpoint_path = out / CHECKPOINT_NAME
@@ -409,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         for batch in train_loader.batches(start_batch=skip):
             batch = batch.to(env.device, non_blocking=True)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, step, steps_per_epoch)
+                group["lr"] = learning_rate(cfg, step, steps_per_epoch) * group["lr_scale"]
             with autocast_context(cfg, env.device):
                 output = net(batch.rgb, batch.flow, batch.mask)
             loss = model.loss(output, batch.label)
