@@ -13,6 +13,13 @@ from jna_fast.ops.backends import BACKEND_NAMES, select_backend
 from op_testing import make_pool_case
 
 
+def run_python(script: str, marker: str) -> None:
+    """Runs `script` in a fresh interpreter (import-time behaviour needs one) and checks it got to `marker`."""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert marker in result.stdout
+
+
 def test_extension_is_built_with_the_cpu_backend():
     status = extension_status()
     assert status.loaded, status.error
@@ -82,9 +89,7 @@ def test_missing_extension_falls_back_to_the_reference_with_one_warning():
         "torch.testing.assert_close(y[0], 2 * x)\n"
         "print('fallback ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "fallback ok" in result.stdout
+    run_python(script, "fallback ok")
 
 
 def test_info_reports_versions_and_backends():
@@ -120,6 +125,4 @@ def test_base_package_runs_without_optional_dependencies():
         "        raise AssertionError(module + ' imported without PyAV/OpenCV')\n"
         "print('base ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "base ok" in result.stdout
+    run_python(script, "base ok")

@@ -82,6 +82,7 @@ def test_checkpoint_write_is_atomic(tmp_path):
     with pytest.raises(Exception):
         save_checkpoint(path, {"step": 2, "bad": lambda: None})  # lambdas cannot be pickled: the save fails
     assert torch.load(path, weights_only=False) == {"step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"], "a failed save left a temporary file"
 
 
 def test_cli_rejects_a_missing_root():

@@ -41,7 +41,7 @@ def joint_attention_pool_ref(
     Returns ``(p_rgb [B, C], p_flow [B, C], attention [B, T])``; attention is float32 (float64 for
     float64 inputs, so that gradcheck sees full precision). Scores and pooled sums are
     accumulated in float32 (float64 for float64 inputs). A row whose mask is all False yields zeros
-    (the public wrapper rejects such rows on CPU before getting here).
+    (the reference backend rejects such rows on CPU before calling this; see ops.backends).
     """
     # bmm would be autocast to bf16/fp16; the spec accumulates in float32 whatever the context.
     with torch.autocast(f_rgb.device.type, enabled=False):
