@@ -39,6 +39,9 @@ def report() -> str:
         built = ", ".join(status.compiled_backends)
         archs = f", CUDA archs {status.cuda_arch_list}" if status.cuda_arch_list else ""
         lines.append(f"extension: built, backends: {built}{archs}  ({status.path})")
+        from . import _C
+
+        lines.append(f"CPU kernels run on {_C.cpu_threads_used()} of torch's {torch.get_num_threads()} threads")
     else:
         lines.append(f"extension: NOT loaded ({status.error}); ops use the reference")
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])

@@ -1,6 +1,7 @@
 """Backend choice: auto selection, forcing by argument or JNA_FAST_BACKEND, the error listing every backend's
 reason, the fallback to the reference when the extension cannot load, and `python -m jna_fast.info`."""
 
+import os
 import subprocess
 import sys
 
@@ -24,6 +25,20 @@ def test_extension_is_built_with_the_cpu_backend():
     status = extension_status()
     assert status.loaded, status.error
     assert "cpu" in status.compiled_backends
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPU cores")
+def test_cpu_kernels_run_on_all_of_torchs_threads():
+    # at::parallel_for compiles to a serial loop in a build without OpenMP: the kernels would still pass every
+    # accuracy test, at half the speed or worse. Guard the build flag itself.
+    from jna_fast import _C
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert _C.cpu_threads_used() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_auto_choice_on_cpu_is_the_cpp_kernels():
@@ -100,6 +115,7 @@ def test_info_reports_versions_and_backends():
     assert "extension: built, backends: cpu" in out
     assert "backends for cpu tensors (auto choice: cpp)" in out
     assert "  cpp        can serve" in out
+    assert "CPU kernels run on " in out
     for label in ("triton", "DALI", "PyAV", "OpenCV"):
         assert f"\n{label} " in out
 

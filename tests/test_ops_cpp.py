@@ -149,6 +149,19 @@ def test_pool_large_scores(mask, dtype):
 
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
+def test_pool_online_softmax_across_tiles(dtype):
+    # The CPU forward scores and pools C = 2048 snippets in tiles of 8 (float32) or 16 (bf16): clips whose first
+    # tiles are all padding, whose max arrives in a late tile, and which have a single real snippet at the end.
+    case = make_pool_case(4, 25, 2048, dtype=dtype, score_scale=1e4, w_dtype=torch.float32)
+    mask = torch.ones(4, 25, dtype=torch.bool)
+    mask[0, :17] = False
+    mask[1, :24] = False
+    mask[2, 3:20] = False
+    case.mask = mask
+    assert_matches_reference(cpp_pool, joint_attention_pool_ref, case.inputs(), case.seed, names=POOL_NAMES)
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
 def test_pool_noncontiguous(dtype):
     case = make_pool_case(3, 25, 40, dtype=dtype, mask="holes", noncontiguous=True, w_dtype=torch.float32)
     assert not case.f_rgb.is_contiguous()

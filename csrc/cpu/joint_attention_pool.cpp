@@ -1,6 +1,7 @@
 // joint_attention_pool on CPU (DESIGN §2.2, §3), parallel over clips, vectorised over C.
-// Forward: one pass over each clip's snippets with an online softmax (running max and sum, accumulators
-// rescaled when the max grows), so f is read once and |scores| up to 1e4 cannot overflow.
+// Forward: one pass over each clip's snippets with an online softmax over tiles of snippets (running max and
+// sum, sums rescaled when the max grows): each tile is scored as its rows stream in and pooled from cache, so f
+// is read from memory once and |scores| up to 1e4 cannot overflow.
 // Backward: per clip, pass 1 reads f for g[t] = <dp_rgb, f_rgb[t]> + <dp_flow, f_flow[t]> + grad_attention[t];
 // pass 2 writes df[t] = a[t] dp + de[t] w and adds de[t] f[t] into dw, re-reading the clip's f from cache
 // (T*C elements; in reverse order, most recently read first). dw is reduced over clips via per-thread partials.
@@ -67,21 +68,60 @@ inline double joint_dot(const scalar_t* f_rgb, const acc_t<scalar_t>* y_rgb, con
   return sum_lanes(total);
 }
 
-// sum = sum * rescale + weight * f for both branches (kRescale false: rescale is 1). The sums are padded rows;
-// f's missing tail lanes load as zero.
-template <bool kRescale, typename scalar_t>
-inline void accumulate_rows(acc_t<scalar_t>* sum_rgb, const scalar_t* f_rgb, acc_t<scalar_t>* sum_flow,
-                            const scalar_t* f_flow, acc_t<scalar_t> rescale, acc_t<scalar_t> weight,
-                            int64_t channels) {
+// Calls body(j, vectors, last) over [0, channels) in strips of `vectors` (kStripVectors, then 1) vectors of
+// `width` lanes starting at channel j; all of a strip's vectors are whole except the last, which holds `last`
+// lanes. Both counts are compile-time constants in every whole strip, so each strip's loop is unrolled and the
+// span helpers lose their branches; only the one partial tail strip takes a run-time lane count.
+template <int64_t width, int64_t kStripVectors, typename Body>
+inline void for_each_strip(int64_t channels, Body&& body) {
+  using Whole = std::integral_constant<int64_t, width>;
+  int64_t j = 0;
+  for (; j + kStripVectors * width <= channels; j += kStripVectors * width) {
+    body(j, std::integral_constant<int64_t, kStripVectors>{}, Whole{});
+  }
+  for (; j + width <= channels; j += width) {
+    body(j, std::integral_constant<int64_t, 1>{}, Whole{});
+  }
+  if (j < channels) {
+    body(j, std::integral_constant<int64_t, 1>{}, channels - j);
+  }
+}
+
+// Vectors per strip: the strip's accumulators, with the broadcasts and loads, fit the 16 AVX2 registers.
+constexpr int64_t kStripVectors = 4;
+
+// The forward scores a tile of snippets, then pools the tile's rows while they are still in L2 (the strip loop
+// below reads each row once more, from cache). This many bytes of f per tile, both branches.
+constexpr int64_t kTileBytes = int64_t{128} << 10;
+
+// sum = sum * rescale + sum_k weight[k] f[k] over one tile of a branch's rows (f: [rows, C]), a strip of channels at a time with the tile's contribution in registers. Rows with weight 0
+// (masked, or underflowed) are not read.
+template <typename scalar_t>
+inline void pool_tile(acc_t<scalar_t>* sum, acc_t<scalar_t> rescale, const scalar_t* f,
+                      const acc_t<scalar_t>* weight, int64_t rows, int64_t channels) {
   using Vec = AccVec<scalar_t>;
-  const Vec rescale_v(rescale), weight_v(weight);
-  const auto update = [&](acc_t<scalar_t>* sum, const Vec& x) {
-    const Vec old = kRescale ? Vec::loadu(sum) * rescale_v : Vec::loadu(sum);
-    at::vec::fmadd(weight_v, x, old).store(sum);
-  };
-  for_each_span<Vec::size()>(channels, [=](int64_t j, int64_t count) {
-    update(sum_rgb + j, load_span(f_rgb + j, count));
-    update(sum_flow + j, load_span(f_flow + j, count));
+  constexpr int64_t width = Vec::size();
+  const Vec rescale_v(rescale);
+  for_each_strip<width, kStripVectors>(channels, [&](int64_t j, auto vectors, auto last) {
+    constexpr int64_t n = decltype(vectors)::value;
+    const auto lanes = [&](int64_t k) -> int64_t { return k == n - 1 ? int64_t{last} : width; };
+    Vec tile[n];
+    for (int64_t k = 0; k < n; ++k) {
+      tile[k] = Vec::loadu(sum + j + k * width) * rescale_v;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      if (weight[r] == 0) {
+        continue;
+      }
+      const Vec weight_v(weight[r]);
+      const scalar_t* row = f + r * channels + j;
+      for (int64_t k = 0; k < n; ++k) {
+        tile[k] = at::vec::fmadd(weight_v, load_span(row + k * width, lanes(k)), tile[k]);
+      }
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      tile[k].store(sum + j + k * width);
+    }
   });
 }
 
@@ -94,6 +134,9 @@ inline void store_scaled(scalar_t* out, const acc_t<scalar_t>* acc, acc_t<scalar
   });
 }
 
+// Per clip, an online softmax over tiles of snippets: score a tile (the rows stream in from memory), move the
+// running max to cover it (the sums so far shrink by exp(old max - new max)), then pool the tile from cache.
+// f is read from memory once, the sums stay bounded whatever T is, and |scores| up to 1e4 cannot overflow.
 template <typename scalar_t>
 void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<scalar_t>* w_rgb,
                     const acc_t<scalar_t>* w_flow, const bool* mask, scalar_t* p_rgb, scalar_t* p_flow,
@@ -101,42 +144,48 @@ void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<s
   using acc_type = acc_t<scalar_t>;
   constexpr double kMinusInfinity = -std::numeric_limits<double>::infinity();
   const int64_t padded = round_up(channels, AccVec<scalar_t>::size());
+  const int64_t tile_rows =
+      std::max<int64_t>(1, kTileBytes / std::max<int64_t>(1, 2 * channels * int64_t{sizeof(scalar_t)}));
   const int64_t clip_elements = std::max<int64_t>(segments * channels, 1);
   at::parallel_for(0, batch, std::max<int64_t>(1, kChunkElements / clip_elements), [&](int64_t begin, int64_t end) {
     std::vector<acc_type> sums(static_cast<size_t>(2 * padded));
     std::vector<double> scores(static_cast<size_t>(segments));
-    acc_type* sum_rgb = sums.data();
-    acc_type* sum_flow = sums.data() + padded;
+    std::vector<acc_type> weights(static_cast<size_t>(tile_rows));
     for (int64_t b = begin; b < end; ++b) {
+      const int64_t clip = b * segments * channels;
       std::fill(sums.begin(), sums.end(), acc_type(0));
       double running_max = kMinusInfinity;
       double running_sum = 0;
-      for (int64_t t = 0; t < segments; ++t) {
-        const int64_t row = b * segments + t;
-        if (mask != nullptr && !mask[row]) {
-          scores[t] = kMinusInfinity;
+      for (int64_t first = 0; first < segments; first += tile_rows) {
+        const int64_t rows = std::min(tile_rows, segments - first);
+        double tile_max = kMinusInfinity;
+        for (int64_t t = first; t < first + rows; ++t) {
+          const int64_t row = clip + t * channels;
+          const bool real = mask == nullptr || mask[b * segments + t];
+          scores[t] = real ? joint_dot(f_rgb + row, w_rgb, f_flow + row, w_flow, channels) : kMinusInfinity;
+          tile_max = std::max(tile_max, scores[t]);
+        }
+        if (tile_max == kMinusInfinity) {  // all masked: no weight, nothing to read
           continue;
         }
-        const scalar_t* fr = f_rgb + row * channels;
-        const scalar_t* ff = f_flow + row * channels;
-        const double score = joint_dot(fr, w_rgb, ff, w_flow, channels);
-        scores[t] = score;
-        if (score > running_max) {
-          // New max: the snippet gets weight 1 and everything so far shrinks by exp(old max - new max).
-          const double rescale = std::exp(running_max - score);
-          running_max = score;
-          running_sum = running_sum * rescale + 1;
-          accumulate_rows<true>(sum_rgb, fr, sum_flow, ff, static_cast<acc_type>(rescale), acc_type(1), channels);
-        } else {
-          const double weight = std::exp(score - running_max);
+        const double new_max = std::max(running_max, tile_max);
+        const double rescale = std::exp(running_max - new_max);  // 0 for the first real tile: sums are 0
+        running_sum *= rescale;
+        for (int64_t r = 0; r < rows; ++r) {
+          const double weight = std::exp(scores[first + r] - new_max);  // exp(-inf) = 0 for masked rows
+          weights[r] = static_cast<acc_type>(weight);
           running_sum += weight;
-          accumulate_rows<false>(sum_rgb, fr, sum_flow, ff, acc_type(1), static_cast<acc_type>(weight), channels);
         }
+        running_max = new_max;
+        const int64_t tile = clip + first * channels;
+        pool_tile(sums.data(), static_cast<acc_type>(rescale), f_rgb + tile, weights.data(), rows, channels);
+        pool_tile(sums.data() + padded, static_cast<acc_type>(rescale), f_flow + tile, weights.data(), rows,
+                  channels);
       }
-      // running_sum is 0 only for an all-masked row (rejected before the kernel): pool it to zeros.
+      // running_sum is 0 only for an all-masked clip (rejected before the kernel on CPU): pool it to zeros.
       const double inverse = running_sum > 0 ? 1.0 / running_sum : 0.0;
-      store_scaled(p_rgb + b * channels, sum_rgb, static_cast<acc_type>(inverse), channels);
-      store_scaled(p_flow + b * channels, sum_flow, static_cast<acc_type>(inverse), channels);
+      store_scaled(p_rgb + b * channels, sums.data(), static_cast<acc_type>(inverse), channels);
+      store_scaled(p_flow + b * channels, sums.data() + padded, static_cast<acc_type>(inverse), channels);
       for (int64_t t = 0; t < segments; ++t) {
         attention[b * segments + t] =
             static_cast<acc_type>(running_sum > 0 ? std::exp(scores[t] - running_max) * inverse : 0.0);

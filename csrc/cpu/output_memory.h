@@ -1,50 +1,39 @@
-// Fresh output tensors for the CPU kernels, backed by transparent huge pages where the OS allows it.
+// Fresh output tensors for the CPU kernels: large ones come from a small pool of recycled, huge-page-backed
+// buffers.
 //
-// Why: the CPU allocator hands large tensors straight from mmap, so the kernel's first write to each 4 KiB page
-// takes a page fault. For feature-map-sized outputs that first touch costs several times the kernel's own
-// memory traffic (measured on the 2-core dev machine: 77 MB written in 9 ms pre-faulted, 50+ ms fresh).
-// With MADV_HUGEPAGE (honoured when /sys/kernel/mm/transparent_hugepage/enabled is "madvise" or "always")
-// one fault maps 2 MiB. The advice only changes how pages are backed, never their contents or lifetime.
+// Why: the CPU allocator hands large tensors straight from mmap (glibc's threshold for that moves between
+// 128 KiB and 32 MiB with the process's history), so a kernel's first write to each page of its output takes a
+// page fault, and the OS zeroes the page before our kernel overwrites it. Measured on the
+// 2-core dev machine: 77 MB written in 9 ms pre-faulted, 50+ ms fresh with 4 KiB pages; with 2 MiB pages the
+// faults are few but each zeroes 2 MiB, flushing the caches the kernel is working from. The same fwd+bwd of
+// joint_attention_pool (B=32) took between 1.6 and 7.7 ms depending only on where glibc's threshold stood.
+// A training loop allocates the same output shapes every step, so the buffers freed by one step serve the next:
+// no faults, no zeroing, and timings that do not depend on the allocator's mood.
+//
+// The pool keeps at most JNA_FAST_CPU_OUTPUT_CACHE_MB (default 1024; 0 turns the pool off) of idle buffers,
+// least recently freed evicted first; jna_fast.ops.empty_cpu_output_cache() frees them all. A buffer is idle
+// only once every tensor and view of its storage is gone, so recycling can never alias live data. Under
+// torch.utils.deterministic.fill_uninitialized_memory a recycled buffer is NaN-filled like any at::empty.
 #pragma once
 
 #include <ATen/ATen.h>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
+#include <cstddef>
 #include <cstdint>
-
-#include "cpu/vectorized_io.h"
 
 namespace jna_fast::cpu {
 
-// Below this size a tensor spans few 2 MiB pages and the advice buys nothing.
-constexpr int64_t kHugePageAdviceMinBytes = int64_t{4} << 20;
+// Below this size a tensor spans few 2 MiB pages and comes from at::empty as usual.
+constexpr int64_t kPooledOutputMinBytes = int64_t{4} << 20;
 constexpr int64_t kHugePageBytes = int64_t{2} << 20;
 
-// at::empty for a kernel output that is about to be written in full. Large outputs are placed at the first
-// 2 MiB boundary of a byte buffer from the ordinary CPU allocator that runs on to the next 2 MiB boundary past
-// their end, and advised MADV_HUGEPAGE: every page of the output can then be a huge page (a 6.5 MB output
-// straddling 2 MiB boundaries would otherwise keep ~600 small pages, measured 2-3 ms of faults per call here).
-// The tensor keeps the buffer alive; a buffer from at::empty is NaN-poisoned under
-// torch.utils.deterministic.fill_uninitialized_memory like any other (0xFF bytes are NaN in every float dtype).
-inline at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  const auto layout = at::empty(sizes, options.device(at::kMeta));
-  const int64_t bytes = static_cast<int64_t>(layout.nbytes());
-  if (bytes >= kHugePageAdviceMinBytes) {
-    const int64_t span = round_up(bytes, kHugePageBytes);
-    auto buffer = at::empty({span + kHugePageBytes}, options.dtype(at::kByte).memory_format(std::nullopt));
-    const auto start = static_cast<int64_t>(reinterpret_cast<uintptr_t>(buffer.data_ptr()));
-    auto* aligned = static_cast<uint8_t*>(buffer.data_ptr()) + (round_up(start, kHugePageBytes) - start);
-    // Advice is best effort: an error (THP off, old kernel) leaves ordinary pages, so it is ignored.
-    (void)madvise(aligned, static_cast<size_t>(span), MADV_HUGEPAGE);
-    return at::from_blob(aligned, sizes, layout.strides(), [buffer](void*) {},
-                         options.memory_format(std::nullopt));
-  }
-#endif
-  return at::empty(sizes, options);
-}
+// at::empty for a kernel output that is about to be written in full (see above).
+at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options);
+
+// Bytes of idle buffers the pool holds now.
+int64_t output_cache_idle_bytes();
+
+// Frees every idle buffer (buffers still in use return to the pool when their tensors die).
+void empty_output_cache();
 
 }  // namespace jna_fast::cpu

@@ -26,7 +26,31 @@ __all__ = [
     "BackendUnavailable",
     "availability",
     "select_backend",
+    "empty_cpu_output_cache",
+    "cpu_output_cache_bytes",
 ]
+
+
+def empty_cpu_output_cache() -> None:
+    """Frees the idle CPU output buffers the cpp kernels keep for reuse (like ``torch.cuda.empty_cache``).
+
+    The cpp kernels take outputs of 4 MiB and more from a pool of recycled huge-page buffers, so that a training
+    step does not page-fault its way through fresh memory; the pool holds at most
+    ``JNA_FAST_CPU_OUTPUT_CACHE_MB`` (default 1024, 0: off) of buffers no tensor uses any more.
+    """
+    if extension_status().loaded:
+        from .. import _C
+
+        _C.empty_cpu_output_cache()
+
+
+def cpu_output_cache_bytes() -> int:
+    """Bytes of idle CPU output buffers held for reuse (see ``empty_cpu_output_cache``)."""
+    if not extension_status().loaded:
+        return 0
+    from .. import _C
+
+    return _C.cpu_output_cache_idle_bytes()
 
 
 def cross_stitch(x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor, *, backend: str | None = None):
