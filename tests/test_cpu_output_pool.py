@@ -1,6 +1,5 @@
 """The pool of recycled CPU output buffers behind the cpp kernels' large outputs (csrc/cpu/output_memory.h)."""
 
-import gc
 import os
 import subprocess
 import sys
@@ -53,7 +52,6 @@ def test_a_buffer_is_not_reused_while_any_view_of_it_lives():
     second.fill_(2.0)
     assert bool((view == 1.0).all())
     del view
-    gc.collect()
     assert empty_output(LARGE).data_ptr() == address
 
 
@@ -106,23 +104,26 @@ def test_backward_outputs_are_recycled_between_steps():
         assert torch.equal(got, want)
 
 
+def run_with_cache_limit(setting: str, script: str) -> subprocess.CompletedProcess:
+    """`script` in a fresh interpreter (the pool reads its limit once) with JNA_FAST_CPU_OUTPUT_CACHE_MB set."""
+    env = {**os.environ, "JNA_FAST_CPU_OUTPUT_CACHE_MB": setting}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+
+
 @pytest.mark.parametrize("setting, pooled", (("0", False), ("64", True), ("8", False)))
 def test_cache_limit_from_the_environment(setting, pooled):
     # 12 MiB buffers: kept under a 64 MiB limit, freed at once under 8 MiB or with the pool off (0).
-    script = (
+    result = run_with_cache_limit(setting, (
         "import torch; from jna_fast import ops, _C\n"
         "x = _C.cpu_empty_output([3, 1024, 1024], torch.empty(0)); del x\n"
         "print('idle', ops.cpu_output_cache_bytes())\n"
-    )
-    env = {**os.environ, "JNA_FAST_CPU_OUTPUT_CACHE_MB": setting}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    ))
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"idle {12 << 20 if pooled else 0}" in result.stdout
 
 
 def test_a_bad_cache_limit_is_a_clear_error():
-    script = "import torch; from jna_fast import _C; _C.cpu_empty_output([3, 1024, 1024], torch.empty(0))"
-    env = {**os.environ, "JNA_FAST_CPU_OUTPUT_CACHE_MB": "lots"}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    result = run_with_cache_limit(
+        "lots", "import torch; from jna_fast import _C; _C.cpu_empty_output([3, 1024, 1024], torch.empty(0))")
     assert result.returncode != 0
     assert "JNA_FAST_CPU_OUTPUT_CACHE_MB must be a whole number of MiB, got 'lots'" in result.stderr

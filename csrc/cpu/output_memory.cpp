@@ -12,12 +12,15 @@
 #include <deque>
 #include <limits>
 #include <mutex>
-#include <new>
 #include <string>
 #include <unordered_map>
 
 namespace jna_fast::cpu {
 namespace {
+
+// Below this size a tensor spans few 2 MiB pages and comes from at::empty as usual.
+constexpr int64_t kPooledOutputMinBytes = int64_t{4} << 20;
+constexpr int64_t kHugePageBytes = int64_t{2} << 20;
 
 int64_t cache_limit_bytes() {
   constexpr int64_t kDefaultMegabytes = 1024;

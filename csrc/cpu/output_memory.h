@@ -18,14 +18,9 @@
 
 #include <ATen/ATen.h>
 
-#include <cstddef>
 #include <cstdint>
 
 namespace jna_fast::cpu {
-
-// Below this size a tensor spans few 2 MiB pages and comes from at::empty as usual.
-constexpr int64_t kPooledOutputMinBytes = int64_t{4} << 20;
-constexpr int64_t kHugePageBytes = int64_t{2} << 20;
 
 // at::empty for a kernel output that is about to be written in full (see above).
 at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options);
