@@ -290,3 +290,47 @@ def test_cli_writes_mjpeg_dataset(tmp_path, capsys):
 def test_invalid_arguments_name_themselves(tmp_path, arguments, message):
     with pytest.raises(ValueError, match=message):
         make_synthetic(tmp_path, **{**SMALL, **arguments})
+
+
+# No shortcut ------------------------------------------------------------------------------------------------------
+
+def test_scene_carries_no_class_information():
+    """The clip g02_c01 of every class has the same scene: outside the windows the frames are identical, so
+    neither the background nor the distractor (nor memorising a training clip) can tell the classes apart."""
+    size = dict(frames=24, height=64, width=64, seed=5)
+    plans = [plan_video(spec, index, 2, 1, **size) for index, spec in enumerate(CLASS_CATALOGUE[:6])]
+    videos = [render_video(plan) for plan in plans]
+    for plan, video in zip(plans[1:], videos[1:]):
+        outside_both = [f for f in range(24) if not (plan.start <= f < plan.end or plans[0].start <= f < plans[0].end)]
+        assert outside_both
+        np.testing.assert_array_equal(video[outside_both], videos[0][outside_both])
+    outside_all = [f for f in range(24) if not plans[0].start <= f < plans[0].end]
+    other_clip = render_video(plan_video(CLASS_CATALOGUE[0], 0, 2, 2, **size))
+    assert (other_clip[outside_all] != videos[0][outside_all]).any(), "different clips have different scenes"
+
+
+def test_decoys_are_other_classes_outside_the_window(tmp_path):
+    specs = CLASS_CATALOGUE[:8]
+    shortest, _ = window_length_range(32, 96, 96)
+    seen = 0
+    for index, spec in enumerate(specs):
+        plan = plan_video(spec, index, 1, 1, frames=32, height=96, width=96, seed=0, decoys=2, decoy_classes=specs)
+        for decoy in plan.decoys:
+            seen += 1
+            assert decoy.class_name != spec.name and decoy.class_name in {s.name for s in specs}
+            assert decoy.end <= plan.start or decoy.start >= plan.end
+            assert 2 <= decoy.end - decoy.start <= max(2, shortest // 2)
+        spans = sorted((d.start, d.end) for d in plan.decoys)
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    assert seen > 0
+    metadata = make_synthetic(tmp_path, num_classes=4, videos_per_class=2, clips_per_group=1, frames=24, size=64,
+                              decoys=1)
+    assert metadata["parameters"]["decoys"] == 1 and metadata["horizontal_flip_preserves_label"] is False
+    assert all("decoys" in video for video in metadata["videos"])
+    assert any(video["decoys"] for video in metadata["videos"])
+
+
+def test_window_fraction_option_bounds_the_window():
+    assert window_length_range(40, 96, 96, (0.1, 0.2)) == (4, 8)
+    with pytest.raises(ValueError, match="window_fraction"):
+        window_length_range(40, 96, 96, (0.5, 0.2))

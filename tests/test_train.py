@@ -1,5 +1,6 @@
 """End to end: generate a small synthetic dataset, extract its flow, train JNA through the data pipeline
-(DALI CPU path and PyAV path) with the loss falling; the training CLI, its checkpoints and its resume."""
+(DALI CPU path and PyAV path) with the loss falling; the training CLI, its checkpoints (last.pt, best.pt), its
+resume and the refusal of a resume with other options; evaluate and predict on the result."""
 
 import json
 import subprocess
@@ -12,7 +13,7 @@ from jna_fast import JNA
 from jna_fast.data import build_loader, make_synthetic
 from jna_fast.data.dali_pipeline import dali_available
 from jna_fast.flow import extract_flow
-from jna_fast.train import save_checkpoint
+from jna_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.slow
 BACKENDS = [pytest.param("dali", marks=pytest.mark.skipif(not dali_available(), reason="no DALI")), "pyav"]
@@ -48,17 +49,21 @@ def test_training_through_the_pipeline_lowers_the_loss(synthetic, backend):
     assert sum(losses[-3:]) < 0.5 * sum(losses[:3]), losses
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "jna_fast.train", *args], capture_output=True, text=True,
-                          timeout=900)
+def run_cli(*args, module="jna_fast.train"):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=900)
 
 
-def test_cli_trains_checkpoints_and_resumes(synthetic, tmp_path):
-    out = tmp_path / "run"
-    common = ["--root", str(synthetic), "--frames-root", str(synthetic / "frames"), "--out", str(out),
-              "--epochs", "2",
-              "--batch-size", "2", "--size", "32", "--num-segments", "2", "--test-segments", "2",
-              "--flow-length", "2", "--data-backend", "pyav", "--no-progress", "--seed", "1"]
+def cli_options(synthetic, out):
+    return ["--root", str(synthetic), "--frames-root", str(synthetic / "frames"), "--out", str(out),
+            "--epochs", "2", "--batch-size", "2", "--size", "32", "--num-segments", "2", "--test-segments", "2",
+            "--flow-length", "2", "--data-backend", "pyav", "--no-progress", "--seed", "1", "--log-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic, tmp_path_factory):
+    """A run stopped after 2 steps, then resumed to the end (2 epochs of 3 steps) with its final evaluation."""
+    out = tmp_path_factory.mktemp("run")
+    common = cli_options(synthetic, out)
     first = run_cli(*common, "--max-steps", "2")
     assert first.returncode == 0, first.stderr[-3000:]
     state = torch.load(out / "last.pt", weights_only=False)
@@ -66,14 +71,90 @@ def test_cli_trains_checkpoints_and_resumes(synthetic, tmp_path):
     assert not list(out.glob(".*tmp*")), "a temporary checkpoint file was left behind"
     second = run_cli(*common)
     assert second.returncode == 0, second.stderr[-3000:]
+    return out, second
+
+
+def test_cli_trains_checkpoints_and_resumes(trained):
+    out, second = trained
     assert "resumed from" in second.stderr and "at epoch 0, batch 2 (step 2)" in second.stderr
-    state = torch.load(out / "last.pt", weights_only=False)
+    state = load_checkpoint(out / "last.pt")
     assert (state["epoch"], state["batch"], state["step"]) == (2, 0, 6)  # 3 steps/epoch, 2 epochs
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     for record in records:
         assert 0.0 <= record["val_top1"] <= 1.0 and record["val_clips"] == 6
-        assert 0.0 <= record["attention_on_salient"] <= 1.0
+        assert 0.0 <= record["val_attention_on_salient"] <= 1.0
+        assert 0.0 <= record["val_top_snippet_in_window"] <= 1.0
+    # best.pt holds the epoch with the best validation top-1 (the first such epoch on ties)
+    best = load_checkpoint(out / "best.pt")
+    best_epoch = max(records, key=lambda r: r["val_top1"])["epoch"]
+    assert best["epoch"] == best_epoch and best["metrics"]["val_top1"] == max(r["val_top1"] for r in records)
+    assert (out / "config.yaml").exists() and list((out / "tensorboard").glob("events.*"))
+    report = json.loads((out / "eval" / "report.json").read_text())
+    assert report["segments"] == 25 and report["clips"] == 6
+
+
+def test_resume_with_other_options_is_refused(trained, synthetic):
+    out, _ = trained
+    before = (out / "last.pt").read_bytes()
+    refused = run_cli(*cli_options(synthetic, out), "--backbone", "resnet34", "--lr", "0.5")
+    assert refused.returncode == 2
+    assert "--backbone: 'resnet18' in the checkpoint, 'resnet34' now" in refused.stderr
+    assert "--lr: 0.01 in the checkpoint, 0.5 now" in refused.stderr and "--resume never" in refused.stderr
+    assert (out / "last.pt").read_bytes() == before
+    # options that may change on resume are accepted: a longer run continues where the old one ended
+    longer = run_cli(*cli_options(synthetic, out), "--epochs", "3", "--no-final-eval")
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert load_checkpoint(out / "last.pt")["epoch"] == 3
+
+
+def test_evaluate_writes_every_output(trained, tmp_path):
+    out, _ = trained
+    result = run_cli(str(out / "best.pt"), "--out", str(tmp_path / "eval"), "--segments", "4", "--crops", "10",
+                     "--visualize", "2", "--no-progress", module="jna_fast.evaluate")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    for key in ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "per_class",
+                "attention_on_salient", "uniform_on_salient", "top_snippet_in_window"):
+        assert key in report, key
+    assert report["crops"] == 10 and report["views_per_video"] == 5  # the synthetic set is never flipped
+    assert set(report["families"]) == {"motion", "appearance"}
+    for family in report["families"].values():
+        assert {"top1_rgb", "top1_flow", "attention_on_salient", "top_snippet_in_window"} <= set(family)
+    lines = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == report["clips"] == 6
+    assert all(len(line["scores_rgb"]) == len(line["scores_flow"]) == 3 for line in lines)
+    assert all(abs(sum(line["attention"]) - 1) < 1e-3 for line in lines)
+    assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
+    assert len(list((tmp_path / "eval" / "attention").glob("*.png"))) == 2
+
+
+def test_predict_one_video(trained, synthetic):
+    out, _ = trained
+    model = JNA.from_checkpoint(out / "best.pt")
+    video = next((synthetic / "UCF-101").rglob("*.avi"))
+    prediction = model.predict(video, top_k=2, segments=5)
+    assert len(prediction.classes) == 2 and set(prediction.classes) <= set(model.class_names)
+    assert prediction.probabilities[0] >= prediction.probabilities[1]
+    assert len(prediction.attention) == 5 and abs(sum(prediction.attention) - 1) < 1e-4
+    result = run_cli(str(out / "best.pt"), str(video), "--top-k", "1", "--segments", "3", module="jna_fast.predict")
+    assert result.returncode == 0 and "most attended snippet" in result.stdout, result.stderr[-2000:]
+
+
+def test_from_checkpoint_rejects_foreign_and_truncated_files(trained, tmp_path):
+    out, _ = trained
+    foreign = tmp_path / "resnet.pth"
+    torch.save(JNA(3, backbone="resnet18").rgb.state_dict(), foreign)
+    with pytest.raises(CheckpointError, match="not a jna_fast checkpoint"):
+        JNA.from_checkpoint(foreign)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((out / "best.pt").read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        JNA.from_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        JNA.from_checkpoint(tmp_path / "missing.pt")
+    result = run_cli(str(truncated), "--out", str(tmp_path / "e"), module="jna_fast.evaluate")
+    assert result.returncode == 2 and "not a readable checkpoint" in result.stderr
 
 
 def test_checkpoint_write_is_atomic(tmp_path):
@@ -81,7 +162,7 @@ def test_checkpoint_write_is_atomic(tmp_path):
     save_checkpoint(path, {"step": 1})
     with pytest.raises(Exception):
         save_checkpoint(path, {"step": 2, "bad": lambda: None})  # lambdas cannot be pickled: the save fails
-    assert torch.load(path, weights_only=False) == {"step": 1}
+    assert torch.load(path, weights_only=False)["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"], "a failed save left a temporary file"
 
 
@@ -91,7 +172,8 @@ def test_cli_rejects_a_missing_root():
 
 
 def test_parameter_groups_cover_every_parameter_once():
-    from jna_fast.train import parameter_groups, parse_args
+    from jna_fast.config import parse_args
+    from jna_fast.train import parameter_groups
 
     model = JNA(4, backbone="resnet18", flow_length=2)
     groups = parameter_groups(model, parse_args(["--weight-decay", "1e-4", "--attention-lr-scale", "0.1"]))

@@ -48,7 +48,7 @@ class ClipLoader:
     def __init__(self, index: DatasetIndex, *, train: bool, num_segments: int, flow_length: int, batch_size: int,
                  size: int, backend: str, device: str, rgb_from_video: bool, shard_id: int, num_shards: int,
                  issues: IssueLog, seed: int, shuffle: bool, drop_last: bool, num_threads: int,
-                 test_crop_scale: float, prefetch: int):
+                 test_crop_scale: float, prefetch: int, flip: bool = True):
         if not 0 <= shard_id < num_shards:
             raise ValueError(f"shard_id must be in [0, num_shards={num_shards}), got {shard_id}")
         for name, value in (("num_segments", num_segments), ("flow_length", flow_length),
@@ -59,7 +59,7 @@ class ClipLoader:
         self.batch_size, self.size, self.rgb_from_video = batch_size, size, rgb_from_video
         self.shard_id, self.num_shards, self.issues, self.seed = shard_id, num_shards, issues, seed
         self.shuffle, self.drop_last = shuffle, drop_last
-        self.test_crop_scale, self.prefetch = test_crop_scale, prefetch
+        self.test_crop_scale, self.prefetch, self.flip = test_crop_scale, prefetch, flip
         self.epoch = 0
         self.list_issues = issues.take()  # list lines skipped while parsing (on_error="skip")
         self.last_epoch_issues: list[str] = []
@@ -146,7 +146,7 @@ class ClipLoader:
         rng = np.random.default_rng((self.seed, epoch, position))
         starts, mask = tsn_snippet_starts(num_frames, self.num_segments, self.flow_length, self.train, rng)
         flows = flow_stack_indices(starts, self.flow_length, num_frames - 1)
-        crop = (sample_train_crop(folder.height, folder.width, rng) if self.train
+        crop = (sample_train_crop(folder.height, folder.width, rng, flip=self.flip) if self.train
                 else centre_crop(folder.height, folder.width, self.test_crop_scale))
         return ClipRequest(record, starts, flows, mask, crop, video, (folder.height, folder.width))
 
@@ -268,7 +268,7 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
                  rgb_source: str | None = None, shard_id: int | None = None, num_shards: int | None = None,
                  on_error: str = "raise", seed: int = 0, shuffle: bool | None = None, train: bool | None = None,
                  drop_last: bool = False, num_threads: int | None = None,
-                 test_crop_scale: float = DEFAULT_TEST_CROP_SCALE, prefetch: int = 2) -> ClipLoader:
+                 test_crop_scale: float = DEFAULT_TEST_CROP_SCALE, prefetch: int = 2, flip: bool = True) -> ClipLoader:
     """A loader of two-stream clips (see jna_fast/data/__init__.py for the full description).
 
     kind/root/split/subset/list_file/num_classes: the dataset (lists.py). frames_root: the rawframes folder of a
@@ -309,4 +309,4 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
         num_shards=default_world if num_shards is None else num_shards,
         issues=issues, seed=seed, shuffle=train if shuffle is None else shuffle, drop_last=drop_last,
         num_threads=num_threads or min(4, os.cpu_count() or 1), test_crop_scale=test_crop_scale,
-        prefetch=prefetch)
+        prefetch=prefetch, flip=flip)

@@ -1,9 +1,9 @@
 """A small synthetic action dataset in the official UCF101 layout, built so that both streams and temporal attention
 matter.
 
-Each video shows a static textured background (shared by the clips of a group, as in UCF101), a small grey
-distractor square drifting slowly in a random direction for the whole video, and, only inside a window of frames
-``[start, end)``, the class's object doing the class's motion. Classes come in two families:
+Each video shows a static textured background, a small grey distractor square drifting slowly in a random direction
+for the whole video, and, only inside a window of frames ``[start, end)``, the class's object doing the class's
+motion. Classes come in two families:
 
 - motion classes share one object (a yellow disc) and differ only in motion: direction (SlideRight / SlideLeft /
   SlideUp), speed (SlideRightFast) or periodicity (SwingHorizontal / SwingVertical);
@@ -13,6 +13,24 @@ distractor square drifting slowly in a random direction for the whole video, and
 So a single RGB frame can't tell the motion classes apart, the flow can't tell the colours apart, and outside the
 window neither stream sees anything of the class. All objects carry the same texture so that flow is measurable
 inside them. The catalogue interleaves the families, so any ``num_classes >= 2`` has both.
+
+No shortcut: the scene (background texture, tint, grain and the grey distractor's path) is drawn from
+``(seed, group, clip)`` alone, so the clip ``g<GG>_c<CC>`` of every class has the same scene, pixel for pixel outside
+the window and its decoys; nothing outside them, and nothing in the background, tells the classes apart (not even
+by memorising training clips). The window's place and length come from the same distribution for every class.
+
+Difficulty options:
+
+- ``window_fraction=(low, high)``: the window covers between ``low`` and ``high`` of the video's frames (default
+  (0.3, 0.5); shortened where a class's path would leave the frame). Shorter windows leave fewer snippets that
+  carry the class, so averaging over time dilutes it more.
+- ``decoys=n``: up to ``n`` bursts outside the window, each showing the object and motion of another class of the
+  dataset for at most half as many frames as the window (so the label is always the class that fills the longest
+  span). They make the snippets outside the window misleading instead of empty: a model must weigh snippets to
+  tell the action from the decoy. Recorded per video in the metadata.
+
+Horizontal flips change the label (SlideRight vs SlideLeft): the metadata declares
+``"horizontal_flip_preserves_label": false`` and training on this dataset never flips.
 
 Files written under ``root``::
 
@@ -29,8 +47,9 @@ Files written under ``root``::
 Splits follow UCF101's rule of keeping a group's clips together: split s (1..3) tests the groups g with
 ``(g - 1) % min(groups, 4) == s - 1`` and trains on the others (25% test when there are 4+ groups).
 
-Deterministic: every random draw comes from ``numpy.random.default_rng([seed, ...])`` keyed by class, group and
-clip, and the encoder runs single-threaded, so the same seed gives the same files byte for byte.
+Deterministic: every random draw comes from ``numpy.random.default_rng([seed, ...])``, keyed by group and clip for
+the scene and by class, group and clip for the window and decoys, and the encoder runs single-threaded, so the same
+seed gives the same files byte for byte.
 """
 
 from __future__ import annotations
@@ -66,7 +85,13 @@ DISTRACTOR_HALF_SIZE = 0.05
 DISTRACTOR_SPEED = (0.006, 0.012)
 EDGE_MARGIN = 0.03
 WINDOW_FRACTION = (0.3, 0.5)  # of the video's frames
+DECOY_LENGTH_FRACTION = 0.5   # a decoy lasts at most this fraction of the shortest window
 MIN_FRAMES = 8
+DEFAULT_VIDEOS_PER_CLASS = 8
+# Bumped whenever the same parameters would give different videos, so a cached dataset of an older generator is
+# never mistaken for a current one.
+GENERATOR_VERSION = 2
+SCENE_STREAM = 0x5CE4E        # separates the scene's random stream from the class-keyed ones
 
 MOTION_OBJECT = ("disc", (235, 215, 50))
 APPEARANCE_MOTION = {"kind": "slide", "direction": (0.0, 1.0), "speed": BASE_SPEED}
@@ -116,6 +141,18 @@ CLASS_CATALOGUE: tuple[ClassSpec, ...] = (
 
 
 @dataclass(frozen=True)
+class ObjectTrack:
+    """One class's object doing its motion over frames ``[start, end)``: the window, or a decoy outside it."""
+
+    class_name: str
+    start: int
+    end: int
+    centres: tuple[tuple[float, float], ...]   # object centre (x, y) for each frame of the track
+    shape: str
+    colour: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
 class VideoPlan:
     """Every random draw of one video, in pixels and frames; ``render_video`` turns it into frames."""
 
@@ -123,16 +160,25 @@ class VideoPlan:
     height: int
     width: int
     frames: int
-    start: int                         # first frame of the discriminative window
-    end: int                           # one past its last frame
-    centres: tuple[tuple[float, float], ...]   # object centre (x, y) for each window frame
+    window: ObjectTrack                # the class's own object and motion: the discriminative window
+    decoys: tuple[ObjectTrack, ...]    # other classes' objects and motions, outside the window
     radius: float
-    shape: str
-    colour: tuple[int, int, int]
     distractor_start: tuple[float, float]
     distractor_velocity: tuple[float, float]
     distractor_half_size: float
-    background_seed: tuple[int, ...]
+    scene_seed: tuple[int, ...]        # (seed, group, clip): the background, as the distractor, ignores the class
+
+    @property
+    def start(self) -> int:
+        return self.window.start
+
+    @property
+    def end(self) -> int:
+        return self.window.end
+
+    @property
+    def tracks(self) -> tuple[ObjectTrack, ...]:
+        return (self.window, *self.decoys)
 
 
 def _max_displacement(spec: ClassSpec, window: int, short_side: float) -> float:
@@ -143,14 +189,18 @@ def _max_displacement(spec: ClassSpec, window: int, short_side: float) -> float:
     return 2 * motion["amplitude"] * short_side
 
 
-def window_length_range(frames: int, height: int, width: int) -> tuple[int, int]:
-    """Inclusive bounds of the window length: WINDOW_FRACTION of the video, shortened so every class's path fits."""
+def window_length_range(frames: int, height: int, width: int, window_fraction=WINDOW_FRACTION) -> tuple[int, int]:
+    """Inclusive bounds of the window length: ``window_fraction`` of the video, shortened so every class's path
+    fits in the frame."""
+    low, high = window_fraction
+    if not 0 < low <= high <= 1:
+        raise ValueError(f"window_fraction must be (low, high) with 0 < low <= high <= 1, got {window_fraction!r}")
     short_side = min(height, width)
     free_span = short_side * (1 - 2 * OBJECT_RADIUS - 2 * EDGE_MARGIN)
-    longest = max(2, round(WINDOW_FRACTION[1] * frames))
+    longest = max(2, round(high * frames))
     while longest > 2 and any(_max_displacement(spec, longest, short_side) > free_span for spec in CLASS_CATALOGUE):
         longest -= 1
-    shortest = min(longest, max(2, round(WINDOW_FRACTION[0] * frames)))
+    shortest = min(longest, max(2, round(low * frames)))
     return shortest, longest
 
 
@@ -175,25 +225,55 @@ def _object_centres(spec: ClassSpec, window: int, height: int, width: int, rng: 
     return [tuple(float(v) for v in point) for point in centre + offsets]
 
 
+def _track(spec: ClassSpec, start: int, length: int, height: int, width: int, rng: np.random.Generator
+           ) -> ObjectTrack:
+    centres = _object_centres(spec, length, height, width, rng)
+    return ObjectTrack(spec.name, start, start + length, tuple(centres), spec.shape, spec.colour)
+
+
+def _decoy_tracks(window: ObjectTrack, count: int, decoy_classes: tuple[ClassSpec, ...], frames: int,
+                  shortest_window: int, height: int, width: int, rng: np.random.Generator) -> tuple[ObjectTrack, ...]:
+    """Up to ``count`` bursts of other classes in the frames outside the window, apart from it and each other;
+    fewer where those frames have no room."""
+    longest = max(2, int(DECOY_LENGTH_FRACTION * shortest_window))
+    free = [(0, window.start), (window.end, frames)]
+    decoys = []
+    for _ in range(count):
+        room = [(begin, end) for begin, end in free if end - begin >= 2]
+        if not room or not decoy_classes:
+            break
+        begin, end = room[int(rng.integers(len(room)))]
+        length = int(rng.integers(2, min(longest, end - begin) + 1))
+        start = int(rng.integers(begin, end - length + 1))
+        spec = decoy_classes[int(rng.integers(len(decoy_classes)))]
+        decoys.append(_track(spec, start, length, height, width, rng))
+        free.remove((begin, end))
+        free += [(begin, start), (start + length, end)]
+    return tuple(sorted(decoys, key=lambda track: track.start))
+
+
 def plan_video(spec: ClassSpec, class_index: int, group: int, clip: int, *, frames: int, height: int, width: int,
-               seed: int) -> VideoPlan:
-    """Draw one video's parameters; depends only on (seed, class, group, clip) and the sizes."""
+               seed: int, window_fraction=WINDOW_FRACTION, decoys: int = 0,
+               decoy_classes: tuple[ClassSpec, ...] = ()) -> VideoPlan:
+    """Draw one video's parameters. The scene depends only on (seed, group, clip); the window and the decoys on
+    (seed, class, group, clip); all of them on the sizes and options."""
     rng = np.random.default_rng([seed, class_index, group, clip])
-    shortest, longest = window_length_range(frames, height, width)
-    window = int(rng.integers(shortest, longest + 1))
-    start = int(rng.integers(0, frames - window + 1))
-    centres = _object_centres(spec, window, height, width, rng)
+    shortest, longest = window_length_range(frames, height, width, window_fraction)
+    length = int(rng.integers(shortest, longest + 1))
+    window = _track(spec, int(rng.integers(0, frames - length + 1)), length, height, width, rng)
+    others = tuple(other for other in decoy_classes if other.name != spec.name)
+    decoy_tracks = _decoy_tracks(window, decoys, others, frames, shortest, height, width, rng)
+    scene = np.random.default_rng([seed, SCENE_STREAM, group, clip])
     short_side = min(height, width)
     half = DISTRACTOR_HALF_SIZE * short_side
-    distractor_start = tuple(float(v) for v in rng.uniform([half, half], [width - half, height - half]))
-    angle = rng.uniform(0, 2 * math.pi)
-    speed = rng.uniform(*DISTRACTOR_SPEED) * short_side
+    distractor_start = tuple(float(v) for v in scene.uniform([half, half], [width - half, height - half]))
+    angle = scene.uniform(0, 2 * math.pi)
+    speed = scene.uniform(*DISTRACTOR_SPEED) * short_side
     return VideoPlan(
-        class_name=spec.name, height=height, width=width, frames=frames, start=start, end=start + window,
-        centres=tuple(centres), radius=OBJECT_RADIUS * short_side, shape=spec.shape, colour=spec.colour,
-        distractor_start=distractor_start,
+        class_name=spec.name, height=height, width=width, frames=frames, window=window, decoys=decoy_tracks,
+        radius=OBJECT_RADIUS * short_side, distractor_start=distractor_start,
         distractor_velocity=(float(speed * math.cos(angle)), float(speed * math.sin(angle))),
-        distractor_half_size=half, background_seed=(seed, class_index, group))
+        distractor_half_size=half, scene_seed=(seed, group, clip))
 
 
 # Rendering --------------------------------------------------------------------------------------------------------
@@ -245,8 +325,8 @@ def _object_texture(dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray
 
 
 def _background(plan: VideoPlan) -> np.ndarray:
-    """Static smooth texture with a mild tint, the same for all clips of a group (like a UCF101 group's scene)."""
-    rng = np.random.default_rng(list(plan.background_seed) + [0xB6])
+    """Static smooth texture with a mild tint, drawn from the scene's seed alone (never from the class)."""
+    rng = np.random.default_rng([SCENE_STREAM, *plan.scene_seed, 0xB6])
     coarse_size = (max(2, plan.width // 8), max(2, plan.height // 8))
     luminance = cv2.resize(rng.uniform(70, 150, size=coarse_size[::-1]), (plan.width, plan.height),
                            interpolation=cv2.INTER_CUBIC)
@@ -270,9 +350,9 @@ def distractor_centre(plan: VideoPlan, frame_index: int) -> tuple[float, float]:
 
 
 def render_video(plan: VideoPlan, with_masks: bool = False):
-    """Frames ``[F, H, W, 3]`` uint8 RGB; with ``with_masks`` also the object's coverage ``[F, H, W]`` in [0, 1]."""
+    """Frames ``[F, H, W, 3]`` uint8 RGB; with ``with_masks`` also the coverage ``[F, H, W]`` in [0, 1] of the
+    class's own object (the window's, not the decoys')."""
     background = _background(plan)
-    colour = np.asarray(plan.colour, dtype=np.float32)
     grey = np.asarray(DISTRACTOR_COLOUR, dtype=np.float32)
     frames = np.empty((plan.frames, plan.height, plan.width, 3), dtype=np.uint8)
     masks = np.zeros((plan.frames, plan.height, plan.width), dtype=np.float32)
@@ -284,16 +364,20 @@ def render_video(plan: VideoPlan, with_masks: bool = False):
         inside = np.maximum(np.abs(dx), np.abs(dy)) <= plan.distractor_half_size
         coverage = _to_pixels(inside.astype(np.float32))[..., None]
         image[window] = image[window] * (1 - coverage) + grey * coverage
-        if plan.start <= index < plan.end:
-            centre_x, centre_y = plan.centres[index - plan.start]
+        for track in plan.tracks:
+            if not track.start <= index < track.end:
+                continue
+            centre_x, centre_y = track.centres[index - track.start]
             window, dx, dy = _patch_samples(centre_x, centre_y, SHAPE_EXTENT * plan.radius, plan.height,
                                             plan.width)
-            inside = _shape_inside(plan.shape, dx, dy, plan.radius)
+            inside = _shape_inside(track.shape, dx, dy, plan.radius)
             coverage = _to_pixels(inside.astype(np.float32))
             # coverage-weighted texture: the object's colour times its brightness, summed over covered samples
             brightness = _to_pixels(np.where(inside, _object_texture(dx, dy, plan.radius), 0.0))
+            colour = np.asarray(track.colour, dtype=np.float32)
             image[window] = image[window] * (1 - coverage[..., None]) + colour * brightness[..., None]
-            masks[index][window] = coverage
+            if track is plan.window:
+                masks[index][window] = coverage
         frames[index] = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     return (frames, masks) if with_masks else frames
 
@@ -339,9 +423,10 @@ def _normalise_size(size) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def make_synthetic(root: str | os.PathLike, num_classes: int = 8, videos_per_class: int = 8, frames: int = 32,
-                   size: int | tuple[int, int] = 96, seed: int = 0, clips_per_group: int = 2,
-                   codec: str = "mpeg4", overwrite: bool = False) -> dict:
+def make_synthetic(root: str | os.PathLike, num_classes: int = 8, videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
+                   frames: int = 32, size: int | tuple[int, int] = 96, seed: int = 0, clips_per_group: int = 2,
+                   codec: str = "mpeg4", window_fraction: tuple[float, float] = WINDOW_FRACTION, decoys: int = 0,
+                   overwrite: bool = False) -> dict:
     """Write the synthetic dataset under ``root`` (see the module doc) and return its metadata.
 
     If ``root`` already holds a complete dataset made with the same arguments it is reused as is; a different one
@@ -361,11 +446,16 @@ def make_synthetic(root: str | os.PathLike, num_classes: int = 8, videos_per_cla
         raise ValueError(f"frames must be >= {MIN_FRAMES}, got {frames}")
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+    if decoys < 0:
+        raise ValueError(f"decoys must be >= 0, got {decoys}")
     height, width = _normalise_size(size)
+    window_fraction = tuple(float(v) for v in window_fraction)
+    window_length_range(frames, height, width, window_fraction)  # validates the fractions
     root = Path(root)
-    parameters = {"num_classes": num_classes, "videos_per_class": videos_per_class, "frames": frames,
-                  "height": height, "width": width, "seed": seed, "clips_per_group": clips_per_group,
-                  "codec": codec, "fps": FPS}
+    parameters = {"generator_version": GENERATOR_VERSION, "num_classes": num_classes,
+                  "videos_per_class": videos_per_class, "frames": frames, "height": height, "width": width,
+                  "seed": seed, "clips_per_group": clips_per_group, "codec": codec, "fps": FPS,
+                  "window_fraction": list(window_fraction), "decoys": decoys}
 
     meta_path = root / META_NAME
     interrupted = (root / INCOMPLETE_MARKER).exists()
@@ -390,7 +480,8 @@ def make_synthetic(root: str | os.PathLike, num_classes: int = 8, videos_per_cla
         (root / VIDEO_DIR / spec.name).mkdir(parents=True)
         for video_index in range(videos_per_class):
             group, clip = video_index // clips_per_group + 1, video_index % clips_per_group + 1
-            plan = plan_video(spec, class_index, group, clip, frames=frames, height=height, width=width, seed=seed)
+            plan = plan_video(spec, class_index, group, clip, frames=frames, height=height, width=width, seed=seed,
+                              window_fraction=window_fraction, decoys=decoys, decoy_classes=specs)
             relative = f"{spec.name}/{video_name(spec.name, group, clip)}"
             encode_video(render_video(plan), root / VIDEO_DIR / relative, codec)
             videos.append({
@@ -400,15 +491,17 @@ def make_synthetic(root: str | os.PathLike, num_classes: int = 8, videos_per_cla
                 "test_in_splits": [split for split in SPLITS if group in split_test_groups(split, groups)],
                 "object": {"shape": spec.shape, "colour": list(spec.colour), "radius": plan.radius},
                 "motion": _jsonable(spec.motion),
-                "object_centres": [list(centre) for centre in plan.centres],
+                "object_centres": [list(centre) for centre in plan.window.centres],
                 "distractor": {"start": list(plan.distractor_start), "velocity": list(plan.distractor_velocity),
                                "half_size": plan.distractor_half_size},
-                "background_seed": list(plan.background_seed),
+                "scene_seed": list(plan.scene_seed),
+                "decoys": [{"class": track.class_name, "frames": [track.start, track.end]} for track in plan.decoys],
             })
 
     _write_split_files(root / SPLIT_DIR, specs, videos)
     metadata = {
         "parameters": parameters,
+        "horizontal_flip_preserves_label": False,
         "classes": [{"label": index + 1, **_jsonable(asdict(spec))} for index, spec in enumerate(specs)],
         "videos": videos,
     }
@@ -443,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Write the synthetic UCF101-layout dataset (see the module doc).")
     parser.add_argument("--root", default="synthetic_ucf101", help="output folder (default ./synthetic_ucf101)")
     parser.add_argument("--num-classes", type=int, default=8, help=f"2..{len(CLASS_CATALOGUE)} (default 8)")
-    parser.add_argument("--videos-per-class", type=int, default=8, help="default 8")
+    parser.add_argument("--videos-per-class", type=int, default=DEFAULT_VIDEOS_PER_CLASS,
+                        help=f"default {DEFAULT_VIDEOS_PER_CLASS}")
     parser.add_argument("--clips-per-group", type=int, default=2, help="default 2")
     parser.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
     parser.add_argument("--size", type=int, nargs="+", default=[96], metavar="PIXELS",
@@ -451,6 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--codec", choices=sorted(CODECS), default="mpeg4",
                         help="mpeg4 (UCF101's codec; DALI GPU decoder) or mjpeg (DALI CPU decoder); default mpeg4")
+    parser.add_argument("--window-fraction", type=float, nargs=2, default=list(WINDOW_FRACTION),
+                        metavar=("LOW", "HIGH"), help="the window covers LOW..HIGH of the frames (default "
+                        f"{WINDOW_FRACTION[0]} {WINDOW_FRACTION[1]}); shorter windows are harder")
+    parser.add_argument("--decoys", type=int, default=0,
+                        help="bursts of other classes outside the window, each at most half the shortest "
+                        "window (default 0); decoys make the snippets outside the window misleading")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset under --root")
     args = parser.parse_args(argv)
     if len(args.size) > 2:
@@ -459,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metadata = make_synthetic(args.root, num_classes=args.num_classes, videos_per_class=args.videos_per_class,
                                   frames=args.frames, size=size, seed=args.seed, clips_per_group=args.clips_per_group,
-                                  codec=args.codec, overwrite=args.overwrite)
+                                  codec=args.codec, window_fraction=tuple(args.window_fraction),
+                                  decoys=args.decoys, overwrite=args.overwrite)
     except (ValueError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -53,7 +53,7 @@ class Crop:
 
 
 def sample_train_crop(frame_height: int, frame_width: int, rng: np.random.Generator,
-                      scales=TRAIN_SCALES) -> Crop:
+                      scales=TRAIN_SCALES, flip: bool = True) -> Crop:
     base = min(frame_height, frame_width)
     sizes = [max(int(base * scale), 1) for scale in scales]
     pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= MAX_SCALE_DISTORTION]
@@ -61,7 +61,7 @@ def sample_train_crop(frame_height: int, frame_width: int, rng: np.random.Genera
     free_y, free_x = frame_height - crop_h, frame_width - crop_w
     positions = [(0, 0), (0, free_x), (free_y, 0), (free_y, free_x), (free_y // 2, free_x // 2)]
     top, left = positions[rng.integers(len(positions))]
-    return Crop(frame_height, frame_width, top, left, crop_h, crop_w, bool(rng.integers(2)))
+    return Crop(frame_height, frame_width, top, left, crop_h, crop_w, flip and bool(rng.integers(2)))
 
 
 def centre_crop(frame_height: int, frame_width: int, scale: float = DEFAULT_TEST_CROP_SCALE) -> Crop:

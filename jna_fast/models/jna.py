@@ -27,6 +27,29 @@ class JNAOutput:
     logits_rgb: torch.Tensor  # [B, K]
     logits_flow: torch.Tensor  # [B, K]
     attention: torch.Tensor  # [B, T] float32, rows sum to 1 over real snippets, 0 on masked ones
+    # [B, T, K] the fused classifier applied to each snippet's own features: what each snippet says on its own.
+    # The heads are linear, so the clip's logits are these averaged with the attention (before dropout).
+    snippet_logits: torch.Tensor | None = None
+    mask: torch.Tensor | None = None  # [B, T] bool as given to forward (None: every snippet is real)
+
+
+def attention_evidence_loss(output: JNAOutput, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy from the snippets' own evidence to the attention, averaged over clips.
+
+    The target weight of snippet t is the probability its own (fused) logits give the true class, normalised
+    over the clip's real snippets: ``q_t = p_t(y) / sum_s p_s(y)``, taken as a constant (no gradient). Snippets
+    that show the action support the label and gain attention; empty or misleading ones lose it. Early in
+    training every snippet is equally uninformative, q is near uniform and the term holds the attention near
+    TSN's average instead of letting it drift off the snippets whose features are still noisy.
+    """
+    with torch.no_grad():
+        evidence = output.snippet_logits.float().log_softmax(-1)
+        evidence = evidence.gather(-1, target.view(-1, 1, 1).expand(-1, evidence.shape[1], 1)).squeeze(-1)
+        if output.mask is not None:
+            evidence = evidence.masked_fill(~output.mask, float("-inf"))
+        weights = evidence.softmax(-1)
+    log_attention = output.attention.float().clamp_min(torch.finfo(torch.float32).tiny).log()
+    return -(weights * log_attention).sum(-1).mean()
 
 
 class CrossStitch(nn.Module):
@@ -58,11 +81,21 @@ class JointTemporalAttention(nn.Module):
         return joint_attention_pool(f_rgb, f_flow, self.w_rgb, self.w_flow, mask, backend=self.backend)
 
 
+STREAMS = ("both", "rgb", "flow")
+CONSENSUS = ("attention", "average")
+
+
 class JNA(nn.Module):
     """Two-stream JNA network.
 
     ``model(rgb [B,T,3,H,W], flow [B,T,2L,H,W], mask=None [B,T] bool)`` returns a :class:`JNAOutput`.
     ``backend`` forces the ops' backend (None: the best available; see ``jna_fast.ops.backends``).
+
+    The ablations of the paper's claims are configurations of this one model: ``share_after=()`` processes the
+    branches apart (no sharing); ``consensus="average"`` pools the snippets by TSN's average instead of the
+    attention (the attention vectors stay at zero, which is exactly the average); ``streams="rgb"`` or ``"flow"``
+    builds one branch alone (its input may then be None; no sharing, average consensus), and the logits of the
+    missing branch are None.
     """
 
     def __init__(
@@ -76,9 +109,19 @@ class JNA(nn.Module):
         fusion_weights: tuple[float, float] = (1.0, 1.5),
         aux_loss_weight: float = 0.5,
         stitch_self_weight: float = 0.9,
+        attention_supervision: float = 0.0,
+        streams: str = "both",
+        consensus: str = "attention",
         backend: str | None = None,
     ):
         super().__init__()
+        if streams not in STREAMS:
+            raise ValueError(f"streams: expected one of {STREAMS}, got {streams!r}")
+        if consensus not in CONSENSUS:
+            raise ValueError(f"consensus: expected one of {CONSENSUS}, got {consensus!r}")
+        if streams != "both" and (share_after or consensus != "average"):
+            raise ValueError(f"streams={streams!r}: one branch shares with nothing and the joint attention is "
+                             f"scored by both; use share_after=() and consensus='average'")
         if backbone not in BACKBONE_DEPTHS:
             raise ValueError(f"backbone: expected one of {sorted(BACKBONE_DEPTHS)}, got {backbone!r}")
         if num_classes < 1:
@@ -96,41 +139,58 @@ class JNA(nn.Module):
         self.share_after = tuple(sorted(set(share_after)))
         self.fusion_weights = tuple(float(w) for w in fusion_weights)
         self.aux_loss_weight = float(aux_loss_weight)
-        self.rgb = ResNet(depth, in_channels=3, num_classes=None)
-        self.flow = ResNet(depth, in_channels=2 * flow_length, num_classes=None)
+        self.streams = streams
+        self.consensus = consensus
+        self.attention_supervision = float(attention_supervision) if consensus == "attention" else 0.0
+        has_rgb, has_flow = streams in ("both", "rgb"), streams in ("both", "flow")
+        self.rgb = ResNet(depth, in_channels=3, num_classes=None) if has_rgb else None
+        self.flow = ResNet(depth, in_channels=2 * flow_length, num_classes=None) if has_flow else None
+        branch = self.rgb if has_rgb else self.flow
         self.stitches = nn.ModuleDict(
-            {str(s): CrossStitch(self.rgb.stage_channels(s), stitch_self_weight, backend) for s in self.share_after}
+            {str(s): CrossStitch(branch.stage_channels(s), stitch_self_weight, backend) for s in self.share_after}
         )
-        channels = self.rgb.feature_dim
+        channels = branch.feature_dim
         self.attention = JointTemporalAttention(channels, backend)
+        if consensus == "average":
+            self.attention.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
-        self.fc_rgb = nn.Linear(channels, num_classes)
-        self.fc_flow = nn.Linear(channels, num_classes)
+        self.fc_rgb = nn.Linear(channels, num_classes) if has_rgb else None
+        self.fc_flow = nn.Linear(channels, num_classes) if has_flow else None
 
-    def _check_inputs(self, rgb: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor | None) -> None:
-        if rgb.dim() != 5 or rgb.shape[2] != 3:
-            raise ValueError(f"rgb: expected [B, T, 3, H, W], got shape {tuple(rgb.shape)}")
-        expected = (*rgb.shape[:2], 2 * self.flow_length, *rgb.shape[3:])
-        if tuple(flow.shape) != expected:
-            raise ValueError(
-                f"flow: expected [B, T, 2L, H, W] = {list(expected)} (L = flow_length = {self.flow_length}), "
-                f"got {tuple(flow.shape)}"
-            )
-        if mask is not None and tuple(mask.shape) != tuple(rgb.shape[:2]):
-            raise ValueError(f"mask: expected [B, T] = {list(rgb.shape[:2])}, got {tuple(mask.shape)}")
+    def _check_inputs(self, rgb: torch.Tensor | None, flow: torch.Tensor | None, mask: torch.Tensor | None):
+        """The [B, T] of the inputs the model uses, after checking their shapes."""
+        if self.rgb is not None:
+            if rgb is None or rgb.dim() != 5 or rgb.shape[2] != 3:
+                raise ValueError(f"rgb: expected [B, T, 3, H, W], got {None if rgb is None else tuple(rgb.shape)}")
+        if self.flow is not None:
+            reference = rgb if self.rgb is not None else flow
+            if flow is None or flow.dim() != 5:
+                raise ValueError(f"flow: expected [B, T, 2L, H, W], got {None if flow is None else tuple(flow.shape)}")
+            expected = (*reference.shape[:2], 2 * self.flow_length, *reference.shape[3:])
+            if tuple(flow.shape) != expected:
+                raise ValueError(
+                    f"flow: expected [B, T, 2L, H, W] = {list(expected)} (L = flow_length = {self.flow_length}), "
+                    f"got {tuple(flow.shape)}"
+                )
+        batch_shape = tuple((rgb if self.rgb is not None else flow).shape[:2])
+        if mask is not None and tuple(mask.shape) != batch_shape:
+            raise ValueError(f"mask: expected [B, T] = {list(batch_shape)}, got {tuple(mask.shape)}")
+        return batch_shape
 
-    def _snippets(self, x: torch.Tensor) -> torch.Tensor:
+    def _snippets(self, x: torch.Tensor, branch: ResNet) -> torch.Tensor:
         """[B, T, C, H, W] -> [B*T, C, H, W], in the memory format of the backbone's weights."""
         x = x.flatten(0, 1)
-        if self.rgb.conv1.weight.is_contiguous(memory_format=torch.channels_last):
+        if branch.conv1.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def forward(self, rgb: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor | None = None) -> JNAOutput:
-        self._check_inputs(rgb, flow, mask)
-        batch, segments = rgb.shape[:2]
-        x_rgb = self.rgb.stem(self._snippets(rgb))
-        x_flow = self.flow.stem(self._snippets(flow))
+    def forward(self, rgb: torch.Tensor | None, flow: torch.Tensor | None,
+                mask: torch.Tensor | None = None) -> JNAOutput:
+        batch, segments = self._check_inputs(rgb, flow, mask)
+        if self.streams != "both":
+            return self._one_stream(rgb if self.rgb is not None else flow, mask, batch, segments)
+        x_rgb = self.rgb.stem(self._snippets(rgb, self.rgb))
+        x_flow = self.flow.stem(self._snippets(flow, self.flow))
         for (stage, rgb_layer), (_, flow_layer) in zip(self.rgb.stages(), self.flow.stages()):
             x_rgb, x_flow = rgb_layer(x_rgb), flow_layer(x_flow)
             if stage in self.share_after:
@@ -141,15 +201,56 @@ class JNA(nn.Module):
         logits_rgb = self.fc_rgb(self.dropout(p_rgb))
         logits_flow = self.fc_flow(self.dropout(p_flow))
         w_rgb, w_flow = self.fusion_weights
-        return JNAOutput(w_rgb * logits_rgb + w_flow * logits_flow, logits_rgb, logits_flow, attention)
+        snippet_logits = w_rgb * self.fc_rgb(f_rgb) + w_flow * self.fc_flow(f_flow)
+        return JNAOutput(w_rgb * logits_rgb + w_flow * logits_flow, logits_rgb, logits_flow, attention,
+                         snippet_logits, mask)
+
+    def _one_stream(self, x: torch.Tensor, mask: torch.Tensor | None, batch: int, segments: int) -> JNAOutput:
+        """One branch alone with TSN's average consensus over the real snippets."""
+        branch, fc = (self.rgb, self.fc_rgb) if self.rgb is not None else (self.flow, self.fc_flow)
+        x = branch.stem(self._snippets(x, branch))
+        for _, layer in branch.stages():
+            x = layer(x)
+        features = branch.pool(x).view(batch, segments, -1)
+        real = (torch.ones(batch, segments, dtype=torch.bool, device=features.device) if mask is None
+                else mask.to(features.device))
+        weights = real.float() / real.float().sum(1, keepdim=True).clamp_min(1)
+        pooled = torch.einsum("bt,btc->bc", weights.to(features.dtype), features)
+        logits = fc(self.dropout(pooled))
+        rgb_logits, flow_logits = (logits, None) if self.rgb is not None else (None, logits)
+        return JNAOutput(logits, rgb_logits, flow_logits, weights, fc(features), mask)
 
     def loss(self, output: JNAOutput, target: torch.Tensor) -> torch.Tensor:
-        """CE(fused) + lambda * (CE(rgb) + CE(flow)) (DESIGN §2.3), computed in float32."""
+        """CE(fused) + lambda * (CE(rgb) + CE(flow)) (DESIGN §2.3), plus ``attention_supervision`` times the
+        snippet-evidence term (:func:`attention_evidence_loss`), computed in float32. One branch alone: CE."""
         ce = lambda logits: F.cross_entropy(logits.float(), target)  # noqa: E731
-        return ce(output.logits) + self.aux_loss_weight * (ce(output.logits_rgb) + ce(output.logits_flow))
+        if self.streams != "both":
+            return ce(output.logits)
+        loss = ce(output.logits) + self.aux_loss_weight * (ce(output.logits_rgb) + ce(output.logits_flow))
+        if self.attention_supervision > 0 and output.snippet_logits is not None:
+            loss = loss + self.attention_supervision * attention_evidence_loss(output, target)
+        return loss
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "JNA":
+        """The model saved by ``python -m jna_fast.train`` (``best.pt`` or ``last.pt``), in eval mode, with its
+        ``class_names``, ``config`` and ``data_settings``. A foreign, truncated or mismatched file raises
+        :class:`jna_fast.checkpoint.CheckpointError`; no model is half-loaded."""
+        from ..checkpoint import model_from_checkpoint
+
+        model, _, _ = model_from_checkpoint(path)
+        return model.to(device)
+
+    def predict(self, video_path: str | os.PathLike, top_k: int = 5, segments: int = 25, crops: int = 1):
+        """Classify one video file (decoded, flow computed on the fly): a :class:`jna_fast.inference.VideoPrediction`
+        with the top-k class names, their probabilities and the attention on each snippet. Needs a model from
+        :meth:`from_checkpoint`."""
+        from ..inference import predict_video
+
+        return predict_video(self, video_path, top_k=top_k, segments=segments, crops=crops)
 
     def load_backbone_weights(self, path: str | os.PathLike) -> None:
-        """Load a torchvision-format ResNet weight file into both branches; the flow branch's first conv is
+        """Load a torchvision-format ResNet weight file into each branch; the flow branch's first conv is
         initialised by cross-modality averaging. The classifier (``fc.*``) in the file is ignored."""
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -157,7 +258,11 @@ class JNA(nn.Module):
         if not isinstance(state, dict):
             raise ValueError(f"{path}: expected a state dict (mapping of tensors), got {type(state).__name__}")
         backbone_state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        expected = self.rgb.state_dict()
+        flow_conv1 = "conv1.weight"
+        branch = self.rgb if self.rgb is not None else self.flow
+        expected = dict(branch.state_dict())
+        conv1 = branch.conv1.weight  # a file holds the RGB conv1: 3 input channels
+        expected[flow_conv1] = conv1.new_empty(conv1.shape[0], 3, *conv1.shape[2:])
         missing = sorted(set(expected) - set(backbone_state))
         unexpected = sorted(set(backbone_state) - set(expected))
         mismatched = [
@@ -171,7 +276,9 @@ class JNA(nn.Module):
                 f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, "
                 f"shape mismatches {mismatched[:5]}"
             )
-        self.rgb.load_state_dict(backbone_state)
-        flow_state = dict(backbone_state)
-        flow_state["conv1.weight"] = cross_modality_conv1(backbone_state["conv1.weight"], 2 * self.flow_length)
-        self.flow.load_state_dict(flow_state)
+        if self.rgb is not None:
+            self.rgb.load_state_dict(backbone_state)
+        if self.flow is not None:
+            flow_state = dict(backbone_state)
+            flow_state[flow_conv1] = cross_modality_conv1(backbone_state[flow_conv1], 2 * self.flow_length)
+            self.flow.load_state_dict(flow_state)

@@ -1,0 +1,220 @@
+"""The paper's three claims, measured on one dataset: ``python -m jna_fast.ablate``.
+
+JNA's abstract claims that (1) sharing information between the spatial and temporal branches beats processing them
+apart, (2) attention over time beats plain pooling over time, and (3) the attention finds the salient portions of
+an action. This command trains and evaluates these variants of the one model, on the same data, splits, budget and
+seeds (each a configuration of ``python -m jna_fast.train``):
+
+=============  ========================================================================
+variant        configuration
+=============  ========================================================================
+rgb            the RGB branch alone, average consensus (TSN spatial stream)
+flow           the flow branch alone, average consensus (TSN temporal stream)
+tsn            both branches apart, average consensus, late score fusion (TSN)
+attention      both branches apart, joint attention (claim 2 without claim 1)
+sharing        cross-stitch sharing, average consensus (claim 1 without claim 2)
+jna            cross-stitch sharing and joint attention (the full model)
+=============  ========================================================================
+
+Claim 1: ``sharing`` vs ``tsn`` and ``jna`` vs ``attention``; claim 2: ``attention`` vs ``tsn`` and ``jna`` vs
+``sharing``; claim 3: ``attention_on_salient`` against ``uniform_on_salient`` and ``top_snippet_in_window`` of the
+attention variants, on data with known windows.
+
+Every option of ``python -m jna_fast.train`` sets the common configuration (dataset, backbone, epochs, the
+synthetic generator's difficulty: ``--synthetic-window-fraction``, ``--synthetic-decoys``, ...). Each run goes to
+``OUT/runs/<variant>-s<seed>`` and is evaluated by the TSN protocol (25 snippets, 1 crop) when it ends; a rerun
+skips the runs that have their report and resumes an interrupted one. Writes ``OUT/ablation.json``
+(``{"settings": ..., "runs": [{"variant", "seed", "top1", ...}], "summary": ...}``), ``OUT/ablation.md`` (the
+table, mean ± sd over seeds), ``OUT/ablation.png`` (bar chart with error bars) and ``OUT/attention/`` (strips of
+the full model's attention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+from .config import TrainConfig, build_parser, config_from_dict, parse_args, read_config_file
+
+logger = logging.getLogger("jna_fast.ablate")
+
+VARIANTS = {
+    "rgb": {"streams": "rgb", "share_after": (), "consensus": "average"},
+    "flow": {"streams": "flow", "share_after": (), "consensus": "average"},
+    "tsn": {"share_after": (), "consensus": "average"},
+    "attention": {"share_after": ()},
+    "sharing": {"consensus": "average"},
+    "jna": {},
+}
+ATTENTION_VARIANTS = ("attention", "jna")
+METRICS = ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "attention_on_salient",
+           "uniform_on_salient", "top_snippet_in_window")
+# The default budget: every variant x 3 seeds in under 30 minutes on a 2-core CPU.
+ABLATION_DEFAULTS = {"epochs": 8}
+# --quick: each variant trains briefly and evaluates; minutes in all.
+QUICK_SETTINGS = {"synthetic_videos_per_class": 8, "epochs": 1, "size": 32, "num_segments": 2, "test_segments": 2,
+                  "flow_length": 2, "batch_size": 4, "progress": False}
+STRIPS = 4
+
+
+def variant_config(base: TrainConfig, variant: str, seed: int, out: Path) -> TrainConfig:
+    values = {**base.to_dict(), **VARIANTS[variant], "seed": seed, "out": str(out), "resume": "auto",
+              "final_eval": True}
+    return config_from_dict(values, f"variant {variant}")
+
+
+def run_variant(cfg: TrainConfig) -> dict:
+    """Train (resuming if interrupted) and return the final evaluation's report; a finished run is not redone."""
+    report_path = Path(cfg.out) / "eval" / "report.json"
+    if not report_path.exists():
+        from .train import train
+
+        train(cfg)
+    return json.loads(report_path.read_text(encoding="utf-8"))
+
+
+def run_record(variant: str, seed: int, report: dict) -> dict:
+    record = {"variant": variant, "seed": seed}
+    record.update({name: report.get(name) for name in METRICS})
+    if "families" in report:
+        record["families"] = report["families"]
+    return record
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Per variant: mean, sd and n of every metric over the seeds."""
+    summary = {}
+    for variant in VARIANTS:
+        rows = [run for run in runs if run["variant"] == variant]
+        if not rows:
+            continue
+        entry = {"seeds": len(rows)}
+        for name in METRICS:
+            values = [row[name] for row in rows if row.get(name) is not None]
+            if values:
+                entry[name] = {"mean": statistics.fmean(values),
+                               "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+        summary[variant] = entry
+    return summary
+
+
+def _cell(entry: dict, name: str) -> str:
+    if name not in entry:
+        return "-"
+    return f"{entry[name]['mean']:.3f} ± {entry[name]['sd']:.3f}"
+
+
+def markdown_table(summary: dict, settings: dict) -> str:
+    header = ("| variant | seeds | top-1 | top-1 RGB | top-1 flow | mean class acc. | attention on window | "
+              "uniform on window | top snippet in window |")
+    lines = [f"Settings: {json.dumps(settings)}", "", header, "|" + "---|" * 9]
+    for variant, entry in summary.items():
+        lines.append(f"| {variant} | {entry['seeds']} | " + " | ".join(
+            _cell(entry, name) for name in ("top1", "top1_rgb", "top1_flow", "mean_class_accuracy",
+                                            "attention_on_salient", "uniform_on_salient",
+                                            "top_snippet_in_window")) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(summary: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(summary)
+    figure, (accuracy, attention) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    means = [summary[v]["top1"]["mean"] for v in variants]
+    sds = [summary[v]["top1"]["sd"] for v in variants]
+    accuracy.bar(variants, means, yerr=sds, capsize=4, color="tab:blue")
+    accuracy.set_ylim(0, 1)
+    accuracy.set_ylabel("test top-1 (mean ± sd over seeds)")
+    accuracy.set_title("claims 1 and 2: accuracy")
+    with_attention = [v for v in variants if v in ATTENTION_VARIANTS and "attention_on_salient" in summary[v]]
+    if with_attention:
+        positions = range(len(with_attention))
+        for offset, name, colour in ((-0.27, "attention_on_salient", "tab:green"),
+                                     (0.0, "top_snippet_in_window", "tab:olive"),
+                                     (0.27, "uniform_on_salient", "tab:grey")):
+            attention.bar([p + offset for p in positions], [summary[v][name]["mean"] for v in with_attention],
+                          width=0.27, yerr=[summary[v][name]["sd"] for v in with_attention], capsize=3,
+                          color=colour, label=name.replace("_", " "))
+        attention.set_xticks(list(positions), with_attention)
+        attention.set_ylim(0, 1)
+        attention.legend(fontsize=7)
+    attention.set_title("claim 3: attention on the salient window")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int]) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in seeds:
+        for variant in variants:
+            run_dir = out / "runs" / f"{variant}-s{seed}"
+            logger.info("ablation run %s, seed %d -> %s", variant, seed, run_dir)
+            runs.append(run_record(variant, seed, run_variant(variant_config(base, variant, seed, run_dir))))
+            write_results(out, base, runs)
+    strips = out / "attention"
+    for variant in ATTENTION_VARIANTS:
+        source = out / "runs" / f"{variant}-s{seeds[0]}" / "eval" / "attention"
+        if variant in variants and source.is_dir():
+            for index, strip in enumerate(sorted(source.glob("*.png"))[:STRIPS]):
+                strips.mkdir(exist_ok=True)
+                shutil.copyfile(strip, strips / f"{variant}-{strip.name}")
+    return write_results(out, base, runs)
+
+
+def write_results(out: Path, base: TrainConfig, runs: list[dict]) -> dict:
+    settings = {key: value for key, value in base.to_dict().items()
+                if key not in ("out", "resume", "progress", "seed", "streams", "share_after", "consensus")}
+    summary = summarise(runs)
+    results = {"settings": settings, "runs": runs, "summary": summary}
+    (out / "ablation.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (out / "ablation.md").write_text(markdown_table(summary, settings), encoding="utf-8")
+    bar_chart(summary, out / "ablation.png")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jna_fast.ablate", add_help=False)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (0..N-1)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="runs/ablation")
+    parser.add_argument("-h", "--help", action="store_true")
+    own, rest = parser.parse_known_args(argv)
+    if own.help:
+        print(__doc__)
+        print("ablation options:\n  --variants LIST   comma-separated, of " + ", ".join(VARIANTS) +
+              "\n  --seeds N         seeds per variant (default 3)\n  --quick           a tiny setting (minutes)"
+              "\n  --out DIR         default runs/ablation\n\ncommon configuration (python -m jna_fast.train):")
+        build_parser("python -m jna_fast.ablate", "").print_help()
+        return 0
+    variants = [name for name in own.variants.split(",") if name]
+    unknown = [name for name in variants if name not in VARIANTS]
+    if unknown or not variants or own.seeds < 1:
+        parser.error(f"--variants must name some of {', '.join(VARIANTS)} (got {unknown or own.variants}); "
+                     f"--seeds must be >= 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    given = parse_args(rest, prog="python -m jna_fast.ablate")
+    explicit = set(vars(build_parser("", "").parse_args(rest)))
+    if "config" in explicit:
+        explicit |= set(read_config_file(vars(build_parser("", "").parse_args(rest))["config"]))
+    defaults = {**ABLATION_DEFAULTS, **(QUICK_SETTINGS if own.quick else {})}
+    values = given.to_dict()
+    values.update({key: value for key, value in defaults.items() if key not in explicit})
+    base = config_from_dict(values, "ablation settings")
+    results = ablate(base, Path(own.out), variants, list(range(own.seeds)))
+    print(markdown_table(results["summary"], results["settings"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""The training configuration: one definition of every option, feeding the CLI, the config file and the checkpoint.
+
+Each field of :class:`TrainConfig` is an option. Its metadata gives the CLI group and help, and whether it may
+change when a run resumes (``resumable``). Values come, lowest precedence first, from the field defaults, the
+dataset-dependent defaults (:data:`DATASET_DEFAULTS`), a YAML file (``--config FILE``) and the command line. The
+resolved configuration is saved as ``OUT/config.yaml`` and inside every checkpoint, and ``--config OUT/config.yaml``
+repeats a run.
+
+Options that may change on resume (the rest must match the checkpoint's, or the run is refused): where and how
+often the run writes (``out``, ``checkpoint_every``, ``log_every``, ``progress``, ``tensorboard``, ``final_eval``),
+how long it
+trains (``epochs``, ``max_steps``), and how it computes without changing what it computes (``data_backend``,
+``on_error``, ``op_backend``, ``precision``, ``channels_last``, ``compile``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATASET_KINDS = ("synthetic", "ucf101", "hmdb51", "videos", "rawframes")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+CONFIG_NAME = "config.yaml"
+
+# Defaults that depend on the data: the synthetic videos are 96 px and small enough to learn from scratch in
+# minutes on a CPU; real datasets get the TSN-standard 224 px crops and a ResNet-50.
+DATASET_DEFAULTS = {
+    "synthetic": {"backbone": "resnet18", "size": 64, "epochs": 12},
+    "real": {"backbone": "resnet50", "size": 224, "epochs": 80},
+}
+
+
+def option(default, help: str, group: str, *, choices=None, resumable: bool = False, flag: str | None = None,
+           metavar: str | None = None):
+    """A configuration field: its default, CLI help and group, and whether a resumed run may change it."""
+    metadata = {"help": help, "group": group, "choices": choices, "resumable": resumable, "flag": flag,
+                "metavar": metavar}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = option("synthetic", "dataset kind", "data", choices=DATASET_KINDS)
+    root: str | None = option(None, "dataset root (synthetic: where to generate it; default: a cache folder "
+                              "named after its parameters)", "data")
+    frames_root: str | None = option(None, "rawframes folder with the extracted flow (python -m jna_fast.flow)",
+                                     "data")
+    split: int = option(1, "official split number (ucf101 1-3, hmdb51 1-3)", "data")
+    train_list: str | None = option(None, "list file for --dataset videos/rawframes (training)", "data")
+    val_list: str | None = option(None, "list file for --dataset videos/rawframes (validation)", "data")
+    size: int | None = option(None, "crop size fed to the network (default: 64 synthetic, 224 real)", "data")
+    flip: bool | None = option(None, "horizontal flips in training and test views (default: the dataset's "
+                               "policy: on for UCF101/HMDB51 and lists, off for the synthetic set, whose "
+                               "SlideLeft/SlideRight labels a flip would swap)", "data")
+    flow_algorithm: str = option("tvl1", "the algorithm the dataset's flow was extracted with (the synthetic "
+                                 "set: dis); prediction computes a video's flow with it", "data",
+                                 choices=("tvl1", "dis", "farneback", "nvof"))
+    data_backend: str = option("auto", "clip decoding backend", "data", choices=("auto", "dali", "pyav"),
+                               resumable=True)
+    on_error: str = option("skip", "a corrupt video: stop, or warn, skip and count it", "data",
+                           choices=("raise", "skip"), resumable=True)
+    # synthetic data
+    synthetic_classes: int = option(8, "classes of the synthetic set (2..12)", "synthetic data")
+    synthetic_videos_per_class: int = option(40, "videos per class of the synthetic set", "synthetic data")
+    synthetic_window_fraction: tuple[float, ...] = option(
+        (0.3, 0.5), "the discriminative window covers LOW..HIGH of each video", "synthetic data",
+        metavar="LOW,HIGH")
+    synthetic_decoys: int = option(0, "bursts of other classes outside the window (harder)", "synthetic data")
+    synthetic_seed: int = option(0, "seed of the synthetic videos (independent of --seed, so runs with other "
+                                 "seeds see the same data)", "synthetic data")
+    # model
+    backbone: str | None = option(None, "default: resnet18 on the synthetic data, resnet50 otherwise", "model",
+                                  choices=BACKBONES)
+    weights: str | None = option(None, "torchvision ImageNet weight file (.pth) for both branches", "model")
+    streams: str = option("both", "which branches: both (two-stream), or one alone", "model",
+                          choices=("both", "rgb", "flow"))
+    num_segments: int = option(3, "T for training", "model")
+    test_segments: int = option(5, "T for the per-epoch validation (python -m jna_fast.evaluate: 25)", "model")
+    flow_length: int = option(5, "L flow fields per stack", "model")
+    share_after: tuple[int, ...] = option((3, 4), "stages followed by a cross-stitch unit (empty: no sharing)",
+                                          "model", metavar="STAGES")
+    consensus: str = option("attention", "pool the snippets by the joint attention, or average them (TSN)",
+                            "model", choices=("attention", "average"))
+    dropout: float = option(0.5, "dropout before the classifiers", "model")
+    op_backend: str | None = option(None, "force the fused ops' backend (default: the best available)", "model",
+                                    choices=("reference", "cpp", "cuda", "triton"), resumable=True)
+    # optimisation
+    epochs: int | None = option(None, "default: 12 on the synthetic data, 80 otherwise", "optimisation",
+                                resumable=True)
+    batch_size: int = option(8, "clips per GPU/process", "optimisation")
+    lr: float = option(0.01, "peak learning rate (SGD)", "optimisation")
+    momentum: float = option(0.9, "SGD momentum", "optimisation")
+    weight_decay: float = option(5e-4, "on conv and linear weights only", "optimisation")
+    warmup_epochs: float = option(1.0, "linear learning-rate warm-up", "optimisation")
+    attention_lr_scale: float = option(1.0, "learning-rate factor of the attention vectors w_rgb, w_flow",
+                                       "optimisation")
+    attention_warmup_epochs: float = option(2.0, "epochs of uniform attention (TSN's average) before the "
+                                            "attention vectors learn", "optimisation")
+    attention_supervision: float = option(1.0, "weight of the snippet-evidence term that teaches the attention "
+                                          "which snippets support the label (0: off)", "optimisation")
+    clip_grad: float = option(20.0, "gradient norm clip (0: off)", "optimisation")
+    max_steps: int | None = option(None, "stop after this many optimiser steps in total", "optimisation",
+                                   resumable=True)
+    # performance
+    precision: str = option("auto", "auto: bf16 autocast on GPUs that support it, fp32 on CPU", "performance",
+                            choices=("auto", "fp32", "bf16"), resumable=True)
+    channels_last: bool | None = option(None, "channels_last memory format (default: on for CUDA)",
+                                        "performance", resumable=True)
+    compile: bool = option(False, "torch.compile the model", "performance", resumable=True)
+    # run
+    out: str = option("runs/jna", "checkpoints, metrics.jsonl, config.yaml", "run", resumable=True)
+    resume: str = option("auto", "'auto' (resume from OUT/last.pt if present), 'never', or a checkpoint path",
+                         "run", resumable=True)
+    checkpoint_every: int = option(200, "steps between mid-epoch checkpoints", "run", resumable=True)
+    log_every: int = option(20, "steps between reads of the running loss/accuracy (each read syncs the GPU)",
+                            "run", resumable=True)
+    seed: int = option(0, "seed of the data order, augmentation and initialisation", "run")
+    progress: bool = option(True, "progress bar", "run", resumable=True)
+    final_eval: bool = option(True, "evaluate best.pt by the TSN protocol (25 snippets, 1 crop) into OUT/eval "
+                              "when training ends", "run", resumable=True)
+    tensorboard: bool | None = option(None, "write TensorBoard events to OUT/tensorboard (default: when "
+                                      "tensorboard is installed)", "run", resumable=True)
+
+    def differences(self, other: "TrainConfig") -> dict[str, tuple]:
+        """Options, other than the resumable ones, whose values differ: name -> (self's, other's)."""
+        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)
+                if not f.metadata["resumable"] and getattr(self, f.name) != getattr(other, f.name)}
+
+    def to_dict(self) -> dict:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _base_type(annotation) -> tuple[type, bool]:
+    """(the value type, whether None is allowed) of a field annotation such as ``int | None``."""
+    hint = eval(annotation, vars(typing), {}) if isinstance(annotation, str) else annotation  # noqa: S307
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return args[0], True
+    return hint, False
+
+
+def _coerce(name: str, value, where: str):
+    """``value`` (from YAML or the command line) as field ``name``'s type; a clear error names the option."""
+    spec = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+    kind, optional = _base_type(spec.type)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
+        if not optional:
+            raise ValueError(f"{where}: option {name} may not be empty")
+        return None
+    try:
+        if typing.get_origin(kind) is tuple:
+            item = typing.get_args(kind)[0]
+            if isinstance(value, str):
+                value = [part for part in value.replace(" ", "").split(",") if part]
+            elif not isinstance(value, (list, tuple)):
+                value = [value]
+            return tuple(item(part) for part in value)
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() in ("true", "yes", "on", "1"):
+                    return True
+                if value.lower() in ("false", "no", "off", "0"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        result = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: option {name} expects {getattr(kind, '__name__', kind)}, got {value!r}") from None
+    choices = spec.metadata["choices"]
+    if choices and result not in choices:
+        raise ValueError(f"{where}: option {name} must be one of {', '.join(choices)}, got {result!r}")
+    return result
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The CLI of every TrainConfig option (defaults suppressed, so that only what was typed overrides)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="FILE", help="YAML file of options (keys as below, with _ for -); "
+                        "options given on the command line win")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for spec in dataclasses.fields(TrainConfig):
+        meta = spec.metadata
+        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        flag = meta["flag"] or "--" + spec.name.replace("_", "-")
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        help_text = meta["help"] + ("" if default is None else f" (default: {_shown(default)})")
+        kind, _ = _base_type(spec.type)
+        if kind is bool:
+            group.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            group.add_argument(flag, dest=spec.name, metavar=meta["metavar"], choices=meta["choices"],
+                               help=help_text)
+    return parser
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def read_config_file(path: str | os.PathLike) -> dict:
+    """The options in a YAML file, checked by name and type; errors name the file and the option."""
+    import yaml
+
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--config {path}: no such file") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"--config {path}: not valid YAML: {error}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"--config {path}: expected a mapping of option: value, got {type(loaded).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {}
+    for key, value in loaded.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise ValueError(f"--config {path}: unknown option {key!r} (python -m jna_fast.train --help lists them)")
+        values[name] = _coerce(name, value, f"--config {path}")
+    return values
+
+
+def resolve(values: dict) -> TrainConfig:
+    """A TrainConfig from explicit values, with the dataset-dependent defaults filled in and the whole checked."""
+    cfg = TrainConfig(**values)
+    fallback = DATASET_DEFAULTS["synthetic" if cfg.dataset == "synthetic" else "real"]
+    for name, value in fallback.items():
+        if getattr(cfg, name) is None:
+            setattr(cfg, name, value)
+    if cfg.dataset != "synthetic" and cfg.root is None:
+        raise ValueError(f"--dataset {cfg.dataset} needs --root")
+    if cfg.dataset in ("videos", "rawframes") and not (cfg.train_list and cfg.val_list):
+        raise ValueError(f"--dataset {cfg.dataset} needs --train-list and --val-list")
+    bad_stages = [stage for stage in cfg.share_after if stage not in (1, 2, 3, 4)]
+    if bad_stages:
+        raise ValueError(f"--share-after: stages must be in 1..4, got {bad_stages}")
+    if cfg.streams != "both" and (cfg.share_after or cfg.consensus == "attention"):
+        # One branch has nothing to share with, and the joint attention is scored by both.
+        raise ValueError(f"--streams {cfg.streams} needs --share-after '' and --consensus average")
+    for name in ("num_segments", "test_segments", "flow_length", "batch_size", "epochs", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    return cfg
+
+
+def parse_args(argv: list[str] | None = None, prog: str = "python -m jna_fast.train",
+               description: str | None = None) -> TrainConfig:
+    """Defaults < --config FILE < command line; errors exit with argparse's usage message."""
+    parser = build_parser(prog, description or "")
+    given = vars(parser.parse_args(argv))
+    try:
+        values = read_config_file(given.pop("config")) if "config" in given else {}
+        for name, value in given.items():
+            values[name] = _coerce(name, value, "command line")
+        return resolve(values)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+
+
+def config_from_dict(values: dict, where: str) -> TrainConfig:
+    """The TrainConfig saved in a checkpoint or config.yaml; options unknown to this version are an error."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: options unknown to this jna_fast: {unknown}")
+    return resolve({name: _coerce(name, value, where) for name, value in values.items()})
+
+
+def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
+    """Write the resolved configuration as YAML, atomically."""
+    import yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,62 @@
+"""Classification and attention-localisation metrics, on plain tensors (shared by training and evaluation).
+
+Localisation, on data whose discriminative window is known (the synthetic set records it): a snippet is inside the
+window ``[start, end)`` when its start frame is. Per clip:
+
+- ``attention_on_salient``: the attention mass on snippets inside the window;
+- ``uniform_on_salient``: the mass a uniform attention over the real snippets would put there (the chance level);
+- ``top_snippet_in_window``: 1 when the most-attended snippet is inside the window, else 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def snippets_in_window(indices: torch.Tensor, mask: torch.Tensor | None,
+                       windows: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """bool [B, T]: the real snippets whose start frame ``indices[b, t]`` lies in clip b's ``[start, end)``."""
+    bounds = torch.tensor(windows, dtype=indices.dtype, device=indices.device).view(-1, 2)
+    inside = (indices >= bounds[:, :1]) & (indices < bounds[:, 1:])
+    return inside if mask is None else inside & mask.to(torch.bool)
+
+
+def localisation(attention: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor | None,
+                 windows: Sequence[tuple[int, int]]) -> dict[str, torch.Tensor]:
+    """Per clip (float [B] each): ``attention_on_salient``, ``uniform_on_salient``, ``top_snippet_in_window``."""
+    attention = attention.float()
+    inside = snippets_in_window(indices, mask, windows).float()
+    real = torch.ones_like(attention) if mask is None else mask.float()
+    top = attention.masked_fill(real == 0, float("-inf")).argmax(1, keepdim=True)
+    return {
+        "attention_on_salient": (attention * inside).sum(1),
+        "uniform_on_salient": inside.sum(1) / real.sum(1).clamp_min(1),
+        "top_snippet_in_window": inside.gather(1, top).squeeze(1),
+    }
+
+
+def topk_correct(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """bool [N]: the label is among the k highest scores (k is capped at the number of classes)."""
+    k = min(k, scores.shape[1])
+    return (scores.topk(k, dim=1).indices == labels.view(-1, 1)).any(1)
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """int64 [K, K]: row = true class, column = predicted class."""
+    flat = labels.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
+    """float [K]: recall of each class; NaN for a class with no test clip."""
+    totals = confusion.sum(1).double()
+    return torch.where(totals > 0, confusion.diag().double() / totals.clamp_min(1), torch.nan)
+
+
+def mean_class_accuracy(confusion: torch.Tensor) -> float:
+    """The mean of the per-class accuracies over the classes that have test clips (UCF101/HMDB51 practice)."""
+    per_class = per_class_accuracy(confusion)
+    present = ~per_class.isnan()
+    return float(per_class[present].mean()) if present.any() else float("nan")

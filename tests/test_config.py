@@ -1,0 +1,76 @@
+"""The one definition of the training options: CLI, YAML config file, checkpoint round trip, resume rules."""
+
+import pytest
+import yaml
+
+from jna_fast.config import TrainConfig, config_from_dict, parse_args, read_config_file, save_config
+
+
+def test_defaults_resolve_per_dataset():
+    synthetic = parse_args([])
+    assert (synthetic.backbone, synthetic.size, synthetic.dataset) == ("resnet18", 64, "synthetic")
+    real = parse_args(["--dataset", "ucf101", "--root", "x"])
+    assert (real.backbone, real.size, real.epochs) == ("resnet50", 224, 80)
+
+
+def test_cli_types_and_tuples():
+    cfg = parse_args(["--share-after", "2,4", "--lr", "0.05", "--no-flip", "--epochs", "3",
+                      "--synthetic-window-fraction", "0.1,0.2"])
+    assert cfg.share_after == (2, 4) and cfg.lr == 0.05 and cfg.flip is False and cfg.epochs == 3
+    assert cfg.synthetic_window_fraction == (0.1, 0.2)
+    assert parse_args(["--share-after", ""]).share_after == ()
+
+
+def test_config_file_with_cli_override(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"lr": 0.02, "batch-size": 4, "share_after": [3], "backbone": "resnet34"}))
+    cfg = parse_args(["--config", str(path), "--batch-size", "6"])
+    assert cfg.lr == 0.02 and cfg.share_after == (3,) and cfg.backbone == "resnet34"
+    assert cfg.batch_size == 6  # the command line wins over the file
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = parse_args(["--lr", "0.003", "--share-after", "4", "--no-flip", "--streams", "rgb", "--share-after", "",
+                      "--consensus", "average"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert parse_args(["--config", str(tmp_path / "config.yaml")]) == cfg
+    assert config_from_dict(cfg.to_dict(), "checkpoint") == cfg
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"learning_rate": 0.1}, "unknown option 'learning_rate'"),
+    ({"lr": "fast"}, "option lr expects float"),
+    ({"backbone": "vgg16"}, "option backbone must be one of"),
+    ({"epochs": 2.5}, "option epochs expects int"),
+])
+def test_bad_config_file_names_file_and_option(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(content))
+    with pytest.raises(ValueError, match=message) as error:
+        read_config_file(path)
+    assert str(path) in str(error.value)
+
+
+def test_invalid_combinations_exit_with_usage(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--dataset", "ucf101"])
+    assert "--dataset ucf101 needs --root" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--streams", "rgb"])
+    assert "--streams rgb needs --share-after '' and --consensus average" in capsys.readouterr().err
+
+
+def test_differences_ignore_resumable_options():
+    base = parse_args([])
+    changed = parse_args(["--epochs", "50", "--out", "elsewhere", "--max-steps", "3", "--no-progress",
+                          "--data-backend", "pyav"])
+    assert base.differences(changed) == {}
+    other = parse_args(["--backbone", "resnet34", "--lr", "0.1"])
+    assert set(base.differences(other)) == {"backbone", "lr"}
+
+
+def test_every_option_has_help_and_group():
+    import dataclasses
+
+    for spec in dataclasses.fields(TrainConfig):
+        assert spec.metadata["help"] and spec.metadata["group"], spec.name
