@@ -127,11 +127,13 @@ def test_test_mode_values_indices_and_flow_order(dataset, backend):
 
 
 @needs_dali
-def test_dali_and_pyav_backends_agree(dataset):
+@pytest.mark.parametrize("num_crops", [1, 10])
+def test_dali_and_pyav_backends_agree(dataset, num_crops):
     outputs = {}
     for backend in ("dali", "pyav"):
-        batches = list(loader(dataset, backend, subset="test", size=HEIGHT, test_crop_scale=1.0, batch_size=5))
-        assert len(batches) == 1
+        batches = list(loader(dataset, backend, subset="test", size=HEIGHT, test_crop_scale=1.0, batch_size=5,
+                              num_crops=num_crops))
+        assert len(batches) == 1 and batches[0].rgb.shape[0] == 5 * num_crops
         outputs[backend] = batches[0]
     dali, pyav = outputs["dali"], outputs["pyav"]
     assert dali.video_ids == pyav.video_ids and torch.equal(dali.indices, pyav.indices)

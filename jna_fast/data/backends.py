@@ -121,8 +121,7 @@ class _View:
 
 
 class _GatheredClip:
-    """A clip's DALI inputs, read from disk once (and decoded by PyAV when its codec needs it); each view is one
-    DALI sample of these inputs (DALI decodes them per view)."""
+    """A clip's DALI inputs, read from disk (and decoded by PyAV when its codec needs it), and its views."""
 
     def __init__(self, request: ClipRequest, route: str, flow_length: int):
         self.request, self.route = request, route
@@ -145,14 +144,13 @@ class DaliBackend:
     def __init__(self, size: int, num_segments: int, flow_length: int, batch_size: int, device: str,
                  num_threads: int, seed: int, num_views: int = 1, pin_memory: bool = False):
         self.size, self.num_segments, self.flow_length, self.device = size, num_segments, flow_length, device
-        self.pin_memory = pin_memory and device == "cpu"
+        self.num_views, self.pin_memory = num_views, pin_memory and device == "cpu"
         device_id = dali_device_id() if device == "gpu" else None
         self.torch_device = torch.device("cuda", device_id) if device == "gpu" else torch.device("cpu")
-        samples = batch_size * num_views
-        images = samples * num_segments
-        self.runner = DaliRunner(device, size, {"video": samples, "frames": samples, "jpeg_rgb": images,
+        images = batch_size * num_segments
+        self.runner = DaliRunner(device, size, {"video": batch_size, "frames": batch_size, "jpeg_rgb": images,
                                                 "jpeg_flow": images * 2 * flow_length}, num_threads, seed,
-                                 device_id)
+                                 device_id, num_views)
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="jna_fast_data")
 
     def route(self, request: ClipRequest) -> str:
@@ -172,38 +170,50 @@ class DaliBackend:
             return host_tensor(shape, self.pin_memory)
         return torch.empty(shape, dtype=torch.float32, device=self.torch_device)
 
+    def _view_inputs(self, clips: list[_GatheredClip], roi: str, repeat: int) -> dict[str, list[np.ndarray]]:
+        """The per-view arguments of the samples of ``clips``, each repeated for the clip's ``repeat`` samples;
+        ``roi``: "rgb_roi" or "flow_roi"."""
+        inputs = {}
+        for v in range(self.num_views):
+            inputs[f"roi_start_{v}"] = [getattr(c.views[v], roi)[0] for c in clips for _ in range(repeat)]
+            inputs[f"roi_end_{v}"] = [getattr(c.views[v], roi)[1] for c in clips for _ in range(repeat)]
+            inputs[f"mirror_{v}"] = [c.views[v].mirror for c in clips for _ in range(repeat)]
+        return inputs
+
+    def _clip_major(self, views: torch.Tensor) -> torch.Tensor:
+        """[V, n, ...] (the pipelines' view-major outputs) -> [n * V, ...] with a clip's views adjacent."""
+        if self.num_views == 1:
+            return views[0]
+        rows = self._empty(views.shape[1], self.num_views, *views.shape[2:])
+        rows.copy_(views.transpose(0, 1))
+        return rows.flatten(0, 1)
+
     def _run(self, clips: list[_GatheredClip]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The DALI pipelines on a list of gathered clips, one sample per view (RuntimeError from DALI on
-        undecodable data)."""
-        views = [(clip, view) for clip in clips for view in clip.views]
-        n, t, channels, s = len(views), self.num_segments, 2 * self.flow_length, self.size
-        flow = self._empty(n, t, channels, s, s)
-        per_image = lambda values, count: [v for v in values for _ in range(count)]  # noqa: E731
+        """The DALI pipelines on a list of gathered clips, each decoded once for all its views (RuntimeError from
+        DALI on undecodable data)."""
+        n, views, t, channels, s = len(clips), self.num_views, self.num_segments, 2 * self.flow_length, self.size
+        flow = self._empty(views, n, t, channels, s, s)
         flow_images = t * channels
-        self.runner.run("jpeg_flow", {
-            "encoded": [b for clip, _ in views for b in clip.flow_bytes],
-            "roi_start": per_image([view.flow_roi[0] for _, view in views], flow_images),
-            "roi_end": per_image([view.flow_roi[1] for _, view in views], flow_images),
-            "mirror": per_image([view.mirror for _, view in views], flow_images),
-            "std": [std for _, view in views for _ in range(t) for std in view.flow_std],
-        }, flow.view(n * flow_images, 1, s, s))
-        rgb = self._empty(n, t, 3, s, s)
+        inputs = self._view_inputs(clips, "flow_roi", flow_images)
+        inputs["encoded"] = [b for clip in clips for b in clip.flow_bytes]
+        for v in range(views):
+            inputs[f"std_{v}"] = [std for clip in clips for _ in range(t) for std in clip.views[v].flow_std]
+        self.runner.run("jpeg_flow", inputs, flow.view(views, n * flow_images, 1, s, s))
+        rgb = self._empty(views, n, t, 3, s, s)
         routes = sorted({clip.route for clip in clips})
         for route in routes:
-            rows = [i for i, (clip, _) in enumerate(views) if clip.route == route]
-            group = [views[i] for i in rows]
-            repeat = t if route == "jpeg_rgb" else 1
-            inputs = {name: [sample for clip, _ in group for sample in clip.rgb_inputs[name]]
-                      for name in group[0][0].rgb_inputs}
-            inputs.update(roi_start=per_image([view.rgb_roi[0] for _, view in group], repeat),
-                          roi_end=per_image([view.rgb_roi[1] for _, view in group], repeat),
-                          mirror=per_image([view.mirror for _, view in group], repeat))
-            target = rgb if len(routes) == 1 else self._empty(len(group), t, 3, s, s)
+            rows = [i for i, clip in enumerate(clips) if clip.route == route]
+            group = [clips[i] for i in rows]
+            inputs = self._view_inputs(group, "rgb_roi", t if route == "jpeg_rgb" else 1)
+            inputs.update({name: [sample for clip in group for sample in clip.rgb_inputs[name]]
+                           for name in group[0].rgb_inputs})
+            target = rgb if len(routes) == 1 else self._empty(views, len(group), t, 3, s, s)
             # jpeg_rgb yields one [3, S, S] image per snippet; the video routes one [T, 3, S, S] clip per sample.
-            self.runner.run(route, inputs, target.view(len(group) * t, 3, s, s) if route == "jpeg_rgb" else target)
+            self.runner.run(route, inputs,
+                            target.view(views, len(group) * t, 3, s, s) if route == "jpeg_rgb" else target)
             if target is not rgb:
-                rgb[torch.as_tensor(rows, device=rgb.device)] = target
-        return rgb, flow
+                rgb[:, torch.as_tensor(rows, device=rgb.device)] = target
+        return self._clip_major(rgb), self._clip_major(flow)
 
     def decode(self, requests: list[ClipRequest]):
         gathered = list(self._pool.map(self._gather, requests))

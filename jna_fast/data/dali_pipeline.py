@@ -56,9 +56,10 @@ def dali_device_id() -> int:
 
 
 def _build(source: str, max_batch_size: int, size: int, device: str, num_threads: int, seed: int,
-           device_id: int | None):
-    """A built pipeline whose inputs are the named external sources of ``source`` (see ``feed``); a GPU
-    pipeline runs on CUDA device ``device_id``."""
+           device_id: int | None, num_views: int):
+    """A built pipeline whose inputs are the named external sources of ``source`` (see ``DaliRunner.run``); a GPU
+    pipeline runs on CUDA device ``device_id``. Each sample is decoded once and cut into ``num_views`` views (one
+    output per view), each with its own ``roi_start_<v>``, ``roi_end_<v>``, ``mirror_<v>`` (and ``std_<v>``)."""
     from nvidia.dali import fn, pipeline_def, types
 
     gpu = device == "gpu"
@@ -78,19 +79,23 @@ def _build(source: str, max_batch_size: int, size: int, device: str, num_threads
             encoded = fn.external_source(name="encoded", dtype=types.UINT8)
             images = fn.decoders.image(encoded, device=decoder_device,
                                        output_type=types.GRAY if source == "jpeg_flow" else types.RGB)
-        roi_start = fn.external_source(name="roi_start", dtype=types.FLOAT)
-        roi_end = fn.external_source(name="roi_end", dtype=types.FLOAT)
-        mirror = fn.external_source(name="mirror", dtype=types.INT32)
-        images = fn.resize(images, size=[size, size], roi_start=roi_start, roi_end=roi_end, antialias=True,
-                           interp_type=types.INTERP_LINEAR)
         layout = "CHW" if source.startswith("jpeg") else "FCHW"
-        if source == "jpeg_flow":
-            std = fn.external_source(name="std", dtype=types.FLOAT)
-            return fn.crop_mirror_normalize(images, mirror=mirror, mean=[FLOW_CENTRE], std=std,
-                                            output_layout=layout, dtype=types.FLOAT)
-        return fn.crop_mirror_normalize(images, mirror=mirror, mean=[255 * m for m in IMAGENET_MEAN],
-                                        std=[255 * s for s in IMAGENET_STD], output_layout=layout,
-                                        dtype=types.FLOAT)
+        views = []
+        for view in range(num_views):
+            roi_start = fn.external_source(name=f"roi_start_{view}", dtype=types.FLOAT)
+            roi_end = fn.external_source(name=f"roi_end_{view}", dtype=types.FLOAT)
+            mirror = fn.external_source(name=f"mirror_{view}", dtype=types.INT32)
+            window = fn.resize(images, size=[size, size], roi_start=roi_start, roi_end=roi_end, antialias=True,
+                               interp_type=types.INTERP_LINEAR)
+            if source == "jpeg_flow":
+                std = fn.external_source(name=f"std_{view}", dtype=types.FLOAT)
+                views.append(fn.crop_mirror_normalize(window, mirror=mirror, mean=[FLOW_CENTRE], std=std,
+                                                      output_layout=layout, dtype=types.FLOAT))
+            else:
+                views.append(fn.crop_mirror_normalize(window, mirror=mirror, mean=[255 * m for m in IMAGENET_MEAN],
+                                                      std=[255 * s for s in IMAGENET_STD], output_layout=layout,
+                                                      dtype=types.FLOAT))
+        return tuple(views)
 
     built = pipeline()
     built.build()
@@ -108,41 +113,43 @@ def dali_error_summary(error: BaseException) -> str:
 
 class DaliRunner:
     """One pipeline of each source, built on first use, fed and run synchronously; on the GPU, on CUDA device
-    ``device_id`` (default: :func:`dali_device_id`), whose tensors receive the outputs."""
+    ``device_id`` (default: :func:`dali_device_id`), whose tensors receive the outputs. Every sample yields
+    ``num_views`` views (crops) of one decode."""
 
     def __init__(self, device: str, size: int, max_batch_sizes: dict[str, int], num_threads: int, seed: int,
-                 device_id: int | None = None):
+                 device_id: int | None = None, num_views: int = 1):
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
         self.device, self.size, self.num_threads, self.seed = device, size, num_threads, seed
         self.device_id = (dali_device_id() if device_id is None else device_id) if device == "gpu" else None
-        self.max_batch_sizes = max_batch_sizes
+        self.max_batch_sizes, self.num_views = max_batch_sizes, num_views
         self._pipelines: dict[str, object] = {}
 
     def _pipeline(self, source: str):
         if source not in self._pipelines:
             self._pipelines[source] = _build(source, self.max_batch_sizes[source], self.size, self.device,
-                                             self.num_threads, self.seed, self.device_id)
+                                             self.num_threads, self.seed, self.device_id, self.num_views)
         return self._pipelines[source]
 
     def run(self, source: str, inputs: dict[str, list[np.ndarray]], out: torch.Tensor) -> None:
-        """Runs ``source`` on one batch of per-sample ``inputs`` and copies the result into ``out``
-        (``[n, ...]``, contiguous, on the pipeline's device: CPU, or CUDA device ``device_id``). Raises
-        RuntimeError from DALI on bad data."""
+        """Runs ``source`` on one batch of per-sample ``inputs`` and copies view v of the result into ``out[v]``
+        (``out``: ``[num_views, n, ...]``, contiguous, on the pipeline's device: CPU, or CUDA device
+        ``device_id``). Raises RuntimeError from DALI on bad data."""
         from nvidia.dali.plugin.pytorch import feed_ndarray
 
         pipe = self._pipeline(source)
         try:
             for name, samples in inputs.items():
                 pipe.feed_input(name, samples)
-            (result,) = pipe.run()
+            results = pipe.run()
         except RuntimeError:
             del self._pipelines[source]  # a pipeline that raised is no longer valid: rebuild it on next use
             raise
         if self.device == "gpu" and out.device != torch.device("cuda", self.device_id):
             raise ValueError(f"DALI outputs are on cuda:{self.device_id}, but the target tensor is on {out.device}")
         stream = torch.cuda.current_stream(self.device_id) if self.device == "gpu" else None
-        feed_ndarray(result.as_tensor(), out, cuda_stream=stream)
+        for view, result in enumerate(results):
+            feed_ndarray(result.as_tensor(), out[view], cuda_stream=stream)
 
 
 def _probe_pipeline(device: str):
