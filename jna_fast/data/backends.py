@@ -70,16 +70,21 @@ class PyAVBackend:
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="jna_fast_data")
 
     def _clip(self, request: ClipRequest) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The clip's views: RGB [T, 3, S, S] and flow [T, 2L, S, S] per crop, from one decode of its frames."""
+        """The clip's views: RGB [T, 3, S, S] and flow [T, 2L, S, S] per crop, from one decode of its frames (and
+        one resize per window: a mirrored view reuses its unmirrored twin's)."""
         size, num_snippets = self.size, len(request.starts)
         frames = _rgb_frames_uint8(request)
         flow_images = [_read_image(path, cv2.IMREAD_GRAYSCALE) for path in _flow_files(request)]
+        windows: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
         rgb_views, flow_views = [], []
         for crop in request.crops:
-            rgb_roi, flow_roi = crop.roi(*request.rgb_size), crop.roi(*request.flow_size)
-            rgb = np.stack([crop_and_resize(frame, rgb_roi, size) for frame in frames])
-            flow = np.stack([crop_and_resize(image, flow_roi, size) for image in flow_images])
-            flow = flow.reshape(num_snippets, 2 * self.flow_length, size, size)
+            window = (crop.top, crop.left, crop.height, crop.width)
+            if window not in windows:
+                rgb_roi, flow_roi = crop.roi(*request.rgb_size), crop.roi(*request.flow_size)
+                rgb = np.stack([crop_and_resize(frame, rgb_roi, size) for frame in frames])
+                flow = np.stack([crop_and_resize(image, flow_roi, size) for image in flow_images])
+                windows[window] = rgb, flow.reshape(num_snippets, 2 * self.flow_length, size, size)
+            rgb, flow = windows[window]
             rgb_views.append(normalise_rgb(rgb, crop.flip))
             flow_views.append(normalise_flow(flow, self.flow_length, crop.flip))
         return rgb_views, flow_views
