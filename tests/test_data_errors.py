@@ -4,6 +4,7 @@ import logging
 import shutil
 
 import pytest
+import torch
 
 from jna_fast.data import DataError, build_loader
 from jna_fast.data.dali_pipeline import dali_available
@@ -70,16 +71,31 @@ def test_bad_clip_raises_naming_file_and_list_line(dataset, backend, case):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", ["truncated video", "short flow folder"])
-def test_skip_mode_drops_the_clip_warns_and_counts(dataset, backend, case, caplog):
+def test_skip_mode_replaces_the_clip_by_a_good_one_warns_and_counts(dataset, backend, case, caplog):
     CASES[case][0](*dataset)
     clips = _loader(dataset, backend, on_error="skip")
     with caplog.at_level(logging.WARNING, logger="jna_fast.data"):
         for epoch in range(2):
             clips.set_epoch(epoch)
-            ids = [video_id for batch in clips for video_id in batch.video_ids]
-            assert sorted(ids) == ["c/good", "c/other"]  # the bad clip is dropped, never zero-filled
-            assert len(clips.last_epoch_issues) == 1 and "c/bad" in clips.last_epoch_issues[0]
+            (batch,) = list(clips)
+            # the bad clip's row is filled by a good clip of the shard (here the shard is this batch, so one of its
+            # good clips is repeated, same pixels and label), flagged; never zero-filled, never dropped
+            assert len(batch) == 3 and "c/bad" not in batch.video_ids
+            assert sorted(set(batch.video_ids)) == ["c/good", "c/other"]
+            assert batch.replaced.tolist() == [False, False, True]
+            original = batch.video_ids.index(batch.video_ids[2])
+            assert torch.equal(batch.rgb[2], batch.rgb[original]) and torch.equal(batch.flow[2], batch.flow[original])
+            assert batch.label[2] == batch.label[original]
+            assert clips.skipped_clips == 1 and "c/bad" in clips.last_epoch_issues[0]
     assert sum("skipped 1 clips" in r.message for r in caplog.records) == 2
+
+
+def test_a_shard_without_any_loadable_clip_raises(dataset):
+    root, frames_root = dataset
+    for video_id in VIDEOS:
+        _remove_flow_folder(frames_root / video_id)
+    with pytest.raises(DataError, match=r"shard 0/1: none of its 3 clips loads in epoch 0"):
+        list(_loader(dataset, "pyav", on_error="skip"))
 
 
 def test_frames_root_is_required_for_video_datasets(dataset):

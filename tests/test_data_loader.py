@@ -127,11 +127,13 @@ def test_test_mode_values_indices_and_flow_order(dataset, backend):
 
 
 @needs_dali
-def test_dali_and_pyav_backends_agree(dataset):
+@pytest.mark.parametrize("num_crops", [1, 10])
+def test_dali_and_pyav_backends_agree(dataset, num_crops):
     outputs = {}
     for backend in ("dali", "pyav"):
-        batches = list(loader(dataset, backend, subset="test", size=HEIGHT, test_crop_scale=1.0, batch_size=5))
-        assert len(batches) == 1
+        batches = list(loader(dataset, backend, subset="test", size=HEIGHT, test_crop_scale=1.0, batch_size=5,
+                              num_crops=num_crops))
+        assert len(batches) == 1 and batches[0].rgb.shape[0] == 5 * num_crops
         outputs[backend] = batches[0]
     dali, pyav = outputs["dali"], outputs["pyav"]
     assert dali.video_ids == pyav.video_ids and torch.equal(dali.indices, pyav.indices)
@@ -145,7 +147,8 @@ def test_dali_and_pyav_backends_agree(dataset):
 def test_flip_mirrors_both_streams_and_negates_flow_x(dataset, backend):
     clips = loader(dataset, backend, subset="train", seed=3)
     request = clips.request(0)
-    flipped = dataclasses.replace(request, crop=dataclasses.replace(request.crop, flip=not request.crop.flip))
+    (crop,) = request.crops
+    flipped = dataclasses.replace(request, crops=(dataclasses.replace(crop, flip=not crop.flip),))
     rgb, flow, failures = clips.backend.decode([request, flipped])
     assert not failures
     torch.testing.assert_close(rgb[1], rgb[0].flip(-1), rtol=0, atol=1e-5)
@@ -169,11 +172,11 @@ def test_crop_and_flip_are_shared_by_rgb_and_flow(tmp_path, backend):
     for epoch in range(6):
         clips.set_epoch(epoch)
         (batch,) = list(clips)
-        flips.add(clips.request(0, epoch).crop.flip)
+        flips.add(clips.request(0, epoch).crops[0].flip)
         grey = denormalise_rgb(batch.rgb[0])
         assert (grey[:, 0] - grey[:, 1]).abs().max() < 1e-3
         flow = batch.flow[0]
-        sign = -1.0 if clips.request(0, epoch).crop.flip else 1.0
+        sign = -1.0 if clips.request(0, epoch).crops[0].flip else 1.0
         x_levels = flow[:, 0] * sign * FLOW_CENTRE + FLOW_CENTRE
         y_levels = flow[:, 1] * FLOW_CENTRE + FLOW_CENTRE
         assert (y_levels - grey[:, 0]).abs().max() < 1e-2

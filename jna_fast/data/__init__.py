@@ -8,8 +8,13 @@ Typical use (a UCF101-layout dataset whose flow was extracted with
     val = build_loader("ucf101", ROOT, split=1, subset="test", frames_root=FRAMES, batch_size=4)
     for epoch in range(epochs):
         train.set_epoch(epoch)
-        for batch in train:          # ClipBatch: rgb, flow, mask, label, indices, video_ids
+        for batch in train:          # ClipBatch: rgb, flow, mask, label, indices, video_ids, replaced
             ...
+
+Feeding a GPU: ``backend, device = loader_device(model_device, "auto")`` gives the loader to ask for (DALI's GPU
+decoders when installed, else the CPU loader with pinned batches and ``batch.to(model_device, non_blocking=True)``).
+Test-time views (TSN protocol): ``build_loader(..., subset="test", num_crops=10)`` yields ``num_views`` adjacent rows
+per clip; ``batch.mean_over_views(scores)`` averages them per clip.
 
 Where the pixels come from:
 
@@ -36,16 +41,17 @@ require("jna_fast.data", "av", "cv2")
 from .batch import ClipBatch, ClipRequest
 from .errors import DataError
 from .lists import KINDS, DatasetIndex, VideoRecord, load_index
-from .loader import BACKENDS, ClipLoader, build_loader, distributed_shard, shard_bounds
+from .loader import BACKENDS, ClipLoader, build_loader, distributed_shard, loader_device, shard_bounds
 from .pyav import VideoInfo, decode_frames, frame_to_rgb, probe_video
 from .synthetic import make_synthetic
 from .sampling import flow_stack_indices, snippet_span, tsn_snippet_starts
 from .transforms import (FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD, TRAIN_SCALES, Crop, centre_crop,
-                         sample_train_crop)
+                         sample_train_crop, tsn_test_crops, tsn_view_count)
 
 __all__ = [
     "BACKENDS", "KINDS", "ClipBatch", "ClipLoader", "ClipRequest", "Crop", "DataError", "DatasetIndex",
     "FLOW_CENTRE", "IMAGENET_MEAN", "IMAGENET_STD", "TRAIN_SCALES", "VideoInfo", "VideoRecord", "build_loader",
     "centre_crop", "decode_frames", "distributed_shard", "flow_stack_indices", "frame_to_rgb", "load_index",
-    "make_synthetic", "probe_video", "sample_train_crop", "shard_bounds", "snippet_span", "tsn_snippet_starts",
+    "loader_device", "make_synthetic", "probe_video", "sample_train_crop", "shard_bounds", "snippet_span",
+    "tsn_snippet_starts", "tsn_test_crops", "tsn_view_count",
 ]

@@ -6,8 +6,10 @@
   video decoding for the codecs DALI decodes on the device (probed once per codec); PyAV decodes the other codecs
   and feeds the frames to a DALI pipeline, so every clip gets the same DALI augmentation.
 
-``decode(requests)`` returns ``(rgb, flow, failures)``: the tensors hold the clips that did not fail, in request
-order; ``failures`` maps a failed request's position to its message (which names the file).
+``decode(requests)`` returns ``(rgb, flow, failures)``: the tensors hold the views of the clips that did not fail,
+in request order (``[clips * views, T, ...]``, a clip's views adjacent); ``failures`` maps a failed request's
+position to its message (which names the file). With ``pin_memory`` the CPU outputs are allocated page-locked, so
+the batch goes to a GPU with an asynchronous copy and no staging copy.
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ import torch
 
 from . import rawframes
 from .batch import ClipRequest
-from .dali_pipeline import DaliRunner, dali_decodes, dali_error_summary
+from .dali_pipeline import DaliRunner, dali_decodes, dali_device_id, dali_error_summary
 from .errors import DataError
 from .pyav import decode_frames
 from .transforms import FLOW_CENTRE, crop_and_resize, flow_channel_signs, normalise_flow, normalise_rgb
+
+
+def host_tensor(shape, pin_memory: bool) -> torch.Tensor:
+    """An uninitialised float32 CPU tensor, page-locked when ``pin_memory``."""
+    return torch.empty(shape, dtype=torch.float32, pin_memory=pin_memory)
 
 
 def _read_image(path, flags: int) -> np.ndarray:
@@ -58,19 +65,29 @@ def _rgb_frames_uint8(request: ClipRequest) -> np.ndarray:
 class PyAVBackend:
     name = "pyav"
 
-    def __init__(self, size: int, flow_length: int, num_threads: int):
-        self.size, self.flow_length = size, flow_length
+    def __init__(self, size: int, flow_length: int, num_threads: int, pin_memory: bool = False):
+        self.size, self.flow_length, self.pin_memory = size, flow_length, pin_memory
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="jna_fast_data")
 
-    def _clip(self, request: ClipRequest) -> tuple[np.ndarray, np.ndarray]:
-        crop, size = request.crop, self.size
-        rgb_roi = crop.roi(*request.rgb_size)
-        rgb = np.stack([crop_and_resize(frame, rgb_roi, size) for frame in _rgb_frames_uint8(request)])
-        flow_roi = crop.roi(*request.flow_size)
-        flow = np.stack([crop_and_resize(_read_image(path, cv2.IMREAD_GRAYSCALE), flow_roi, size)
-                         for path in _flow_files(request)])
-        flow = flow.reshape(len(request.starts), 2 * self.flow_length, size, size)
-        return normalise_rgb(rgb, crop.flip), normalise_flow(flow, self.flow_length, crop.flip)
+    def _clip(self, request: ClipRequest) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The clip's views: RGB [T, 3, S, S] and flow [T, 2L, S, S] per crop, from one decode of its frames (and
+        one resize per window: a mirrored view reuses its unmirrored twin's)."""
+        size, num_snippets = self.size, len(request.starts)
+        frames = _rgb_frames_uint8(request)
+        flow_images = [_read_image(path, cv2.IMREAD_GRAYSCALE) for path in _flow_files(request)]
+        windows: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        rgb_views, flow_views = [], []
+        for crop in request.crops:
+            window = (crop.top, crop.left, crop.height, crop.width)
+            if window not in windows:
+                rgb_roi, flow_roi = crop.roi(*request.rgb_size), crop.roi(*request.flow_size)
+                rgb = np.stack([crop_and_resize(frame, rgb_roi, size) for frame in frames])
+                flow = np.stack([crop_and_resize(image, flow_roi, size) for image in flow_images])
+                windows[window] = rgb, flow.reshape(num_snippets, 2 * self.flow_length, size, size)
+            rgb, flow = windows[window]
+            rgb_views.append(normalise_rgb(rgb, crop.flip))
+            flow_views.append(normalise_flow(flow, self.flow_length, crop.flip))
+        return rgb_views, flow_views
 
     def _try_clip(self, request: ClipRequest):
         try:
@@ -81,25 +98,39 @@ class PyAVBackend:
     def decode(self, requests: list[ClipRequest]):
         results = list(self._pool.map(self._try_clip, requests))
         failures = {i: str(r) for i, r in enumerate(results) if isinstance(r, DataError)}
-        good = [r for r in results if not isinstance(r, DataError)]
-        rgb = torch.from_numpy(np.stack([r[0] for r in good])) if good else None
-        flow = torch.from_numpy(np.stack([r[1] for r in good])) if good else None
+        views = [view for r in results if not isinstance(r, DataError) for view in zip(*r)]
+        if not views:
+            return None, None, failures
+        rgb = host_tensor((len(views), *views[0][0].shape), self.pin_memory)
+        flow = host_tensor((len(views), *views[0][1].shape), self.pin_memory)
+        for row, (rgb_view, flow_view) in enumerate(views):
+            rgb[row] = torch.from_numpy(rgb_view)
+            flow[row] = torch.from_numpy(flow_view)
         return rgb, flow, failures
 
 
-class _GatheredClip:
-    """A clip's DALI inputs, read from disk (and decoded by PyAV when its codec needs it)."""
+def _roi_arrays(crop, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    y0, x0, y1, x1 = crop.roi(height, width)
+    return np.array([y0, x0], np.float32), np.array([y1, x1], np.float32)
 
-    def __init__(self, request: ClipRequest, route: str, flow_length: int):
-        self.request, self.route = request, route
-        crop = request.crop
-        y0, x0, y1, x1 = crop.roi(*request.rgb_size)
-        self.rgb_roi = (np.array([y0, x0], np.float32), np.array([y1, x1], np.float32))
-        y0, x0, y1, x1 = crop.roi(*request.flow_size)
-        self.flow_roi = (np.array([y0, x0], np.float32), np.array([y1, x1], np.float32))
+
+class _View:
+    """The per-sample DALI arguments of one view (crop) of a clip."""
+
+    def __init__(self, request: ClipRequest, crop, flow_length: int):
+        self.rgb_roi = _roi_arrays(crop, *request.rgb_size)
+        self.flow_roi = _roi_arrays(crop, *request.flow_size)
         self.mirror = np.array(int(crop.flip), np.int32)
         self.flow_std = [np.array([FLOW_CENTRE * sign], np.float32)
                          for sign in flow_channel_signs(flow_length, crop.flip)]
+
+
+class _GatheredClip:
+    """A clip's DALI inputs, read from disk (and decoded by PyAV when its codec needs it), and its views."""
+
+    def __init__(self, request: ClipRequest, route: str, flow_length: int):
+        self.request, self.route = request, route
+        self.views = [_View(request, crop, flow_length) for crop in request.crops]
         self.flow_bytes = [_read_bytes(path) for path in _flow_files(request)]
         if route == "video":
             self.rgb_inputs = {"encoded": [_read_bytes(request.record.video_path)],
@@ -116,12 +147,15 @@ class DaliBackend:
     name = "dali"
 
     def __init__(self, size: int, num_segments: int, flow_length: int, batch_size: int, device: str,
-                 num_threads: int, seed: int):
+                 num_threads: int, seed: int, num_views: int = 1, pin_memory: bool = False):
         self.size, self.num_segments, self.flow_length, self.device = size, num_segments, flow_length, device
-        self.torch_device = torch.device("cuda", torch.cuda.current_device()) if device == "gpu" else None
+        self.num_views, self.pin_memory = num_views, pin_memory and device == "cpu"
+        device_id = dali_device_id() if device == "gpu" else None
+        self.torch_device = torch.device("cuda", device_id) if device == "gpu" else torch.device("cpu")
         images = batch_size * num_segments
         self.runner = DaliRunner(device, size, {"video": batch_size, "frames": batch_size, "jpeg_rgb": images,
-                                                "jpeg_flow": images * 2 * flow_length}, num_threads, seed)
+                                                "jpeg_flow": images * 2 * flow_length}, num_threads, seed,
+                                 device_id, num_views)
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="jna_fast_data")
 
     def route(self, request: ClipRequest) -> str:
@@ -137,38 +171,54 @@ class DaliBackend:
             return error
 
     def _empty(self, *shape) -> torch.Tensor:
+        if self.device == "cpu":
+            return host_tensor(shape, self.pin_memory)
         return torch.empty(shape, dtype=torch.float32, device=self.torch_device)
 
+    def _view_inputs(self, clips: list[_GatheredClip], roi: str, repeat: int) -> dict[str, list[np.ndarray]]:
+        """The per-view arguments of the samples of ``clips``, each repeated for the clip's ``repeat`` samples;
+        ``roi``: "rgb_roi" or "flow_roi"."""
+        inputs = {}
+        for v in range(self.num_views):
+            inputs[f"roi_start_{v}"] = [getattr(c.views[v], roi)[0] for c in clips for _ in range(repeat)]
+            inputs[f"roi_end_{v}"] = [getattr(c.views[v], roi)[1] for c in clips for _ in range(repeat)]
+            inputs[f"mirror_{v}"] = [c.views[v].mirror for c in clips for _ in range(repeat)]
+        return inputs
+
+    def _clip_major(self, views: torch.Tensor) -> torch.Tensor:
+        """[V, n, ...] (the pipelines' view-major outputs) -> [n * V, ...] with a clip's views adjacent."""
+        if self.num_views == 1:
+            return views[0]
+        rows = self._empty(views.shape[1], self.num_views, *views.shape[2:])
+        rows.copy_(views.transpose(0, 1))
+        return rows.flatten(0, 1)
+
     def _run(self, clips: list[_GatheredClip]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The DALI pipelines on a list of gathered clips (RuntimeError from DALI on undecodable data)."""
-        n, t, channels, s = len(clips), self.num_segments, 2 * self.flow_length, self.size
-        flow = self._empty(n, t, channels, s, s)
-        per_image = lambda values, count: [v for v in values for _ in range(count)]  # noqa: E731
+        """The DALI pipelines on a list of gathered clips, each decoded once for all its views (RuntimeError from
+        DALI on undecodable data)."""
+        n, views, t, channels, s = len(clips), self.num_views, self.num_segments, 2 * self.flow_length, self.size
+        flow = self._empty(views, n, t, channels, s, s)
         flow_images = t * channels
-        self.runner.run("jpeg_flow", {
-            "encoded": [b for clip in clips for b in clip.flow_bytes],
-            "roi_start": per_image([c.flow_roi[0] for c in clips], flow_images),
-            "roi_end": per_image([c.flow_roi[1] for c in clips], flow_images),
-            "mirror": per_image([c.mirror for c in clips], flow_images),
-            "std": [std for clip in clips for _ in range(t) for std in clip.flow_std],
-        }, flow.view(n * flow_images, 1, s, s))
-        rgb = self._empty(n, t, 3, s, s)
+        inputs = self._view_inputs(clips, "flow_roi", flow_images)
+        inputs["encoded"] = [b for clip in clips for b in clip.flow_bytes]
+        for v in range(views):
+            inputs[f"std_{v}"] = [std for clip in clips for _ in range(t) for std in clip.views[v].flow_std]
+        self.runner.run("jpeg_flow", inputs, flow.view(views, n * flow_images, 1, s, s))
+        rgb = self._empty(views, n, t, 3, s, s)
         routes = sorted({clip.route for clip in clips})
         for route in routes:
             rows = [i for i, clip in enumerate(clips) if clip.route == route]
             group = [clips[i] for i in rows]
-            repeat = t if route == "jpeg_rgb" else 1
-            inputs = {name: [sample for clip in group for sample in clip.rgb_inputs[name]]
-                      for name in group[0].rgb_inputs}
-            inputs.update(roi_start=per_image([c.rgb_roi[0] for c in group], repeat),
-                          roi_end=per_image([c.rgb_roi[1] for c in group], repeat),
-                          mirror=per_image([c.mirror for c in group], repeat))
-            target = rgb if len(routes) == 1 else self._empty(len(group), t, 3, s, s)
+            inputs = self._view_inputs(group, "rgb_roi", t if route == "jpeg_rgb" else 1)
+            inputs.update({name: [sample for clip in group for sample in clip.rgb_inputs[name]]
+                           for name in group[0].rgb_inputs})
+            target = rgb if len(routes) == 1 else self._empty(views, len(group), t, 3, s, s)
             # jpeg_rgb yields one [3, S, S] image per snippet; the video routes one [T, 3, S, S] clip per sample.
-            self.runner.run(route, inputs, target.view(len(group) * t, 3, s, s) if route == "jpeg_rgb" else target)
+            self.runner.run(route, inputs,
+                            target.view(views, len(group) * t, 3, s, s) if route == "jpeg_rgb" else target)
             if target is not rgb:
-                rgb[torch.as_tensor(rows, device=rgb.device)] = target
-        return rgb, flow
+                rgb[:, torch.as_tensor(rows, device=rgb.device)] = target
+        return self._clip_major(rgb), self._clip_major(flow)
 
     def decode(self, requests: list[ClipRequest]):
         gathered = list(self._pool.map(self._gather, requests))

@@ -15,13 +15,15 @@ from .transforms import Crop
 @dataclass(frozen=True)
 class ClipRequest:
     """One clip to decode: RGB frames ``starts`` [T] (from the video when ``video`` is set, else from the rawframes
-    ``img`` files), flow fields ``flows`` [T, L] (0-based, from the rawframes folder), one crop for all of it."""
+    ``img`` files), flow fields ``flows`` [T, L] (0-based, from the rawframes folder), and its views: one crop per
+    view, each applied to all of it (a training clip has one; a test clip 1, 3, 5 or 10, see
+    transforms.tsn_test_crops). The frames are decoded once and every view is cut from them."""
 
     record: VideoRecord
     starts: np.ndarray
     flows: np.ndarray
     mask: np.ndarray
-    crop: Crop
+    crops: tuple[Crop, ...]
     video: VideoInfo | None
     flow_size: tuple[int, int]
 
@@ -32,9 +34,16 @@ class ClipRequest:
 
 @dataclass
 class ClipBatch:
-    """A batch of B clips of T snippets: ``rgb`` float32 [B, T, 3, S, S] (ImageNet-normalised), ``flow`` float32
-    [B, T, 2L, S, S] in [-1, 1] (interleaved x, y per flow field), ``mask`` bool [B, T] (False: padding snippet of a
-    short video), ``label`` int64 [B], ``indices`` int64 [B, T] (0-based snippet start frames), ``video_ids``."""
+    """A batch of B clips of T snippets seen through V views each (V = ``num_views``: 1 in training and with the
+    single centre crop at test time).
+
+    ``rgb`` float32 [B*V, T, 3, S, S] (ImageNet-normalised) and ``flow`` float32 [B*V, T, 2L, S, S] in [-1, 1]
+    (interleaved x, y per flow field) hold a clip's V views in adjacent rows (row b*V + v is view v of clip b), so
+    ``model(rgb, flow, batch.view_mask())`` scores every view and :meth:`mean_over_views` averages them per clip.
+    Per clip: ``mask`` bool [B, T] (False: padding snippet of a short video), ``label`` int64 [B], ``indices`` int64
+    [B, T] (0-based snippet start frames), ``video_ids``, and ``replaced`` bool [B]: True where the row is a stand-in
+    for a clip skipped as bad data (on_error="skip") - another clip of the same shard, with its own label, so every
+    rank keeps its step count; it is a repeat, so an evaluation must not count it (training may use it)."""
 
     rgb: torch.Tensor
     flow: torch.Tensor
@@ -42,11 +51,28 @@ class ClipBatch:
     label: torch.Tensor
     indices: torch.Tensor
     video_ids: list[str]
+    replaced: torch.Tensor
+    num_views: int = 1
 
     def __len__(self) -> int:
         return len(self.video_ids)
 
-    def to(self, device, non_blocking: bool = False) -> "ClipBatch":
-        move = lambda tensor: tensor.to(device, non_blocking=non_blocking)  # noqa: E731
+    def view_mask(self) -> torch.Tensor:
+        """The snippet mask of every row of ``rgb`` / ``flow``: [B*V, T]."""
+        return self.mask.repeat_interleave(self.num_views, dim=0)
+
+    def mean_over_views(self, per_view: torch.Tensor) -> torch.Tensor:
+        """Per clip mean of a per-row tensor ``[B*V, ...]`` (e.g. softmax scores): ``[B, ...]``."""
+        return per_view.unflatten(0, (len(self), self.num_views)).mean(dim=1)
+
+    def _map(self, move) -> "ClipBatch":
         return replace(self, rgb=move(self.rgb), flow=move(self.flow), mask=move(self.mask),
-                       label=move(self.label), indices=move(self.indices))
+                       label=move(self.label), indices=move(self.indices), replaced=move(self.replaced))
+
+    def to(self, device, non_blocking: bool = False) -> "ClipBatch":
+        return self._map(lambda tensor: tensor.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> "ClipBatch":
+        """The batch in page-locked host memory (tensors already pinned are kept as they are), so that
+        ``to("cuda", non_blocking=True)`` copies asynchronously. Needs CUDA."""
+        return self._map(lambda tensor: tensor if tensor.is_pinned() else tensor.pin_memory())

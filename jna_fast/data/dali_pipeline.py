@@ -21,6 +21,7 @@ a DALI reader's ``shard_id``/``num_shards``; it follows the same rule (contiguou
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from .transforms import FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger("jna_fast.data")
 
+
 def dali_available() -> bool:
     try:
         import nvidia.dali  # noqa: F401
@@ -38,13 +40,31 @@ def dali_available() -> bool:
     return True
 
 
-def _build(source: str, max_batch_size: int, size: int, device: str, num_threads: int, seed: int):
-    """A built pipeline whose inputs are the named external sources of ``source`` (see ``feed``)."""
+def dali_device_id() -> int:
+    """The CUDA device of this process's GPU pipelines and their outputs: the local rank's GPU under torchrun
+    (``LOCAL_RANK``, one GPU per local rank, as train.py places the model), else torch's current device (also when
+    each process sees a single GPU through CUDA_VISIBLE_DEVICES, where LOCAL_RANK exceeds the devices visible)."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is not None:
+        try:
+            rank = int(local_rank)
+        except ValueError:
+            raise ValueError(f"LOCAL_RANK must be an integer, got {local_rank!r}") from None
+        if 0 <= rank < torch.cuda.device_count():
+            return rank
+    return torch.cuda.current_device()
+
+
+def _build(source: str, max_batch_size: int, size: int, device: str, num_threads: int, seed: int,
+           device_id: int | None, num_views: int):
+    """A built pipeline whose inputs are the named external sources of ``source`` (see ``DaliRunner.run``); a GPU
+    pipeline runs on CUDA device ``device_id``. Each sample is decoded once and cut into ``num_views`` views (one
+    output per view), each with its own ``roi_start_<v>``, ``roi_end_<v>``, ``mirror_<v>`` (and ``std_<v>``)."""
     from nvidia.dali import fn, pipeline_def, types
 
     gpu = device == "gpu"
 
-    @pipeline_def(batch_size=max_batch_size, num_threads=num_threads, device_id=0 if gpu else None,
+    @pipeline_def(batch_size=max_batch_size, num_threads=num_threads, device_id=device_id if gpu else None,
                   prefetch_queue_depth=1, seed=seed)
     def pipeline():
         decoder_device = "mixed" if gpu else "cpu"
@@ -59,19 +79,23 @@ def _build(source: str, max_batch_size: int, size: int, device: str, num_threads
             encoded = fn.external_source(name="encoded", dtype=types.UINT8)
             images = fn.decoders.image(encoded, device=decoder_device,
                                        output_type=types.GRAY if source == "jpeg_flow" else types.RGB)
-        roi_start = fn.external_source(name="roi_start", dtype=types.FLOAT)
-        roi_end = fn.external_source(name="roi_end", dtype=types.FLOAT)
-        mirror = fn.external_source(name="mirror", dtype=types.INT32)
-        images = fn.resize(images, size=[size, size], roi_start=roi_start, roi_end=roi_end, antialias=True,
-                           interp_type=types.INTERP_LINEAR)
         layout = "CHW" if source.startswith("jpeg") else "FCHW"
-        if source == "jpeg_flow":
-            std = fn.external_source(name="std", dtype=types.FLOAT)
-            return fn.crop_mirror_normalize(images, mirror=mirror, mean=[FLOW_CENTRE], std=std,
-                                            output_layout=layout, dtype=types.FLOAT)
-        return fn.crop_mirror_normalize(images, mirror=mirror, mean=[255 * m for m in IMAGENET_MEAN],
-                                        std=[255 * s for s in IMAGENET_STD], output_layout=layout,
-                                        dtype=types.FLOAT)
+        views = []
+        for view in range(num_views):
+            roi_start = fn.external_source(name=f"roi_start_{view}", dtype=types.FLOAT)
+            roi_end = fn.external_source(name=f"roi_end_{view}", dtype=types.FLOAT)
+            mirror = fn.external_source(name=f"mirror_{view}", dtype=types.INT32)
+            window = fn.resize(images, size=[size, size], roi_start=roi_start, roi_end=roi_end, antialias=True,
+                               interp_type=types.INTERP_LINEAR)
+            if source == "jpeg_flow":
+                std = fn.external_source(name=f"std_{view}", dtype=types.FLOAT)
+                views.append(fn.crop_mirror_normalize(window, mirror=mirror, mean=[FLOW_CENTRE], std=std,
+                                                      output_layout=layout, dtype=types.FLOAT))
+            else:
+                views.append(fn.crop_mirror_normalize(window, mirror=mirror, mean=[255 * m for m in IMAGENET_MEAN],
+                                                      std=[255 * s for s in IMAGENET_STD], output_layout=layout,
+                                                      dtype=types.FLOAT))
+        return tuple(views)
 
     built = pipeline()
     built.build()
@@ -88,43 +112,52 @@ def dali_error_summary(error: BaseException) -> str:
 
 
 class DaliRunner:
-    """One pipeline of each source, built on first use, fed and run synchronously."""
+    """One pipeline of each source, built on first use, fed and run synchronously; on the GPU, on CUDA device
+    ``device_id`` (default: :func:`dali_device_id`), whose tensors receive the outputs. Every sample yields
+    ``num_views`` views (crops) of one decode."""
 
-    def __init__(self, device: str, size: int, max_batch_sizes: dict[str, int], num_threads: int, seed: int):
+    def __init__(self, device: str, size: int, max_batch_sizes: dict[str, int], num_threads: int, seed: int,
+                 device_id: int | None = None, num_views: int = 1):
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
         self.device, self.size, self.num_threads, self.seed = device, size, num_threads, seed
-        self.max_batch_sizes = max_batch_sizes
+        self.device_id = (dali_device_id() if device_id is None else device_id) if device == "gpu" else None
+        self.max_batch_sizes, self.num_views = max_batch_sizes, num_views
         self._pipelines: dict[str, object] = {}
 
     def _pipeline(self, source: str):
         if source not in self._pipelines:
             self._pipelines[source] = _build(source, self.max_batch_sizes[source], self.size, self.device,
-                                             self.num_threads, self.seed)
+                                             self.num_threads, self.seed, self.device_id, self.num_views)
         return self._pipelines[source]
 
     def run(self, source: str, inputs: dict[str, list[np.ndarray]], out: torch.Tensor) -> None:
-        """Runs ``source`` on one batch of per-sample ``inputs`` and copies the result into ``out``
-        (``[n, ...]``, contiguous, on the pipeline's device). Raises RuntimeError from DALI on bad data."""
+        """Runs ``source`` on one batch of per-sample ``inputs`` and copies view v of the result into ``out[v]``
+        (``out``: ``[num_views, n, ...]``, contiguous, on the pipeline's device: CPU, or CUDA device
+        ``device_id``). Raises RuntimeError from DALI on bad data."""
         from nvidia.dali.plugin.pytorch import feed_ndarray
 
         pipe = self._pipeline(source)
         try:
             for name, samples in inputs.items():
                 pipe.feed_input(name, samples)
-            (result,) = pipe.run()
+            results = pipe.run()
         except RuntimeError:
             del self._pipelines[source]  # a pipeline that raised is no longer valid: rebuild it on next use
             raise
-        stream = torch.cuda.current_stream() if self.device == "gpu" else None
-        feed_ndarray(result.as_tensor(), out, cuda_stream=stream)
+        if self.device == "gpu" and out.device != torch.device("cuda", self.device_id):
+            raise ValueError(f"DALI outputs are on cuda:{self.device_id}, but the target tensor is on {out.device}")
+        stream = torch.cuda.current_stream(self.device_id) if self.device == "gpu" else None
+        for view, result in enumerate(results):
+            feed_ndarray(result.as_tensor(), out[view], cuda_stream=stream)
 
 
 def _probe_pipeline(device: str):
     """Decodes frame 0 of a video, nothing else (the codec probe; built per probe, as a failure invalidates it)."""
     from nvidia.dali import fn, pipeline_def, types
 
-    @pipeline_def(batch_size=1, num_threads=1, device_id=0 if device == "gpu" else None, prefetch_queue_depth=1)
+    @pipeline_def(batch_size=1, num_threads=1, device_id=dali_device_id() if device == "gpu" else None,
+                  prefetch_queue_depth=1)
     def pipeline():
         encoded = fn.external_source(name="encoded", dtype=types.UINT8)
         return fn.decoders.video(encoded, frames=[0], device="mixed" if device == "gpu" else "cpu")

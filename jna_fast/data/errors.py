@@ -2,7 +2,9 @@
 
 Every problem is reported with the place it comes from (``file`` or ``file:line``), so a user can fix the input.
 With ``on_error="skip"`` the offending item is dropped, a warning is logged at once and the count is reported at the
-end of each epoch; nothing is ever replaced by zeros or given a wrong label.
+end of each epoch; nothing is ever replaced by zeros or given a wrong label. A skipped clip's batch row is filled by
+another real clip of the same shard, with its own label and flagged (``ClipBatch.replaced``), so that every rank of a
+distributed run makes the same number of steps (loader.py).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -20,7 +21,8 @@ from .lists import DatasetIndex, load_index
 from .pyav import VideoInfo, probe_video
 from .rawframes import FrameFolder, scan_frame_folder
 from .sampling import flow_stack_indices, tsn_snippet_starts
-from .transforms import DEFAULT_TEST_CROP_SCALE, centre_crop, sample_train_crop
+from .transforms import (DEFAULT_TEST_CROP_SCALE, TRAIN_SCALES, sample_train_crop, tsn_test_crops,
+                         tsn_view_count)
 
 logger = logging.getLogger("jna_fast.data")
 
@@ -43,33 +45,45 @@ def shard_bounds(num_items: int, shard_id: int, num_shards: int) -> tuple[int, i
 
 class ClipLoader:
     """Iterable of :class:`ClipBatch` over one shard of a dataset; ``len()`` is the number of batches and
-    ``set_epoch(e)`` reshuffles (the same permutation on every rank, then each rank takes its contiguous shard)."""
+    ``set_epoch(e)`` reshuffles (the same permutation on every rank, then each rank takes its contiguous shard).
+
+    Every epoch yields exactly ``len()`` batches, whatever is skipped as bad data: a skipped clip's row is filled
+    by another clip of the shard (``ClipBatch.replaced``), so ranks never disagree on their step count (DDP).
+    ``skipped_clips`` counts the clips skipped in the last finished epoch on this shard (sum it over ranks)."""
 
     def __init__(self, index: DatasetIndex, *, train: bool, num_segments: int, flow_length: int, batch_size: int,
                  size: int, backend: str, device: str, rgb_from_video: bool, shard_id: int, num_shards: int,
                  issues: IssueLog, seed: int, shuffle: bool, drop_last: bool, num_threads: int,
-                 test_crop_scale: float, prefetch: int, flip: bool = True):
+                 test_crop_scale: float, prefetch: int, flip: bool = True, num_crops: int = 1,
+                 pin_memory: bool = False):
         if not 0 <= shard_id < num_shards:
             raise ValueError(f"shard_id must be in [0, num_shards={num_shards}), got {shard_id}")
         for name, value in (("num_segments", num_segments), ("flow_length", flow_length),
                             ("batch_size", batch_size), ("size", size), ("num_threads", num_threads)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if train and num_crops != 1:
+            raise ValueError(f"num_crops={num_crops} is a test-time setting; training draws one random crop per clip")
+        if pin_memory and device != "cpu":
+            raise ValueError("pin_memory applies to device='cpu' (the batches of device='gpu' are on the GPU)")
         self.index, self.train, self.num_segments, self.flow_length = index, train, num_segments, flow_length
         self.batch_size, self.size, self.rgb_from_video = batch_size, size, rgb_from_video
         self.shard_id, self.num_shards, self.issues, self.seed = shard_id, num_shards, issues, seed
         self.shuffle, self.drop_last = shuffle, drop_last
-        self.test_crop_scale, self.prefetch, self.flip = test_crop_scale, prefetch, flip
+        self.test_crop_scale, self.prefetch = test_crop_scale, prefetch
+        self.flip, self.pin_memory = flip, pin_memory
+        self.num_crops, self.num_views = num_crops, 1 if train else tsn_view_count(num_crops, flip)
         self.epoch = 0
         self.list_issues = issues.take()  # list lines skipped while parsing (on_error="skip")
-        self.last_epoch_issues: list[str] = []
+        self.last_epoch_issues: list[str] = []  # one message per clip skipped in the last finished epoch
         self._folders: dict[int, FrameFolder] = {}
         self._videos: dict[int, VideoInfo] = {}
         self._known_bad: dict[int, str] = {}
         if backend == "dali":
-            self.backend = DaliBackend(size, num_segments, flow_length, batch_size, device, num_threads, seed)
+            self.backend = DaliBackend(size, num_segments, flow_length, batch_size, device, num_threads, seed,
+                                       self.num_views, pin_memory)
         else:
-            self.backend = PyAVBackend(size, flow_length, num_threads)
+            self.backend = PyAVBackend(size, flow_length, num_threads, pin_memory)
         self.device = device
         logger.info("%d videos, shard %d/%d, backend %s on %s; RGB from %s, flow from rawframes "
                     "JPEGs (%s)", len(index.records), shard_id, num_shards, backend, device,
@@ -83,6 +97,11 @@ class ClipLoader:
     @property
     def num_classes(self) -> int:
         return len(self.index.class_names)
+
+    @property
+    def skipped_clips(self) -> int:
+        """Clips of this shard skipped as bad data in the last finished epoch (each counted once)."""
+        return len(self.last_epoch_issues)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -146,51 +165,90 @@ class ClipLoader:
         rng = np.random.default_rng((self.seed, epoch, position))
         starts, mask = tsn_snippet_starts(num_frames, self.num_segments, self.flow_length, self.train, rng)
         flows = flow_stack_indices(starts, self.flow_length, num_frames - 1)
-        crop = (sample_train_crop(folder.height, folder.width, rng, flip=self.flip) if self.train
-                else centre_crop(folder.height, folder.width, self.test_crop_scale))
-        return ClipRequest(record, starts, flows, mask, crop, video, (folder.height, folder.width))
+        if self.train:
+            crops = (sample_train_crop(folder.height, folder.width, rng, TRAIN_SCALES, self.flip),)
+        else:
+            crops = tsn_test_crops(folder.height, folder.width, self.test_crop_scale, self.num_crops, self.flip)
+        return ClipRequest(record, starts, flows, mask, crops, video, (folder.height, folder.width))
 
-    def _requests(self, positions, epoch: int) -> list[ClipRequest]:
-        requests = []
+    def _skip(self, position: int, message: str, failed: dict[int, str]) -> None:
+        """Applies on_error to a bad clip, once per clip and epoch (``failed``: the epoch's bad clips so far)."""
+        if position not in failed:
+            failed[position] = message
+            self.issues.report(message)
+
+    def _decode(self, positions, epoch: int, failed: dict[int, str]):
+        """The clips at ``positions`` that load: their (position, request) pairs and rgb/flow rows (None if none)."""
+        wanted = []
         for position in positions:
-            position = int(position)
             if position in self._known_bad:
-                self.issues.report(self._known_bad[position])
-                continue
-            try:
-                requests.append(self.request(position, epoch))
-            except DataError as error:
-                message = f"{error} [{self.index.records[position].source}]"
-                self._known_bad[position] = message
-                self.issues.report(message)
-        return requests
+                self._skip(position, self._known_bad[position], failed)
+            elif position not in failed:
+                try:
+                    wanted.append((position, self.request(position, epoch)))
+                except DataError as error:
+                    self._known_bad[position] = f"{error} [{self.index.records[position].source}]"
+                    self._skip(position, self._known_bad[position], failed)
+        if not wanted:
+            return [], None, None
+        rgb, flow, failures = self.backend.decode([request for _, request in wanted])
+        for row, message in sorted(failures.items()):
+            position, request = wanted[row]
+            self._skip(position, f"{message} [{request.record.source}]", failed)
+        return [pair for row, pair in enumerate(wanted) if row not in failures], rgb, flow
 
     # --- per batch ---------------------------------------------------------------------------------------------
-    def load_batch(self, positions, epoch: int | None = None) -> ClipBatch | None:
-        """The batch of the clips at ``positions`` (None when every one of them was skipped)."""
+    def load_batch(self, batch_number: int, epoch: int | None = None,
+                   failed: dict[int, str] | None = None) -> ClipBatch:
+        """Batch ``batch_number`` of this shard in ``epoch``. A clip skipped as bad data (on_error="skip") is
+        replaced by the next clip of the shard that loads (the shard's order from the end of this batch on,
+        wrapping around; a shard with fewer good clips than rows repeats them), flagged in ``replaced``; only a
+        shard with no loadable clip at all raises. ``failed``: the epoch's bad clips so far (each reported once)."""
         epoch = self.epoch if epoch is None else epoch
-        requests = self._requests(positions, epoch)
-        if not requests:
-            return None
-        rgb, flow, failures = self.backend.decode(requests)
-        for position, message in sorted(failures.items()):
-            self.issues.report(f"{message} [{requests[position].record.source}]")
-        kept = [r for i, r in enumerate(requests) if i not in failures]
-        if not kept:
-            return None
-        return ClipBatch(rgb=rgb, flow=flow,
-                         mask=torch.from_numpy(np.stack([r.mask for r in kept])),
-                         label=torch.tensor([r.record.label for r in kept], dtype=torch.int64),
-                         indices=torch.from_numpy(np.stack([r.starts for r in kept]).astype(np.int64)),
-                         video_ids=[r.record.video_id for r in kept])
+        failed = {} if failed is None else failed
+        shard = [int(p) for p in self.shard_positions(epoch)]
+        begin, end = batch_number * self.batch_size, min((batch_number + 1) * self.batch_size, len(shard))
+        kept, rgb, flow = self._decode(shard[begin:end], epoch, failed)
+        pieces = [(rgb, flow)] if kept else []
+        missing = (end - begin) - len(kept)
+        spares = iter(shard[end:] + shard[:begin])
+        stand_ins: list = []
+        while len(stand_ins) < missing:
+            candidates = list(itertools.islice((p for p in spares if p not in failed and p not in self._known_bad),
+                                               missing - len(stand_ins)))
+            if not candidates:
+                break
+            found, rgb, flow = self._decode(candidates, epoch, failed)
+            if found:
+                stand_ins += found
+                pieces.append((rgb, flow))
+        if not kept and not stand_ins:
+            raise DataError(f"shard {self.shard_id}/{self.num_shards}: none of its {len(shard)} clips loads in "
+                            f"epoch {epoch} (every one was skipped as bad data, see the warnings above)")
+        rgb = pieces[0][0] if len(pieces) == 1 else torch.cat([piece[0] for piece in pieces])
+        flow = pieces[0][1] if len(pieces) == 1 else torch.cat([piece[1] for piece in pieces])
+        rows = kept + stand_ins
+        replaced = [False] * len(kept) + [True] * len(stand_ins)
+        if len(rows) < end - begin:
+            # Fewer good clips in the whole shard than rows in the batch: repeat the good ones.
+            repeats = [row % len(rows) for row in range(len(rows), end - begin)]
+            view_rows = torch.tensor([r * self.num_views + v for r in repeats for v in range(self.num_views)],
+                                     device=rgb.device)
+            rgb, flow = torch.cat([rgb, rgb[view_rows]]), torch.cat([flow, flow[view_rows]])
+            rows, replaced = rows + [rows[r] for r in repeats], replaced + [True] * len(repeats)
+        requests = [request for _, request in rows]
+        batch = ClipBatch(rgb=rgb, flow=flow,
+                          mask=torch.from_numpy(np.stack([r.mask for r in requests])),
+                          label=torch.tensor([r.record.label for r in requests], dtype=torch.int64),
+                          indices=torch.from_numpy(np.stack([r.starts for r in requests]).astype(np.int64)),
+                          video_ids=[r.record.video_id for r in requests],
+                          replaced=torch.tensor(replaced), num_views=self.num_views)
+        return batch.pin_memory() if self.pin_memory else batch
 
     def _batches_of_epoch(self, epoch: int, start_batch: int = 0):
-        positions = self.shard_positions(epoch)
+        failed: dict[int, str] = {}
         for batch_number in range(start_batch, len(self)):
-            batch = self.load_batch(positions[batch_number * self.batch_size:(batch_number + 1) * self.batch_size],
-                                    epoch)
-            if batch is not None:
-                yield batch
+            yield self.load_batch(batch_number, epoch, failed)
 
     def _end_epoch(self, epoch: int) -> None:
         self.last_epoch_issues = self.issues.take()
@@ -262,13 +320,24 @@ def _resolve_backend(backend: str) -> str:
     return backend
 
 
+def loader_device(model_device: torch.device | str, backend: str = "auto") -> tuple[str, str]:
+    """(resolved backend, loader device "gpu" | "cpu") to ask build_loader for, to feed a model on
+    ``model_device``: "gpu" (DALI's GPU decoders, batches already on the model's GPU) only when the backend
+    resolves to DALI and the model is on CUDA; otherwise "cpu", whose batches are in pinned memory when CUDA is
+    available (build_loader's default), so ``batch.to(model_device, non_blocking=True)`` copies asynchronously."""
+    resolved = _resolve_backend(backend)
+    on_cuda = torch.device(model_device).type == "cuda" and torch.cuda.is_available()
+    return resolved, "gpu" if resolved == "dali" and on_cuda else "cpu"
+
+
 def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", frames_root=None, list_file=None,
                  num_classes: int | None = None, num_segments: int | None = None, flow_length: int = 5,
                  batch_size: int = 8, size: int = 224, backend: str = "auto", device: str | None = None,
                  rgb_source: str | None = None, shard_id: int | None = None, num_shards: int | None = None,
                  on_error: str = "raise", seed: int = 0, shuffle: bool | None = None, train: bool | None = None,
                  drop_last: bool = False, num_threads: int | None = None,
-                 test_crop_scale: float = DEFAULT_TEST_CROP_SCALE, prefetch: int = 2, flip: bool = True) -> ClipLoader:
+                 test_crop_scale: float = DEFAULT_TEST_CROP_SCALE, prefetch: int = 2, flip: bool = True,
+                 num_crops: int = 1, pin_memory: bool | None = None) -> ClipLoader:
     """A loader of two-stream clips (see jna_fast/data/__init__.py for the full description).
 
     kind/root/split/subset/list_file/num_classes: the dataset (lists.py). frames_root: the rawframes folder of a
@@ -277,8 +346,14 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
     rawframes' img files; the only choice for kind="rawframes"). num_segments: T (default 3 for train, 25 for
     test). train: random TSN sampling + augmentation (default: subset == "train"); shuffle: reshuffle each epoch
     (default: train). backend: "dali", "pyav" or "auto" (DALI when installed). device: "gpu" (DALI mixed
-    decoders, CUDA outputs) or "cpu"; default "gpu" when DALI and CUDA are available. shard_id/num_shards:
-    default from torch.distributed. on_error: "raise" or "skip" (warn, count, report at epoch end).
+    decoders, CUDA outputs on the local rank's GPU) or "cpu"; default "gpu" when DALI and CUDA are available
+    (:func:`loader_device` gives the choice for a model's device). pin_memory: CPU batches in page-locked memory
+    (default: when CUDA is available and device="cpu"). shard_id/num_shards: default from torch.distributed.
+    on_error: "raise" or "skip" (warn, count, report at epoch end; a skipped clip's row is filled by another clip
+    of the shard, flagged in ClipBatch.replaced, so every rank yields len(loader) batches). flip: horizontal flips
+    in training and among the test views (False where labels depend on left/right). num_crops: test views per clip,
+    1 (centre), 3 (along the long side) or 10 (corners + centre, and their mirrors when flip; 5 views without);
+    the views of a clip are adjacent rows of ClipBatch.rgb/flow (ClipBatch.num_views, mean_over_views).
     """
     issues = IssueLog(on_error)
     index = load_index(kind, root, split=split, subset=subset, list_file=list_file, frames_root=frames_root,
@@ -291,13 +366,18 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
     rgb_source = rgb_source or ("frames" if kind == "rawframes" else "video")
     if rgb_source not in ("video", "frames") or (kind == "rawframes" and rgb_source == "video"):
         raise ValueError(f"rgb_source must be 'video' or 'frames' ('frames' for kind='rawframes'), got {rgb_source!r}")
-    backend = _resolve_backend(backend)
+    cuda = torch.cuda.is_available()
     if device is None:
-        device = "gpu" if backend == "dali" and torch.cuda.is_available() else "cpu"
+        backend, device = loader_device("cuda" if cuda else "cpu", backend)
+    else:
+        backend = _resolve_backend(backend)
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-    if device == "gpu" and (backend != "dali" or not torch.cuda.is_available()):
-        raise ValueError("device='gpu' needs backend='dali' and a CUDA device")
+    if device == "gpu" and (backend != "dali" or not cuda):
+        raise ValueError("device='gpu' needs backend='dali' and a CUDA device; loader_device(model_device, "
+                         "backend) gives the loader device that fits (the CPU loader feeds a GPU without DALI)")
+    if pin_memory and not cuda:
+        raise ValueError("pin_memory=True needs CUDA (page-locked memory only speeds up copies to a GPU)")
     train = subset == "train" if train is None else train
     default_rank, default_world = distributed_shard()
     return ClipLoader(
@@ -309,4 +389,5 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
         num_shards=default_world if num_shards is None else num_shards,
         issues=issues, seed=seed, shuffle=train if shuffle is None else shuffle, drop_last=drop_last,
         num_threads=num_threads or min(4, os.cpu_count() or 1), test_crop_scale=test_crop_scale,
-        prefetch=prefetch, flip=flip)
+        prefetch=prefetch, flip=flip, num_crops=num_crops,
+        pin_memory=cuda and device == "cpu" if pin_memory is None else pin_memory)

@@ -7,9 +7,12 @@ both streams always see the same part of the scene.
 
 - train: TSN multi-scale crop: crop height and width are drawn from ``scales`` times the short side (1, .875, .75,
   .66) with at most one step between them, placed at one of the four corners or the centre; horizontal flip with
-  probability 1/2; then resized to ``size x size``.
-- test: the centred square of ``test_crop_scale`` (0.875, i.e. TSN's resize-256-centre-crop-224) times the short
-  side, resized to ``size x size``; never flipped.
+  probability 1/2 (never when the dataset's labels depend on left/right: ``flip=False``); then resized to
+  ``size x size``.
+- test (TSN protocol, :func:`tsn_test_crops`): square windows of ``test_crop_scale`` (0.875, i.e. TSN's
+  resize-256-centre-crop-224) times the short side, resized to ``size x size``: 1 view = the centre; 3 views = the
+  two ends and the centre of the long side (centred on the short side); 10 views = the four corners and the centre,
+  then the same five mirrored (5 views when flipping is off).
 
 Values: RGB becomes ``(x/255 - mean) / std`` with the ImageNet mean/std. A flow JPEG value v becomes
 ``(v - 127.5) / 127.5``, in [-1, 1], with 127.5 (zero motion, between the codes 127 and 128) at 0; multiply by the
@@ -20,7 +23,7 @@ factor (the TSN convention).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -31,6 +34,7 @@ FLOW_CENTRE = 127.5
 TRAIN_SCALES = (1.0, 0.875, 0.75, 0.66)
 MAX_SCALE_DISTORTION = 1
 DEFAULT_TEST_CROP_SCALE = 0.875
+TEST_CROP_COUNTS = (1, 3, 10)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class Crop:
 
 def sample_train_crop(frame_height: int, frame_width: int, rng: np.random.Generator,
                       scales=TRAIN_SCALES, flip: bool = True) -> Crop:
+    """A random TSN multi-scale crop; mirrored with probability 1/2 when ``flip`` (the flip coin is drawn either
+    way, so switching flipping off leaves every clip's crop window unchanged)."""
     base = min(frame_height, frame_width)
     sizes = [max(int(base * scale), 1) for scale in scales]
     pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= MAX_SCALE_DISTORTION]
@@ -61,14 +67,49 @@ def sample_train_crop(frame_height: int, frame_width: int, rng: np.random.Genera
     free_y, free_x = frame_height - crop_h, frame_width - crop_w
     positions = [(0, 0), (0, free_x), (free_y, 0), (free_y, free_x), (free_y // 2, free_x // 2)]
     top, left = positions[rng.integers(len(positions))]
-    return Crop(frame_height, frame_width, top, left, crop_h, crop_w, flip and bool(rng.integers(2)))
+    mirrored = bool(rng.integers(2))
+    return Crop(frame_height, frame_width, top, left, crop_h, crop_w, flip and mirrored)
+
+
+def _test_side(frame_height: int, frame_width: int, scale: float) -> int:
+    if not 0 < scale <= 1:
+        raise ValueError(f"test_crop_scale must be in (0, 1], got {scale}")
+    return max(int(min(frame_height, frame_width) * scale), 1)
 
 
 def centre_crop(frame_height: int, frame_width: int, scale: float = DEFAULT_TEST_CROP_SCALE) -> Crop:
-    if not 0 < scale <= 1:
-        raise ValueError(f"test_crop_scale must be in (0, 1], got {scale}")
-    side = max(int(min(frame_height, frame_width) * scale), 1)
+    side = _test_side(frame_height, frame_width, scale)
     return Crop(frame_height, frame_width, (frame_height - side) // 2, (frame_width - side) // 2, side, side, False)
+
+
+def tsn_view_count(num_crops: int, flip: bool = True) -> int:
+    """Views per clip of :func:`tsn_test_crops`: ``num_crops``, or 5 for 10 crops without flipping."""
+    if num_crops not in TEST_CROP_COUNTS:
+        raise ValueError(f"num_crops must be one of {TEST_CROP_COUNTS}, got {num_crops}")
+    return 5 if num_crops == 10 and not flip else num_crops
+
+
+def tsn_test_crops(frame_height: int, frame_width: int, scale: float = DEFAULT_TEST_CROP_SCALE, num_crops: int = 1,
+               flip: bool = True) -> tuple[Crop, ...]:
+    """The TSN test views of a frame (see the module doc), in this order: 1 -> (centre,); 3 -> (start, centre,
+    end) along the long side; 10 -> (top-left, top-right, bottom-left, bottom-right, centre) and, when ``flip``,
+    the same five mirrored."""
+    tsn_view_count(num_crops, flip)
+    side = _test_side(frame_height, frame_width, scale)
+    free_y, free_x = frame_height - side, frame_width - side
+    window = lambda top, left, mirrored=False: Crop(frame_height, frame_width, top, left, side, side,  # noqa: E731
+                                                    mirrored)
+    centre = window(free_y // 2, free_x // 2)
+    if num_crops == 1:
+        return (centre,)
+    if num_crops == 3:
+        if frame_width >= frame_height:
+            return window(free_y // 2, 0), centre, window(free_y // 2, free_x)
+        return window(0, free_x // 2), centre, window(free_y, free_x // 2)
+    five = (window(0, 0), window(0, free_x), window(free_y, 0), window(free_y, free_x), centre)
+    if not flip:
+        return five
+    return five + tuple(replace(crop, flip=True) for crop in five)
 
 
 def crop_and_resize(image: np.ndarray, roi: tuple[float, float, float, float], size: int) -> np.ndarray:
