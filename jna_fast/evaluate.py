@@ -66,35 +66,36 @@ class Predictions:
                    cat("scores_rgb"), cat("scores_flow"), cat("attention"), cat("indices"), cat("mask"), snippets)
 
 
-def _view_mean(tensor: torch.Tensor | None, views: int) -> torch.Tensor | None:
-    """[B*V, ...] with a clip's views adjacent -> [B, ...], averaged over the views, in float32 on the CPU."""
-    if tensor is None:
+def _per_clip(batch, per_view: torch.Tensor | None, kept: torch.Tensor) -> torch.Tensor | None:
+    """[B*V, ...] per view -> [clips kept, ...] averaged over each clip's views, float32 on the CPU."""
+    if per_view is None:
         return None
-    tensor = tensor.detach().float().cpu()
-    return tensor.view(-1, views, *tensor.shape[1:]).mean(1)
+    return batch.mean_over_views(per_view.detach().float()).cpu()[kept]
 
 
 @torch.no_grad()
 def collect(model, loader, device: torch.device, precision: str = "fp32", keep_snippets: int = 0,
             progress: bool = False) -> Predictions:
-    """Run ``model`` over ``loader`` (this rank's shard); keeps the first ``keep_snippets`` videos' pictures."""
+    """Run ``model`` over ``loader`` (this rank's shard; gathered from every rank under torchrun). Rows that stand
+    in for skipped clips (``batch.replaced``) are left out, so each clip counts once. Keeps the pictures of the
+    first ``keep_snippets`` videos."""
     model.eval()
-    parts, kept = [], 0
+    parts, kept_pictures = [], 0
     for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True):
-        views = getattr(batch, "num_views", 1)
         batch = batch.to(device, non_blocking=True)
         with autocast_context(precision, device):
-            out = model(batch.rgb, batch.flow, batch.mask)
-        clips = len(batch.label) // views if len(batch.label) != len(batch.video_ids) else len(batch.label)
-        first_view = slice(None, None, views)
+            out = model(batch.rgb, batch.flow, batch.view_mask())
+        kept = ~batch.replaced.cpu()
+        video_ids = [video for video, keep in zip(batch.video_ids, kept.tolist()) if keep]
         part = Predictions(
-            video_ids=list(batch.video_ids)[:clips], labels=batch.label.cpu()[first_view],
-            scores=_view_mean(out.logits, views), scores_rgb=_view_mean(out.logits_rgb, views),
-            scores_flow=_view_mean(out.logits_flow, views), attention=_view_mean(out.attention, views),
-            indices=batch.indices.cpu()[first_view], mask=batch.mask.cpu()[first_view].bool())
-        for row in range(min(clips, keep_snippets - kept)):
-            part.snippets[part.video_ids[row]] = snippet_pictures(batch, row * views)
-        kept += len(part.snippets)
+            video_ids=video_ids, labels=batch.label.cpu()[kept], scores=_per_clip(batch, out.logits, kept),
+            scores_rgb=_per_clip(batch, out.logits_rgb, kept), scores_flow=_per_clip(batch, out.logits_flow, kept),
+            attention=_per_clip(batch, out.attention, kept), indices=batch.indices.cpu()[kept],
+            mask=batch.mask.cpu()[kept].bool())
+        rows = [row for row, keep in enumerate(kept.tolist()) if keep]
+        for row in rows[:max(0, keep_snippets - kept_pictures)]:
+            part.snippets[batch.video_ids[row]] = snippet_pictures(batch, row * batch.num_views)
+        kept_pictures += len(part.snippets)
         parts.append(part)
     predictions = Predictions.concatenate(parts)
     if dist.is_initialized():
@@ -296,7 +297,7 @@ def evaluate_checkpoint(checkpoint, out, *, segments: int = DEFAULT_TEST_SEGMENT
     if not env.is_main:
         return {}
     settings = {"checkpoint": str(checkpoint), "dataset": cfg.dataset, "split": cfg.split, "segments": segments,
-                "crops": crops, "views_per_video": crops if loader.flip or crops == 1 else min(crops, 5)}
+                "crops": crops, "views_per_video": loader.num_views}
     return write_outputs(predictions, class_names, SalientWindows.of(cfg), Path(out), settings)
 
 

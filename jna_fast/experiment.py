@@ -50,14 +50,23 @@ def dataset_roots(cfg: TrainConfig) -> tuple[Path, Path | None]:
 
 
 def prepare_synthetic(cfg: TrainConfig, progress: bool = True) -> None:
-    """Generate the synthetic dataset and extract its flow, unless already there (both steps are resumable)."""
+    """Generate the synthetic dataset and extract its flow, unless already there (both steps are resumable).
+
+    A complete synthetic dataset already in an explicit ``--root`` (made by ``python -m jna_fast.data.synthetic``,
+    say) is used as it is; the ``--synthetic-*`` options only shape a dataset generated here."""
     from .data import make_synthetic
+    from .data.synthetic import INCOMPLETE_MARKER, META_NAME
     from .flow import extract_flow
 
     root, frames_root = dataset_roots(cfg)
-    parameters = synthetic_parameters(cfg)
-    logger.info("synthetic dataset in %s (%s)", root, parameters)
-    make_synthetic(root, **parameters)
+    existing = root / META_NAME
+    if cfg.root and existing.exists() and not (root / INCOMPLETE_MARKER).exists():
+        made_with = json.loads(existing.read_text(encoding="utf-8"))["parameters"]
+        logger.info("synthetic dataset in %s: using it as it is (made with %s)", root, made_with)
+    else:
+        parameters = synthetic_parameters(cfg)
+        logger.info("synthetic dataset in %s (%s)", root, parameters)
+        make_synthetic(root, **parameters)
     summary = extract_flow(root / "UCF-101", frames_root, algorithm=SYNTHETIC_FLOW_ALGORITHM, progress=progress)
     if summary["failed"]:
         raise RuntimeError(f"flow extraction failed for {len(summary['failed'])} synthetic videos: "
@@ -136,10 +145,9 @@ def build_model(cfg: TrainConfig, num_classes: int):
 def resolve_loader_device(cfg: TrainConfig, model_device: torch.device) -> tuple[str, str]:
     """(data backend, loader device) for a model on ``model_device``: DALI's GPU pipeline feeds a CUDA model when
     DALI is installed; otherwise the CPU loader does (pinned memory, asynchronous copies)."""
-    from .data.loader import _resolve_backend
+    from .data import loader_device
 
-    backend = _resolve_backend(cfg.data_backend)
-    return backend, "gpu" if backend == "dali" and model_device.type == "cuda" else "cpu"
+    return loader_device(model_device, cfg.data_backend)
 
 
 def autocast_context(precision: str, device: torch.device):

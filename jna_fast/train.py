@@ -111,8 +111,8 @@ def set_learning_rates(optimizer, cfg: TrainConfig, step: int, steps_per_epoch: 
         group["lr"] = 0.0 if frozen else rate * group["lr_scale"]
 
 
-def validate(net, loader, cfg: TrainConfig, env: Distributed, class_names, windows) -> dict:
-    predictions = collect(net, loader, env.device, cfg.precision)
+def validate(model, loader, cfg: TrainConfig, env: Distributed, class_names, windows) -> dict:
+    predictions = collect(model, loader, env.device, cfg.precision)
     report = summarize(predictions, class_names, windows)
     keys = ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "attention_on_salient",
             "uniform_on_salient", "top_snippet_in_window")
@@ -269,11 +269,12 @@ def train(cfg: TrainConfig) -> dict:
             checkpoint(epoch, batch_number)
             break
         seen, loss_sum, correct = all_reduce_sum(sums).tolist()
-        skipped = int(all_reduce_sum(torch.tensor(len(train_loader.last_epoch_issues), device=env.device)))
+        skipped = int(all_reduce_sum(torch.tensor(train_loader.skipped_clips, device=env.device)))
         record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / max(seen, 1),
                   "train_top1": correct / max(seen, 1),
                   "train_clips_per_s": seen / max(time.perf_counter() - began, 1e-9), "skipped_clips": skipped}
-        record.update(validate(net, val_loader, cfg, env, class_names, windows))
+        # The unwrapped model: a DDP forward may broadcast buffers, and ranks' test shards can differ in length.
+        record.update(validate(model, val_loader, cfg, env, class_names, windows))
         if record["val_top1"] > best_top1:
             best_top1 = record["val_top1"]
             if env.is_main:
