@@ -29,9 +29,13 @@ CONFIG_NAME = "config.yaml"
 
 # Defaults that depend on the data: the synthetic videos are 96 px and small enough to learn from scratch in
 # minutes on a CPU; real datasets get the TSN-standard 224 px crops and a ResNet-50.
+# From scratch on the small synthetic set AdamW learns in a third of SGD's epochs (benchmarks/results/
+# attention_2026-11-29.md); on real data TSN's SGD recipe from ImageNet weights.
 DATASET_DEFAULTS = {
-    "synthetic": {"backbone": "resnet18", "size": 64, "epochs": 12},
-    "real": {"backbone": "resnet50", "size": 224, "epochs": 80},
+    "synthetic": {"backbone": "resnet18", "size": 64, "epochs": 15, "optimizer": "adamw", "lr": 1e-3,
+                  "weight_decay": 0.05},
+    "real": {"backbone": "resnet50", "size": 224, "epochs": 80, "optimizer": "sgd", "lr": 0.01,
+             "weight_decay": 5e-4},
 }
 
 
@@ -60,9 +64,18 @@ class TrainConfig:
     flip: bool | None = option(None, "horizontal flips in training and test views (default: the dataset's "
                                "policy: on for UCF101/HMDB51 and lists, off for the synthetic set, whose "
                                "SlideLeft/SlideRight labels a flip would swap)", "data")
-    flow_algorithm: str = option("tvl1", "the algorithm the dataset's flow was extracted with (the synthetic "
-                                 "set: dis); prediction computes a video's flow with it", "data",
-                                 choices=("tvl1", "dis", "farneback", "nvof"))
+    flow: str = option("rawframes", "where flow comes from: the rawframes under --frames-root, or computed on the "
+                       "fly from the decoded videos (no rawframes needed)", "data",
+                       choices=("rawframes", "online"))
+    flow_algorithm: str | None = option(None, "online: the algorithm to compute flow with (default dis); "
+                                        "rawframes: the one they were extracted with (default tvl1, the "
+                                        "extractor's); prediction computes a video's flow with it", "data",
+                                        choices=("tvl1", "dis", "farneback", "nvof"))
+    rgb_template: str = option("img_{:05d}.jpg", "RGB file names in a rawframes folder (mmaction2's "
+                               "filename_tmpl)", "data")
+    flow_template: str = option("flow_{}_{:05d}.jpg", "flow file names: {} takes x or y, then the number",
+                                "data")
+    start_index: int = option(1, "number of the first file in a rawframes folder", "data")
     data_backend: str = option("auto", "clip decoding backend", "data", choices=("auto", "dali", "pyav"),
                                resumable=True)
     on_error: str = option("skip", "a corrupt video: stop, or warn, skip and count it", "data",
@@ -93,17 +106,23 @@ class TrainConfig:
     op_backend: str | None = option(None, "force the fused ops' backend (default: the best available)", "model",
                                     choices=("reference", "cpp", "cuda", "triton"), resumable=True)
     # optimisation
-    epochs: int | None = option(None, "default: 12 on the synthetic data, 80 otherwise", "optimisation",
+    epochs: int | None = option(None, "default: 15 on the synthetic data, 80 otherwise", "optimisation",
                                 resumable=True)
     batch_size: int = option(8, "clips per GPU/process", "optimisation")
-    lr: float = option(0.01, "peak learning rate (SGD)", "optimisation")
+    optimizer: str | None = option(None, "default: adamw on the synthetic data (from scratch), sgd otherwise (TSN)",
+                                   "optimisation", choices=("sgd", "adamw"))
+    lr: float | None = option(None, "peak learning rate (default: 1e-3 adamw on the synthetic data, 0.01 sgd "
+                              "otherwise)", "optimisation")
     momentum: float = option(0.9, "SGD momentum", "optimisation")
-    weight_decay: float = option(5e-4, "on conv and linear weights only", "optimisation")
+    weight_decay: float | None = option(None, "on conv and linear weights only (default: 0.05 adamw on the "
+                                        "synthetic data, 5e-4 sgd otherwise)", "optimisation")
     warmup_epochs: float = option(1.0, "linear learning-rate warm-up", "optimisation")
     attention_lr_scale: float = option(1.0, "learning-rate factor of the attention vectors w_rgb, w_flow",
                                        "optimisation")
-    attention_warmup_epochs: float = option(2.0, "epochs of uniform attention (TSN's average) before the "
-                                            "attention vectors learn", "optimisation")
+    attention_warmup: float = option(0.3, "share of the epochs trained with uniform attention (TSN's average) "
+                                     "before the attention vectors learn: until the classifiers are mostly "
+                                     "right, the gradient steers the attention away from the snippets that "
+                                     "carry the class", "optimisation")
     attention_supervision: float = option(1.0, "weight of the snippet-evidence term that teaches the attention "
                                           "which snippets support the label (0: off)", "optimisation")
     clip_grad: float = option(20.0, "gradient norm clip (0: off)", "optimisation")
@@ -244,6 +263,8 @@ def resolve(values: dict) -> TrainConfig:
     for name, value in fallback.items():
         if getattr(cfg, name) is None:
             setattr(cfg, name, value)
+    if cfg.flow_algorithm is None:
+        cfg.flow_algorithm = "dis" if cfg.flow == "online" or cfg.dataset == "synthetic" else "tvl1"
     if cfg.dataset != "synthetic" and cfg.root is None:
         raise ValueError(f"--dataset {cfg.dataset} needs --root")
     if cfg.dataset in ("videos", "rawframes") and not (cfg.train_list and cfg.val_list):

@@ -316,12 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", type=int, help="split (default: the checkpoint's)")
     parser.add_argument("--val-list", help="list file of the videos to evaluate (videos/rawframes kinds)")
     parser.add_argument("--data-backend", choices=("auto", "dali", "pyav"))
+    parser.add_argument("--flow", choices=("rawframes", "online"), help="where flow comes from (default: the "
+                        "checkpoint's)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     overrides = {name: getattr(args, name) for name in ("dataset", "root", "frames_root", "split", "val_list",
-                                                         "data_backend") if getattr(args, name) is not None}
+                                                         "data_backend", "flow") if getattr(args, name) is not None}
     from .checkpoint import CheckpointError
 
     try:

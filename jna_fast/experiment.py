@@ -50,7 +50,8 @@ def dataset_roots(cfg: TrainConfig) -> tuple[Path, Path | None]:
 
 
 def prepare_synthetic(cfg: TrainConfig, progress: bool = True) -> None:
-    """Generate the synthetic dataset and extract its flow, unless already there (both steps are resumable).
+    """Generate the synthetic dataset and extract its flow (unless --flow online), unless already there (both
+    steps are resumable).
 
     A complete synthetic dataset already in an explicit ``--root`` (made by ``python -m jna_fast.data.synthetic``,
     say) is used as it is; the ``--synthetic-*`` options only shape a dataset generated here."""
@@ -67,6 +68,8 @@ def prepare_synthetic(cfg: TrainConfig, progress: bool = True) -> None:
         parameters = synthetic_parameters(cfg)
         logger.info("synthetic dataset in %s (%s)", root, parameters)
         make_synthetic(root, **parameters)
+    if cfg.flow == "online":
+        return
     summary = extract_flow(root / "UCF-101", frames_root, algorithm=SYNTHETIC_FLOW_ALGORITHM, progress=progress)
     if summary["failed"]:
         raise RuntimeError(f"flow extraction failed for {len(summary['failed'])} synthetic videos: "
@@ -119,7 +122,9 @@ def build_loader_for(cfg: TrainConfig, subset: str, *, num_segments: int, device
     options = dict(split=cfg.split, frames_root=frames_root, flow_length=cfg.flow_length, size=cfg.size,
                    backend=backend, device=device, on_error=cfg.on_error, seed=cfg.seed, flip=flip_allowed(cfg),
                    list_file=cfg.train_list if train else cfg.val_list, num_segments=num_segments,
-                   batch_size=cfg.batch_size, num_classes=num_classes, drop_last=train)
+                   batch_size=cfg.batch_size, num_classes=num_classes, drop_last=train, flow_source=cfg.flow,
+                   flow_algorithm=cfg.flow_algorithm, rgb_template=cfg.rgb_template,
+                   flow_template=cfg.flow_template, start_index=cfg.start_index)
     options.update(overrides)
     return build_loader(kind, root, subset=subset, **options)
 
@@ -128,9 +133,8 @@ def data_settings(cfg: TrainConfig) -> dict:
     """What prediction needs, saved in checkpoints, to prepare a video as the training data was prepared."""
     from .flow import DEFAULT_BOUND
 
-    algorithm = SYNTHETIC_FLOW_ALGORITHM if cfg.dataset == "synthetic" else cfg.flow_algorithm
-    return {"size": cfg.size, "flip": flip_allowed(cfg), "flow_algorithm": algorithm, "flow_bound": DEFAULT_BOUND,
-            "precision": cfg.precision}
+    return {"size": cfg.size, "flip": flip_allowed(cfg), "flow_algorithm": cfg.flow_algorithm,
+            "flow_bound": DEFAULT_BOUND, "precision": cfg.precision}
 
 
 def build_model(cfg: TrainConfig, num_classes: int):

@@ -83,8 +83,8 @@ def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
     """Weight decay on conv and linear weights only: decaying BN, biases and the cross-stitch alphas would pull
     them to 0 (alpha starts at [[.9, .1], [.1, .9]] on purpose). The attention vectors have a group of their own:
-    they stay at zero (uniform attention, TSN's average) for ``attention_warmup_epochs``, then learn at
-    ``attention_lr_scale`` times the rate."""
+    they stay at zero (uniform attention, TSN's average) for the ``attention_warmup`` share of the epochs, then
+    learn at ``attention_lr_scale`` times the rate."""
     attention = [p for p in (model.attention.w_rgb, model.attention.w_flow) if p.requires_grad]
     attention_ids = {id(p) for p in attention}
     decay, no_decay = [], []
@@ -103,9 +103,16 @@ def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
     return groups
 
 
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, cfg)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
 def set_learning_rates(optimizer, cfg: TrainConfig, step: int, steps_per_epoch: int) -> None:
     rate = learning_rate(cfg, step, steps_per_epoch)
-    attention_frozen = step < cfg.attention_warmup_epochs * steps_per_epoch
+    attention_frozen = step < cfg.attention_warmup * cfg.epochs * steps_per_epoch
     for group in optimizer.param_groups:
         frozen = group["name"] == "attention" and attention_frozen
         group["lr"] = 0.0 if frozen else rate * group["lr_scale"]
@@ -185,7 +192,7 @@ def train(cfg: TrainConfig) -> dict:
         model.load_backbone_weights(cfg.weights)
     channels_last = env.device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
     model = model.to(env.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    optimizer = torch.optim.SGD(parameter_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum)
+    optimizer = make_optimizer(model, cfg)
 
     out = Path(cfg.out)
     start_epoch, start_batch, step, best_top1 = 0, 0, 0, -1.0
