@@ -9,7 +9,8 @@ Kinds (``kind=`` of :func:`load_index`):
 - ``"ucf101"``: ``root/UCF-101/<Class>/v_*.avi`` and ``root/ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt``;
   ``classInd.txt`` numbers the classes from 1, the returned labels are that number minus one.
 - ``"hmdb51"``: ``root/<class>/*.avi`` and ``root/testTrainMulti_7030_splits/<class>_test_splitN.txt`` with lines
-  ``name.avi 0|1|2`` (1 = train, 2 = test, 0 = unused); classes are numbered in sorted name order.
+  ``name.avi 0|1|2`` (1 = train, 2 = test, 0 = unused); classes are numbered from 0 in the sorted order of the
+  class names (as mmaction2 numbers them; "climb" < "climb_stairs", although their split files sort the other way).
 
 A video's ``video_id`` is its path relative to the video folder (``root`` for "videos" and "hmdb51",
 ``root/UCF-101`` for "ucf101") without the extension: the name of its rawframes folder under ``frames_root``, as
@@ -186,10 +187,14 @@ def parse_hmdb51(root: Path, split: int, subset: str, frames_root: Path | None, 
     _check_split(split, range(1, 4), "hmdb51")
     splits_dir = root / "testTrainMulti_7030_splits"
     suffix = f"_test_split{split}.txt"
-    split_files = sorted(splits_dir.glob(f"*{suffix}")) if splits_dir.is_dir() else []
-    if not split_files:
+    found = list(splits_dir.glob(f"*{suffix}")) if splits_dir.is_dir() else []
+    if not found:
         raise DataError(f"{splits_dir}: no HMDB51 split files '<class>{suffix}'")
-    class_names = [path.name[: -len(suffix)] for path in split_files]
+    # Numbered in the sorted order of the class names (as mmaction2 does), not of the file names: "climb_stairs_"
+    # sorts before "climb_test" although "climb" sorts before "climb_stairs".
+    files_by_class = {path.name[: -len(suffix)]: path for path in found}
+    class_names = sorted(files_by_class)
+    split_files = [files_by_class[name] for name in class_names]
     wanted = HMDB51_SUBSET_CODES[subset]
     records: list[VideoRecord] = []
     for label, (class_name, split_file) in enumerate(zip(class_names, split_files)):
