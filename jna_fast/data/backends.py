@@ -1,7 +1,8 @@
 """Decoding backends: each turns ClipRequests into the rgb / flow tensors of a batch.
 
 - :class:`PyAVBackend`: PyAV for video frames, OpenCV for JPEG rawframes and crop/resize, NumPy for the rest;
-  runs clips in a thread pool (FFmpeg and OpenCV release the GIL). Needs no DALI.
+  runs clips in a thread pool (FFmpeg and OpenCV release the GIL). Needs no DALI. The only backend of online flow
+  (jna_fast/flow/online.py: OpenCV estimators on the clip's decoded frames, or nvof through DALI on a GPU).
 - :class:`DaliBackend`: DALI pipelines (dali_pipeline.py) for JPEG decoding, crop/resize/flip/normalisation, and
   video decoding for the codecs DALI decodes on the device (probed once per codec); PyAV decodes the other codecs
   and feeds the frames to a DALI pipeline, so every clip gets the same DALI augmentation.
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from . import rawframes
+from ..flow.online import OnlineFlow, frames_for_flows
 from .batch import ClipRequest
 from .dali_pipeline import DaliRunner, dali_decodes, dali_error_summary
 from .errors import DataError
@@ -41,34 +42,53 @@ def _read_bytes(path) -> np.ndarray:
 
 
 def _flow_files(request: ClipRequest):
-    """The flow JPEG paths of a clip in output channel order: for each snippet, x_i, y_i, x_{i+1}, y_{i+1}, ..."""
-    frames_dir = request.record.frames_dir
-    return [path for flow in request.flows.reshape(-1) for path in rawframes.flow_paths(frames_dir, int(flow))]
+    """The flow image paths of a clip in output channel order: for each snippet, x_i, y_i, x_{i+1}, y_{i+1}, ..."""
+    return [path for flow in request.flows.reshape(-1) for path in request.folder.flow_paths(int(flow))]
+
+
+def _image_files(request: ClipRequest):
+    """The img paths of a clip's RGB frames, one per snippet."""
+    return [request.folder.image_path(int(frame), request.first_frame) for frame in request.starts]
 
 
 def _rgb_frames_uint8(request: ClipRequest) -> np.ndarray:
     """uint8 RGB frames [T, H, W, 3] of a clip, from its video (PyAV) or its rawframes img files (OpenCV)."""
     if request.video is not None:
         return decode_frames(request.record.video_path, request.starts)
-    frames_dir = request.record.frames_dir
-    return np.stack([_read_image(rawframes.image_path(frames_dir, int(i)), cv2.IMREAD_COLOR_RGB)
-                     for i in request.starts])
+    return np.stack([_read_image(path, cv2.IMREAD_COLOR_RGB) for path in _image_files(request)])
+
+
+def _online_clip_uint8(request: ClipRequest, online_flow: OnlineFlow) -> tuple[np.ndarray, np.ndarray]:
+    """RGB frames [T, H, W, 3] and flow stacks [T, 2L, H, W] (uint8, or float32 codes when not quantised) of a
+    clip whose flow is computed from its video's frames, all decoded in one pass."""
+    needed = np.union1d(request.starts, frames_for_flows(request.flows))
+    decoded = decode_frames(request.record.video_path, needed)
+    frames = {int(index): frame for index, frame in zip(needed, decoded)}
+    rgb = np.stack([frames[int(index)] for index in request.starts])
+    return rgb, online_flow.stacks(frames, request.flows)
 
 
 class PyAVBackend:
+    """``online_flow`` (an OnlineFlow): compute every clip's flow from its video's frames instead of reading it."""
+
     name = "pyav"
 
-    def __init__(self, size: int, flow_length: int, num_threads: int):
-        self.size, self.flow_length = size, flow_length
+    def __init__(self, size: int, flow_length: int, num_threads: int, online_flow: OnlineFlow | None = None):
+        self.size, self.flow_length, self.online_flow = size, flow_length, online_flow
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="jna_fast_data")
 
     def _clip(self, request: ClipRequest) -> tuple[np.ndarray, np.ndarray]:
         crop, size = request.crop, self.size
+        if request.folder is None:
+            frames, flow_images = _online_clip_uint8(request, self.online_flow)
+            flow_images = flow_images.reshape(-1, *flow_images.shape[2:])
+        else:
+            frames = _rgb_frames_uint8(request)
+            flow_images = [_read_image(path, cv2.IMREAD_GRAYSCALE) for path in _flow_files(request)]
         rgb_roi = crop.roi(*request.rgb_size)
-        rgb = np.stack([crop_and_resize(frame, rgb_roi, size) for frame in _rgb_frames_uint8(request)])
+        rgb = np.stack([crop_and_resize(frame, rgb_roi, size) for frame in frames])
         flow_roi = crop.roi(*request.flow_size)
-        flow = np.stack([crop_and_resize(_read_image(path, cv2.IMREAD_GRAYSCALE), flow_roi, size)
-                         for path in _flow_files(request)])
+        flow = np.stack([crop_and_resize(image, flow_roi, size) for image in flow_images])
         flow = flow.reshape(len(request.starts), 2 * self.flow_length, size, size)
         return normalise_rgb(rgb, crop.flip), normalise_flow(flow, self.flow_length, crop.flip)
 
@@ -107,9 +127,7 @@ class _GatheredClip:
         elif route == "frames":
             self.rgb_inputs = {"pixels": [decode_frames(request.record.video_path, request.starts)]}
         else:
-            frames_dir = request.record.frames_dir
-            self.rgb_inputs = {"encoded": [_read_bytes(rawframes.image_path(frames_dir, int(i)))
-                                           for i in request.starts]}
+            self.rgb_inputs = {"encoded": [_read_bytes(path) for path in _image_files(request)]}
 
 
 class DaliBackend:

@@ -2,6 +2,7 @@
 
 Kinds (``kind=`` of :func:`load_index`):
 
+- ``"video"``: ``root`` is one video file (single-video prediction); its one record is labelled -1 (unknown).
 - ``"videos"``: ``root`` holds the videos; ``list_file`` has lines ``relative/path.ext label`` (label 0-based).
 - ``"rawframes"``: ``root`` holds one folder per video with ``img_%05d.jpg``, ``flow_x_%05d.jpg``,
   ``flow_y_%05d.jpg`` (1-based); ``list_file`` has lines ``frame_dir num_frames label`` where ``num_frames``
@@ -29,7 +30,8 @@ from pathlib import Path
 
 from .errors import DataError, IssueLog, location
 
-KINDS = ("videos", "rawframes", "ucf101", "hmdb51")
+KINDS = ("videos", "rawframes", "ucf101", "hmdb51", "video")
+UNKNOWN_LABEL = -1
 SUBSETS = ("train", "test")
 
 
@@ -211,6 +213,15 @@ def parse_hmdb51(root: Path, split: int, subset: str, frames_root: Path | None, 
     return DatasetIndex(records, class_names)
 
 
+def single_video_index(video_path: Path, frames_root: Path | None = None,
+                       num_classes: int | None = None) -> DatasetIndex:
+    """The index of one video file (label -1): its rawframes, if any, are ``frames_root/<file name stem>``."""
+    if not video_path.is_file():
+        raise DataError(f"{video_path}: video file not found")
+    record = _video_record(video_path.parent, video_path.name, UNKNOWN_LABEL, frames_root, str(video_path))
+    return DatasetIndex([record], _class_names(num_classes, []))
+
+
 def load_index(kind: str, root, *, split: int = 1, subset: str = "train", list_file=None, frames_root=None,
                num_classes: int | None = None, issues: IssueLog | None = None) -> DatasetIndex:
     """The records of one dataset subset (see the module docstring for the layouts).
@@ -224,6 +235,8 @@ def load_index(kind: str, root, *, split: int = 1, subset: str = "train", list_f
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
     issues = issues if issues is not None else IssueLog("raise")
     root = Path(root)
+    if kind == "video":
+        return single_video_index(root, None if frames_root is None else Path(frames_root), num_classes)
     if not root.is_dir():
         raise DataError(f"{root}: dataset root not found")
     frames_root = Path(frames_root) if frames_root is not None else None

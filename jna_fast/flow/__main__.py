@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     counts = summary["counts"]
+    speed = (f"{summary['frames_done']} frames at {summary['frames_per_s']:.1f} frames/s "
+             f"({args.algorithm}, {summary['workers']} workers)" if summary["frames_per_s"] else "no frames extracted")
     print(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
-          f"in {summary['elapsed_s']:.1f} s; summary: {args.out}/{SUMMARY_NAME}")
+          f"in {summary['elapsed_s']:.1f} s; {speed}; summary: {args.out}/{SUMMARY_NAME}")
     for failure in summary["failed"]:
         print(f"failed: {failure['path']}: {failure['error']}", file=sys.stderr)
     return 1 if counts["failed"] else 0

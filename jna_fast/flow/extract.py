@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..data.pyav import frame_to_rgb
 from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_flow
 
@@ -118,7 +119,7 @@ def _decode_rgb_frames(video_path: Path, short_side: int | None):
         if not container.streams.video:
             raise ValueError(f"{video_path}: no video stream")
         for frame in container.decode(video=0):
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = frame_to_rgb(frame)  # the loader's conversion, so img files and online flow see its pixels
             height, width = rgb.shape[:2]
             new_height, new_width = _resized_size(height, width, short_side)
             if (new_height, new_width) != (height, width):
@@ -207,10 +208,11 @@ def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *
 _worker_estimator = None
 
 
-def _initialise_worker(algorithm: str, single_threaded_opencv: bool) -> None:
+def _initialise_worker(algorithm: str, opencv_threads: int) -> None:
     global _worker_estimator
-    if single_threaded_opencv:
-        cv2.setNumThreads(1)  # the pool already uses every core; OpenCV's own threads would oversubscribe them
+    # The cores are shared out between the workers: one OpenCV thread each when there are as many workers as
+    # cores, more when fewer videos than cores are left (TV-L1 runs its inner loops in OpenCV's thread pool).
+    cv2.setNumThreads(opencv_threads)
     _worker_estimator = make_estimator(algorithm)
 
 
@@ -302,9 +304,10 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                 record(_extract_task(str(videos_dir / video), absolute_frame_dir, settings, estimator))
         else:
             # spawn, not fork: the caller may hold DALI/CUDA/OpenMP state that a forked child must not inherit
-            with ProcessPoolExecutor(max_workers=min(workers, len(pending)),
-                                     mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_initialise_worker, initargs=(algorithm, True)) as pool:
+            pool_size = min(workers, len(pending))
+            opencv_threads = max(1, (os.cpu_count() or 1) // pool_size)
+            with ProcessPoolExecutor(max_workers=pool_size, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_initialise_worker, initargs=(algorithm, opencv_threads)) as pool:
                 futures = {pool.submit(_extract_task, str(videos_dir / video), absolute_frame_dir, settings):
                            absolute_frame_dir for absolute_frame_dir, (video, _) in pending.items()}
                 for future in as_completed(futures):
@@ -315,10 +318,16 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     finally:
         bar.close()
 
+    elapsed = time.monotonic() - started
+    frames_done = sum(entry["frames"] for entry in done)
     summary = {
         "videos_dir": str(videos_dir), "out_dir": str(out_dir), "settings": settings,
         "counts": {"done": len(done), "skipped": len(skipped), "failed": len(failed)},
-        "elapsed_s": round(time.monotonic() - started, 3),
+        "elapsed_s": round(elapsed, 3),
+        # Throughput of this run's algorithm over the videos extracted now (skipped ones cost nothing).
+        "frames_done": frames_done,
+        "frames_per_s": round(frames_done / elapsed, 2) if frames_done and elapsed > 0 else None,
+        "workers": workers,
         "done": sorted(done, key=lambda entry: entry["video"]),
         "skipped": sorted(skipped, key=lambda entry: entry["video"]),
         "failed": sorted(failed, key=lambda entry: entry["video"]),
