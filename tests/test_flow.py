@@ -1,6 +1,7 @@
 """Flow extraction (jna_fast.flow): encoding, flow signs, rawframes layout, resumability, failures, CLI, nvof."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -107,6 +108,8 @@ def test_rawframes_layout_counts_and_rgb_content(tmp_path):
     (videos / "notes.txt").write_text("not a video")
     summary = extract_flow(videos, tmp_path / "out", algorithm="dis", workers=1, progress=False)
     assert summary["counts"] == {"done": 2, "skipped": 0, "failed": 0}
+    assert summary["frames_done"] == 7 + 5
+    assert summary["frames_per_s"] == pytest.approx(12 / summary["elapsed_s"], rel=0.01)
     expected = {"classA/clip one": (7, (48, 64)), "classB/nested/clip2": (5, (32, 32))}
     for entry in summary["done"]:
         frames, shape = expected[entry["frame_dir"]]
@@ -239,6 +242,13 @@ def test_cli_with_worker_pool_list_file_and_failures(tmp_path):
     # without the list: x and y are skipped, not_listed is done, bad.avi fails again
     rerun = extract_flow(videos, out, algorithm="dis", workers=1, progress=False)
     assert rerun["counts"] == {"done": 1, "skipped": 2, "failed": 1}
+
+
+def test_cli_summary_reports_frames_per_second(tmp_path, capsys):
+    write_video(tmp_path / "videos" / "a.avi", translating_frames(4, 32, 32, 1, 0))
+    assert flow_cli(["extract", "--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
+                     "--algorithm", "farneback", "--workers", "1", "--no-progress"]) == 0
+    assert re.search(r"4 frames at [0-9.]+ frames/s \(farneback, 1 workers\)", capsys.readouterr().out)
 
 
 def test_nvof_without_gpu_fails_clearly(tmp_path, capsys):
