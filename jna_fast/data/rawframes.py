@@ -68,8 +68,9 @@ def _template_pattern(template: str, argument: str, fields: tuple[str, ...]) -> 
     if len(found) != len(fields) or any(field not in ("", str(i)) for i, field in enumerate(found)):
         wanted = " and ".join({"component": "the component ('x'/'y')", "number": "the file number"}[f]
                               for f in fields)
+        example = DEFAULT_FLOW_TEMPLATE if len(fields) == 2 else DEFAULT_RGB_TEMPLATE
         raise ValueError(f"{argument}={template!r} must have {len(fields)} positional field(s) '{{}}' taking "
-                         f"{wanted}, in that order (e.g. {DEFAULT_FLOW_TEMPLATE if len(fields) == 2 else DEFAULT_RGB_TEMPLATE!r})")
+                         f"{wanted}, in that order (e.g. {example!r})")
     if os.sep in template or (os.altsep and os.altsep in template):
         raise ValueError(f"{argument}={template!r} must be a file name, without a folder")
     groups = iter(fields)
