@@ -17,7 +17,7 @@ import pytest
 from jna_fast.data import frame_to_rgb
 from jna_fast.data.synthetic import encode_video
 from jna_fast.flow import (COMPLETE_MARKER, SUMMARY_NAME, FlowAlgorithmUnavailable, decode_flow, encode_flow,
-                           extract_flow, extract_video, read_completion_marker)
+                           extract_flow, extract_video, make_estimator, read_completion_marker)
 from jna_fast.flow.__main__ import main as flow_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,6 +244,27 @@ def test_cli_with_worker_pool_list_file_and_failures(tmp_path):
     # without the list: x and y are skipped, not_listed is done, bad.avi fails again
     rerun = extract_flow(videos, out, algorithm="dis", workers=1, progress=False)
     assert rerun["counts"] == {"done": 1, "skipped": 2, "failed": 1}
+
+
+@pytest.mark.parametrize("algorithm", ["dis", "tvl1"])
+def test_flows_in_threads_equal_the_sequential_flows(algorithm):
+    gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in translating_frames(6, 24, 32, 1, 1)]
+    sequential = list(make_estimator(algorithm).flows(gray))
+    threaded = list(make_estimator(algorithm).flows(iter(gray), threads=3))
+    assert len(threaded) == len(sequential) == 5
+    for one, other in zip(sequential, threaded):
+        np.testing.assert_array_equal(one, other)
+
+
+def test_one_video_uses_every_worker_as_flow_threads(tmp_path):
+    write_video(tmp_path / "videos" / "a.avi", translating_frames(8, 32, 32, 1, 0))
+    serial = extract_flow(tmp_path / "videos", tmp_path / "one", algorithm="dis", workers=1, progress=False)
+    parallel = extract_flow(tmp_path / "videos", tmp_path / "three", algorithm="dis", workers=3, progress=False)
+    assert (serial["flow_threads_per_video"], parallel["flow_threads_per_video"]) == (1, 3)
+    names = sorted(path.name for path in (tmp_path / "one" / "a").glob("flow_*.jpg"))
+    assert len(names) == 14
+    for name in names:
+        assert (tmp_path / "one" / "a" / name).read_bytes() == (tmp_path / "three" / "a" / name).read_bytes()
 
 
 def test_cli_summary_reports_frames_per_second(tmp_path, capsys):

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--bound", type=float, default=DEFAULT_BOUND,
                          help=f"flow clipping bound in pixels for the 8-bit encoding (default {DEFAULT_BOUND:g})")
     extract.add_argument("--workers", type=_positive_int, default=None,
-                         help="parallel worker processes (default: all cores)")
+                         help="cores to use: one worker process per video while there are enough videos, the rest "
+                              "as flow pairs computed in parallel within a video (default: all cores)")
     extract.add_argument("--list", dest="list_file", default=None,
                          help="only the videos named by the first field of each line, relative to --videos "
                               "(e.g. UCF101's trainlist01.txt)")
