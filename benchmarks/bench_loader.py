@@ -1,6 +1,7 @@
 """Clips/s of the two-stream loader on a small generated dataset (a plain script printing a table).
 
     python benchmarks/bench_loader.py [--videos 16 --frames 48 --height 240 --width 320 --epochs 2]
+    python benchmarks/bench_loader.py --online [--json out.json]     # online flow vs rawframes, per algorithm
 
 Paths: DALI on the CPU decoding the video itself (MJPEG, which DALI's CPU decoder reads); DALI on the CPU fed by
 PyAV (MPEG-4 part 2 .avi as in UCF101, which it does not read); the PyAV backend on both; a plain
@@ -8,11 +9,18 @@ torch.utils.data.DataLoader baseline decoding with OpenCV (cv2.VideoCapture) tha
 sampling, one crop per clip, resize, flip, normalisation, flow stacks from the same JPEGs); DALI on the GPU when
 CUDA is available. Each row: train mode, T=3 snippets, L=5 flow fields, 224x224, batch 8; the first epoch warms
 up (codec probes, folder scans, page cache) and the following ones are timed.
+
+``--online``: the synthetic dataset at its training defaults (96 px MPEG-4 videos of 32 frames, 64 px crops, T=3,
+L=5, batch 8, train mode), read with flow from DIS rawframes (extracted beforehand) and with flow computed online
+by each algorithm (PyAV backend both, so the rows differ only in where the flow comes from).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -22,7 +30,7 @@ import cv2
 import numpy as np
 import torch
 
-from jna_fast.data import build_loader, flow_stack_indices, sample_train_crop, tsn_snippet_starts
+from jna_fast.data import build_loader, flow_stack_indices, make_synthetic, sample_train_crop, tsn_snippet_starts
 from jna_fast.data.dali_pipeline import dali_available
 from jna_fast.data.transforms import crop_and_resize, normalise_flow, normalise_rgb
 
@@ -108,8 +116,72 @@ def loader_factory(root: Path, codec: str, **options):
     return epoch_iterable
 
 
+ONLINE_SHAPE = {"video_px": 96, "frames": 32, "crop_px": 64, "segments": 3, "flow_length": 5, "batch": 8}
+
+
+def online_flow_rows(threads: int, epochs: int, classes: int, per_class: int) -> tuple[list[dict], int]:
+    """Clips/s with flow read from rawframes and computed online by each algorithm (see the module doc), and the
+    number of training clips per epoch."""
+    from jna_fast.flow import extract_flow
+
+    shape = ONLINE_SHAPE
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "synthetic"
+        make_synthetic(root, num_classes=classes, videos_per_class=per_class, frames=shape["frames"],
+                       size=shape["video_px"])
+        extract_flow(root / "UCF-101", root / "frames", algorithm="dis", workers=threads, progress=False)
+        common = dict(split=1, subset="train", num_segments=shape["segments"], flow_length=shape["flow_length"],
+                      size=shape["crop_px"], batch_size=shape["batch"], backend="pyav", num_threads=threads)
+
+        clips_per_epoch = len(build_loader("ucf101", root, **common, frames_root=root / "frames").index.records)
+
+        def factory(**options):
+            loader = build_loader("ucf101", root, **common, **options)
+
+            def epoch_iterable(epoch):
+                loader.set_epoch(epoch)
+                return loader
+            return epoch_iterable
+
+        rows = [{"flow": "rawframes (DIS JPEGs)", "algorithm": "dis",
+                 "clips_per_s": clips_per_second(factory(frames_root=root / "frames"), epochs)}]
+        for algorithm in ("dis", "farneback", "tvl1"):
+            rows.append({"flow": "online", "algorithm": algorithm, "clips_per_s": clips_per_second(
+                factory(flow_source="online", flow_algorithm=algorithm), epochs)})
+    return rows, clips_per_epoch
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def run_online(args) -> None:
+    load_before = os.getloadavg()[0]
+    rows, clips_per_epoch = online_flow_rows(args.threads, args.epochs, args.classes, args.per_class)
+    result = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                          "torch": torch.__version__, "opencv": cv2.__version__,
+                          "load_average_1min_before": round(load_before, 2)},
+              "date": time.strftime("%Y-%m-%d"), "shape": ONLINE_SHAPE, "threads": args.threads,
+              "train_clips_per_epoch": clips_per_epoch, "timed_epochs": args.epochs - 1, "rows": rows}
+    print(f"online flow vs rawframes: {clips_per_epoch} training clips per epoch, {args.epochs - 1} timed epochs, "
+          f"{ONLINE_SHAPE}, {args.threads} threads")
+    print(f"{'flow':24s} {'algorithm':10s} {'clips/s':>9s}")
+    for row in rows:
+        print(f"{row['flow']:24s} {row['algorithm']:10s} {row['clips_per_s']:9.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--online", action="store_true", help="online flow vs rawframes (synthetic dataset)")
+    parser.add_argument("--classes", type=int, default=8, help="--online: synthetic classes")
+    parser.add_argument("--per-class", type=int, default=4, help="--online: videos per class")
+    parser.add_argument("--json", default=None, help="--online: also write the figures to this JSON file")
     parser.add_argument("--videos", type=int, default=16, help="videos per codec")
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--height", type=int, default=240)
@@ -118,6 +190,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.online:
+        run_online(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_dataset(root, args.videos, args.frames, args.height, args.width)

@@ -39,6 +39,19 @@ def machine(monkeypatch):
 def test_loader_device_for_the_models_device(machine, cuda, dali, model_device, backend, expected):
     machine(cuda, dali)
     assert loader_device(torch.device(model_device), backend) == expected
+    assert loader_device(torch.device(model_device), backend, "rawframes") == expected
+
+
+@pytest.mark.parametrize("cuda, dali", [(True, True), (True, False), (False, True)])
+def test_loader_device_runs_online_flow_in_the_cpu_loader(machine, cuda, dali):
+    machine(cuda, dali)
+    # online flow is computed on the frames PyAV decodes: pinned CPU batches feed a CUDA model
+    for backend in ("auto", "pyav"):
+        assert loader_device(torch.device("cuda" if cuda else "cpu"), backend, "online") == ("pyav", "cpu")
+    with pytest.raises(ValueError, match="flow_source='online' runs on backend='pyav'"):
+        loader_device(torch.device("cuda", 0), "dali", "online")
+    with pytest.raises(ValueError, match="flow_source must be one of"):
+        loader_device(torch.device("cpu"), "auto", "disk")
 
 
 def test_loader_device_refuses_dali_when_it_is_missing(machine):
@@ -75,6 +88,15 @@ def test_cuda_without_dali_builds_a_cpu_loader_with_pinned_batches(machine, synt
     assert clips.pin_memory and clips.backend.pin_memory
 
 
+def test_online_flow_on_a_dali_cuda_machine_builds_the_pinned_pyav_loader(machine, synthetic):
+    machine(True, True)
+    clips = _train_loader(synthetic, backend="auto", flow_source="online")
+    assert clips.device == "cpu" and clips.backend.name == "pyav" and clips.backend.online_flow is not None
+    assert clips.pin_memory and clips.backend.pin_memory
+    with pytest.raises(ValueError, match="device='gpu' needs backend='dali'"):
+        _train_loader(synthetic, backend="auto", flow_source="online", device="gpu")
+
+
 def test_pinned_memory_needs_cuda(machine, synthetic):
     machine(False, False)
     assert not _train_loader(synthetic).pin_memory
@@ -83,8 +105,9 @@ def test_pinned_memory_needs_cuda(machine, synthetic):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cpu_batches_are_pinned_on_a_cuda_machine(synthetic):
-    batch = next(iter(_train_loader(synthetic, backend="pyav")))
+@pytest.mark.parametrize("flow_source", ["rawframes", "online"])
+def test_cpu_batches_are_pinned_on_a_cuda_machine(synthetic, flow_source):
+    batch = next(iter(_train_loader(synthetic, backend="pyav", flow_source=flow_source)))
     assert all(t.is_pinned() for t in (batch.rgb, batch.flow, batch.mask, batch.label, batch.indices))
     moved = batch.to(torch.device("cuda"), non_blocking=True)
     torch.cuda.synchronize()

@@ -100,6 +100,21 @@ def test_hmdb51_split_codes_and_class_order(tmp_path):
     assert [(r.video_id, r.label) for r in test.records] == [("brush_hair/b1", 0), ("wave/w2", 1)]
 
 
+def test_hmdb51_classes_numbered_in_class_name_order_not_split_file_order(tmp_path):
+    # The split files of these names sort differently from the names: "climb_stairs_test..." < "climb_test...",
+    # "kick_ball_test..." < "kick_test...", "sword_exercise_test..." < "sword_test...". mmaction2 numbers them in
+    # the order of the names.
+    names = ["sword_exercise", "kick", "climb_stairs", "sword", "climb", "kick_ball"]
+    root = make_hmdb51(tmp_path, {name: [f"{name}_1.avi 1"] for name in names})
+    split_file_order = sorted(path.name for path in (root / "testTrainMulti_7030_splits").iterdir())
+    assert split_file_order[:2] == ["climb_stairs_test_split1.txt", "climb_test_split1.txt"]
+    index = load_index("hmdb51", root, split=1, subset="train")
+    expected = ["climb", "climb_stairs", "kick", "kick_ball", "sword", "sword_exercise"]
+    assert index.class_names == expected
+    assert sorted((r.video_id, r.label) for r in index.records) == [(f"{name}/{name}_1", label)
+                                                                    for label, name in enumerate(expected)]
+
+
 @pytest.mark.parametrize("bad_line, problem", [("w2.avi 3", "split code must be 0"),
                                                ("w2.avi", "expected 2 field")])
 def test_hmdb51_bad_lines(tmp_path, bad_line, problem):

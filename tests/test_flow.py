@@ -1,6 +1,7 @@
 """Flow extraction (jna_fast.flow): encoding, flow signs, rawframes layout, resumability, failures, CLI, nvof."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -13,9 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
+from jna_fast.data import frame_to_rgb
 from jna_fast.data.synthetic import encode_video
 from jna_fast.flow import (COMPLETE_MARKER, SUMMARY_NAME, FlowAlgorithmUnavailable, decode_flow, encode_flow,
-                           extract_flow, extract_video, read_completion_marker)
+                           extract_flow, extract_video, make_estimator, read_completion_marker)
 from jna_fast.flow.__main__ import main as flow_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,6 +108,10 @@ def test_rawframes_layout_counts_and_rgb_content(tmp_path):
     (videos / "notes.txt").write_text("not a video")
     summary = extract_flow(videos, tmp_path / "out", algorithm="dis", workers=1, progress=False)
     assert summary["counts"] == {"done": 2, "skipped": 0, "failed": 0}
+    assert summary["frames_done"] == 7 + 5
+    # elapsed_s is rounded to the millisecond and frames_per_s to 0.01: their product is 12 up to those roundings
+    rate, elapsed = summary["frames_per_s"], summary["elapsed_s"]
+    assert rate * elapsed == pytest.approx(12, abs=0.0005 * rate + 0.005 * elapsed + 1e-9)
     expected = {"classA/clip one": (7, (48, 64)), "classB/nested/clip2": (5, (32, 32))}
     for entry in summary["done"]:
         frames, shape = expected[entry["frame_dir"]]
@@ -240,6 +246,34 @@ def test_cli_with_worker_pool_list_file_and_failures(tmp_path):
     assert rerun["counts"] == {"done": 1, "skipped": 2, "failed": 1}
 
 
+@pytest.mark.parametrize("algorithm", ["dis", "tvl1"])
+def test_flows_in_threads_equal_the_sequential_flows(algorithm):
+    gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in translating_frames(6, 24, 32, 1, 1)]
+    sequential = list(make_estimator(algorithm).flows(gray))
+    threaded = list(make_estimator(algorithm).flows(iter(gray), threads=3))
+    assert len(threaded) == len(sequential) == 5
+    for one, other in zip(sequential, threaded):
+        np.testing.assert_array_equal(one, other)
+
+
+def test_one_video_uses_every_worker_as_flow_threads(tmp_path):
+    write_video(tmp_path / "videos" / "a.avi", translating_frames(8, 32, 32, 1, 0))
+    serial = extract_flow(tmp_path / "videos", tmp_path / "one", algorithm="dis", workers=1, progress=False)
+    parallel = extract_flow(tmp_path / "videos", tmp_path / "three", algorithm="dis", workers=3, progress=False)
+    assert (serial["flow_threads_per_video"], parallel["flow_threads_per_video"]) == (1, 3)
+    names = sorted(path.name for path in (tmp_path / "one" / "a").glob("flow_*.jpg"))
+    assert len(names) == 14
+    for name in names:
+        assert (tmp_path / "one" / "a" / name).read_bytes() == (tmp_path / "three" / "a" / name).read_bytes()
+
+
+def test_cli_summary_reports_frames_per_second(tmp_path, capsys):
+    write_video(tmp_path / "videos" / "a.avi", translating_frames(4, 32, 32, 1, 0))
+    assert flow_cli(["extract", "--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
+                     "--algorithm", "farneback", "--workers", "1", "--no-progress"]) == 0
+    assert re.search(r"4 frames at [0-9.]+ frames/s \(farneback, 1 workers\)", capsys.readouterr().out)
+
+
 def test_nvof_without_gpu_fails_clearly(tmp_path, capsys):
     from nvidia.dali import backend
     if backend.GetCUDADeviceCount() > 0:
@@ -270,12 +304,12 @@ def test_video_with_a_single_frame_fails_with_a_reason(tmp_path):
     assert "needs at least 2" in summary["failed"][0]["error"]
 
 
-def test_decoded_frames_match_pyav(tmp_path):
+def test_img_files_hold_the_loaders_decoded_frames(tmp_path):
     frames = translating_frames(3, 32, 48, 1, 0)
     video = write_video(tmp_path / "v.avi", frames, "mpeg4")
     extract_video(video, tmp_path / "out", algorithm="dis", jpeg_quality=100)
     with av.open(str(video)) as container:
-        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        decoded = [frame_to_rgb(frame) for frame in container.decode(video=0)]  # the loader's colour conversion
     for index, reference in enumerate(decoded, start=1):
         stored = cv2.imread(str(tmp_path / "out" / f"img_{index:05d}.jpg"), cv2.IMREAD_GRAYSCALE)
         # JPEG at quality 100 keeps luma to rounding (its chroma is subsampled, so compare luma)

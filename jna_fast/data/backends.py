@@ -1,7 +1,8 @@
 """Decoding backends: each turns ClipRequests into the rgb / flow tensors of a batch.
 
 - :class:`PyAVBackend`: PyAV for video frames, OpenCV for JPEG rawframes and crop/resize, NumPy for the rest;
-  runs clips in a thread pool (FFmpeg and OpenCV release the GIL). Needs no DALI.
+  runs clips in a thread pool (FFmpeg and OpenCV release the GIL). Needs no DALI. The only backend of online flow
+  (jna_fast/flow/online.py: OpenCV estimators on the clip's decoded frames, or nvof through DALI on a GPU).
 - :class:`DaliBackend`: DALI pipelines (dali_pipeline.py) for JPEG decoding, crop/resize/flip/normalisation, and
   video decoding for the codecs DALI decodes on the device (probed once per codec); PyAV decodes the other codecs
   and feeds the frames to a DALI pipeline, so every clip gets the same DALI augmentation.
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from . import rawframes
+from ..flow.online import OnlineFlow, frames_for_flows
 from .batch import ClipRequest
 from .dali_pipeline import DaliRunner, dali_decodes, dali_device_id, dali_error_summary
 from .errors import DataError
@@ -48,33 +49,53 @@ def _read_bytes(path) -> np.ndarray:
 
 
 def _flow_files(request: ClipRequest):
-    """The flow JPEG paths of a clip in output channel order: for each snippet, x_i, y_i, x_{i+1}, y_{i+1}, ..."""
-    frames_dir = request.record.frames_dir
-    return [path for flow in request.flows.reshape(-1) for path in rawframes.flow_paths(frames_dir, int(flow))]
+    """The flow image paths of a clip in output channel order: for each snippet, x_i, y_i, x_{i+1}, y_{i+1}, ..."""
+    return [path for flow in request.flows.reshape(-1) for path in request.folder.flow_paths(int(flow))]
+
+
+def _image_files(request: ClipRequest):
+    """The img paths of a clip's RGB frames, one per snippet."""
+    return [request.folder.image_path(int(frame), request.first_frame) for frame in request.starts]
 
 
 def _rgb_frames_uint8(request: ClipRequest) -> np.ndarray:
     """uint8 RGB frames [T, H, W, 3] of a clip, from its video (PyAV) or its rawframes img files (OpenCV)."""
     if request.video is not None:
         return decode_frames(request.record.video_path, request.starts)
-    frames_dir = request.record.frames_dir
-    return np.stack([_read_image(rawframes.image_path(frames_dir, int(i)), cv2.IMREAD_COLOR_RGB)
-                     for i in request.starts])
+    return np.stack([_read_image(path, cv2.IMREAD_COLOR_RGB) for path in _image_files(request)])
+
+
+def _online_clip_uint8(request: ClipRequest, online_flow: OnlineFlow) -> tuple[np.ndarray, np.ndarray]:
+    """RGB frames [T, H, W, 3] and flow stacks [T, 2L, H, W] (uint8, or float32 codes when not quantised) of a
+    clip whose flow is computed from its video's frames, all decoded in one pass."""
+    needed = np.union1d(request.starts, frames_for_flows(request.flows))
+    decoded = decode_frames(request.record.video_path, needed)
+    frames = {int(index): frame for index, frame in zip(needed, decoded)}
+    rgb = np.stack([frames[int(index)] for index in request.starts])
+    return rgb, online_flow.stacks(frames, request.flows)
 
 
 class PyAVBackend:
+    """``online_flow`` (an OnlineFlow): compute every clip's flow from its video's frames instead of reading it."""
+
     name = "pyav"
 
-    def __init__(self, size: int, flow_length: int, num_threads: int, pin_memory: bool = False):
-        self.size, self.flow_length, self.pin_memory = size, flow_length, pin_memory
+    def __init__(self, size: int, flow_length: int, num_threads: int, pin_memory: bool = False,
+                 online_flow: OnlineFlow | None = None):
+        self.size, self.flow_length, self.pin_memory, self.online_flow = size, flow_length, pin_memory, online_flow
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="jna_fast_data")
 
     def _clip(self, request: ClipRequest) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The clip's views: RGB [T, 3, S, S] and flow [T, 2L, S, S] per crop, from one decode of its frames (and
-        one resize per window: a mirrored view reuses its unmirrored twin's)."""
+        of its flow: read from the rawframes folder, or computed online once for all views) and one resize per
+        window: a mirrored view reuses its unmirrored twin's."""
         size, num_snippets = self.size, len(request.starts)
-        frames = _rgb_frames_uint8(request)
-        flow_images = [_read_image(path, cv2.IMREAD_GRAYSCALE) for path in _flow_files(request)]
+        if request.folder is None:
+            frames, flow_stacks = _online_clip_uint8(request, self.online_flow)
+            flow_images = flow_stacks.reshape(-1, *flow_stacks.shape[2:])
+        else:
+            frames = _rgb_frames_uint8(request)
+            flow_images = [_read_image(path, cv2.IMREAD_GRAYSCALE) for path in _flow_files(request)]
         windows: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
         rgb_views, flow_views = [], []
         for crop in request.crops:
@@ -138,9 +159,7 @@ class _GatheredClip:
         elif route == "frames":
             self.rgb_inputs = {"pixels": [decode_frames(request.record.video_path, request.starts)]}
         else:
-            frames_dir = request.record.frames_dir
-            self.rgb_inputs = {"encoded": [_read_bytes(rawframes.image_path(frames_dir, int(i)))
-                                           for i in request.starts]}
+            self.rgb_inputs = {"encoded": [_read_bytes(path) for path in _image_files(request)]}
 
 
 class DaliBackend:

@@ -9,15 +9,18 @@ import torch
 
 from .lists import VideoRecord
 from .pyav import VideoInfo
+from .rawframes import FrameFolder
 from .transforms import Crop
 
 
 @dataclass(frozen=True)
 class ClipRequest:
-    """One clip to decode: RGB frames ``starts`` [T] (from the video when ``video`` is set, else from the rawframes
-    ``img`` files), flow fields ``flows`` [T, L] (0-based, from the rawframes folder), and its views: one crop per
-    view, each applied to all of it (a training clip has one; a test clip 1, 3, 5 or 10, see
-    transforms.tsn_test_crops). The frames are decoded once and every view is cut from them."""
+    """One clip to decode: RGB frames ``starts`` [T] (0-based video frames; from the video when ``video`` is set,
+    else from the img files of ``folder``, whose first img holds video frame ``first_frame``), flow fields
+    ``flows`` [T, L] (0-based; read from ``folder``, or computed from the video's frames when ``folder`` is None),
+    and its views: one crop per view, each applied to all of it (a training clip has one; a test clip 1, 3, 5 or
+    10, see transforms.tsn_test_crops). The frames (and flow) are decoded once and every view is cut from them.
+    ``flow_size``: the (height, width) of the flow images (of the video, for online flow)."""
 
     record: VideoRecord
     starts: np.ndarray
@@ -26,6 +29,8 @@ class ClipRequest:
     crops: tuple[Crop, ...]
     video: VideoInfo | None
     flow_size: tuple[int, int]
+    folder: FrameFolder | None = None
+    first_frame: int = 0
 
     @property
     def rgb_size(self) -> tuple[int, int]:

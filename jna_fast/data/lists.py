@@ -2,6 +2,7 @@
 
 Kinds (``kind=`` of :func:`load_index`):
 
+- ``"video"``: ``root`` is one video file (single-video prediction); its one record is labelled -1 (unknown).
 - ``"videos"``: ``root`` holds the videos; ``list_file`` has lines ``relative/path.ext label`` (label 0-based).
 - ``"rawframes"``: ``root`` holds one folder per video with ``img_%05d.jpg``, ``flow_x_%05d.jpg``,
   ``flow_y_%05d.jpg`` (1-based); ``list_file`` has lines ``frame_dir num_frames label`` where ``num_frames``
@@ -9,7 +10,8 @@ Kinds (``kind=`` of :func:`load_index`):
 - ``"ucf101"``: ``root/UCF-101/<Class>/v_*.avi`` and ``root/ucfTrainTestlist/{classInd,trainlist0N,testlist0N}.txt``;
   ``classInd.txt`` numbers the classes from 1, the returned labels are that number minus one.
 - ``"hmdb51"``: ``root/<class>/*.avi`` and ``root/testTrainMulti_7030_splits/<class>_test_splitN.txt`` with lines
-  ``name.avi 0|1|2`` (1 = train, 2 = test, 0 = unused); classes are numbered in sorted name order.
+  ``name.avi 0|1|2`` (1 = train, 2 = test, 0 = unused); classes are numbered from 0 in the sorted order of the
+  class names (as mmaction2 numbers them; "climb" < "climb_stairs", although their split files sort the other way).
 
 A video's ``video_id`` is its path relative to the video folder (``root`` for "videos" and "hmdb51",
 ``root/UCF-101`` for "ucf101") without the extension: the name of its rawframes folder under ``frames_root``, as
@@ -28,7 +30,8 @@ from pathlib import Path
 
 from .errors import DataError, IssueLog, location
 
-KINDS = ("videos", "rawframes", "ucf101", "hmdb51")
+KINDS = ("videos", "rawframes", "ucf101", "hmdb51", "video")
+UNKNOWN_LABEL = -1
 SUBSETS = ("train", "test")
 
 
@@ -186,10 +189,14 @@ def parse_hmdb51(root: Path, split: int, subset: str, frames_root: Path | None, 
     _check_split(split, range(1, 4), "hmdb51")
     splits_dir = root / "testTrainMulti_7030_splits"
     suffix = f"_test_split{split}.txt"
-    split_files = sorted(splits_dir.glob(f"*{suffix}")) if splits_dir.is_dir() else []
-    if not split_files:
+    found = list(splits_dir.glob(f"*{suffix}")) if splits_dir.is_dir() else []
+    if not found:
         raise DataError(f"{splits_dir}: no HMDB51 split files '<class>{suffix}'")
-    class_names = [path.name[: -len(suffix)] for path in split_files]
+    # Numbered in the sorted order of the class names (as mmaction2 does), not of the file names: "climb_stairs_"
+    # sorts before "climb_test" although "climb" sorts before "climb_stairs".
+    files_by_class = {path.name[: -len(suffix)]: path for path in found}
+    class_names = sorted(files_by_class)
+    split_files = [files_by_class[name] for name in class_names]
     wanted = HMDB51_SUBSET_CODES[subset]
     records: list[VideoRecord] = []
     for label, (class_name, split_file) in enumerate(zip(class_names, split_files)):
@@ -206,6 +213,15 @@ def parse_hmdb51(root: Path, split: int, subset: str, frames_root: Path | None, 
     return DatasetIndex(records, class_names)
 
 
+def single_video_index(video_path: Path, frames_root: Path | None = None,
+                       num_classes: int | None = None) -> DatasetIndex:
+    """The index of one video file (label -1): its rawframes, if any, are ``frames_root/<file name stem>``."""
+    if not video_path.is_file():
+        raise DataError(f"{video_path}: video file not found")
+    record = _video_record(video_path.parent, video_path.name, UNKNOWN_LABEL, frames_root, str(video_path))
+    return DatasetIndex([record], _class_names(num_classes, []))
+
+
 def load_index(kind: str, root, *, split: int = 1, subset: str = "train", list_file=None, frames_root=None,
                num_classes: int | None = None, issues: IssueLog | None = None) -> DatasetIndex:
     """The records of one dataset subset (see the module docstring for the layouts).
@@ -219,6 +235,8 @@ def load_index(kind: str, root, *, split: int = 1, subset: str = "train", list_f
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
     issues = issues if issues is not None else IssueLog("raise")
     root = Path(root)
+    if kind == "video":
+        return single_video_index(root, None if frames_root is None else Path(frames_root), num_classes)
     if not root.is_dir():
         raise DataError(f"{root}: dataset root not found")
     frames_root = Path(frames_root) if frames_root is not None else None

@@ -8,18 +8,21 @@ import math
 import os
 import queue
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..flow.online import DEFAULT_ONLINE_ALGORITHM, OnlineFlow
+from ..flow.encoding import DEFAULT_BOUND
 from .backends import DaliBackend, PyAVBackend
 from .batch import ClipBatch, ClipRequest
 from .dali_pipeline import dali_available
 from .errors import DataError, IssueLog
 from .lists import DatasetIndex, load_index
 from .pyav import VideoInfo, probe_video
-from .rawframes import FrameFolder, scan_frame_folder
+from .rawframes import DEFAULT_NAMING, FrameFolder, RawframesNaming, scan_frame_folder
 from .sampling import flow_stack_indices, tsn_snippet_starts
 from .transforms import (DEFAULT_TEST_CROP_SCALE, TRAIN_SCALES, sample_train_crop, tsn_test_crops,
                          tsn_view_count)
@@ -43,6 +46,19 @@ def shard_bounds(num_items: int, shard_id: int, num_shards: int) -> tuple[int, i
     return shard_id * num_items // num_shards, (shard_id + 1) * num_items // num_shards
 
 
+@dataclass(frozen=True)
+class _ClipSource:
+    """A video's frames as the loader samples them: ``num_frames`` frames from video frame ``first_frame`` on
+    (a dense_flow folder's img files start at frame 1), the video (when RGB or flow is decoded from it), the
+    rawframes folder (None for online flow) and the (height, width) the crops are drawn in."""
+
+    num_frames: int
+    first_frame: int
+    video: VideoInfo | None
+    folder: FrameFolder | None
+    flow_size: tuple[int, int]
+
+
 class ClipLoader:
     """Iterable of :class:`ClipBatch` over one shard of a dataset; ``len()`` is the number of batches and
     ``set_epoch(e)`` reshuffles (the same permutation on every rank, then each rank takes its contiguous shard).
@@ -55,7 +71,8 @@ class ClipLoader:
                  size: int, backend: str, device: str, rgb_from_video: bool, shard_id: int, num_shards: int,
                  issues: IssueLog, seed: int, shuffle: bool, drop_last: bool, num_threads: int,
                  test_crop_scale: float, prefetch: int, flip: bool = True, num_crops: int = 1,
-                 pin_memory: bool = False):
+                 pin_memory: bool = False, naming: RawframesNaming = DEFAULT_NAMING,
+                 online_flow: OnlineFlow | None = None):
         if not 0 <= shard_id < num_shards:
             raise ValueError(f"shard_id must be in [0, num_shards={num_shards}), got {shard_id}")
         for name, value in (("num_segments", num_segments), ("flow_length", flow_length),
@@ -76,19 +93,21 @@ class ClipLoader:
         self.epoch = 0
         self.list_issues = issues.take()  # list lines skipped while parsing (on_error="skip")
         self.last_epoch_issues: list[str] = []  # one message per clip skipped in the last finished epoch
-        self._folders: dict[int, FrameFolder] = {}
+        self.naming, self.online_flow = naming, online_flow
+        self._sources: dict[int, _ClipSource] = {}
         self._videos: dict[int, VideoInfo] = {}
         self._known_bad: dict[int, str] = {}
         if backend == "dali":
             self.backend = DaliBackend(size, num_segments, flow_length, batch_size, device, num_threads, seed,
                                        self.num_views, pin_memory)
         else:
-            self.backend = PyAVBackend(size, flow_length, num_threads, pin_memory)
+            self.backend = PyAVBackend(size, flow_length, num_threads, pin_memory, online_flow)
         self.device = device
-        logger.info("%d videos, shard %d/%d, backend %s on %s; RGB from %s, flow from rawframes "
-                    "JPEGs (%s)", len(index.records), shard_id, num_shards, backend, device,
-                    "the videos" if rgb_from_video else "rawframes JPEGs",
-                    "DALI " + ("nvJPEG" if device == "gpu" else "CPU JPEG decoder") if backend == "dali" else "OpenCV")
+        flow_from = (f"computed online ({online_flow})" if online_flow is not None else
+                     "rawframes images (%s)" % ("DALI " + ("nvJPEG" if device == "gpu" else "CPU JPEG decoder")
+                                                if backend == "dali" else "OpenCV"))
+        logger.info("%d videos, shard %d/%d, backend %s on %s; RGB from %s, flow %s", len(index.records), shard_id,
+                    num_shards, backend, device, "the videos" if rgb_from_video else "rawframes images", flow_from)
 
     @property
     def class_names(self) -> list[str]:
@@ -124,52 +143,61 @@ class ClipLoader:
         return math.ceil((end - begin) / self.batch_size)
 
     # --- per clip ---------------------------------------------------------------------------------------------
-    def _folder(self, position: int) -> FrameFolder:
-        if position not in self._folders:
-            self._folders[position] = scan_frame_folder(self.index.records[position].frames_dir)
-        return self._folders[position]
-
     def _video(self, position: int) -> VideoInfo:
         if position not in self._videos:
             self._videos[position] = probe_video(self.index.records[position].video_path)
         return self._videos[position]
 
-    def _num_frames(self, position: int) -> tuple[int, VideoInfo | None]:
-        """Frames usable by the clip (its rawframes folder and video must agree) and the video's info."""
+    def _source(self, position: int) -> _ClipSource:
+        """Where the clip's frames and flows come from, checked once per video (its folder and video must agree)."""
+        if position not in self._sources:
+            self._sources[position] = self._check_source(position)
+        return self._sources[position]
+
+    def _check_source(self, position: int) -> _ClipSource:
         record = self.index.records[position]
-        folder = self._folder(position)
-        num_frames = record.num_frames if record.num_frames is not None else folder.num_flows + 1
-        if folder.num_flows < num_frames - 1:
-            raise DataError(f"{record.frames_dir}: short flow folder: {folder.num_flows} flow pairs, "
-                            f"{num_frames} frames need {num_frames - 1}")
+        if self.online_flow is not None:
+            video = self._video(position)
+            if video.num_frames < 2:
+                raise DataError(f"{record.video_path}: {video.num_frames} frame; optical flow needs at least 2")
+            return _ClipSource(video.num_frames, 0, video, None, (video.height, video.width))
+        folder = scan_frame_folder(record.frames_dir, self.naming)
+        flow_size = (folder.height, folder.width)
         if not self.rgb_from_video:
-            if folder.num_images < num_frames:
-                raise DataError(f"{record.frames_dir}: short rawframes folder: {folder.num_images} img files, "
-                                f"{num_frames} needed")
-            return num_frames, None
+            first_frame = folder.first_frame()
+            if record.num_frames is not None:
+                folder.frames_from_count(record.num_frames, record.source)
+            # The snippets are drawn from the frames that have an img file: first_frame .. num_flows.
+            usable = folder.num_flows + 1 - first_frame
+            if usable < 2:
+                raise DataError(f"{record.frames_dir}: {folder.num_flows} flow pair(s) beside {folder.num_images} "
+                                f"img files leave no flow pair after the first img's frame")
+            return _ClipSource(usable, first_frame, None, folder, flow_size)
         video = self._video(position)
+        num_frames = folder.num_flows + 1
         if video.num_frames < num_frames:
             raise DataError(f"{record.video_path}: truncated video or wrong frames_root: {video.num_frames} frames, "
                             f"but its rawframes folder {record.frames_dir} has {folder.num_flows} flow pairs")
         if video.num_frames > num_frames:
             raise DataError(f"{record.frames_dir}: short flow folder: {folder.num_flows} flow pairs, but the video "
                             f"{record.video_path} has {video.num_frames} frames ({video.num_frames - 1} expected)")
-        return num_frames, video
+        return _ClipSource(num_frames, 0, video, folder, flow_size)
 
     def request(self, position: int, epoch: int | None = None) -> ClipRequest:
         """Sampling and crop of the clip at ``position`` for ``epoch`` (deterministic in seed, epoch, position)."""
         epoch = self.epoch if epoch is None else epoch
         record = self.index.records[position]
-        num_frames, video = self._num_frames(position)
-        folder = self._folder(position)
+        source = self._source(position)
         rng = np.random.default_rng((self.seed, epoch, position))
-        starts, mask = tsn_snippet_starts(num_frames, self.num_segments, self.flow_length, self.train, rng)
-        flows = flow_stack_indices(starts, self.flow_length, num_frames - 1)
+        starts, mask = tsn_snippet_starts(source.num_frames, self.num_segments, self.flow_length, self.train, rng)
+        flows = flow_stack_indices(starts, self.flow_length, source.num_frames - 1)
+        height, width = source.flow_size
         if self.train:
-            crops = (sample_train_crop(folder.height, folder.width, rng, TRAIN_SCALES, self.flip),)
+            crops = (sample_train_crop(height, width, rng, TRAIN_SCALES, self.flip),)
         else:
-            crops = tsn_test_crops(folder.height, folder.width, self.test_crop_scale, self.num_crops, self.flip)
-        return ClipRequest(record, starts, flows, mask, crops, video, (folder.height, folder.width))
+            crops = tsn_test_crops(height, width, self.test_crop_scale, self.num_crops, self.flip)
+        return ClipRequest(record, starts + source.first_frame, flows + source.first_frame, mask, crops,
+                           source.video, source.flow_size, source.folder, source.first_frame)
 
     def _skip(self, position: int, message: str, failed: dict[int, str]) -> None:
         """Applies on_error to a bad clip, once per clip and epoch (``failed``: the epoch's bad clips so far)."""
@@ -310,9 +338,21 @@ class ClipLoader:
             worker.join()
 
 
-def _resolve_backend(backend: str) -> str:
+FLOW_SOURCES = ("rawframes", "online")
+
+
+def _resolve_backend(backend: str, flow_source: str = "rawframes") -> str:
+    """The backend ("dali" | "pyav") that ``backend`` ("auto" included) means for flow from ``flow_source``."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if flow_source not in FLOW_SOURCES:
+        raise ValueError(f"flow_source must be one of {FLOW_SOURCES}, got {flow_source!r}")
+    if flow_source == "online":
+        # Online flow is computed on the decoded frames in the PyAV backend's threads (nvof: DALI on the GPU).
+        if backend == "dali":
+            raise ValueError("flow_source='online' runs on backend='pyav' (or 'auto'); backend='dali' decodes flow "
+                             "JPEGs from rawframes")
+        return "pyav"
     if backend == "auto":
         return "dali" if dali_available() else "pyav"
     if backend == "dali" and not dali_available():
@@ -320,12 +360,15 @@ def _resolve_backend(backend: str) -> str:
     return backend
 
 
-def loader_device(model_device: torch.device | str, backend: str = "auto") -> tuple[str, str]:
+def loader_device(model_device: torch.device | str, backend: str = "auto",
+                  flow_source: str = "rawframes") -> tuple[str, str]:
     """(resolved backend, loader device "gpu" | "cpu") to ask build_loader for, to feed a model on
-    ``model_device``: "gpu" (DALI's GPU decoders, batches already on the model's GPU) only when the backend
-    resolves to DALI and the model is on CUDA; otherwise "cpu", whose batches are in pinned memory when CUDA is
-    available (build_loader's default), so ``batch.to(model_device, non_blocking=True)`` copies asynchronously."""
-    resolved = _resolve_backend(backend)
+    ``model_device`` with flow from ``flow_source``: "gpu" (DALI's GPU decoders, batches already on the model's
+    GPU) only when the backend resolves to DALI and the model is on CUDA; otherwise "cpu", whose batches are in
+    pinned memory when CUDA is available (build_loader's default), so ``batch.to(model_device, non_blocking=True)``
+    copies asynchronously. Online flow is computed in the PyAV backend: ("pyav", "cpu") whatever the model's
+    device ("auto" resolves to it; "dali" is refused)."""
+    resolved = _resolve_backend(backend, flow_source)
     on_cuda = torch.device(model_device).type == "cuda" and torch.cuda.is_available()
     return resolved, "gpu" if resolved == "dali" and on_cuda else "cpu"
 
@@ -337,40 +380,59 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
                  on_error: str = "raise", seed: int = 0, shuffle: bool | None = None, train: bool | None = None,
                  drop_last: bool = False, num_threads: int | None = None,
                  test_crop_scale: float = DEFAULT_TEST_CROP_SCALE, prefetch: int = 2, flip: bool = True,
-                 num_crops: int = 1, pin_memory: bool | None = None) -> ClipLoader:
+                 num_crops: int = 1, pin_memory: bool | None = None, flow_source: str = "rawframes",
+                 flow_algorithm: str = DEFAULT_ONLINE_ALGORITHM, flow_bound: float = DEFAULT_BOUND,
+                 flow_quantise: bool = True, rgb_template: str = DEFAULT_NAMING.rgb_template,
+                 flow_template: str = DEFAULT_NAMING.flow_template,
+                 start_index: int = DEFAULT_NAMING.start_index) -> ClipLoader:
     """A loader of two-stream clips (see jna_fast/data/__init__.py for the full description).
 
-    kind/root/split/subset/list_file/num_classes: the dataset (lists.py). frames_root: the rawframes folder of a
-    video dataset (``python -m jna_fast.flow extract --videos <video folder> --out <frames_root>``); the flow
-    always comes from there. rgb_source: "video" (decode the videos; default for video kinds) or "frames" (the
-    rawframes' img files; the only choice for kind="rawframes"). num_segments: T (default 3 for train, 25 for
-    test). train: random TSN sampling + augmentation (default: subset == "train"); shuffle: reshuffle each epoch
-    (default: train). backend: "dali", "pyav" or "auto" (DALI when installed). device: "gpu" (DALI mixed
-    decoders, CUDA outputs on the local rank's GPU) or "cpu"; default "gpu" when DALI and CUDA are available
-    (:func:`loader_device` gives the choice for a model's device). pin_memory: CPU batches in page-locked memory
-    (default: when CUDA is available and device="cpu"). shard_id/num_shards: default from torch.distributed.
-    on_error: "raise" or "skip" (warn, count, report at epoch end; a skipped clip's row is filled by another clip
-    of the shard, flagged in ClipBatch.replaced, so every rank yields len(loader) batches). flip: horizontal flips
-    in training and among the test views (False where labels depend on left/right). num_crops: test views per clip,
-    1 (centre), 3 (along the long side) or 10 (corners + centre, and their mirrors when flip; 5 views without);
-    the views of a clip are adjacent rows of ClipBatch.rgb/flow (ClipBatch.num_views, mean_over_views).
+    kind/root/split/subset/list_file/num_classes: the dataset (lists.py; kind="video": ``root`` is one video file,
+    its clips labelled -1). frames_root: the rawframes folder of a video dataset (``python -m jna_fast.flow extract
+    --videos <video folder> --out <frames_root>``, or folders written by TSN's dense_flow, denseflow or mmaction2's
+    build_rawframes). rgb_template / flow_template / start_index: the rawframes' file names (mmaction2's
+    ``filename_tmpl`` of each modality and ``start_index``; conventions in jna_fast/data/rawframes.py).
+    flow_source: "rawframes" (read the flow images under frames_root) or "online" (compute each flow stack from
+    the video's decoded frames with ``flow_algorithm`` "dis", "farneback", "tvl1" or "nvof" (DALI, GPU with
+    optical-flow hardware); ``flow_bound`` pixels as the extractor's --bound; ``flow_quantise`` rounds to the
+    8-bit grid of the flow JPEGs; no frames_root needed; jna_fast/flow/online.py). rgb_source: "video" (decode
+    the videos; default for video kinds) or "frames" (the rawframes' img files; the only choice for
+    kind="rawframes"). num_segments: T (default 3 for train, 25 for test). train: random TSN sampling +
+    augmentation (default: subset == "train"); shuffle: reshuffle each epoch (default: train). backend: "dali",
+    "pyav" or "auto" (DALI when installed; always "pyav" for online flow). device: "gpu" (DALI mixed decoders,
+    CUDA outputs on the local rank's GPU) or "cpu"; default "gpu" when DALI and CUDA are available and the flow
+    comes from rawframes (:func:`loader_device` gives the choice for a model's device). pin_memory: CPU batches in
+    page-locked memory (default: when CUDA is available and device="cpu"). shard_id/num_shards: default from
+    torch.distributed. on_error: "raise" or "skip" (warn, count, report at epoch end; a skipped clip's row is
+    filled by another clip of the shard, flagged in ClipBatch.replaced, so every rank yields len(loader)
+    batches). flip: horizontal flips in training and among the test views (False where labels depend on
+    left/right; a mirrored view's flow x is negated). num_crops: test views per clip, 1 (centre), 3 (along the
+    long side) or 10 (corners + centre, and their mirrors when flip; 5 views without); the views of a clip are
+    adjacent rows of ClipBatch.rgb/flow (ClipBatch.num_views, mean_over_views), cut from one decode of its frames
+    (and one computation of its online flow).
     """
+    backend = _resolve_backend(backend, flow_source)
+    naming = RawframesNaming(rgb_template, flow_template, start_index)
+    online_flow = OnlineFlow(flow_algorithm, flow_bound, flow_quantise) if flow_source == "online" else None
     issues = IssueLog(on_error)
     index = load_index(kind, root, split=split, subset=subset, list_file=list_file, frames_root=frames_root,
                        num_classes=num_classes, issues=issues)
-    if kind != "rawframes" and frames_root is None:
+    if kind == "rawframes" and flow_source == "online":
+        raise ValueError("flow_source='online' computes flow from videos: use a video kind (videos, ucf101, hmdb51, "
+                         "video), not kind='rawframes'")
+    if kind != "rawframes" and frames_root is None and flow_source == "rawframes":
         raise ValueError(f"kind={kind!r} needs frames_root= (the rawframes folder holding the flow, written by "
-                         f"`python -m jna_fast.flow extract`)")
+                         f"`python -m jna_fast.flow extract`), or flow_source='online'")
     if frames_root is not None and not Path(frames_root).is_dir():
         raise DataError(f"{frames_root}: frames_root not found")
     rgb_source = rgb_source or ("frames" if kind == "rawframes" else "video")
     if rgb_source not in ("video", "frames") or (kind == "rawframes" and rgb_source == "video"):
         raise ValueError(f"rgb_source must be 'video' or 'frames' ('frames' for kind='rawframes'), got {rgb_source!r}")
+    if flow_source == "online" and rgb_source != "video":
+        raise ValueError("flow_source='online' decodes the RGB from the videos too: rgb_source must be 'video'")
     cuda = torch.cuda.is_available()
     if device is None:
-        backend, device = loader_device("cuda" if cuda else "cpu", backend)
-    else:
-        backend = _resolve_backend(backend)
+        device = loader_device("cuda" if cuda else "cpu", backend, flow_source)[1]
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
     if device == "gpu" and (backend != "dali" or not cuda):
@@ -390,4 +452,5 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
         issues=issues, seed=seed, shuffle=train if shuffle is None else shuffle, drop_last=drop_last,
         num_threads=num_threads or min(4, os.cpu_count() or 1), test_crop_scale=test_crop_scale,
         prefetch=prefetch, flip=flip, num_crops=num_crops,
-        pin_memory=cuda and device == "cpu" if pin_memory is None else pin_memory)
+        pin_memory=cuda and device == "cpu" if pin_memory is None else pin_memory, naming=naming,
+        online_flow=online_flow)

@@ -8,6 +8,9 @@ API::
     encode_flow(flow[H, W, 2], bound=20.0) -> (flow_x uint8, flow_y uint8)
     decode_flow(flow_x, flow_y, bound=20.0) -> flow[H, W, 2] float32
 
+    encoded_flow_stacks(frames, flow_indices, *, estimator, bound=20.0, quantise=True) -> [T, 2L, H, W]
+    OnlineFlow(algorithm="dis", bound=20.0, quantise=True).stacks(frames, flow_indices)   (per-thread estimators)
+
 CLI: ``python -m jna_fast.flow extract --videos DIR --out DIR [--algorithm tvl1|dis|farneback|nvof] ...``
 """
 
@@ -16,12 +19,14 @@ from .._optional import require
 require("jna_fast.flow", "av", "cv2")
 
 from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, FlowAlgorithmUnavailable, make_estimator
-from .encoding import DEFAULT_BOUND, decode_component, decode_flow, encode_component, encode_flow
+from .encoding import DEFAULT_BOUND, decode_component, decode_flow, encode_component, encode_flow, scale_component
 from .extract import (COMPLETE_MARKER, SUMMARY_NAME, VIDEO_EXTENSIONS, extract_flow, extract_video, find_videos,
                       frame_dir_for, read_completion_marker)
+from .online import DEFAULT_ONLINE_ALGORITHM, OnlineFlow, encoded_flow_stacks, frames_for_flows
 
 __all__ = [
-    "ALGORITHMS", "COMPLETE_MARKER", "DEFAULT_ALGORITHM", "DEFAULT_BOUND", "FlowAlgorithmUnavailable",
-    "SUMMARY_NAME", "VIDEO_EXTENSIONS", "decode_component", "decode_flow", "encode_component", "encode_flow",
-    "extract_flow", "extract_video", "find_videos", "frame_dir_for", "make_estimator", "read_completion_marker",
+    "ALGORITHMS", "COMPLETE_MARKER", "DEFAULT_ALGORITHM", "DEFAULT_BOUND", "DEFAULT_ONLINE_ALGORITHM",
+    "FlowAlgorithmUnavailable", "OnlineFlow", "SUMMARY_NAME", "VIDEO_EXTENSIONS", "decode_component", "decode_flow",
+    "encode_component", "encode_flow", "encoded_flow_stacks", "extract_flow", "extract_video", "find_videos",
+    "frame_dir_for", "frames_for_flows", "make_estimator", "read_completion_marker", "scale_component",
 ]

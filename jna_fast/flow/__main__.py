@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--bound", type=float, default=DEFAULT_BOUND,
                          help=f"flow clipping bound in pixels for the 8-bit encoding (default {DEFAULT_BOUND:g})")
     extract.add_argument("--workers", type=_positive_int, default=None,
-                         help="parallel worker processes (default: all cores)")
+                         help="cores to use: one worker process per video while there are enough videos, the rest "
+                              "as flow pairs computed in parallel within a video (default: all cores)")
     extract.add_argument("--list", dest="list_file", default=None,
                          help="only the videos named by the first field of each line, relative to --videos "
                               "(e.g. UCF101's trainlist01.txt)")
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     counts = summary["counts"]
+    speed = (f"{summary['frames_done']} frames at {summary['frames_per_s']:.1f} frames/s "
+             f"({args.algorithm}, {summary['workers']} workers)" if summary["frames_per_s"] else "no frames extracted")
     print(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
-          f"in {summary['elapsed_s']:.1f} s; summary: {args.out}/{SUMMARY_NAME}")
+          f"in {summary['elapsed_s']:.1f} s; {speed}; summary: {args.out}/{SUMMARY_NAME}")
     for failure in summary["failed"]:
         print(f"failed: {failure['path']}: {failure['error']}", file=sys.stderr)
     return 1 if counts["failed"] else 0

@@ -17,8 +17,11 @@ Algorithms:
 
 from __future__ import annotations
 
+import queue
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -32,15 +35,48 @@ class FlowAlgorithmUnavailable(RuntimeError):
 
 
 class _PairwiseEstimator(ABC):
-    """Computes flow pair by pair while frames stream in, holding only the previous frame."""
+    """Computes flow pair by pair while frames stream in, holding only the previous frame (and, with
+    ``threads > 1``, the frames of the pairs in flight)."""
 
-    def flows(self, gray_frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def flows(self, gray_frames: Iterable[np.ndarray], threads: int = 1) -> Iterator[np.ndarray]:
+        """The forward flows of consecutive frames, in order. ``threads > 1`` computes that many pairs at once,
+        each thread with its own estimator (OpenCV releases the GIL; TV-L1 itself runs on one core), so a single
+        video uses every core; the results are the same as with one thread."""
+        if threads > 1:
+            yield from self._flows_in_threads(gray_frames, threads)
+            return
         previous = None
         for frame in gray_frames:
             frame = np.ascontiguousarray(frame)
             if previous is not None:
                 yield self.pair(previous, frame)
             previous = frame
+
+    def _flows_in_threads(self, gray_frames: Iterable[np.ndarray], threads: int) -> Iterator[np.ndarray]:
+        idle = queue.SimpleQueue()
+        idle.put(self)
+        for _ in range(threads - 1):
+            idle.put(type(self)())
+
+        def pair_on_an_idle_estimator(previous, following):
+            estimator = idle.get()
+            try:
+                return estimator.pair(previous, following)
+            finally:
+                idle.put(estimator)
+
+        in_flight: deque = deque()
+        with ThreadPoolExecutor(threads, thread_name_prefix="jna_fast_flow") as pool:
+            previous = None
+            for frame in gray_frames:
+                frame = np.ascontiguousarray(frame)
+                if previous is not None:
+                    in_flight.append(pool.submit(pair_on_an_idle_estimator, previous, frame))
+                    if len(in_flight) >= 2 * threads:  # bounded look-ahead: memory stays O(threads) frames
+                        yield in_flight.popleft().result()
+                previous = frame
+            while in_flight:
+                yield in_flight.popleft().result()
 
     @abstractmethod
     def pair(self, previous: np.ndarray, following: np.ndarray) -> np.ndarray:
@@ -107,7 +143,9 @@ class NvidiaOpticalFlowEstimator:
         pipeline.build()
         return pipeline
 
-    def flows(self, gray_frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def flows(self, gray_frames: Iterable[np.ndarray], threads: int = 1) -> Iterator[np.ndarray]:
+        """The forward flows of the whole sequence from one run of the optical-flow engine (``threads`` is for the
+        CPU estimators: the engine computes the pairs itself)."""
         frames = [np.ascontiguousarray(frame) for frame in gray_frames]
         if len(frames) < 2:
             return

@@ -19,11 +19,17 @@ def check_bound(bound: float) -> float:
     return bound
 
 
-def encode_component(values: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
-    """Quantise one flow component (any shape, in pixels) to uint8 with the TSN rule."""
+def scale_component(values: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
+    """One flow component (pixels) on the 0..255 scale of the encoding, not rounded: float32
+    ``255 * (clip(v, -bound, bound) + bound) / (2 * bound)`` (zero motion at 127.5)."""
     bound = check_bound(bound)
     clipped = np.clip(np.asarray(values, dtype=np.float32), -bound, bound)
-    return np.rint(255.0 * (clipped + bound) / (2.0 * bound)).astype(np.uint8)
+    return (255.0 * (clipped + bound) / (2.0 * bound)).astype(np.float32)
+
+
+def encode_component(values: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
+    """Quantise one flow component (any shape, in pixels) to uint8 with the TSN rule."""
+    return np.rint(scale_component(values, bound)).astype(np.uint8)
 
 
 def decode_component(quantised: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..data.pyav import frame_to_rgb
 from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_flow
 
@@ -118,7 +119,7 @@ def _decode_rgb_frames(video_path: Path, short_side: int | None):
         if not container.streams.video:
             raise ValueError(f"{video_path}: no video stream")
         for frame in container.decode(video=0):
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = frame_to_rgb(frame)  # the loader's conversion, so img files and online flow see its pixels
             height, width = rgb.shape[:2]
             new_height, new_width = _resized_size(height, width, short_side)
             if (new_height, new_width) != (height, width):
@@ -154,10 +155,11 @@ def _process_alive(pid: int) -> bool:
 
 def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *, estimator=None,
                   algorithm: str = DEFAULT_ALGORITHM, short_side: int | None = None, bound: float = DEFAULT_BOUND,
-                  jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> int:
+                  jpeg_quality: int = DEFAULT_JPEG_QUALITY, flow_threads: int = 1) -> int:
     """Extract one video into ``frame_dir`` (atomically, see the module doc); returns its frame count N.
 
     ``estimator`` (from ``algorithms.make_estimator``) is reused when given, so a worker builds it once.
+    ``flow_threads``: flow pairs computed at once (the OpenCV estimators; the output does not depend on it).
     """
     video_path, frame_dir = Path(video_path), Path(frame_dir)
     settings = _settings(algorithm, short_side, bound, jpeg_quality)
@@ -179,7 +181,7 @@ def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *
                 yield cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
         flow_count = 0
-        for flow in estimator.flows(gray_frames_after_writing_rgb()):
+        for flow in estimator.flows(gray_frames_after_writing_rgb(), threads=flow_threads):
             flow_count += 1
             flow_x, flow_y = encode_flow(flow, bound)
             _write_jpeg(partial / f"flow_x_{flow_count:05d}.jpg", flow_x, jpeg_quality)
@@ -205,24 +207,28 @@ def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *
 
 
 _worker_estimator = None
+_worker_flow_threads = 1
 
 
-def _initialise_worker(algorithm: str, single_threaded_opencv: bool) -> None:
-    global _worker_estimator
-    if single_threaded_opencv:
-        cv2.setNumThreads(1)  # the pool already uses every core; OpenCV's own threads would oversubscribe them
+def _initialise_worker(algorithm: str, flow_threads: int) -> None:
+    global _worker_estimator, _worker_flow_threads
+    # The cores are shared out as flow pairs in flight (flow_threads per worker process); OpenCV's own threads
+    # would oversubscribe them (and TV-L1 does not use them: measured, one core per pair whatever setNumThreads).
+    cv2.setNumThreads(1)
     _worker_estimator = make_estimator(algorithm)
+    _worker_flow_threads = flow_threads
 
 
 def _describe(error: BaseException) -> str:
     return traceback.format_exception_only(type(error), error)[-1].strip()
 
 
-def _extract_task(video_path: str, frame_dir: str, settings: dict, estimator=None
+def _extract_task(video_path: str, frame_dir: str, settings: dict, estimator=None, flow_threads: int | None = None
                   ) -> tuple[str, int | None, str | None]:
     """Returns (frame_dir, frame count, None) or (frame_dir, None, error text); runs in a worker or in-process."""
     try:
-        frames = extract_video(video_path, frame_dir, estimator=estimator or _worker_estimator, **settings)
+        frames = extract_video(video_path, frame_dir, estimator=estimator or _worker_estimator,
+                               flow_threads=flow_threads or _worker_flow_threads, **settings)
         return frame_dir, frames, None
     except Exception as error:  # a failed video is reported in the summary; the run goes on
         return frame_dir, None, _describe(error)
@@ -242,7 +248,9 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     """Extract every video under ``videos_dir`` into rawframes folders under ``out_dir``; returns the summary.
 
     ``short_side``: resize so the shorter side has this many pixels (TSN uses 256); None keeps the video's size.
-    ``workers``: processes in parallel (default: all cores); 1 runs in this process. The pool starts its workers
+    ``workers``: cores to use (default: all): up to that many worker processes, one video each, and within each
+    ``workers // processes`` flow pairs computed in parallel, so that a few long videos (TV-L1 runs one pair per
+    core) still use every core; 1 runs in this process on one core. The pool starts its workers
     with "spawn", so a calling script needs the usual ``if __name__ == "__main__":`` guard (and code fed through
     stdin can only use workers=1).
     The summary (also written to ``<out_dir>/extract_summary.json``) has ``done``, ``skipped`` (already complete
@@ -297,14 +305,18 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         bar.set_postfix(skipped=len(skipped), failed=len(failed))
 
     try:
+        # `workers` cores in all: one process per video while there are enough videos, and each process computes
+        # workers // processes flow pairs at once, so a single long video (or a few) still uses every core.
         if workers == 1 or len(pending) <= 1:
+            flow_threads = workers
             for absolute_frame_dir, (video, _) in pending.items():
-                record(_extract_task(str(videos_dir / video), absolute_frame_dir, settings, estimator))
+                record(_extract_task(str(videos_dir / video), absolute_frame_dir, settings, estimator, flow_threads))
         else:
             # spawn, not fork: the caller may hold DALI/CUDA/OpenMP state that a forked child must not inherit
-            with ProcessPoolExecutor(max_workers=min(workers, len(pending)),
-                                     mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_initialise_worker, initargs=(algorithm, True)) as pool:
+            pool_size = min(workers, len(pending))
+            flow_threads = max(1, workers // pool_size)
+            with ProcessPoolExecutor(max_workers=pool_size, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_initialise_worker, initargs=(algorithm, flow_threads)) as pool:
                 futures = {pool.submit(_extract_task, str(videos_dir / video), absolute_frame_dir, settings):
                            absolute_frame_dir for absolute_frame_dir, (video, _) in pending.items()}
                 for future in as_completed(futures):
@@ -315,10 +327,17 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     finally:
         bar.close()
 
+    elapsed = time.monotonic() - started
+    frames_done = sum(entry["frames"] for entry in done)
     summary = {
         "videos_dir": str(videos_dir), "out_dir": str(out_dir), "settings": settings,
         "counts": {"done": len(done), "skipped": len(skipped), "failed": len(failed)},
-        "elapsed_s": round(time.monotonic() - started, 3),
+        "elapsed_s": round(elapsed, 3),
+        # Throughput of this run's algorithm over the videos extracted now (skipped ones cost nothing).
+        "frames_done": frames_done,
+        "frames_per_s": round(frames_done / elapsed, 2) if frames_done and elapsed > 0 else None,
+        "workers": workers,
+        "flow_threads_per_video": flow_threads if pending else None,
         "done": sorted(done, key=lambda entry: entry["video"]),
         "skipped": sorted(skipped, key=lambda entry: entry["video"]),
         "failed": sorted(failed, key=lambda entry: entry["video"]),
