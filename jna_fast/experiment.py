@@ -151,7 +151,7 @@ def resolve_loader_device(cfg: TrainConfig, model_device: torch.device) -> tuple
     DALI is installed; otherwise the CPU loader does (pinned memory, asynchronous copies)."""
     from .data import loader_device
 
-    return loader_device(model_device, cfg.data_backend)
+    return loader_device(model_device, cfg.data_backend, cfg.flow)
 
 
 def autocast_context(precision: str, device: torch.device):

@@ -186,3 +186,19 @@ def test_parameter_groups_cover_every_parameter_once():
     for p in (model.stitches["3"].alpha, model.rgb.bn1.weight, model.fc_rgb.bias):
         assert by_id[id(p)]["weight_decay"] == 0.0
     assert by_id[id(model.attention.w_rgb)]["lr_scale"] == 0.1
+
+
+@pytest.mark.parametrize("dali, flow, expected", [
+    (False, "rawframes", ("pyav", "cpu")),  # defect: this used to ask for device="gpu" and fail at start
+    (True, "rawframes", ("dali", "gpu")),
+    (True, "online", ("pyav", "cpu")),
+])
+def test_trainer_asks_for_the_loader_that_can_feed_a_cuda_model(monkeypatch, dali, flow, expected):
+    import jna_fast.data.loader as loader_module
+    from jna_fast.config import parse_args
+    from jna_fast.experiment import resolve_loader_device
+
+    monkeypatch.setattr(loader_module, "dali_available", lambda: dali)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_loader_device(parse_args(["--flow", flow]), torch.device("cuda", 0)) == expected
+    assert resolve_loader_device(parse_args(["--flow", flow]), torch.device("cpu"))[1] == "cpu"
