@@ -2,15 +2,18 @@
 
 Accumulation rule (the same in every backend, DESIGN §3): per-channel products are summed in the accumulation
 dtype (float32; float64 for float64 features); each per-snippet scalar formed from such a sum -- the score e[t],
-g[t] -- and every quantity over the snippets of a clip (softmax max and sum, s = sum_t a g, de) is float64.
+g[t] -- and every quantity over the snippets of a clip (softmax max and sum, s, de) is float64.
 The scalar work is O(T) per clip, so float64 costs nothing measurable, and it keeps nearly tied or saturated
 softmax weights and the cancellation in g - s as exact as the float32 channel sums allow.
+The backward's s is sum_t a g / sum_t a: the stored float32 weights need not sum to exactly 1 (a dominant
+weight 1 - 6e-11 rounds to 1), and with the plain sum, sum_t de = s (1 - sum_t a) leaks s * 1e-10 into dw,
+which in a saturated clip is larger than the true dw; normalised, sum_t de = 0 as in exact arithmetic.
 
 One program per clip b holds a whole feature row [C] in registers and walks over the T snippets once.
 - Forward: online softmax (running max, rescaled sum and accumulators), so f is read once; the raw scores
   stay in a [T]-register vector and are normalised at the end.
 - Backward, the two-pass form of DESIGN §3: pass 1 reads f[t] for g[t] = <dp, f[t]> + grad_attention[t] and
-  s = sum_t a g; pass 2 re-reads f[t] (just streamed: cache-resident for a clip) for de[t] = a (g - s),
+  s = sum_t a g / sum_t a; pass 2 re-reads f[t] (just streamed: cache-resident for a clip) for de[t] = a (g - s),
   df[t] = a dp + de w and dw += de f[t]. Any one-pass form must expand dw = sum_t a (g - s) f around a
   running estimate of s (sum a g f - s sum a f, or a co-moment of it), and cancels catastrophically when one
   snippet takes almost all the attention (|e| ~ 1e4), where the true dw is tiny. Padded snippets (a = 0)
@@ -100,9 +103,10 @@ def _joint_attention_pool_backward_kernel(
     dp_rgb = tl.load(grad_p_rgb_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
     dp_flow = tl.load(grad_p_flow_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
     row = b * segments * channels
-    # Pass 1: g[t] = <dp, f[t]> + grad_attention[t] and s = sum_t a g.
+    # Pass 1: g[t] = <dp, f[t]> + grad_attention[t] and s = sum_t a g / sum_t a.
     g_all = tl.zeros([BLOCK_T], dtype=tl.float64)
-    s = tl.zeros([], dtype=tl.float64)
+    weighted_g = tl.zeros([], dtype=tl.float64)
+    weight_total = tl.zeros([], dtype=tl.float64)
     for t in range(0, segments):
         a = tl.load(attention_ptr + b * segments + t).to(ACC)
         live = a != 0.0
@@ -114,7 +118,9 @@ def _joint_attention_pool_backward_kernel(
         g += tl.load(grad_attention_ptr + b * segments + t).to(tl.float64)
         g = tl.where(live, g, 0.0)
         g_all = tl.where(t_ids == t, g, g_all)
-        s += a.to(tl.float64) * g
+        weighted_g += a.to(tl.float64) * g
+        weight_total += a.to(tl.float64)
+    s = tl.where(weight_total > 0, weighted_g / tl.where(weight_total > 0, weight_total, 1.0), 0.0)
     # Pass 2: de[t] = a (g - s), df[t] = a dp + de w, dw += de f[t] (f re-read: the clip was just streamed).
     w_rgb = tl.load(w_rgb_ptr + c, mask=c_in, other=0.0).to(ACC)
     w_flow = tl.load(w_flow_ptr + c, mask=c_in, other=0.0).to(ACC)
