@@ -11,10 +11,10 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 #include <tuple>
 
 #include "cpu/output_memory.h"
+#include "op_rules.h"
 #include "cpu/vectorized_io.h"
 
 namespace jna_fast::cpu {
@@ -276,29 +276,6 @@ void check_features(const at::Tensor& f_rgb, const at::Tensor& f_flow, const at:
               channels, "], got ", w_flow.sizes());
 }
 
-// Every clip needs at least one real snippet (DESIGN §2.2): an all-False row is a ValueError on CPU.
-void check_mask_rows(const at::Tensor& mask) {
-  const int64_t batch = mask.size(0), segments = mask.size(1);
-  const bool* m = mask.const_data_ptr<bool>();
-  std::vector<int64_t> empty_rows;
-  for (int64_t b = 0; b < batch; ++b) {
-    if (std::none_of(m + b * segments, m + (b + 1) * segments, [](bool real) { return real; })) {
-      empty_rows.push_back(b);
-    }
-  }
-  if (empty_rows.empty()) {
-    return;
-  }
-  constexpr size_t kRowsShown = 8;
-  std::ostringstream rows;
-  for (size_t i = 0; i < std::min(empty_rows.size(), kRowsShown); ++i) {
-    rows << (i ? ", " : "") << empty_rows[i];
-  }
-  TORCH_CHECK_VALUE(false, "mask: rows [", rows.str(), empty_rows.size() > kRowsShown ? "]..." : "]",
-                    " are all False; every clip needs at least one real snippet "
-                    "(set mask[b, t] = True for real snippets)");
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_cpu(const at::Tensor& f_rgb_in,
                                                                         const at::Tensor& f_flow_in,
                                                                         const at::Tensor& w_rgb_in,
@@ -313,7 +290,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_cpu(const at
                 "joint_attention_pool: mask must be a bool [B, T] = [", batch, ", ", segments, "] tensor, got ",
                 mask_in->scalar_type(), " ", mask_in->sizes());
     mask = mask_in->contiguous();
-    check_mask_rows(mask);
+    rules::check_mask_rows(mask);
   }
   const auto acc = accumulation_type(f_rgb_in.scalar_type());
   const auto f_rgb = f_rgb_in.contiguous();

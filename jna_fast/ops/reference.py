@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["cross_stitch_ref", "joint_attention_pool_ref", "accumulation_dtype"]
+from .._op_rules import accumulation_dtype
 
-
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64 (for gradcheck); every other floating dtype accumulates in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+__all__ = ["cross_stitch_ref", "joint_attention_pool_ref"]
 
 
 def cross_stitch_ref(x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor):

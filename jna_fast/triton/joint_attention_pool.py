@@ -28,8 +28,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from ..ops.reference import accumulation_dtype
-from ..ops.validation import check_mask_rows
+from .._op_rules import accumulation_dtype, check_mask_rows
 from .utils import (
     accumulator, as_output, block_size, define_op, is_traced, kernel_dtype, sum_partials,
 )
