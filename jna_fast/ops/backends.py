@@ -8,7 +8,6 @@ CUDA tensors; CPU tensors only under TRITON_INTERPRET=1 and only when forced), `
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -102,9 +101,10 @@ def _native(op_name: str) -> Callable:
 
 def _triton(op_name: str) -> Callable:
     def call(*args):
-        # Imported on first use: importing triton costs a second, and a missing triton must not break jna_fast.
-        # Importing the package registers torch.ops.jna_fast_triton.*.
-        importlib.import_module("jna_fast.triton")
+        # Imported on first use (an import statement, which torch.compile traces): importing triton costs a
+        # second, and a missing triton must not break jna_fast. Importing the package registers the ops.
+        from .. import triton  # noqa: F401
+
         return tuple(getattr(torch.ops.jna_fast_triton, op_name)(*args))
 
     return call
