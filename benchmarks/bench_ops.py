@@ -11,6 +11,11 @@ A provider that cannot serve on this machine is skipped with the backend's own r
 the floor byte count of DESIGN §3 (each input read once, each output written once) and the GB/s achieved on it
 at the median time.
 
+On a machine shared with other work, time the providers interleaved instead (each round runs every provider
+once, in a fresh random order, so all of them see the same contention; same JSON layout, for report.py):
+
+    python benchmarks/bench_ops.py --interleaved --rounds 15 --json ops.json
+
 Environment: JNA_FAST_BENCH_SECONDS (default 2) is the time budget per benchmark (rounds = budget / one call,
 clamped to [3, 50]); JNA_FAST_BENCH_MODES, JNA_FAST_BENCH_DTYPES and JNA_FAST_BENCH_PROVIDERS (comma-separated,
 e.g. ``fwd+bwd``, ``float32``, ``reference,cpp``) run a subset, for a short run on a shared machine.
@@ -18,8 +23,13 @@ e.g. ``fwd+bwd``, ``float32``, ``reference,cpp``) run a subset, for a short run 
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import random
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Callable
 
@@ -228,3 +238,70 @@ def test_joint_attention_pool(benchmark, shape, dtype_name, provider, mode):
 @pytest.mark.parametrize("shape", STITCH_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_cross_stitch(benchmark, shape, dtype_name, provider, mode):
     run_benchmark(benchmark, "cross_stitch", shape, dtype_name, provider, mode)
+
+
+def machine_name() -> str:
+    if DEVICE.type == "cuda":
+        return torch.cuda.get_device_name(DEVICE)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "cpu"
+
+
+def interleaved(rounds: int) -> dict:
+    """Every (op, shape, dtype, mode) row with all its providers timed in interleaved rounds; pytest-benchmark's
+    JSON layout (the fields report.py reads)."""
+    benchmarks = []
+    rows = [("joint_attention_pool", shape) for shape in POOL_SHAPES] + [("cross_stitch", s) for s in STITCH_SHAPES]
+    for op, shape in rows:
+        for dtype_name, dtype in DTYPES.items():
+            case = pool_case(shape, dtype) if op == "joint_attention_pool" else stitch_case(shape, dtype)
+            for mode in MODES:
+                calls = {}
+                for provider in PROVIDERS:
+                    if provider_reason(provider, op) is None:
+                        call = timed_call(provider_function(op, provider), mode, case)
+                        call()  # warm-up: torch.compile compiles here
+                        call()
+                        synchronize()
+                        calls[provider] = call
+                times = {provider: [] for provider in calls}
+                for _ in range(rounds):
+                    for provider in random.sample(list(calls), len(calls)):
+                        began = time.perf_counter()
+                        calls[provider]()
+                        synchronize()
+                        times[provider].append(time.perf_counter() - began)
+                for provider, samples in times.items():
+                    ordered = sorted(samples)
+                    benchmarks.append({
+                        "name": f"{op}[{'x'.join(map(str, shape))}-{dtype_name}-{mode}-{provider}]",
+                        "extra_info": dict(op=op, shape=list(shape), dtype=dtype_name, provider=provider, mode=mode,
+                                           device=str(DEVICE), floor_bytes=case.floor_bytes[mode],
+                                           gbps=case.floor_bytes[mode] / ordered[len(ordered) // 2] / 1e9),
+                        "stats": {"median": ordered[len(ordered) // 2], "min": ordered[0], "max": ordered[-1],
+                                  "rounds": rounds},
+                    })
+                print(f"{op} {shape} {dtype_name} {mode}: " + ", ".join(
+                    f"{p} {sorted(t)[len(t) // 2] * 1e3:.2f} ms" for p, t in times.items()), flush=True)
+    return {"machine_info": {"cpu": {"brand_raw": machine_name()}, "device": str(DEVICE), "torch": torch.__version__,
+                             "cpu_count": os.cpu_count()},
+            "datetime": datetime.now(timezone.utc).isoformat(), "method": f"interleaved, {rounds} rounds",
+            "benchmarks": benchmarks}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Interleaved op benchmarks (see the module docstring).")
+    parser.add_argument("--interleaved", action="store_true", required=True,
+                        help="time the providers in interleaved rounds (the pytest run times them one by one)")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--json", required=True, help="where to write the results (pytest-benchmark's layout)")
+    args = parser.parse_args(argv)
+    with open(args.json, "w") as f:
+        json.dump(interleaved(args.rounds), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -71,7 +71,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     report = json.loads(args.json.read_text())
     machine = report.get("machine_info", {})
-    print(f"# {machine.get('cpu', {}).get('brand_raw', machine.get('processor', ''))}, {report.get('datetime', '')}")
+    method = report.get("method", "pytest-benchmark, one provider after another")
+    print(f"# {machine.get('cpu', {}).get('brand_raw', machine.get('processor', ''))}, {report.get('datetime', '')}, "
+          f"{method}")
     print(format_table(rows_from(report), args.markdown))
 
 
