@@ -21,16 +21,16 @@ STEPS = ("wheels", "build", "info", "gpu_tests", "train_dali", "train_pyav", "ev
 
 
 def python_calls() -> list[tuple[str, list[str]]]:
-    """(entry point, flags) of every `"$py" -m module ...` / `"$py" benchmarks/x.py ...` in the script, with
-    continuation lines joined."""
+    """(entry point, every flag the script gives it) for each `"$py" -m module ...` / `"$py" benchmarks/x.py ...`
+    in the script, with continuation lines joined (pip, which installs, is not checked)."""
     text = SESSION.read_text().replace("\\\n", " ")
-    calls = []
+    flags: dict[str, set[str]] = {}
     for match in re.finditer(r'"\$py" (-m [\w.]+|benchmarks/\w+\.py)([^\n;&|]*)', text):
-        entry = match.group(1)
-        if entry in ("-m pip",) or "import" in match.group(2)[:10]:
-            continue
-        calls.append((entry, sorted(set(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", match.group(2))))))
-    return calls
+        if match.group(1) != "-m pip":
+            flags.setdefault(match.group(1), set()).update(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", match.group(2)))
+    common = re.search(r"train_common=\(([^)]*)\)", text)  # the flags both training runs share
+    flags["-m jna_fast.train"].update(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", common.group(1)))
+    return sorted((entry, sorted(names - {"--help"})) for entry, names in flags.items())
 
 
 @pytest.mark.parametrize("script", [SESSION, WHEELS], ids=lambda p: p.name)
