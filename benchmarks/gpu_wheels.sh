@@ -8,9 +8,11 @@
 #
 # download fetches the wheels for the machines' Python (3.12, manylinux x86-64) with their dependencies, drops
 # those the machines' image already has, records SHA256SUMS, cuts every wheel into parts of under 60 MiB and
-# packs the parts into batches (DIR/batchNN/, each under 60 MiB: a device call carries at most 64 MiB). It
-# prints one device call per batch -- carry DIR/batchNN, copy its files to /tmp/jna_fast_wheels -- to be made
-# back to back while the machine stays warm, then `bash benchmarks/gpu_session.sh`, which runs install first.
+# packs the parts into batches (DIR/batchNN/, each under 60 MiB: a device call carries at most 64 MiB, the
+# working tree included, which leaves it 4 MiB). It prints one device call per batch -- carry DIR/batchNN, copy
+# its files to /tmp/jna_fast_wheels -- to be made back to back while the machine stays warm (30 s after a
+# call), then `bash benchmarks/gpu_session.sh`, which runs install first. Measured 2026-11-29: DALI 2.4.0 with
+# its nvidia-* libraries and PyAV 18.1.0 come to about 295 MiB, six batches.
 # DIR must be ignored by git (.gitignore has /.gpu_wheels/) so that only `carry` moves it.
 set -euo pipefail
 
@@ -19,7 +21,7 @@ PYAV=av==18.1.0
 PART_BYTES=$((59 * 1024 * 1024))
 BATCH_BYTES=$((60 * 1024 * 1024))
 # Already in the machines' image (/work/.library/device/KINDS.md, "Python packages already there"): not carried.
-PRESENT="numpy packaging six typing_extensions pyyaml"
+PRESENT="numpy packaging six typing_extensions pyyaml wheel"
 
 download() {
   local dir=${1:-.gpu_wheels}
