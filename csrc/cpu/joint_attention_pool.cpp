@@ -14,8 +14,8 @@
 #include <tuple>
 
 #include "cpu/output_memory.h"
-#include "op_rules.h"
 #include "cpu/vectorized_io.h"
+#include "op_rules.h"
 
 namespace jna_fast::cpu {
 namespace {
@@ -26,7 +26,7 @@ constexpr int64_t kChunkElements = 32768;
 // <f_rgb, y_rgb> + <f_flow, y_flow> for the scores (y = w) and for g (y = dp), y in the accumulation type.
 // The accumulation rule shared by every backend (DESIGN §3, jna_fast/triton/joint_attention_pool.py): the
 // channel sum is formed in the accumulation type (float32; double for double features), and the finished dot,
-// like every per-snippet scalar after it (softmax max and sum, s = sum_t a g, de), is a double. kDotChains
+// like every per-snippet scalar after it (softmax max and sum, s = sum_t a g / sum_t a, de), is a double. kDotChains
 // independent sums hide the FMA latency.
 template <typename scalar_t>
 inline double joint_dot(const scalar_t* f_rgb, const acc_t<scalar_t>* y_rgb, const scalar_t* f_flow,
