@@ -3,20 +3,33 @@
     pytest benchmarks/bench_ops.py --benchmark-only --benchmark-json=ops.json
     python benchmarks/report.py ops.json          # time, GB/s on the floor's bytes, ratio to eager reference
 
-Providers: ``reference`` (eager PyTorch, jna_fast/ops/reference.py), ``reference_compiled`` (the same under
-torch.compile), and the kernel backends ``cpp``, ``cuda``, ``triton``; a provider that cannot serve on this
-machine is skipped with the backend's own reason (jna_fast.ops.availability). Device: CUDA when available,
-else CPU. Each benchmark records in ``extra_info`` the floor byte count of DESIGN §3 (each input read once,
-each output written once) and the GB/s achieved on it at the median time.
+Providers: ``reference`` (jna_fast/ops/reference.py: the semantics, run eagerly), ``reference_compiled`` (the
+same under torch.compile), the plain-PyTorch forms a user would write instead (``eager_*``, below; report.py
+takes the fastest of them, per row, as "eager PyTorch"), and the kernel backends ``cpp``, ``cuda``, ``triton``.
+A provider that cannot serve on this machine is skipped with the backend's own reason
+(jna_fast.ops.availability). Device: CUDA when available, else CPU. Each benchmark records in ``extra_info``
+the floor byte count of DESIGN §3 (each input read once, each output written once) and the GB/s achieved on it
+at the median time.
 
-JNA_FAST_BENCH_SECONDS (default 2) is the time budget per benchmark: rounds = budget / one call, clamped to
-[3, 50].
+On a machine shared with other work, time the providers interleaved instead (each round runs every provider
+once, in a fresh random order, so all of them see the same contention; same JSON layout, for report.py):
+
+    python benchmarks/bench_ops.py --interleaved --rounds 15 --json ops.json
+
+Environment: JNA_FAST_BENCH_SECONDS (default 2) is the time budget per benchmark (rounds = budget / one call,
+clamped to [3, 50]); JNA_FAST_BENCH_MODES, JNA_FAST_BENCH_DTYPES and JNA_FAST_BENCH_PROVIDERS (comma-separated,
+e.g. ``fwd+bwd``, ``float32``, ``reference,cpp``) run a subset, for a short run on a shared machine.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import random
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,9 +40,27 @@ import jna_fast.ops as ops
 from jna_fast.ops import cross_stitch_ref, joint_attention_pool_ref
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-PROVIDERS = ("reference", "reference_compiled", "cpp", "cuda", "triton")
-MODES = ("fwd", "bwd", "fwd+bwd")
-DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _subset(variable: str, choices):
+    wanted = os.environ.get(variable)
+    if not wanted:
+        return choices
+    names = [n.strip() for n in wanted.split(",")]
+    unknown = [n for n in names if n not in choices]
+    if unknown:
+        raise ValueError(f"{variable}={wanted!r}: unknown {unknown}; choose from {list(choices)}")
+    return type(choices)((n, choices[n]) for n in names) if isinstance(choices, dict) else tuple(names)
+
+
+EAGER_FORMS = {
+    "cross_stitch": ("eager_addcmul",),
+    "joint_attention_pool": ("eager_einsum_bmm", "eager_matmul"),
+}
+PROVIDERS = _subset("JNA_FAST_BENCH_PROVIDERS", ("reference", "reference_compiled", "eager_addcmul",
+                                                "eager_einsum_bmm", "eager_matmul", "cpp", "cuda", "triton"))
+MODES = _subset("JNA_FAST_BENCH_MODES", ("fwd", "bwd", "fwd+bwd"))
+DTYPES = _subset("JNA_FAST_BENCH_DTYPES", {"float32": torch.float32, "bf16": torch.bfloat16})
 POOL_SHAPES = [(32, 25, 2048), (128, 25, 2048)]  # [B, T, C]
 STITCH_SHAPES = [(96, 1024, 14, 14), (96, 512, 28, 28)]  # [B*T, C, H, W]
 BUDGET_SECONDS = float(os.environ.get("JNA_FAST_BENCH_SECONDS", "2"))
@@ -40,10 +71,54 @@ def synchronize() -> None:
         torch.cuda.synchronize(DEVICE)
 
 
-def provider_reason(provider: str) -> str | None:
-    """Why `provider` cannot be benchmarked on DEVICE (None: it can)."""
+# ---- plain-PyTorch forms: what a user would write without jna_fast, same semantics as the reference ----
+
+
+def eager_addcmul_cross_stitch(x_rgb, x_flow, alpha):
+    """Two fused multiply-adds per output (addcmul) instead of the reference's two products and a sum."""
+    a = alpha.to(x_rgb.dtype).view(alpha.shape[0], 4, 1, 1).unbind(1)
+    return torch.addcmul(a[0] * x_rgb, a[1], x_flow), torch.addcmul(a[2] * x_rgb, a[3], x_flow)
+
+
+def _masked_softmax(scores, mask):
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=1)
+
+
+def eager_einsum_bmm_pool(f_rgb, f_flow, w_rgb, w_flow, mask=None):
+    """Scores by einsum (a matrix-vector product, no expanded w), pooling by bmm; float32 accumulation."""
+    acc = torch.float64 if f_rgb.dtype == torch.float64 else torch.float32
+    fr, ff = f_rgb.to(acc), f_flow.to(acc)
+    scores = torch.einsum("btc,c->bt", fr, w_rgb.to(acc)) + torch.einsum("btc,c->bt", ff, w_flow.to(acc))
+    attention = _masked_softmax(scores, mask)
+    weights = attention.unsqueeze(1)
+    return (torch.bmm(weights, fr).squeeze(1).to(f_rgb.dtype), torch.bmm(weights, ff).squeeze(1).to(f_rgb.dtype),
+            attention)
+
+
+def eager_matmul_pool(f_rgb, f_flow, w_rgb, w_flow, mask=None):
+    """Scores as f @ w, pooling by matmul; float32 accumulation."""
+    acc = torch.float64 if f_rgb.dtype == torch.float64 else torch.float32
+    fr, ff = f_rgb.to(acc), f_flow.to(acc)
+    attention = _masked_softmax(fr @ w_rgb.to(acc) + ff @ w_flow.to(acc), mask)
+    weights = attention.unsqueeze(1)
+    return ((weights @ fr).squeeze(1).to(f_rgb.dtype), (weights @ ff).squeeze(1).to(f_rgb.dtype), attention)
+
+
+EAGER_FUNCTIONS = {
+    ("cross_stitch", "eager_addcmul"): eager_addcmul_cross_stitch,
+    ("joint_attention_pool", "eager_einsum_bmm"): eager_einsum_bmm_pool,
+    ("joint_attention_pool", "eager_matmul"): eager_matmul_pool,
+}
+
+
+def provider_reason(provider: str, op: str) -> str | None:
+    """Why `provider` cannot be benchmarked for `op` on DEVICE (None: it can)."""
     if provider.startswith("reference"):
         return None
+    if provider.startswith("eager_"):
+        return None if provider in EAGER_FORMS[op] else f"{provider} is not a plain-PyTorch form of {op}"
     if provider == "triton" and DEVICE.type == "cpu":
         return "triton runs CPU tensors only in the TRITON_INTERPRET=1 debugging interpreter, not benchmarked"
     return ops.availability(DEVICE)[provider]
@@ -55,6 +130,8 @@ def provider_function(op: str, provider: str) -> Callable:
         return reference
     if provider == "reference_compiled":
         return torch.compile(reference, dynamic=False)
+    if provider.startswith("eager_"):
+        return EAGER_FUNCTIONS[op, provider]
     public = getattr(ops, op)
     return lambda *inputs: public(*inputs, backend=provider)
 
@@ -122,7 +199,7 @@ def timed_call(fn: Callable, mode: str, case: OpCase) -> Callable[[], None]:
 
 
 def run_benchmark(benchmark, op: str, shape, dtype_name: str, provider: str, mode: str) -> None:
-    reason = provider_reason(provider)
+    reason = provider_reason(provider, op)
     if reason is not None:
         pytest.skip(f"{provider}: {reason}")
     dtype = DTYPES[dtype_name]
@@ -161,3 +238,70 @@ def test_joint_attention_pool(benchmark, shape, dtype_name, provider, mode):
 @pytest.mark.parametrize("shape", STITCH_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_cross_stitch(benchmark, shape, dtype_name, provider, mode):
     run_benchmark(benchmark, "cross_stitch", shape, dtype_name, provider, mode)
+
+
+def machine_name() -> str:
+    if DEVICE.type == "cuda":
+        return torch.cuda.get_device_name(DEVICE)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "cpu"
+
+
+def interleaved(rounds: int) -> dict:
+    """Every (op, shape, dtype, mode) row with all its providers timed in interleaved rounds; pytest-benchmark's
+    JSON layout (the fields report.py reads)."""
+    benchmarks = []
+    rows = [("joint_attention_pool", shape) for shape in POOL_SHAPES] + [("cross_stitch", s) for s in STITCH_SHAPES]
+    for op, shape in rows:
+        for dtype_name, dtype in DTYPES.items():
+            case = pool_case(shape, dtype) if op == "joint_attention_pool" else stitch_case(shape, dtype)
+            for mode in MODES:
+                calls = {}
+                for provider in PROVIDERS:
+                    if provider_reason(provider, op) is None:
+                        call = timed_call(provider_function(op, provider), mode, case)
+                        call()  # warm-up: torch.compile compiles here
+                        call()
+                        synchronize()
+                        calls[provider] = call
+                times = {provider: [] for provider in calls}
+                for _ in range(rounds):
+                    for provider in random.sample(list(calls), len(calls)):
+                        began = time.perf_counter()
+                        calls[provider]()
+                        synchronize()
+                        times[provider].append(time.perf_counter() - began)
+                for provider, samples in times.items():
+                    ordered = sorted(samples)
+                    benchmarks.append({
+                        "name": f"{op}[{'x'.join(map(str, shape))}-{dtype_name}-{mode}-{provider}]",
+                        "extra_info": dict(op=op, shape=list(shape), dtype=dtype_name, provider=provider, mode=mode,
+                                           device=str(DEVICE), floor_bytes=case.floor_bytes[mode],
+                                           gbps=case.floor_bytes[mode] / ordered[len(ordered) // 2] / 1e9),
+                        "stats": {"median": ordered[len(ordered) // 2], "min": ordered[0], "max": ordered[-1],
+                                  "rounds": rounds},
+                    })
+                print(f"{op} {shape} {dtype_name} {mode}: " + ", ".join(
+                    f"{p} {sorted(t)[len(t) // 2] * 1e3:.2f} ms" for p, t in times.items()), flush=True)
+    return {"machine_info": {"cpu": {"brand_raw": machine_name()}, "device": str(DEVICE), "torch": torch.__version__,
+                             "cpu_count": os.cpu_count()},
+            "datetime": datetime.now(timezone.utc).isoformat(), "method": f"interleaved, {rounds} rounds",
+            "benchmarks": benchmarks}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Interleaved op benchmarks (see the module docstring).")
+    parser.add_argument("--interleaved", action="store_true", required=True,
+                        help="time the providers in interleaved rounds (the pytest run times them one by one)")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--json", required=True, help="where to write the results (pytest-benchmark's layout)")
+    args = parser.parse_args(argv)
+    with open(args.json, "w") as f:
+        json.dump(interleaved(args.rounds), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

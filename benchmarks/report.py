@@ -4,7 +4,9 @@
     python benchmarks/report.py ops.json [--markdown]
 
 One row per op, shape, dtype, mode and provider: median time, GB/s on DESIGN §3's floor bytes, and the ratio
-of the eager reference's median time to this provider's (x faster than eager PyTorch).
+of eager PyTorch's median time to this provider's ("x eager"): eager PyTorch is the fastest plain-PyTorch
+form measured in the same run for that op, shape, dtype and mode (the reference or an ``eager_*`` form of
+bench_ops.py), named in the "eager form" column. A table's ratios come from one run, side by side.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-PROVIDER_ORDER = ("reference", "reference_compiled", "cpp", "cuda", "triton")
+PROVIDER_ORDER = ("reference", "eager_addcmul", "eager_einsum_bmm", "eager_matmul", "reference_compiled", "cpp",
+                  "cuda", "triton")
 MODE_ORDER = ("fwd", "bwd", "fwd+bwd")
-COLUMNS = ("op", "shape", "dtype", "mode", "provider", "median ms", "GB/s", "x eager")
+COLUMNS = ("op", "shape", "dtype", "mode", "provider", "median ms", "GB/s", "x eager", "eager form")
 
 
 def rows_from(report: dict) -> list[dict]:
@@ -24,11 +27,16 @@ def rows_from(report: dict) -> list[dict]:
     def key(info):
         return info["op"], tuple(info["shape"]), info["dtype"], info["mode"]
 
-    eager = {key(b["extra_info"]): b["stats"]["median"] for b in entries if b["extra_info"]["provider"] == "reference"}
+    eager: dict[tuple, tuple[float, str]] = {}  # fastest plain-PyTorch (median, provider) per row group
+    for b in entries:
+        provider = b["extra_info"]["provider"]
+        if provider == "reference" or provider.startswith("eager_"):
+            group = key(b["extra_info"])
+            eager[group] = min(eager.get(group, (float("inf"), "")), (b["stats"]["median"], provider))
     rows = []
     for b in entries:
         info, median = b["extra_info"], b["stats"]["median"]
-        baseline = eager.get(key(info))
+        baseline, form = eager.get(key(info), (None, "n/a"))
         rows.append({
             "op": info["op"],
             "shape": "x".join(map(str, info["shape"])),
@@ -38,6 +46,7 @@ def rows_from(report: dict) -> list[dict]:
             "median ms": f"{median * 1e3:.2f}",
             "GB/s": f"{info['floor_bytes'] / median / 1e9:.1f}",
             "x eager": f"{baseline / median:.2f}" if baseline else "n/a",
+            "eager form": form,
             "_order": (info["op"], tuple(info["shape"]), info["dtype"], MODE_ORDER.index(info["mode"]),
                        PROVIDER_ORDER.index(info["provider"])),
         })
@@ -62,7 +71,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     report = json.loads(args.json.read_text())
     machine = report.get("machine_info", {})
-    print(f"# {machine.get('cpu', {}).get('brand_raw', machine.get('processor', ''))}, {report.get('datetime', '')}")
+    method = report.get("method", "pytest-benchmark, one provider after another")
+    print(f"# {machine.get('cpu', {}).get('brand_raw', machine.get('processor', ''))}, {report.get('datetime', '')}, "
+          f"{method}")
     print(format_table(rows_from(report), args.markdown))
 
 

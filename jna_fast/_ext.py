@@ -43,7 +43,7 @@ def _load() -> ExtensionStatus:
             stacklevel=3,
         )
         return ExtensionStatus(loaded=False, error=message)
-    from .ops.registration import register_fake_and_autograd
+    from ._op_rules import register_fake_and_autograd
 
     register_fake_and_autograd("jna_fast")
     return ExtensionStatus(

@@ -1,13 +1,24 @@
 """The reference ops (jna_fast.ops.*_ref and the public wrappers with backend="reference") against naive
 loops written straight from DESIGN §2.1/§2.2, plus gradients, masks, overflow and input validation."""
 
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from jna_fast import ops
-from op_testing import fresh_seed, make_pool_case, make_stitch_case
+from op_testing import (
+    cross_stitch_ref,
+    fresh_seed,
+    joint_attention_pool_ref,
+    make_pool_case,
+    make_stitch_case,
+    random_grad_outputs,
+    run_with_grads,
+)
 
 
 def naive_cross_stitch(x_rgb, x_flow, alpha):
@@ -166,3 +177,30 @@ def test_mixed_devices_are_rejected():
     case = make_pool_case(2, 3, 4)
     with pytest.raises(ValueError, match=r"w_rgb is on meta but f_rgb is on cpu"):
         ops.joint_attention_pool(case.f_rgb, case.f_flow, meta, case.w_flow)
+
+
+def _bench_ops():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ops.py"
+    spec = importlib.util.spec_from_file_location("bench_ops", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_benchmark_eager_forms_compute_the_reference(dtype):
+    """benchmarks/bench_ops.py times plain-PyTorch forms as "eager": they must compute what the reference does,
+    outputs and gradients, or the ratios compare different work."""
+    bench = _bench_ops()
+    pool = make_pool_case(3, 7, 24, dtype=dtype, mask="holes", w_dtype=torch.float32)
+    stitch = make_stitch_case(2, 6, 3, 4, dtype=dtype, layout="channels_last", alpha_dtype=torch.float32)
+    tolerance = {} if dtype == torch.float32 else {"rtol": 2e-2, "atol": 2e-2}
+    for (op, provider), fn in bench.EAGER_FUNCTIONS.items():
+        pair = (pool, joint_attention_pool_ref) if op == "joint_attention_pool" else (stitch, cross_stitch_ref)
+        case, reference = pair
+        inputs = case.inputs()
+        grads = random_grad_outputs(reference(*inputs), case.seed)
+        for got, want in zip(run_with_grads(fn, inputs, grads), run_with_grads(reference, inputs, grads)):
+            for g, w in zip(got, want):
+                torch.testing.assert_close(g, w, msg=f"{provider}", **tolerance)

@@ -11,6 +11,7 @@
 
 #include "cpu/output_memory.h"
 #include "cpu/vectorized_io.h"
+#include "op_rules.h"
 
 namespace jna_fast::cpu {
 namespace {
@@ -21,12 +22,6 @@ using at::vec::Vectorized;
 constexpr int64_t kChunkElements = 32768;
 // NHWC dalpha sums are kept in the accumulation type for this many pixels, then added to the double partials.
 constexpr int64_t kNhwcRowsPerFlush = 16;
-
-// Work in channels_last iff x_rgb is channels_last-dense and not also plain-contiguous
-// (registration.py::feature_map_is_nhwc; the fake kernels follow the same rule).
-bool feature_map_is_nhwc(const at::Tensor& x) {
-  return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
-}
 
 // alpha [C, 2, 2] in the accumulation type, laid out coefficient-major [4][padded C] (zero padded to a whole
 // vector) so an NHWC pixel loads whole vectors of each coefficient.
@@ -354,7 +349,7 @@ void check_inputs(const at::Tensor& x_rgb, const at::Tensor& x_flow, const at::T
 std::tuple<at::Tensor, at::Tensor> cross_stitch_cpu(const at::Tensor& x_rgb_in, const at::Tensor& x_flow_in,
                                                     const at::Tensor& alpha) {
   check_inputs(x_rgb_in, x_flow_in, alpha);
-  const bool nhwc = feature_map_is_nhwc(x_rgb_in);
+  const bool nhwc = rules::feature_map_is_nhwc(x_rgb_in);
   const auto x_rgb = in_layout(x_rgb_in, x_rgb_in, nhwc);
   const auto x_flow = in_layout(x_flow_in, x_rgb_in, nhwc);
   auto y_rgb = empty_in_layout(x_rgb, nhwc);
@@ -376,7 +371,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_stitch_backward_cpu(const a
   TORCH_CHECK(grad_rgb.sizes() == x_rgb_in.sizes() && grad_flow.sizes() == x_rgb_in.sizes(),
               "cross_stitch_backward: grad_rgb and grad_flow must have the shape of x_rgb ", x_rgb_in.sizes(),
               ", got ", grad_rgb.sizes(), " and ", grad_flow.sizes());
-  const bool nhwc = feature_map_is_nhwc(x_rgb_in);
+  const bool nhwc = rules::feature_map_is_nhwc(x_rgb_in);
   const auto x_rgb = in_layout(x_rgb_in, x_rgb_in, nhwc);
   const auto x_flow = in_layout(x_flow_in, x_rgb_in, nhwc);
   const auto dy_rgb = in_layout(grad_rgb, x_rgb_in, nhwc);

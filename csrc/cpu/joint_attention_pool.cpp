@@ -11,11 +11,11 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 #include <tuple>
 
 #include "cpu/output_memory.h"
 #include "cpu/vectorized_io.h"
+#include "op_rules.h"
 
 namespace jna_fast::cpu {
 namespace {
@@ -24,48 +24,30 @@ namespace {
 constexpr int64_t kChunkElements = 32768;
 
 // <f_rgb, y_rgb> + <f_flow, y_flow> for the scores (y = w) and for g (y = dp), y in the accumulation type.
-// Summed in blocks of kDotBlock channels in the accumulation type (a few products per lane: rounding at the
-// products' level), blocks added in double: at |scores| ~ 1e4 a long float sum's rounding (~1e-3) visibly moves
-// nearly tied softmax weights, and de = a (g - sum a g) cancels. kDotChains independent sums hide the FMA
-// latency.
+// The accumulation rule shared by every backend (DESIGN §3, jna_fast/triton/joint_attention_pool.py): the
+// channel sum is formed in the accumulation type (float32; double for double features), and the finished dot,
+// like every per-snippet scalar after it (softmax max and sum, s = sum_t a g / sum_t a, de), is a double. kDotChains
+// independent sums hide the FMA latency.
 template <typename scalar_t>
 inline double joint_dot(const scalar_t* f_rgb, const acc_t<scalar_t>* y_rgb, const scalar_t* f_flow,
                         const acc_t<scalar_t>* y_flow, int64_t channels) {
   using Vec = AccVec<scalar_t>;
-  using Wide = at::vec::Vectorized<double>;
   constexpr int64_t width = Vec::size();
   constexpr int64_t kDotChains = 4;
-  constexpr int64_t kDotBlock = 2 * kDotChains * width;
-  Wide total(0);
-  const auto add_block = [&](const Vec& block_sum) {
-    if constexpr (std::is_same_v<acc_t<scalar_t>, double>) {
-      total = total + block_sum;
-    } else {
-      const auto [low, high] = widen(block_sum);
-      total = total + (low + high);
-    }
-  };
   const auto products = [&](int64_t j, int64_t count, const Vec& sum) {
     const Vec rgb = at::vec::fmadd(load_span(f_rgb + j, count), load_span(y_rgb + j, count), sum);
     return at::vec::fmadd(load_span(f_flow + j, count), load_span(y_flow + j, count), rgb);
   };
-  int64_t block = 0;
-  for (; block + kDotBlock <= channels; block += kDotBlock) {
-    Vec chains[kDotChains] = {Vec(0), Vec(0), Vec(0), Vec(0)};
-    for (int64_t j = block; j < block + kDotBlock; j += kDotChains * width) {
-      for (int64_t k = 0; k < kDotChains; ++k) {
-        chains[k] = products(j + k * width, width, chains[k]);
-      }
+  Vec chains[kDotChains] = {Vec(0), Vec(0), Vec(0), Vec(0)};
+  int64_t j = 0;
+  for (; j + kDotChains * width <= channels; j += kDotChains * width) {
+    for (int64_t k = 0; k < kDotChains; ++k) {
+      chains[k] = products(j + k * width, width, chains[k]);
     }
-    add_block((chains[0] + chains[1]) + (chains[2] + chains[3]));
   }
-  if (block < channels) {
-    Vec rest(0);
-    for_each_span<width>(channels - block,
-                         [&](int64_t j, int64_t count) { rest = products(block + j, count, rest); });
-    add_block(rest);
-  }
-  return sum_lanes(total);
+  Vec rest(0);
+  for_each_span<width>(channels - j, [&](int64_t i, int64_t count) { rest = products(j + i, count, rest); });
+  return static_cast<double>(sum_lanes(((chains[0] + chains[1]) + (chains[2] + chains[3])) + rest));
 }
 
 // Calls body(j, vectors, last) over [0, channels) in strips of `vectors` (kStripVectors, then 1) vectors of
@@ -238,7 +220,10 @@ void backward_kernel(const acc_t<scalar_t>* grad_p_rgb, const acc_t<scalar_t>* g
       const acc_type* a = attention + b * segments;
       const acc_type* dp_rgb = grad_p_rgb + b * channels;
       const acc_type* dp_flow = grad_p_flow + b * channels;
-      double weighted_g = 0;  // s = sum_t a[t] g[t]
+      // s = sum_t a g / sum_t a: the float32 weights need not sum to exactly 1, and normalising keeps
+      // sum_t de = 0 (see the accumulation rule in jna_fast/triton/joint_attention_pool.py).
+      double weighted_g = 0;
+      double weight_total = 0;
       for (int64_t t = 0; t < segments; ++t) {
         if (a[t] == 0) {  // masked (or underflowed) snippet: de = 0, df = 0, f not needed
           g[t] = 0;
@@ -248,11 +233,13 @@ void backward_kernel(const acc_t<scalar_t>* grad_p_rgb, const acc_t<scalar_t>* g
         g[t] = joint_dot(f_rgb + row * channels, dp_rgb, f_flow + row * channels, dp_flow, channels) +
                grad_attention[row];
         weighted_g += a[t] * g[t];
+        weight_total += a[t];
       }
+      const double s = weight_total > 0 ? weighted_g / weight_total : 0.0;
       std::fill(dw_clip.begin(), dw_clip.end(), acc_type(0));
       for (int64_t t = segments - 1; t >= 0; --t) {  // most recently read snippets first: still in cache
         const int64_t o = (b * segments + t) * channels;
-        const auto de = static_cast<acc_type>(a[t] * (g[t] - weighted_g));
+        const auto de = static_cast<acc_type>(a[t] * (g[t] - s));
         if (a[t] == 0) {
           backward_rows<false>(f_rgb + o, f_flow + o, dp_rgb, dp_flow, w_rgb, w_flow, a[t], de, df_rgb + o,
                                                  df_flow + o, dw_clip.data(), dw_clip.data() + padded, channels);
@@ -289,29 +276,6 @@ void check_features(const at::Tensor& f_rgb, const at::Tensor& f_flow, const at:
               channels, "], got ", w_flow.sizes());
 }
 
-// Every clip needs at least one real snippet (DESIGN §2.2): an all-False row is a ValueError on CPU.
-void check_mask_rows(const at::Tensor& mask) {
-  const int64_t batch = mask.size(0), segments = mask.size(1);
-  const bool* m = mask.const_data_ptr<bool>();
-  std::vector<int64_t> empty_rows;
-  for (int64_t b = 0; b < batch; ++b) {
-    if (std::none_of(m + b * segments, m + (b + 1) * segments, [](bool real) { return real; })) {
-      empty_rows.push_back(b);
-    }
-  }
-  if (empty_rows.empty()) {
-    return;
-  }
-  constexpr size_t kRowsShown = 8;
-  std::ostringstream rows;
-  for (size_t i = 0; i < std::min(empty_rows.size(), kRowsShown); ++i) {
-    rows << (i ? ", " : "") << empty_rows[i];
-  }
-  TORCH_CHECK_VALUE(false, "mask: rows [", rows.str(), empty_rows.size() > kRowsShown ? "]..." : "]",
-                    " are all False; every clip needs at least one real snippet "
-                    "(set mask[b, t] = True for real snippets)");
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_cpu(const at::Tensor& f_rgb_in,
                                                                         const at::Tensor& f_flow_in,
                                                                         const at::Tensor& w_rgb_in,
@@ -326,7 +290,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_cpu(const at
                 "joint_attention_pool: mask must be a bool [B, T] = [", batch, ", ", segments, "] tensor, got ",
                 mask_in->scalar_type(), " ", mask_in->sizes());
     mask = mask_in->contiguous();
-    check_mask_rows(mask);
+    rules::check_mask_rows(mask);
   }
   const auto acc = accumulation_type(f_rgb_in.scalar_type());
   const auto f_rgb = f_rgb_in.contiguous();

@@ -10,17 +10,11 @@
 
 #include "cuda/glue_utils.h"
 #include "cuda/launchers.h"
+#include "op_rules.h"
 
 namespace jna_fast {
 namespace cuda {
 namespace {
-
-// The layout rule of every backend (jna_fast/ops/registration.py::feature_map_is_nhwc): channels_last when
-// x_rgb is channels_last-dense and not also plain-contiguous, else NCHW.
-at::MemoryFormat working_format(const at::Tensor& x_rgb) {
-  const bool nhwc = !x_rgb.is_contiguous() && x_rgb.is_contiguous(at::MemoryFormat::ChannelsLast);
-  return nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-}
 
 CrossStitchShape stitch_shape(const at::Tensor& x, at::MemoryFormat format) {
   return CrossStitchShape{x.size(0), x.size(1), x.size(2) * x.size(3),
@@ -46,7 +40,7 @@ std::tuple<at::Tensor, at::Tensor> cross_stitch_cuda(const at::Tensor& x_rgb, co
   check_stitch_inputs(x_rgb, x_flow, alpha);
   const DType features = glue::launcher_dtype(x_rgb.scalar_type(), "x_rgb");
   const c10::cuda::CUDAGuard guard(x_rgb.device());
-  const at::MemoryFormat format = working_format(x_rgb);
+  const at::MemoryFormat format = rules::feature_map_format(x_rgb);
   const at::Tensor rgb = x_rgb.contiguous(format);
   const at::Tensor flow = x_flow.contiguous(format);
   const at::Tensor alpha_acc = alpha.to(glue::accumulation_type(x_rgb.scalar_type())).contiguous();
@@ -73,7 +67,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_stitch_backward_cuda(const 
   const DType features = glue::launcher_dtype(x_rgb.scalar_type(), "x_rgb");
   const DType alpha_dtype = glue::launcher_dtype(alpha.scalar_type(), "alpha");
   const c10::cuda::CUDAGuard guard(x_rgb.device());
-  const at::MemoryFormat format = working_format(x_rgb);
+  const at::MemoryFormat format = rules::feature_map_format(x_rgb);
   const at::ScalarType acc = glue::accumulation_type(x_rgb.scalar_type());
   const at::Tensor rgb = x_rgb.contiguous(format);
   const at::Tensor flow = x_flow.contiguous(format);

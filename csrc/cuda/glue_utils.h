@@ -1,13 +1,9 @@
 // Helpers of the torch glue of the CUDA backend (csrc/cuda/*.cpp): dtype mapping to the launchers' DType,
-// the accumulation dtype, cheap argument checks, and the JNA_FAST_CHECKS=1 all-False mask row check.
+// the accumulation dtype, and cheap argument checks (the op rules are in csrc/op_rules.h).
 // Needs a CUDA build of torch; the kernels themselves (csrc/cuda/*.cu) do not.
 #pragma once
 
 #include <ATen/ATen.h>
-
-#include <algorithm>
-#include <cstdlib>
-#include <string>
 
 #include "cuda/launchers.h"
 
@@ -43,31 +39,6 @@ inline void check_cuda(const at::Tensor& t, const char* name, const at::Tensor& 
   TORCH_CHECK(t.is_cuda(), name, ": the CUDA kernels take CUDA tensors, got a ", t.device().type(), " tensor");
   TORCH_CHECK(t.device() == first.device(), name, " is on ", t.device(), " but the features are on ",
               first.device(), "; all inputs must share a device");
-}
-
-// Same switch as jna_fast/ops/validation.py::checks_enabled.
-inline bool checks_enabled() {
-  const char* value = std::getenv("JNA_FAST_CHECKS");
-  if (value == nullptr) return false;
-  const std::string text(value);
-  return !(text.empty() || text == "0" || text == "false" || text == "False");
-}
-
-// A clip whose mask row is all False has nothing to attend to. On the GPU the check needs a device sync, so
-// it runs only with JNA_FAST_CHECKS=1 (DESIGN §2.2); unchecked, such a row pools to zeros.
-inline void check_mask_rows_if_enabled(const at::Tensor& mask) {
-  if (!checks_enabled() || mask.size(0) == 0) return;
-  const at::Tensor empty_rows = mask.any(1).logical_not().nonzero().flatten().cpu();
-  const int64_t count = empty_rows.numel();
-  if (count == 0) return;
-  constexpr int64_t kShown = 8;
-  std::string rows = "[";
-  const int64_t* data = empty_rows.data_ptr<int64_t>();
-  for (int64_t i = 0; i < std::min(count, kShown); ++i) rows += (i ? ", " : "") + std::to_string(data[i]);
-  rows += "]";
-  TORCH_CHECK_VALUE(false, "mask: rows ", rows, count > kShown ? "..." : "",
-                    " are all False; every clip needs at least one real snippet (set mask[b, t] = True for real "
-                    "snippets)");
 }
 
 }  // namespace glue

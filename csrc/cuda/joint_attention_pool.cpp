@@ -13,6 +13,7 @@
 
 #include "cuda/glue_utils.h"
 #include "cuda/launchers.h"
+#include "op_rules.h"
 
 namespace jna_fast {
 namespace cuda {
@@ -62,7 +63,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_cuda(const a
     TORCH_CHECK_VALUE(mask->dim() == 2 && mask->size(0) == shape.batch && mask->size(1) == shape.segments,
                       "mask: expected shape [B, T] = [", shape.batch, ", ", shape.segments, "], got ",
                       mask->sizes());
-    glue::check_mask_rows_if_enabled(*mask);
+    rules::check_mask_rows(*mask);
     mask_dense = mask->contiguous();
   }
   const DType features = glue::launcher_dtype(f_rgb.scalar_type(), "f_rgb");

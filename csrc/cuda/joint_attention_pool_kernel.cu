@@ -1,30 +1,23 @@
 // joint_attention_pool forward and backward (DESIGN §2.2, §3) as CUDA kernels. CUDA runtime only.
 //
-// Work mapping: one block per clip b. The attention of a clip needs the full-C score of every snippet before
-// anything can be normalised, so splitting C across blocks would need a cross-block exchange of partial
-// scores (a grid-wide dependency), and splitting T would need a combine pass whose partial p vectors cost
-// extra traffic comparable to f itself when T is ~25 (flash-decoding style). One block per clip keeps the
-// whole dependency inside the block: scores come from block reductions, and the per-channel state lives in
-// shared memory. At B >= ~SM count (B=128 on an H100) this fills the device; at B=32 the op moves only a few
-// MB and is dominated by launch latency either way.
-//
-// Forward, per clip, single pass over f (the floor): snippets are taken kSnippetsPerStep at a time so that
-// 2*kSnippetsPerStep packet loads per thread are in flight before each block reduction. For a step: the
-// block reduces the scores e[t] = <f_rgb[t], w_rgb> + <f_flow[t], w_flow>, updates the running max and sum
-// (online softmax, so |e| ~ 1e4 cannot overflow), and rescales the per-channel accumulators
-// acc = acc * exp(m_old - m_new) + sum_t exp(e[t] - m_new) f[t]. The second touch of f[t] in a step re-reads
-// the packets this thread loaded moments before (L1-resident), so DRAM sees f once. Masked snippets are never
-// read. A clip with no unmasked snippet keeps sum = 0 and writes p = 0, a = 0.
-//
-// Backward, per clip, single pass over f and a single write of df (the floor):
-//   g[t] = <dp_rgb, f_rgb[t]> + <dp_flow, f_flow[t]> + grad_attention[t],  s = sum_t a[t] g[t],
-//   de[t] = a[t] (g[t] - s),  df[t] = a[t] dp + de[t] w,  dw = sum_t de[t] f[t].
-// df needs s, which needs every g, so the pass over f computes g (block reductions) and accumulates dw;
-// df is then written from dp, w, a and de alone, without reading f again. dw = sum_t a (g - s) f is
-// accumulated as a weighted covariance with Welford's update (running weighted means of g and f), which
-// avoids the cancellation of the expanded form sum_t a g f - s sum_t a f when g has a large common offset.
-// Per-clip dw partials go to a [B, 2, C] workspace; a column-sum kernel adds the clips in a fixed order.
-// Snippets with a[t] = 0 (masked, or underflowed) contribute nothing to any gradient and are not read.
+// Work mapping: the channels of each clip are split into chunks, one block per (clip, chunk), so that a small
+// batch still fills the device (8 clips x 16 chunks = 128 blocks where one block per clip used 8 of 132 SMs).
+// A clip's softmax needs every snippet's full-C score before anything can be normalised, so each op runs as
+// three short kernels, every sum in a fixed order (deterministic, no atomics):
+//   1. partial dots: block (b, chunk) reduces <f_rgb[t], y_rgb> + <f_flow[t], y_flow> over its channels for every
+//      snippet t into partials[b, chunk, t] (y = w for the scores, y = dp for g);
+//   2. per clip: sums the chunks' partials in chunk order, then the O(T) scalar work (softmax; or s and de);
+//   3. block (b, chunk) walks its channels again: p = sum_t a f (forward); df = a dp + de w and the clip's
+//      dw terms sum_t de f (backward). Blocks run in reverse clip order, so the clips kernel 1 read last (still
+//      in L2) are read first; a batch's features up to L2's size (50 MB on an H200: B = 96 clips at T = 25,
+//      C = 2048, float32) are read from DRAM once.
+// Accumulation rule, as in every backend (jna_fast/triton/joint_attention_pool.py): channel sums in the
+// accumulation type (float; double for double features); each per-snippet scalar formed from them and every
+// quantity over a clip's snippets (softmax max and sum, s = sum_t a g / sum_t a, de) in double.
+// The backward is the two-pass form of DESIGN §3, de = a (g - s) with s known before any de is formed, and
+// dw = sum de f; the expanded one-pass forms cancel catastrophically when the attention saturates.
+// Masked snippets (forward) and snippets with a = 0 (backward) are never read; a clip without a real snippet
+// gives p = 0, a = 0 and zero gradients.
 #include <cmath>
 
 #include "cuda/kernel_utils.cuh"
@@ -34,82 +27,127 @@ namespace jna_fast {
 namespace cuda {
 namespace {
 
-constexpr int kSnippetsPerStep = 4;
-constexpr int kMinThreads = 64;
-constexpr int kMaxThreads = 512;
-// Static shared memory of the kernels (the block_sum scratch), kept out of the dynamic budget.
-constexpr size_t kStaticSharedReserve = kSnippetsPerStep * detail::kMaxWarps * sizeof(double);
-constexpr size_t kDefaultDynamicShared = 48 * 1024;
+constexpr int kSnippetsPerStep = 4;  // snippets reduced together in kernel 1 (their loads in flight at once)
+constexpr int kMaxThreads = 256;
+constexpr int kClipThreads = 128;
+// Channels per chunk: at least this many (a block's work must outweigh its launch), a multiple of the widest
+// packet (8 elements) so that every chunk starts on a packet boundary.
+constexpr int64_t kMinChunkChannels = 128;
+constexpr int64_t kChunkAlign = 8;
+// Blocks wanted per SM, so that the per-clip kernels' short blocks overlap.
+constexpr int64_t kBlocksPerSm = 2;
 
-template <typename Acc>
-__device__ __forceinline__ Acc negative_infinity() {
-  return -static_cast<Acc>(INFINITY);
-}
-
-template <typename T, typename Acc>
-struct PoolForwardArgs {
-  const T* f_rgb;
-  const T* f_flow;
-  const Acc* w_rgb;
-  const Acc* w_flow;
-  const bool* mask;
-  T* p_rgb;
-  T* p_flow;
-  Acc* attention;
-  Acc* global_state;  // [B, 2C + T] when the state does not fit in shared memory, else unused
-  int64_t segments;
-  int64_t channels;
+struct ChannelSplit {
+  int64_t chunk_channels;
+  int64_t chunks;
 };
 
-// Per-clip state, in shared memory or (for very large C or T) in a private slice of global workspace.
-template <typename Acc>
-__device__ __forceinline__ Acc* clip_state(Acc* global_state, int64_t per_clip, bool in_shared) {
-  extern __shared__ __align__(16) unsigned char dynamic_shared[];
-  return in_shared ? reinterpret_cast<Acc*>(dynamic_shared) : global_state + blockIdx.x * per_clip;
+ChannelSplit split_channels(const PoolShape& shape, int sm_count) {
+  const int64_t chunks_wanted =
+      detail::ceil_div(kBlocksPerSm * sm_count, std::max<int64_t>(shape.batch, 1));
+  int64_t chunk = std::max(kMinChunkChannels, detail::ceil_div(shape.channels, chunks_wanted));
+  chunk = detail::ceil_div(chunk, kChunkAlign) * kChunkAlign;
+  return {chunk, std::max<int64_t>(1, detail::ceil_div(shape.channels, chunk))};
 }
+
+cudaError_t current_split(const PoolShape& shape, ChannelSplit* split) {
+  detail::DeviceLimits limits{};
+  const cudaError_t err = detail::current_device_limits(&limits);
+  if (err != cudaSuccess) return err;
+  *split = split_channels(shape, limits.sm_count);
+  return cudaSuccess;
+}
+
+int chunk_threads(int64_t chunk_channels, int width) {
+  const int64_t packets = detail::ceil_div(chunk_channels, width);
+  const int64_t rounded = detail::ceil_div(packets, detail::kWarpSize) * detail::kWarpSize;
+  return static_cast<int>(std::min<int64_t>(kMaxThreads, std::max<int64_t>(detail::kWarpSize, rounded)));
+}
+
+// The packets [begin, end) of channel chunk `chunk`.
+struct PacketRange {
+  int64_t begin;
+  int64_t end;
+};
+
+__device__ __forceinline__ PacketRange chunk_packets(int64_t chunk, int64_t chunk_channels, int64_t channels,
+                                                     int width) {
+  const int64_t first = chunk * chunk_channels;
+  const int64_t last = first + chunk_channels < channels ? first + chunk_channels : channels;
+  return {first / width, last / width};
+}
+
+// Blocks of kernel 3 take the clips in reverse order of kernel 1 (see the header).
+__device__ __forceinline__ int64_t reversed_clip() { return static_cast<int64_t>(gridDim.x) - 1 - blockIdx.x; }
+
+// The max of `value` over the block; every thread gets it. Contains __syncthreads().
+__device__ __forceinline__ double block_max(double value, double* scratch) {
+  const int lane = threadIdx.x % detail::kWarpSize;
+  const int warp = threadIdx.x / detail::kWarpSize;
+  const int warps = (blockDim.x + detail::kWarpSize - 1) / detail::kWarpSize;
+#pragma unroll
+  for (int offset = detail::kWarpSize / 2; offset > 0; offset /= 2) {
+    value = fmax(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  }
+  if (lane == 0) scratch[warp] = value;
+  __syncthreads();
+  double total = -INFINITY;
+  for (int w = 0; w < warps; ++w) total = fmax(total, scratch[w]);
+  __syncthreads();  // scratch may be reused right after
+  return total;
+}
+
+// ---- kernel 1: partial dots over one chunk of channels ----
+
+template <typename T, typename Acc>
+struct PartialDotsArgs {
+  const T* f_rgb;
+  const T* f_flow;
+  const Acc* y_rgb;
+  const Acc* y_flow;
+  int64_t y_clip_stride;  // 0: one y for every clip (w); channels: a row per clip (dp)
+  const bool* mask;       // forward: masked snippets are skipped (nullptr: none)
+  const Acc* attention;   // backward: snippets with a = 0 are skipped (nullptr: none)
+  Acc* partials;          // [B, chunks, T]
+  int64_t segments;
+  int64_t channels;
+  int64_t chunk_channels;
+};
 
 template <typename T, int V>
 __global__ void __launch_bounds__(kMaxThreads)
-    pool_forward_kernel(PoolForwardArgs<T, detail::AccType<T>> args, bool state_in_shared) {
+    partial_dots_kernel(PartialDotsArgs<T, detail::AccType<T>> args) {
   using Acc = detail::AccType<T>;
   constexpr int U = kSnippetsPerStep;
   __shared__ Acc scratch[U * detail::kMaxWarps];
   const int64_t clip = blockIdx.x;
+  const int64_t chunk = blockIdx.y;
+  const int64_t chunks = gridDim.y;
   const int64_t segments = args.segments;
   const int64_t channels = args.channels;
-  const int64_t packets = channels / V;
-  Acc* state = clip_state(args.global_state, 2 * channels + segments, state_in_shared);
-  Acc* acc_rgb = state;
-  Acc* acc_flow = state + channels;
-  Acc* scores = state + 2 * channels;
+  const PacketRange range = chunk_packets(chunk, args.chunk_channels, channels, V);
   const T* f_rgb = args.f_rgb + clip * segments * channels;
   const T* f_flow = args.f_flow + clip * segments * channels;
-
-  for (int64_t p = threadIdx.x; p < packets; p += blockDim.x) {
-#pragma unroll
-    for (int i = 0; i < V; ++i) {
-      acc_rgb[p * V + i] = 0;
-      acc_flow[p * V + i] = 0;
-    }
-  }
-  Acc running_max = negative_infinity<Acc>();
-  Acc running_sum = 0;
+  const Acc* y_rgb = args.y_rgb + clip * args.y_clip_stride;
+  const Acc* y_flow = args.y_flow + clip * args.y_clip_stride;
+  Acc* partials = args.partials + (clip * chunks + chunk) * segments;
 
   for (int64_t t0 = 0; t0 < segments; t0 += U) {
-    bool real[U];
+    bool live[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t t = t0 + u;
-      real[u] = t < segments && (args.mask == nullptr || args.mask[clip * segments + t]);
+      live[u] = t < segments && (args.mask == nullptr || args.mask[clip * segments + t]) &&
+                (args.attention == nullptr || args.attention[clip * segments + t] != Acc(0));
     }
     Acc dots[U] = {};
-    for (int64_t p = threadIdx.x; p < packets; p += blockDim.x) {
+    for (int64_t p = range.begin + threadIdx.x; p < range.end; p += blockDim.x) {
       Acc w_rgb[V], w_flow[V];
-      detail::load_acc<Acc, V>(args.w_rgb + p * V, w_rgb);
-      detail::load_acc<Acc, V>(args.w_flow + p * V, w_flow);
+      detail::load_acc<Acc, V>(y_rgb + p * V, w_rgb);
+      detail::load_acc<Acc, V>(y_flow + p * V, w_flow);
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        if (!real[u]) continue;
+        if (!live[u]) continue;
         Acc x_rgb[V], x_flow[V];
         detail::load_packet<Acc, T, V>(f_rgb + (t0 + u) * channels + p * V, x_rgb);
         detail::load_packet<Acc, T, V>(f_flow + (t0 + u) * channels + p * V, x_flow);
@@ -118,274 +156,199 @@ __global__ void __launch_bounds__(kMaxThreads)
       }
     }
     detail::block_sum<U>(dots, scratch);
-
-    Acc step_max = negative_infinity<Acc>();
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (!real[u]) dots[u] = negative_infinity<Acc>();
-      step_max = max(step_max, dots[u]);
-      if (threadIdx.x == 0 && t0 + u < segments) scores[t0 + u] = dots[u];
-    }
-    const Acc new_max = max(running_max, step_max);
-    if (new_max == negative_infinity<Acc>()) continue;  // nothing real yet: the accumulators stay 0
-    const Acc rescale = exp(running_max - new_max);     // exp(-inf) = 0 on the first real step
-    Acc weights[U];
-    Acc step_sum = 0;
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      weights[u] = real[u] ? exp(dots[u] - new_max) : Acc(0);
-      step_sum += weights[u];
-    }
-    running_sum = running_sum * rescale + step_sum;
-    running_max = new_max;
-
-    for (int64_t p = threadIdx.x; p < packets; p += blockDim.x) {
-      Acc sum_rgb[V], sum_flow[V];
-#pragma unroll
-      for (int i = 0; i < V; ++i) {
-        sum_rgb[i] = acc_rgb[p * V + i] * rescale;
-        sum_flow[i] = acc_flow[p * V + i] * rescale;
-      }
+    if (threadIdx.x == 0) {
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        if (!real[u]) continue;
-        Acc x_rgb[V], x_flow[V];
-        detail::load_packet<Acc, T, V>(f_rgb + (t0 + u) * channels + p * V, x_rgb);
-        detail::load_packet<Acc, T, V>(f_flow + (t0 + u) * channels + p * V, x_flow);
-#pragma unroll
-        for (int i = 0; i < V; ++i) {
-          sum_rgb[i] += weights[u] * x_rgb[i];
-          sum_flow[i] += weights[u] * x_flow[i];
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < V; ++i) {
-        acc_rgb[p * V + i] = sum_rgb[i];
-        acc_flow[p * V + i] = sum_flow[i];
+        if (t0 + u < segments) partials[t0 + u] = dots[u];
       }
     }
-  }
-  __syncthreads();  // the scores thread 0 wrote
-
-  const Acc inv_sum = running_sum > 0 ? Acc(1) / running_sum : Acc(0);
-  for (int64_t p = threadIdx.x; p < packets; p += blockDim.x) {
-    Acc out_rgb[V], out_flow[V];
-#pragma unroll
-    for (int i = 0; i < V; ++i) {
-      out_rgb[i] = acc_rgb[p * V + i] * inv_sum;
-      out_flow[i] = acc_flow[p * V + i] * inv_sum;
-    }
-    detail::store_packet<T, Acc, V>(args.p_rgb + clip * channels + p * V, out_rgb);
-    detail::store_packet<T, Acc, V>(args.p_flow + clip * channels + p * V, out_flow);
-  }
-  for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
-    args.attention[clip * segments + t] = running_sum > 0 ? exp(scores[t] - running_max) * inv_sum : Acc(0);
   }
 }
 
-template <typename T, typename Acc>
-struct PoolBackwardArgs {
-  const Acc* grad_p_rgb;
-  const Acc* grad_p_flow;
-  const Acc* grad_attention;
-  const T* f_rgb;
-  const T* f_flow;
-  const Acc* w_rgb;
-  const Acc* w_flow;
-  const Acc* attention;
-  T* df_rgb;
-  T* df_flow;
-  Acc* dw_partials;   // [B, 2, C]
-  Acc* global_state;  // [B, 4C + T] when the state does not fit in shared memory, else unused
-  int64_t segments;
-  int64_t channels;
-};
+// The full channel sum of snippet t of `clip`: the chunks' partials added in chunk order (in Acc, the rule's
+// channel-sum type), as a double.
+template <typename Acc>
+__device__ __forceinline__ double full_dot(const Acc* partials, int64_t clip, int64_t t, int64_t segments,
+                                           int64_t chunks) {
+  Acc sum = 0;
+  for (int64_t k = 0; k < chunks; ++k) sum += partials[(clip * chunks + k) * segments + t];
+  return static_cast<double>(sum);
+}
+
+// ---- forward kernel 2: the softmax of each clip ----
+
+template <typename Acc>
+__global__ void __launch_bounds__(kClipThreads)
+    clip_softmax_kernel(const Acc* partials, const bool* mask, Acc* attention, int64_t segments, int64_t chunks) {
+  __shared__ double scratch[detail::kMaxWarps];
+  const int64_t clip = blockIdx.x;
+  const auto real = [&](int64_t t) { return mask == nullptr || mask[clip * segments + t]; };
+  double local_max = -INFINITY;
+  for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
+    if (real(t)) local_max = fmax(local_max, full_dot(partials, clip, t, segments, chunks));
+  }
+  const double row_max = block_max(local_max, scratch);
+  double sum[1] = {0.0};
+  if (row_max > -INFINITY) {
+    for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
+      if (real(t)) sum[0] += exp(full_dot(partials, clip, t, segments, chunks) - row_max);
+    }
+  }
+  detail::block_sum<1>(sum, scratch);
+  // sum is 0 only for a clip without a real snippet: it gets a = 0 (and p = 0 in kernel 3).
+  const double inverse = sum[0] > 0 ? 1.0 / sum[0] : 0.0;
+  for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
+    const double weight = real(t) && sum[0] > 0 ? exp(full_dot(partials, clip, t, segments, chunks) - row_max) : 0.0;
+    attention[clip * segments + t] = static_cast<Acc>(weight * inverse);
+  }
+}
+
+// ---- forward kernel 3: p = sum_t a[t] f[t] over one chunk of channels ----
 
 template <typename T, int V>
 __global__ void __launch_bounds__(kMaxThreads)
-    pool_backward_kernel(PoolBackwardArgs<T, detail::AccType<T>> args, bool state_in_shared) {
+    weighted_sum_kernel(const T* f_rgb_all, const T* f_flow_all, const detail::AccType<T>* attention_all, T* p_rgb,
+                        T* p_flow, int64_t segments, int64_t channels, int64_t chunk_channels) {
   using Acc = detail::AccType<T>;
-  constexpr int U = kSnippetsPerStep;
-  __shared__ Acc scratch[U * detail::kMaxWarps];
+  const int64_t clip = reversed_clip();
+  const PacketRange range = chunk_packets(blockIdx.y, chunk_channels, channels, V);
+  const T* f_rgb = f_rgb_all + clip * segments * channels;
+  const T* f_flow = f_flow_all + clip * segments * channels;
+  const Acc* attention = attention_all + clip * segments;
+  for (int64_t p = range.begin + threadIdx.x; p < range.end; p += blockDim.x) {
+    Acc sum_rgb[V] = {}, sum_flow[V] = {};
+    for (int64_t t = 0; t < segments; ++t) {
+      const Acc a = attention[t];
+      if (a == Acc(0)) continue;  // masked or underflowed: not read
+      Acc x_rgb[V], x_flow[V];
+      detail::load_packet<Acc, T, V>(f_rgb + t * channels + p * V, x_rgb);
+      detail::load_packet<Acc, T, V>(f_flow + t * channels + p * V, x_flow);
+#pragma unroll
+      for (int i = 0; i < V; ++i) {
+        sum_rgb[i] += a * x_rgb[i];
+        sum_flow[i] += a * x_flow[i];
+      }
+    }
+    detail::store_packet<T, Acc, V>(p_rgb + clip * channels + p * V, sum_rgb);
+    detail::store_packet<T, Acc, V>(p_flow + clip * channels + p * V, sum_flow);
+  }
+}
+
+// ---- backward kernel 2: de[t] = a[t] (g[t] - s) of each clip ----
+
+template <typename Acc>
+__global__ void __launch_bounds__(kClipThreads)
+    clip_de_kernel(const Acc* partials, const Acc* grad_attention, const Acc* attention, Acc* de,
+                   int64_t segments, int64_t chunks) {
+  __shared__ double scratch[2 * detail::kMaxWarps];
   const int64_t clip = blockIdx.x;
+  const auto g = [&](int64_t t) {
+    return full_dot(partials, clip, t, segments, chunks) + static_cast<double>(grad_attention[clip * segments + t]);
+  };
+  // s = sum_t a g / sum_t a: the stored float weights need not sum to exactly 1, and normalising keeps
+  // sum_t de = 0, as in exact arithmetic (else s (1 - sum a) leaks into dw, which saturation makes tiny).
+  double sums[2] = {0.0, 0.0};  // sum a g, sum a
+  for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
+    const double a = attention[clip * segments + t];
+    if (a == 0) continue;
+    sums[0] += a * g(t);
+    sums[1] += a;
+  }
+  detail::block_sum<2>(sums, scratch);
+  const double s = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+  for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
+    const double a = attention[clip * segments + t];
+    de[clip * segments + t] = a == 0 ? Acc(0) : static_cast<Acc>(a * (g(t) - s));
+  }
+}
+
+// ---- backward kernel 3: df = a dp + de w and the clip's dw terms, over one chunk of channels ----
+
+template <typename T, typename Acc>
+struct RowsBackwardArgs {
+  const Acc* grad_p_rgb;
+  const Acc* grad_p_flow;
+  const Acc* w_rgb;
+  const Acc* w_flow;
+  const Acc* attention;
+  const Acc* de;
+  const T* f_rgb;
+  const T* f_flow;
+  T* df_rgb;
+  T* df_flow;
+  Acc* dw_partials;  // [B, 2, C]
+  int64_t segments;
+  int64_t channels;
+  int64_t chunk_channels;
+};
+
+template <typename T, int V>
+__global__ void __launch_bounds__(kMaxThreads) rows_backward_kernel(RowsBackwardArgs<T, detail::AccType<T>> args) {
+  using Acc = detail::AccType<T>;
+  const int64_t clip = reversed_clip();
   const int64_t segments = args.segments;
   const int64_t channels = args.channels;
-  const int64_t packets = channels / V;
-  Acc* state = clip_state(args.global_state, 4 * channels + segments, state_in_shared);
-  Acc* mean_rgb = state;  // running a-weighted mean of f (Welford)
-  Acc* mean_flow = state + channels;
-  Acc* cov_rgb = state + 2 * channels;  // running sum_t a (g - mean_g)(f - mean_f)
-  Acc* cov_flow = state + 3 * channels;
-  Acc* de = state + 4 * channels;  // holds g[t] during the pass, then de[t]
-  const T* f_rgb = args.f_rgb + clip * segments * channels;
-  const T* f_flow = args.f_flow + clip * segments * channels;
-  const Acc* dp_rgb = args.grad_p_rgb + clip * channels;
-  const Acc* dp_flow = args.grad_p_flow + clip * channels;
+  const PacketRange range = chunk_packets(blockIdx.y, args.chunk_channels, channels, V);
+  const int64_t clip_offset = clip * segments * channels;
   const Acc* attention = args.attention + clip * segments;
-
-  for (int64_t p = threadIdx.x; p < packets; p += blockDim.x) {
-#pragma unroll
-    for (int i = 0; i < V; ++i) {
-      mean_rgb[p * V + i] = 0;
-      mean_flow[p * V + i] = 0;
-      cov_rgb[p * V + i] = 0;
-      cov_flow[p * V + i] = 0;
-    }
-  }
-  // Block-uniform scalars: every thread computes them identically from the block sums.
-  Acc weight_total = 0;  // W = sum of a so far
-  Acc mean_g = 0;        // a-weighted mean of g so far
-  Acc weighted_g = 0;    // s = sum of a g so far (the exact form the gradient formula uses)
-
-  for (int64_t t0 = 0; t0 < segments; t0 += U) {
-    Acc a[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) a[u] = t0 + u < segments ? attention[t0 + u] : Acc(0);
-    Acc dots[U] = {};
-    for (int64_t p = threadIdx.x; p < packets; p += blockDim.x) {
-      Acc g_rgb[V], g_flow[V];
-      detail::load_acc<Acc, V>(dp_rgb + p * V, g_rgb);
-      detail::load_acc<Acc, V>(dp_flow + p * V, g_flow);
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        if (!(a[u] > 0)) continue;
-        Acc x_rgb[V], x_flow[V];
-        detail::load_packet<Acc, T, V>(f_rgb + (t0 + u) * channels + p * V, x_rgb);
-        detail::load_packet<Acc, T, V>(f_flow + (t0 + u) * channels + p * V, x_flow);
-#pragma unroll
-        for (int i = 0; i < V; ++i) dots[u] += g_rgb[i] * x_rgb[i] + g_flow[i] * x_flow[i];
-      }
-    }
-    detail::block_sum<U>(dots, scratch);
-
-    // Welford coefficients of each real snippet: mean_f += ratio (f - mean_f); cov += a dg (f - mean_f_new).
-    Acc ratio[U], weighted_dg[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      ratio[u] = 0;
-      weighted_dg[u] = 0;
-      if (!(a[u] > 0)) continue;
-      const Acc g = dots[u] + args.grad_attention[clip * segments + t0 + u];
-      if (threadIdx.x == 0) de[t0 + u] = g;
-      weighted_g += a[u] * g;
-      weight_total += a[u];
-      ratio[u] = a[u] / weight_total;
-      const Acc dg = g - mean_g;
-      mean_g += ratio[u] * dg;
-      weighted_dg[u] = a[u] * dg;
-    }
-
-    for (int64_t p = threadIdx.x; p < packets; p += blockDim.x) {
-      Acc m_rgb[V], m_flow[V], c_rgb[V], c_flow[V];
-#pragma unroll
-      for (int i = 0; i < V; ++i) {
-        m_rgb[i] = mean_rgb[p * V + i];
-        m_flow[i] = mean_flow[p * V + i];
-        c_rgb[i] = cov_rgb[p * V + i];
-        c_flow[i] = cov_flow[p * V + i];
-      }
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        if (!(a[u] > 0)) continue;
-        Acc x_rgb[V], x_flow[V];
-        detail::load_packet<Acc, T, V>(f_rgb + (t0 + u) * channels + p * V, x_rgb);
-        detail::load_packet<Acc, T, V>(f_flow + (t0 + u) * channels + p * V, x_flow);
-#pragma unroll
-        for (int i = 0; i < V; ++i) {
-          m_rgb[i] += ratio[u] * (x_rgb[i] - m_rgb[i]);
-          m_flow[i] += ratio[u] * (x_flow[i] - m_flow[i]);
-          c_rgb[i] += weighted_dg[u] * (x_rgb[i] - m_rgb[i]);
-          c_flow[i] += weighted_dg[u] * (x_flow[i] - m_flow[i]);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < V; ++i) {
-        mean_rgb[p * V + i] = m_rgb[i];
-        mean_flow[p * V + i] = m_flow[i];
-        cov_rgb[p * V + i] = c_rgb[i];
-        cov_flow[p * V + i] = c_flow[i];
-      }
-    }
-  }
-  __syncthreads();  // g[t] written by thread 0
-
-  // sum_t a (g - s) f = cov + W mean_f (mean_g - s): exact algebra, the second term is tiny (W ~ 1, mean_g ~ s).
-  const Acc correction = weight_total * (mean_g - weighted_g);
+  const Acc* de = args.de + clip * segments;
   Acc* dw_rgb = args.dw_partials + clip * 2 * channels;
   Acc* dw_flow = dw_rgb + channels;
-  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) {
-    dw_rgb[c] = cov_rgb[c] + mean_rgb[c] * correction;
-    dw_flow[c] = cov_flow[c] + mean_flow[c] * correction;
-  }
-  for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
-    const Acc a_t = attention[t];
-    de[t] = a_t > 0 ? a_t * (de[t] - weighted_g) : Acc(0);
-  }
-  __syncthreads();  // de[t]
-
-  // df[t] = a[t] dp + de[t] w, packet-major so dp and w are loaded once per packet; each t is one row store.
-  T* df_rgb = args.df_rgb + clip * segments * channels;
-  T* df_flow = args.df_flow + clip * segments * channels;
-  for (int64_t p = threadIdx.x; p < packets; p += blockDim.x) {
-    Acc g_rgb[V], g_flow[V], w_rgb[V], w_flow[V];
-    detail::load_acc<Acc, V>(dp_rgb + p * V, g_rgb);
-    detail::load_acc<Acc, V>(dp_flow + p * V, g_flow);
+  for (int64_t p = range.begin + threadIdx.x; p < range.end; p += blockDim.x) {
+    Acc dp_rgb[V], dp_flow[V], w_rgb[V], w_flow[V];
+    detail::load_acc<Acc, V>(args.grad_p_rgb + clip * channels + p * V, dp_rgb);
+    detail::load_acc<Acc, V>(args.grad_p_flow + clip * channels + p * V, dp_flow);
     detail::load_acc<Acc, V>(args.w_rgb + p * V, w_rgb);
     detail::load_acc<Acc, V>(args.w_flow + p * V, w_flow);
+    Acc sum_rgb[V] = {}, sum_flow[V] = {};
     for (int64_t t = 0; t < segments; ++t) {
-      const Acc a_t = attention[t];
+      const Acc a = attention[t];
       const Acc de_t = de[t];
+      const int64_t row = clip_offset + t * channels + p * V;
       Acc out_rgb[V], out_flow[V];
 #pragma unroll
       for (int i = 0; i < V; ++i) {
-        out_rgb[i] = a_t * g_rgb[i] + de_t * w_rgb[i];
-        out_flow[i] = a_t * g_flow[i] + de_t * w_flow[i];
+        out_rgb[i] = a * dp_rgb[i] + de_t * w_rgb[i];
+        out_flow[i] = a * dp_flow[i] + de_t * w_flow[i];
       }
-      detail::store_packet<T, Acc, V>(df_rgb + t * channels + p * V, out_rgb);
-      detail::store_packet<T, Acc, V>(df_flow + t * channels + p * V, out_flow);
+      detail::store_packet<T, Acc, V>(args.df_rgb + row, out_rgb);
+      detail::store_packet<T, Acc, V>(args.df_flow + row, out_flow);
+      if (a == Acc(0)) continue;  // de = 0 too: f is not needed
+      Acc x_rgb[V], x_flow[V];
+      detail::load_packet<Acc, T, V>(args.f_rgb + row, x_rgb);
+      detail::load_packet<Acc, T, V>(args.f_flow + row, x_flow);
+#pragma unroll
+      for (int i = 0; i < V; ++i) {
+        sum_rgb[i] += de_t * x_rgb[i];
+        sum_flow[i] += de_t * x_flow[i];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      dw_rgb[p * V + i] = sum_rgb[i];
+      dw_flow[p * V + i] = sum_flow[i];
     }
   }
 }
 
-int pool_threads(int64_t packets) {
-  const int64_t rounded = detail::ceil_div(packets, detail::kWarpSize) * detail::kWarpSize;
-  return static_cast<int>(std::min<int64_t>(kMaxThreads, std::max<int64_t>(kMinThreads, rounded)));
+// Workspace layout, in accumulators: the partial dots [B, chunks, T], then (backward) de [B, T] and the dw
+// partials [B, 2, C].
+int64_t partial_dots_elements(const PoolShape& shape, const ChannelSplit& split) {
+  return shape.batch * split.chunks * shape.segments;
 }
 
-// Where the per-clip state of `state_elements` accumulators lives: shared memory when it fits the device's
-// opt-in limit (after the static scratch), else a global workspace slice per clip.
-struct StatePlacement {
-  bool in_shared;
-  size_t shared_bytes;  // dynamic shared memory of the launch
-};
-
-cudaError_t place_state(int64_t state_elements, DType features, StatePlacement* placement) {
-  detail::DeviceLimits limits{};
-  const cudaError_t err = detail::current_device_limits(&limits);
-  if (err != cudaSuccess) return err;
-  const size_t bytes = static_cast<size_t>(state_elements) * detail::acc_size(features);
-  const size_t budget = static_cast<size_t>(limits.max_shared_optin) - kStaticSharedReserve;
-  placement->in_shared = bytes <= budget;
-  placement->shared_bytes = placement->in_shared ? bytes : 0;
-  return cudaSuccess;
-}
-
-int64_t forward_state_elements(const PoolShape& shape) { return 2 * shape.channels + shape.segments; }
-int64_t backward_state_elements(const PoolShape& shape) { return 4 * shape.channels + shape.segments; }
-
-template <typename Kernel>
-cudaError_t allow_dynamic_shared(Kernel kernel, size_t bytes) {
-  if (bytes <= kDefaultDynamicShared) return cudaSuccess;
-  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+int64_t backward_elements(const PoolShape& shape, const ChannelSplit& split) {
+  return partial_dots_elements(shape, split) + shape.batch * shape.segments + shape.batch * 2 * shape.channels;
 }
 
 }  // namespace
 
 cudaError_t joint_attention_pool_forward_workspace_elements(PoolShape shape, DType features, int64_t* elements) {
-  StatePlacement placement{};
-  const cudaError_t err = place_state(forward_state_elements(shape), features, &placement);
+  (void)features;
+  ChannelSplit split{};
+  const cudaError_t err = current_split(shape, &split);
   if (err != cudaSuccess) return err;
-  *elements = placement.in_shared ? 0 : shape.batch * forward_state_elements(shape);
+  *elements = partial_dots_elements(shape, split);
   return cudaSuccess;
 }
 
@@ -394,36 +357,46 @@ cudaError_t joint_attention_pool_forward(const void* f_rgb, const void* f_flow, 
                                          void* attention, void* workspace, PoolShape shape, DType features,
                                          cudaStream_t stream) {
   if (shape.batch == 0) return cudaSuccess;
-  StatePlacement placement{};
-  cudaError_t err = place_state(forward_state_elements(shape), features, &placement);
+  ChannelSplit split{};
+  const cudaError_t err = current_split(shape, &split);
   if (err != cudaSuccess) return err;
   return detail::dispatch_dtype(features, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using Acc = detail::AccType<T>;
-    const PoolForwardArgs<T, Acc> args{static_cast<const T*>(f_rgb), static_cast<const T*>(f_flow),
-                                       static_cast<const Acc*>(w_rgb_acc), static_cast<const Acc*>(w_flow_acc),
-                                       mask, static_cast<T*>(p_rgb), static_cast<T*>(p_flow),
-                                       static_cast<Acc*>(attention), static_cast<Acc*>(workspace),
-                                       shape.segments, shape.channels};
-    const int width = detail::packet_width<T>(shape.channels, args.f_rgb, args.f_flow, args.p_rgb, args.p_flow);
+    Acc* partials = static_cast<Acc*>(workspace);
+    const T* rgb = static_cast<const T*>(f_rgb);
+    const T* flow = static_cast<const T*>(f_flow);
+    Acc* weights = static_cast<Acc*>(attention);
+    const dim3 grid(static_cast<unsigned>(shape.batch), static_cast<unsigned>(split.chunks));
+    const int width = detail::packet_width<T>(shape.channels, rgb, flow, static_cast<T*>(p_rgb),
+                                              static_cast<T*>(p_flow));
     return detail::dispatch_packet<T>(width, [&](auto width_constant) {
       constexpr int V = decltype(width_constant)::value;
-      const auto kernel = pool_forward_kernel<T, V>;
-      const cudaError_t attr_err = allow_dynamic_shared(kernel, placement.shared_bytes);
-      if (attr_err != cudaSuccess) return attr_err;
-      kernel<<<static_cast<unsigned>(shape.batch), pool_threads(shape.channels / V), placement.shared_bytes,
-               stream>>>(args, placement.in_shared);
+      const int threads = chunk_threads(split.chunk_channels, V);
+      const PartialDotsArgs<T, Acc> dots{rgb, flow, static_cast<const Acc*>(w_rgb_acc),
+                                         static_cast<const Acc*>(w_flow_acc), 0, mask, nullptr, partials,
+                                         shape.segments, shape.channels, split.chunk_channels};
+      partial_dots_kernel<T, V><<<grid, threads, 0, stream>>>(dots);
+      cudaError_t launch_err = cudaGetLastError();
+      if (launch_err != cudaSuccess) return launch_err;
+      clip_softmax_kernel<Acc><<<static_cast<unsigned>(shape.batch), kClipThreads, 0, stream>>>(
+          partials, mask, weights, shape.segments, split.chunks);
+      launch_err = cudaGetLastError();
+      if (launch_err != cudaSuccess) return launch_err;
+      weighted_sum_kernel<T, V><<<grid, threads, 0, stream>>>(rgb, flow, weights, static_cast<T*>(p_rgb),
+                                                              static_cast<T*>(p_flow), shape.segments,
+                                                              shape.channels, split.chunk_channels);
       return cudaGetLastError();
     });
   });
 }
 
 cudaError_t joint_attention_pool_backward_workspace_elements(PoolShape shape, DType features, int64_t* elements) {
-  StatePlacement placement{};
-  const cudaError_t err = place_state(backward_state_elements(shape), features, &placement);
+  (void)features;
+  ChannelSplit split{};
+  const cudaError_t err = current_split(shape, &split);
   if (err != cudaSuccess) return err;
-  const int64_t partials = shape.batch * 2 * shape.channels;
-  *elements = partials + (placement.in_shared ? 0 : shape.batch * backward_state_elements(shape));
+  *elements = backward_elements(shape, split);
   return cudaSuccess;
 }
 
@@ -435,43 +408,58 @@ cudaError_t joint_attention_pool_backward(const void* grad_p_rgb_acc, const void
                                           DType features, cudaStream_t stream) {
   // With no clip, dw = 0; the glue zero-fills it, so there is nothing to launch.
   if (shape.batch == 0) return cudaSuccess;
-  StatePlacement placement{};
-  cudaError_t err = place_state(backward_state_elements(shape), features, &placement);
+  ChannelSplit split{};
+  cudaError_t err = current_split(shape, &split);
   if (err != cudaSuccess) return err;
   return detail::dispatch_dtype(features, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using Acc = detail::AccType<T>;
     Acc* partials = static_cast<Acc*>(workspace);
-    const PoolBackwardArgs<T, Acc> args{static_cast<const Acc*>(grad_p_rgb_acc),
-                                        static_cast<const Acc*>(grad_p_flow_acc),
-                                        static_cast<const Acc*>(grad_attention_acc),
-                                        static_cast<const T*>(f_rgb),
-                                        static_cast<const T*>(f_flow),
-                                        static_cast<const Acc*>(w_rgb_acc),
-                                        static_cast<const Acc*>(w_flow_acc),
-                                        static_cast<const Acc*>(attention_acc),
-                                        static_cast<T*>(df_rgb),
-                                        static_cast<T*>(df_flow),
-                                        partials,
-                                        partials + shape.batch * 2 * shape.channels,
-                                        shape.segments,
-                                        shape.channels};
-    const int width = detail::packet_width<T>(shape.channels, args.f_rgb, args.f_flow, args.df_rgb, args.df_flow);
+    Acc* de = partials + partial_dots_elements(shape, split);
+    Acc* dw_partials = de + shape.batch * shape.segments;
+    const Acc* attention = static_cast<const Acc*>(attention_acc);
+    const T* rgb = static_cast<const T*>(f_rgb);
+    const T* flow = static_cast<const T*>(f_flow);
+    const dim3 grid(static_cast<unsigned>(shape.batch), static_cast<unsigned>(split.chunks));
+    const int width = detail::packet_width<T>(shape.channels, rgb, flow, static_cast<T*>(df_rgb),
+                                              static_cast<T*>(df_flow));
     const cudaError_t launch_err = detail::dispatch_packet<T>(width, [&](auto width_constant) {
       constexpr int V = decltype(width_constant)::value;
-      const auto kernel = pool_backward_kernel<T, V>;
-      const cudaError_t attr_err = allow_dynamic_shared(kernel, placement.shared_bytes);
-      if (attr_err != cudaSuccess) return attr_err;
-      kernel<<<static_cast<unsigned>(shape.batch), pool_threads(shape.channels / V), placement.shared_bytes,
-               stream>>>(args, placement.in_shared);
+      const int threads = chunk_threads(split.chunk_channels, V);
+      const PartialDotsArgs<T, Acc> dots{rgb, flow, static_cast<const Acc*>(grad_p_rgb_acc),
+                                         static_cast<const Acc*>(grad_p_flow_acc), shape.channels, nullptr,
+                                         attention, partials, shape.segments, shape.channels,
+                                         split.chunk_channels};
+      partial_dots_kernel<T, V><<<grid, threads, 0, stream>>>(dots);
+      cudaError_t step_err = cudaGetLastError();
+      if (step_err != cudaSuccess) return step_err;
+      clip_de_kernel<Acc><<<static_cast<unsigned>(shape.batch), kClipThreads, 0, stream>>>(
+          partials, static_cast<const Acc*>(grad_attention_acc), attention, de, shape.segments, split.chunks);
+      step_err = cudaGetLastError();
+      if (step_err != cudaSuccess) return step_err;
+      const RowsBackwardArgs<T, Acc> rows{static_cast<const Acc*>(grad_p_rgb_acc),
+                                          static_cast<const Acc*>(grad_p_flow_acc),
+                                          static_cast<const Acc*>(w_rgb_acc),
+                                          static_cast<const Acc*>(w_flow_acc),
+                                          attention,
+                                          de,
+                                          rgb,
+                                          flow,
+                                          static_cast<T*>(df_rgb),
+                                          static_cast<T*>(df_flow),
+                                          dw_partials,
+                                          shape.segments,
+                                          shape.channels,
+                                          split.chunk_channels};
+      rows_backward_kernel<T, V><<<grid, threads, 0, stream>>>(rows);
       return cudaGetLastError();
     });
     if (launch_err != cudaSuccess) return launch_err;
     const int64_t row_stride = 2 * shape.channels;
-    err = detail::launch_column_sum(static_cast<const Acc*>(partials), shape.batch, shape.channels, row_stride,
+    err = detail::launch_column_sum(static_cast<const Acc*>(dw_partials), shape.batch, shape.channels, row_stride,
                                     dw_rgb, w_rgb_dtype, stream);
     if (err != cudaSuccess) return err;
-    return detail::launch_column_sum(static_cast<const Acc*>(partials + shape.channels), shape.batch,
+    return detail::launch_column_sum(static_cast<const Acc*>(dw_partials + shape.channels), shape.batch,
                                      shape.channels, row_stride, dw_flow, w_flow_dtype, stream);
   });
 }

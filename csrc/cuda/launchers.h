@@ -53,8 +53,8 @@ struct PoolShape {
   int64_t channels;  // C
 };
 
-// Elements (of acc) of global workspace the forward needs on the current device: 0 when the per-clip state
-// fits in shared memory.
+// Elements (of acc) of global workspace the forward needs on the current device (the per-chunk partial scores;
+// the channel split depends on the device's SM count).
 cudaError_t joint_attention_pool_forward_workspace_elements(PoolShape shape, DType features, int64_t* elements);
 
 // f_* [B, T, C] contiguous; w_*_acc [C]; mask [B, T] bool contiguous or nullptr; p_* [B, C] in features;
@@ -64,8 +64,8 @@ cudaError_t joint_attention_pool_forward(const void* f_rgb, const void* f_flow, 
                                          void* attention, void* workspace, PoolShape shape, DType features,
                                          cudaStream_t stream);
 
-// Elements (of acc) of global workspace the backward needs (the per-clip dw partials, plus the per-clip
-// state when it does not fit in shared memory), on the current device.
+// Elements (of acc) of global workspace the backward needs on the current device (the per-chunk partial dots,
+// de, and the per-clip dw partials).
 cudaError_t joint_attention_pool_backward_workspace_elements(PoolShape shape, DType features, int64_t* elements);
 
 // grad_p_*_acc [B, C], grad_attention_acc and attention_acc [B, T] in acc; df_* [B, T, C] in features;

@@ -17,7 +17,7 @@ import torch
 
 from .._ext import extension_status
 from .reference import cross_stitch_ref, joint_attention_pool_ref
-from .validation import check_mask_rows
+from .._op_rules import check_mask_rows
 
 BACKEND_NAMES = ("cuda", "triton", "cpp", "reference")
 KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
@@ -101,9 +101,11 @@ def _native(op_name: str) -> Callable:
 
 def _triton(op_name: str) -> Callable:
     def call(*args):
-        from .. import triton as triton_backend
+        # Imported on first use (an import statement, which torch.compile traces): importing triton costs a
+        # second, and a missing triton must not break jna_fast. Importing the package registers the ops.
+        from .. import triton  # noqa: F401
 
-        return getattr(triton_backend, op_name)(*args)
+        return tuple(getattr(torch.ops.jna_fast_triton, op_name)(*args))
 
     return call
 

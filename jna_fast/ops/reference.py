@@ -1,20 +1,22 @@
 """Pure-PyTorch reference of the two JNA ops (DESIGN §2.1, §2.2).
 
-These are the semantics every fused backend is tested against. They are written the efficient way one would
-in plain PyTorch (broadcast multiply-adds, ``bmm`` for the scores and the weighted sums), so that benchmarks
-compare against a fair baseline, not a deliberately slow one. Autograd differentiates them.
+These are the semantics every fused backend is tested against, and the "plain PyTorch in the same precision"
+side of the accuracy rule (tests/op_testing.py); autograd differentiates them. They are not the speed
+baseline: benchmarks/bench_ops.py also times the plain-PyTorch forms a user would write (einsum or ``f @ w``
+scores, addcmul mixing) and reports the fastest as "eager".
+
+Accumulation: the fused backends sum channels in float32 (float64 for float64 features) and keep every
+per-snippet scalar (scores, softmax max and sum, the backward's s and de) in float64 (see
+jna_fast/triton/joint_attention_pool.py); this reference is plain PyTorch, float32 throughout.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["cross_stitch_ref", "joint_attention_pool_ref", "accumulation_dtype"]
+from .._op_rules import accumulation_dtype
 
-
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64 (for gradcheck); every other floating dtype accumulates in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+__all__ = ["cross_stitch_ref", "joint_attention_pool_ref"]
 
 
 def cross_stitch_ref(x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor):

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 FLOATING = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-
-
-def checks_enabled() -> bool:
-    """JNA_FAST_CHECKS=1 turns on the checks that cost a device sync on GPU tensors."""
-    return os.environ.get("JNA_FAST_CHECKS", "0") not in ("", "0", "false", "False")
 
 
 def _require_tensor(name: str, t) -> None:
@@ -74,19 +67,3 @@ def check_joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask) -> None:
             raise ValueError(f"mask: expected shape [B, T] = [{batch}, {segments}], got {tuple(mask.shape)}")
         named.append(("mask", mask))
     _require_same_device(named)
-
-
-def check_mask_rows(mask) -> None:
-    """An all-False mask row has no snippet to attend to. Checked always on CPU, on GPU only with
-    JNA_FAST_CHECKS=1 (the check syncs the device); unchecked, such a row pools to zeros."""
-    if mask is None or mask.shape[0] == 0:
-        return
-    if mask.device.type != "cpu" and not checks_enabled():
-        return
-    empty = (~mask.any(dim=1)).nonzero().flatten()
-    if empty.numel():
-        rows = empty[:8].tolist()
-        raise ValueError(
-            f"mask: rows {rows}{'...' if empty.numel() > 8 else ''} are all False; every clip needs at least "
-            "one real snippet (set mask[b, t] = True for real snippets)"
-        )

@@ -2,8 +2,9 @@
 and autograd as the C++ ``jna_fast::*`` ops). Runs CUDA tensors; CPU tensors under TRITON_INTERPRET=1, which
 must be set before triton is first imported.
 
-jna_fast imports this package only when the Triton backend is chosen (jna_fast/ops/backends.py), so a missing
-triton never breaks ``import jna_fast``.
+jna_fast imports this package only when the Triton backend is chosen (jna_fast/ops/backends.py calls the
+registered ops), so a missing triton never breaks ``import jna_fast``. This package depends on jna_fast._op_rules
+only, never on jna_fast.ops.
 """
 
 from __future__ import annotations
@@ -15,24 +16,11 @@ except ImportError as exc:
         f"jna_fast.triton needs the triton package ({exc}); pip install 'jna_fast[triton]'"
     ) from exc
 
-import torch
-
-from ..ops.registration import register_fake_and_autograd
-from . import cross_stitch as _cross_stitch_module  # noqa: F401  (defines jna_fast_triton::cross_stitch*)
-from . import joint_attention_pool as _pool_module  # noqa: F401  (defines jna_fast_triton::joint_attention_pool*)
+from .._op_rules import register_fake_and_autograd
+from . import cross_stitch, joint_attention_pool  # noqa: F401  (importing defines the jna_fast_triton:: ops)
 from .utils import INTERPRETED, NAMESPACE
 
 register_fake_and_autograd(NAMESPACE)
 
 __all__ = ["cross_stitch", "joint_attention_pool", "INTERPRETED", "NAMESPACE"]
 
-
-def cross_stitch(x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor):
-    """``(y_rgb, y_flow)``; inputs already validated by jna_fast.ops.cross_stitch."""
-    return tuple(torch.ops.jna_fast_triton.cross_stitch(x_rgb, x_flow, alpha))
-
-
-def joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask):
-    """``(p_rgb, p_flow, attention)``; inputs already validated by jna_fast.ops.joint_attention_pool.
-    All-False mask rows raise ValueError inside the op on CPU (and on CUDA with JNA_FAST_CHECKS=1)."""
-    return tuple(torch.ops.jna_fast_triton.joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask))

@@ -10,7 +10,6 @@ cubin with Triton's bundled toolchain. Run it without TRITON_INTERPRET:
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 import triton
@@ -18,10 +17,8 @@ import triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-# Attribute access on the package gives the op functions of the same names, so import the modules by path.
-cross_stitch = importlib.import_module("jna_fast.triton.cross_stitch")
-pool = importlib.import_module("jna_fast.triton.joint_attention_pool")
-utils = importlib.import_module("jna_fast.triton.utils")
+from . import cross_stitch, utils
+from . import joint_attention_pool as pool
 
 # (feature pointer type, accumulator pointer type, accumulator dtype)
 PRECISIONS = (("*fp32", "*fp32", tl.float32), ("*bf16", "*fp32", tl.float32), ("*fp64", "*fp64", tl.float64))

@@ -15,8 +15,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from ..ops.registration import feature_map_format, feature_map_is_nhwc
-from ..ops.reference import accumulation_dtype
+from .._op_rules import accumulation_dtype, feature_map_format, feature_map_is_nhwc
 from .utils import accumulator, as_output, block_size, define_op, kernel_dtype, sum_partials
 
 # Elements per program tile: large enough to stream (and to keep the interpreter's per-program cost low),

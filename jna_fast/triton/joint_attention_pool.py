@@ -1,13 +1,23 @@
 """joint_attention_pool (DESIGN §2.2) in Triton: kernels, then launchers, then the op registration.
 
+Accumulation rule (the same in every backend, DESIGN §3): per-channel products are summed in the accumulation
+dtype (float32; float64 for float64 features); each per-snippet scalar formed from such a sum -- the score e[t],
+g[t] -- and every quantity over the snippets of a clip (softmax max and sum, s, de) is float64.
+The scalar work is O(T) per clip, so float64 costs nothing measurable, and it keeps nearly tied or saturated
+softmax weights and the cancellation in g - s as exact as the float32 channel sums allow.
+The backward's s is sum_t a g / sum_t a: the stored float32 weights need not sum to exactly 1 (a dominant
+weight 1 - 6e-11 rounds to 1), and with the plain sum, sum_t de = s (1 - sum_t a) leaks s * 1e-10 into dw,
+which in a saturated clip is larger than the true dw; normalised, sum_t de = 0 as in exact arithmetic.
+
 One program per clip b holds a whole feature row [C] in registers and walks over the T snippets once.
 - Forward: online softmax (running max, rescaled sum and accumulators), so f is read once; the raw scores
   stay in a [T]-register vector and are normalised at the end.
-- Backward: one pass over t reads f[t] to form g[t] = <dp, f[t]> + grad_attention[t] and the sums for dw;
-  a second loop writes df[t] = a dp + a (g - s) w from registers only (df needs no f). Padded snippets
-  (a = 0) are neither read nor contribute; their df rows are written as zeros.
-  dw = sum_t a (g - s) f is accumulated as a weighted covariance with a running mean of g (the co-moment
-  update of Welford's algorithm), not as sum a g f - s sum a f, which cancels when g varies little around s.
+- Backward, the two-pass form of DESIGN §3: pass 1 reads f[t] for g[t] = <dp, f[t]> + grad_attention[t] and
+  s = sum_t a g / sum_t a; pass 2 re-reads f[t] (just streamed: cache-resident for a clip) for de[t] = a (g - s),
+  df[t] = a dp + de w and dw += de f[t]. Any one-pass form must expand dw = sum_t a (g - s) f around a
+  running estimate of s (sum a g f - s sum a f, or a co-moment of it), and cancels catastrophically when one
+  snippet takes almost all the attention (|e| ~ 1e4), where the true dw is tiny. Padded snippets (a = 0)
+  are neither read nor contribute; their df rows are written as zeros.
   Each clip writes its dw terms to a [B, C] partials buffer; utils.sum_partials adds them (no atomics).
 """
 
@@ -18,8 +28,7 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from ..ops.reference import accumulation_dtype
-from ..ops.validation import check_mask_rows
+from .._op_rules import accumulation_dtype, check_mask_rows
 from .utils import (
     accumulator, as_output, block_size, define_op, is_traced, kernel_dtype, sum_partials,
 )
@@ -41,10 +50,11 @@ def _joint_attention_pool_forward_kernel(
     w_rgb = tl.load(w_rgb_ptr + c, mask=c_in, other=0.0).to(ACC)
     w_flow = tl.load(w_flow_ptr + c, mask=c_in, other=0.0).to(ACC)
     row = b * segments * channels
-    scores = tl.zeros([BLOCK_T], dtype=ACC)
+    # Per-snippet scalars in float64 (the accumulation rule, see the module docstring).
+    scores = tl.zeros([BLOCK_T], dtype=tl.float64)
     # Finite and below any real score, so that max - max never forms -inf - -inf (NaN).
-    running_max = tl.full([], -3.0e38, ACC)
-    denominator = tl.zeros([], dtype=ACC)
+    running_max = tl.full([], -3.0e38, tl.float64)
+    denominator = tl.zeros([], dtype=tl.float64)
     acc_rgb = tl.zeros([BLOCK_C], dtype=ACC)
     acc_flow = tl.zeros([BLOCK_C], dtype=ACC)
     for t in range(0, segments):
@@ -57,14 +67,14 @@ def _joint_attention_pool_forward_kernel(
         snippet = row + t * channels + c
         f_rgb = tl.load(f_rgb_ptr + snippet, mask=read, other=0.0).to(ACC)
         f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
-        score = tl.sum(f_rgb * w_rgb + f_flow * w_flow, axis=0)
+        score = tl.sum(f_rgb * w_rgb + f_flow * w_flow, axis=0).to(tl.float64)
         scores = tl.where(t_ids == t, score, scores)
         new_max = tl.where(valid, tl.maximum(running_max, score), running_max)
         rescale = tl.exp(running_max - new_max)
         weight = tl.exp(tl.where(valid, score, float("-inf")) - new_max)
         denominator = denominator * rescale + weight
-        acc_rgb = acc_rgb * rescale + weight * f_rgb
-        acc_flow = acc_flow * rescale + weight * f_flow
+        acc_rgb = acc_rgb * rescale.to(ACC) + weight.to(ACC) * f_rgb
+        acc_flow = acc_flow * rescale.to(ACC) + weight.to(ACC) * f_flow
         running_max = new_max
     t_in = t_ids < segments
     if HAS_MASK:
@@ -75,8 +85,8 @@ def _joint_attention_pool_forward_kernel(
     inverse = tl.where(denominator > 0, 1.0 / tl.where(denominator > 0, denominator, 1.0), 0.0)
     attention = tl.exp(tl.where(t_valid, scores, float("-inf")) - running_max) * inverse
     tl.store(attention_ptr + b * segments + t_ids, attention.to(attention_ptr.dtype.element_ty), mask=t_in)
-    tl.store(p_rgb_ptr + b * channels + c, (acc_rgb * inverse).to(p_rgb_ptr.dtype.element_ty), mask=c_in)
-    tl.store(p_flow_ptr + b * channels + c, (acc_flow * inverse).to(p_flow_ptr.dtype.element_ty), mask=c_in)
+    tl.store(p_rgb_ptr + b * channels + c, (acc_rgb * inverse.to(ACC)).to(p_rgb_ptr.dtype.element_ty), mask=c_in)
+    tl.store(p_flow_ptr + b * channels + c, (acc_flow * inverse.to(ACC)).to(p_flow_ptr.dtype.element_ty), mask=c_in)
 
 
 @triton.jit
@@ -92,14 +102,10 @@ def _joint_attention_pool_backward_kernel(
     dp_rgb = tl.load(grad_p_rgb_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
     dp_flow = tl.load(grad_p_flow_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
     row = b * segments * channels
-    g_all = tl.zeros([BLOCK_T], dtype=ACC)
-    weight_total = tl.zeros([], dtype=ACC)
-    g_mean = tl.zeros([], dtype=ACC)
-    s = tl.zeros([], dtype=ACC)
-    comoment_rgb = tl.zeros([BLOCK_C], dtype=ACC)
-    comoment_flow = tl.zeros([BLOCK_C], dtype=ACC)
-    sum_rgb = tl.zeros([BLOCK_C], dtype=ACC)
-    sum_flow = tl.zeros([BLOCK_C], dtype=ACC)
+    # Pass 1: g[t] = <dp, f[t]> + grad_attention[t] and s = sum_t a g / sum_t a.
+    g_all = tl.zeros([BLOCK_T], dtype=tl.float64)
+    weighted_g = tl.zeros([], dtype=tl.float64)
+    weight_total = tl.zeros([], dtype=tl.float64)
     for t in range(0, segments):
         a = tl.load(attention_ptr + b * segments + t).to(ACC)
         live = a != 0.0
@@ -107,32 +113,31 @@ def _joint_attention_pool_backward_kernel(
         snippet = row + t * channels + c
         f_rgb = tl.load(f_rgb_ptr + snippet, mask=read, other=0.0).to(ACC)
         f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
-        g = tl.sum(dp_rgb * f_rgb + dp_flow * f_flow, axis=0) + tl.load(grad_attention_ptr + b * segments + t).to(ACC)
+        g = tl.sum(dp_rgb * f_rgb + dp_flow * f_flow, axis=0).to(tl.float64)
+        g += tl.load(grad_attention_ptr + b * segments + t).to(tl.float64)
         g = tl.where(live, g, 0.0)
         g_all = tl.where(t_ids == t, g, g_all)
-        new_total = weight_total + a
-        mean_step = a * (g - g_mean) / tl.where(new_total > 0, new_total, 1.0)
-        # comoment = sum a (g - mean) f about the running mean of g: when the mean moves by mean_step, the
-        # terms already summed shift by -mean_step * (sum a f).
-        centred = a * (g - (g_mean + mean_step))
-        comoment_rgb += centred * f_rgb - mean_step * sum_rgb
-        comoment_flow += centred * f_flow - mean_step * sum_flow
-        sum_rgb += a * f_rgb
-        sum_flow += a * f_flow
-        s += a * g
-        g_mean += mean_step
-        weight_total = new_total
+        weighted_g += a.to(tl.float64) * g
+        weight_total += a.to(tl.float64)
+    s = tl.where(weight_total > 0, weighted_g / tl.where(weight_total > 0, weight_total, 1.0), 0.0)
+    # Pass 2: de[t] = a (g - s), df[t] = a dp + de w, dw += de f[t] (f re-read: the clip was just streamed).
     w_rgb = tl.load(w_rgb_ptr + c, mask=c_in, other=0.0).to(ACC)
     w_flow = tl.load(w_flow_ptr + c, mask=c_in, other=0.0).to(ACC)
+    dw_rgb = tl.zeros([BLOCK_C], dtype=ACC)
+    dw_flow = tl.zeros([BLOCK_C], dtype=ACC)
     for t in range(0, segments):
         a = tl.load(attention_ptr + b * segments + t).to(ACC)
-        de = a * (tl.sum(tl.where(t_ids == t, g_all, 0.0), axis=0) - s)
+        read = c < tl.where(a != 0.0, channels, 0)
+        de = (a.to(tl.float64) * (tl.sum(tl.where(t_ids == t, g_all, 0.0), axis=0) - s)).to(ACC)
         snippet = row + t * channels + c
+        f_rgb = tl.load(f_rgb_ptr + snippet, mask=read, other=0.0).to(ACC)
+        f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
+        dw_rgb += de * f_rgb
+        dw_flow += de * f_flow
         tl.store(df_rgb_ptr + snippet, (a * dp_rgb + de * w_rgb).to(df_rgb_ptr.dtype.element_ty), mask=c_in)
         tl.store(df_flow_ptr + snippet, (a * dp_flow + de * w_flow).to(df_flow_ptr.dtype.element_ty), mask=c_in)
-    # sum_t a (g - s) f = comoment - (s - mean) sum_t a f
-    tl.store(dw_rgb_partial_ptr + b * channels + c, comoment_rgb - (s - g_mean) * sum_rgb, mask=c_in)
-    tl.store(dw_flow_partial_ptr + b * channels + c, comoment_flow - (s - g_mean) * sum_flow, mask=c_in)
+    tl.store(dw_rgb_partial_ptr + b * channels + c, dw_rgb, mask=c_in)
+    tl.store(dw_flow_partial_ptr + b * channels + c, dw_flow, mask=c_in)
 
 
 def _channel_block(channels: int) -> int:

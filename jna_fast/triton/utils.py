@@ -16,13 +16,13 @@ from torch._subclasses.fake_tensor import is_fake
 from torch.library import wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
 
-from ..ops.reference import accumulation_dtype
+from .._op_rules import accumulation_dtype
 
 NAMESPACE = "jna_fast_triton"
 
 
 def accumulator(dtype: torch.dtype):
-    """The Triton dtype to compute in for features of ``dtype`` (the reference's accumulation_dtype)."""
+    """The Triton dtype to compute in for features of ``dtype`` (the rule of _op_rules.accumulation_dtype)."""
     return tl.float64 if accumulation_dtype(dtype) == torch.float64 else tl.float32
 
 
@@ -86,7 +86,7 @@ def define_op(name: str, fn: Callable) -> Callable:
 
     With compiled kernels this is a triton_op, which torch.compile traces into. Under TRITON_INTERPRET=1 the
     kernels run on host copies of the data and cannot be traced with fake tensors, so the op is an opaque
-    custom_op instead. Fake kernels and autograd come from jna_fast.ops.registration either way."""
+    custom_op instead. Fake kernels and autograd come from jna_fast._op_rules either way."""
     qualified = f"{NAMESPACE}::{name}"
     if INTERPRETED:
         return torch.library.custom_op(qualified, fn, mutates_args=())

@@ -1,15 +1,41 @@
-"""Fake (meta) kernels and autograd for the op schemas, shared by every namespace that implements them.
+"""The op rules every Python-side backend shares, in one place, below jna_fast.ops and jna_fast.triton (both
+import it; it imports neither): the accumulation dtype, cross_stitch's layout choice, the JNA_FAST_CHECKS switch
+and the all-False mask check with its message, and the fake (meta) kernels and autograd of the op schemas.
 
-The C++ extension defines ``jna_fast::*`` (TORCH_LIBRARY in csrc/ops.cpp); the Triton backend defines the
-same four schemas under ``jna_fast_triton::*``. Both get their fake kernels and autograd from here, so the
-shape/stride rules and the backward wiring exist once.
+The C++ backends' twin of these rules is csrc/op_rules.h; tests/test_op_rules.py checks that the two agree.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-from .reference import accumulation_dtype
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64 (for gradcheck); every other floating dtype accumulates in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def checks_enabled() -> bool:
+    """JNA_FAST_CHECKS=1 turns on the checks that cost a device sync on GPU tensors."""
+    return os.environ.get("JNA_FAST_CHECKS", "0") not in ("", "0", "false", "False")
+
+
+def check_mask_rows(mask) -> None:
+    """An all-False mask row has no snippet to attend to. Checked always on CPU, on GPU only with
+    JNA_FAST_CHECKS=1 (the check syncs the device); unchecked, such a row pools to zeros."""
+    if mask is None or mask.shape[0] == 0:
+        return
+    if mask.device.type != "cpu" and not checks_enabled():
+        return
+    empty = (~mask.any(dim=1)).nonzero().flatten()
+    if empty.numel():
+        rows = empty[:8].tolist()
+        raise ValueError(
+            f"mask: rows {rows}{'...' if empty.numel() > 8 else ''} are all False; every clip needs at least "
+            "one real snippet (set mask[b, t] = True for real snippets)"
+        )
 
 
 def feature_map_is_nhwc(x: torch.Tensor) -> bool:

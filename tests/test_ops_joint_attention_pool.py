@@ -1,0 +1,301 @@
+"""joint_attention_pool (DESIGN §2.2) on every backend, one suite with the backend as an axis: the reference
+(where a case means something for it), cpp, Triton under the interpreter on CPU, and CUDA and Triton on a GPU
+(``cuda`` marker; skipped without a device). Every fused backend gets every case: the accuracy rule of
+tests/op_testing.py (odd shapes, T = 1, odd C, masks, large and saturated scores, non-contiguous and misaligned
+inputs, float32/bfloat16/float16/float64, tile boundaries), the gradient through the attention alone, fp64
+gradcheck, opcheck, poisoned outputs, deterministic reductions, all-False mask rows, torch.compile.
+
+The interpreter costs milliseconds per program (one per clip) and per operation, so it gets the small shapes.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from op_testing import (
+    LOW_PRECISION,
+    POOL_NAMES,
+    assert_all_written,
+    assert_matches_reference,
+    backend_params,
+    joint_attention_pool_ref,
+    make_pool_case,
+    make_saturated_pool_case,
+    misaligned,
+    pool_backward_args,
+    poisoned_allocations,
+)
+
+FUSED = backend_params()
+EVERY = backend_params(include_reference=True)
+FEATURE_DTYPES = (torch.float32, *LOW_PRECISION)
+
+# C: 1, 3, 7, 13, 33 are not multiples of any vector width (tails); 2048 is the model's width. C = 1 only with
+# T = 1: with T > 1 its dw is one scalar sum with cancellation, whose error vs plain PyTorch is a coin toss.
+SHAPES = [(3, 1, 7), (5, 1, 1), (4, 25, 3), (3, 25, 13), (2, 25, 33), (2, 25, 2048), (5, 6, 64)]
+INTERPRETER_SHAPES = [(3, 1, 7), (5, 1, 1), (2, 25, 13), (2, 9, 33), (2, 6, 2048)]
+
+
+def shapes_for(backend):
+    return INTERPRETER_SHAPES if backend.interpreted else SHAPES
+
+
+def check(backend, case, **kwargs):
+    assert_matches_reference(backend.joint_attention_pool, joint_attention_pool_ref, case.inputs(), case.seed,
+                             names=POOL_NAMES, **kwargs)
+
+
+@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("mask", ("none", "tail", "holes"))
+@pytest.mark.parametrize("dtype", FEATURE_DTYPES, ids=str)
+def test_matches_reference(backend, mask, dtype):
+    # float32 w with low-precision features: the autocast situation.
+    for shape in shapes_for(backend):
+        check(backend, make_pool_case(*shape, dtype=dtype, device=backend.device, mask=mask,
+                                      w_dtype=torch.float32))
+
+
+@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("mask", ("none", "tail", "holes"))
+def test_single_channel_outputs(backend, mask):
+    """C = 1 with T > 1, outputs only: each dw would be one scalar sum over B*T terms that can cancel to near
+    zero, where the accuracy rule compares two independent rounding noises (a coin toss)."""
+    case = make_pool_case(3, 6, 1, device=backend.device, mask=mask)
+    check(backend, case, check_grads=False)
+
+
+@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("mask", ("none", "tail", "holes"))
+@pytest.mark.parametrize("dtype", FEATURE_DTYPES, ids=str)
+def test_large_scores(backend, mask, dtype):
+    # |scores| ~ 1e4: exp overflows without the running max.
+    check(backend, make_pool_case(4, 25, 33, dtype=dtype, device=backend.device, mask=mask, score_scale=1e4,
+                                  w_dtype=torch.float32))
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_saturated_attention(backend):
+    """DESIGN §3's trap, many draws: features x300, one snippet per clip takes almost all the attention and the
+    true dw is tiny; the floor is relative to the result (the expanded one-pass backward failed 1 draw in 4)."""
+    for _ in range(12 if backend.interpreted else 40):
+        check(backend, make_saturated_pool_case(device=backend.device), saturated=True)
+
+
+@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
+def test_tile_boundaries(backend, dtype):
+    """Clips whose first snippets are all padding, whose max arrives late, with a single real snippet at the
+    end, at C = 2048: across the cpp forward's snippet tiles and the CUDA kernels' channel chunks."""
+    segments = 9 if backend.interpreted else 25
+    case = make_pool_case(4, segments, 2048, dtype=dtype, device=backend.device, score_scale=1e4,
+                          w_dtype=torch.float32)
+    mask = torch.ones(4, segments, dtype=torch.bool)
+    mask[0, : segments - 8] = False
+    mask[1, : segments - 1] = False
+    mask[2, 3 : segments - 5] = False
+    case.mask = mask.to(backend.device)
+    check(backend, case)
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_wide_channels(backend):
+    """C = 40000 with B = 2: many channel chunks per clip (CUDA); beyond a register-resident row (Triton)
+    the backend says so."""
+    case = make_pool_case(2, 3, 40000, device=backend.device, mask="tail")
+    if backend.max_channels is not None and backend.max_channels < 40000:
+        with pytest.raises(ValueError, match=f"C <= {backend.max_channels}"):
+            backend.joint_attention_pool(*case.inputs())
+        return
+    check(backend, case)
+
+
+@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
+def test_noncontiguous(backend, dtype):
+    case = make_pool_case(3, 9, 40, dtype=dtype, device=backend.device, mask="holes", noncontiguous=True,
+                          w_dtype=torch.float32)
+    assert not case.f_rgb.is_contiguous()
+    check(backend, case)
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_misaligned(backend):
+    case = make_pool_case(3, 5, 32, device=backend.device, mask="holes")
+    case.f_rgb, case.f_flow = misaligned(case.f_rgb), misaligned(case.f_flow)
+    assert case.f_rgb.data_ptr() % 16 != 0
+    check(backend, case)
+
+
+@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("dtype", (torch.float64, *LOW_PRECISION), ids=str)
+def test_w_in_feature_dtype(backend, dtype):
+    check(backend, make_pool_case(3, 9, 24, dtype=dtype, device=backend.device, mask="tail"))
+
+
+@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("mask", ("none", "holes"))
+def test_gradient_through_attention_alone(backend, mask):
+    # A loss on the attention output only: every gradient flows through grad_attention.
+    case = make_pool_case(4, 25, 33, device=backend.device, mask=mask)
+
+    def attention_only(fn):
+        return lambda *inputs: fn(*inputs)[2:]
+
+    assert_matches_reference(attention_only(backend.joint_attention_pool), attention_only(joint_attention_pool_ref),
+                             case.inputs(), case.seed, names=("attention",))
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_large_batch_reduction(backend):
+    # dw sums B*T snippets across clips (the two-stage reductions).
+    batch = 16 if backend.interpreted else 64
+    check(backend, make_pool_case(batch, 25, 96, device=backend.device, mask="tail"))
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_large_outputs(backend):
+    # df over 4 MB: the cpp kernels' huge-page output buffers; a full training batch on a GPU.
+    if backend.interpreted:
+        pytest.skip("the interpreter runs a 42-clip batch in minutes; the shapes above cover its code paths")
+    check(backend, make_pool_case(42, 25, 1024, device=backend.device, mask="holes"))
+
+
+@pytest.mark.parametrize("backend", EVERY)
+@pytest.mark.parametrize("mask", ("none", "holes"))
+@pytest.mark.parametrize("segments", (1, 9))
+def test_gradcheck(backend, mask, segments):
+    case = make_pool_case(3, segments, 11, dtype=torch.float64, device=backend.device, mask=mask, score_scale=3.0)
+    floats = [t.detach().requires_grad_(True) for t in case.inputs()[:4]]
+    assert torch.autograd.gradcheck(lambda *f: backend.joint_attention_pool(*f, case.mask), floats,
+                                    fast_mode=backend.namespace != "jna_fast"), f"seed {case.seed}"
+
+
+@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("mask", ("none", "holes"))
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
+def test_opcheck(backend, mask, dtype):
+    case = make_pool_case(3, 7, 20, dtype=dtype, device=backend.device, mask=mask, w_dtype=torch.float32)
+    floats = [t.detach().requires_grad_(True) for t in case.inputs()[:4]]
+    torch.library.opcheck(backend.ops.joint_attention_pool.default, (*floats, case.mask))
+    attention = backend.ops.joint_attention_pool(*case.inputs())[2]
+    torch.library.opcheck(backend.ops.joint_attention_pool_backward.default, pool_backward_args(case, attention))
+
+
+@pytest.mark.parametrize("backend", FUSED)
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
+def test_writes_every_output(backend, dtype):
+    # The large case: df over 4 MB comes from the cpp kernels' recycled huge-page buffers, poisoned too.
+    shapes = [(3, 25, 13)] + ([] if backend.interpreted else [(42, 25, 1024)])
+    for shape in shapes:
+        case = make_pool_case(*shape, dtype=dtype, device=backend.device, mask="holes", w_dtype=torch.float32)
+        with poisoned_allocations():
+            pooled = backend.ops.joint_attention_pool(*case.inputs())
+            grads = backend.ops.joint_attention_pool_backward(*pool_backward_args(case, pooled[2]))
+        assert_all_written(pooled, "joint_attention_pool")
+        assert_all_written(grads, "joint_attention_pool_backward")
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_backward_is_deterministic(backend):
+    batch = 8 if backend.interpreted else 32
+    case = make_pool_case(batch, 25, 72, device=backend.device, mask="holes")
+    attention = backend.ops.joint_attention_pool(*case.inputs())[2]
+    args = pool_backward_args(case, attention)
+    first = backend.ops.joint_attention_pool_backward(*args)
+    second = backend.ops.joint_attention_pool_backward(*args)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b), f"seed {case.seed}"
+
+
+@pytest.mark.parametrize("backend", EVERY)
+def test_all_false_mask_rows_are_a_value_error(backend, monkeypatch):
+    """Always on CPU tensors; on GPU tensors only with JNA_FAST_CHECKS=1 (the check syncs the device)."""
+    case = make_pool_case(5, 4, 9, device=backend.device, mask="tail")
+    case.mask[[1, 3]] = False
+    if backend.on_gpu:
+        monkeypatch.setenv("JNA_FAST_CHECKS", "1")
+    calls = [backend.joint_attention_pool] + ([backend.ops.joint_attention_pool] if backend.namespace else [])
+    for call in calls:
+        with pytest.raises(ValueError, match=r"mask: rows \[1, 3\] are all False"):
+            call(*case.inputs())
+    valid = make_pool_case(5, 4, 9, device=backend.device, mask="tail")
+    for call in calls:
+        call(*valid.inputs())  # checked, valid masks pass
+
+
+@pytest.mark.parametrize("backend", [p for p in FUSED if p.values[0].device == "cuda"])
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
+def test_unchecked_all_false_rows_on_a_gpu_give_zeros(backend, dtype, monkeypatch):
+    """Without JNA_FAST_CHECKS the GPU does not sync to check: rows with no snippet give p = 0, a = 0."""
+    monkeypatch.delenv("JNA_FAST_CHECKS", raising=False)
+    case = make_pool_case(4, 6, 2048, dtype=dtype, device=backend.device, mask="tail")
+    case.mask[[0, 2]] = False
+    p_rgb, p_flow, attention = backend.ops.joint_attention_pool(*case.inputs())
+    for out in (p_rgb, p_flow, attention):
+        assert torch.isfinite(out).all() and not out[[0, 2]].any()
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_backward_of_clips_without_attention(backend):
+    """Rows whose attention is all 0 (what the forward gives an all-False row unchecked): zero df, finite
+    gradients, and dw as if those rows were absent."""
+    case = make_pool_case(4, 6, 13, device=backend.device, mask="tail")
+    attention = joint_attention_pool_ref(*case.inputs())[2].contiguous()
+    attention[[0, 2]] = 0
+    args = pool_backward_args(case, attention)
+    df_rgb, df_flow, dw_rgb, dw_flow = backend.ops.joint_attention_pool_backward(*args)
+    for grad in (df_rgb, df_flow, dw_rgb, dw_flow):
+        assert torch.isfinite(grad).all()
+    assert not df_rgb[[0, 2]].any() and not df_flow[[0, 2]].any()
+    kept = [1, 3]
+    kept_args = [t[kept] for t in args[:5]] + list(args[5:7]) + [attention[kept]]
+    _, _, dw_rgb_kept, dw_flow_kept = backend.ops.joint_attention_pool_backward(*kept_args)
+    torch.testing.assert_close(dw_rgb, dw_rgb_kept)
+    torch.testing.assert_close(dw_flow, dw_flow_kept)
+
+
+@pytest.mark.parametrize("backend", FUSED)
+def test_compile_fullgraph_matches_eager(backend):
+    """Inside torch.compile(fullgraph=True), forward and backward, with no graph break. (Not the reference: its
+    all-False mask check runs in Python, outside any op, and breaks the graph by design.)"""
+    case = make_pool_case(2, 4, 6, device=backend.device, mask="tail")
+
+    def loss(f_rgb, f_flow, w_rgb, w_flow, mask):
+        p_rgb, p_flow, attention = backend.joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask)
+        return (p_rgb * p_flow).sum() + (attention * torch.arange(4, device=mask.device)).sum()
+
+    def loss_and_grads(fn):
+        leaves = [t.detach().clone().requires_grad_(True) for t in case.inputs()[:4]]
+        value = fn(*leaves, case.mask)
+        value.backward()
+        return [value.detach()] + [t.grad for t in leaves]
+
+    torch._dynamo.reset()
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager" if backend.interpreted else "inductor")
+    for eager_value, compiled_value in zip(loss_and_grads(loss), loss_and_grads(compiled)):
+        torch.testing.assert_close(compiled_value, eager_value, msg=f"seed {case.seed}")
+
+
+@pytest.mark.parametrize("backend", [p for p in FUSED if p.values[0].device == "cuda"])
+def test_runs_on_the_current_stream(backend, monkeypatch):
+    """Every launch goes to torch's current stream: CUDA graph capture (on a side stream) fails on a launch to
+    any other stream, and the replayed graph reproduces the eager results."""
+    monkeypatch.delenv("JNA_FAST_CHECKS", raising=False)  # the checked path syncs, which capture forbids
+    case = make_pool_case(16, 25, 2048, device=backend.device, mask="tail")
+    # Made before capture: host-to-device copies are not capturable.
+    args = pool_backward_args(case, backend.ops.joint_attention_pool(*case.inputs())[2])
+
+    def run():
+        return (*backend.ops.joint_attention_pool(*case.inputs()), *backend.ops.joint_attention_pool_backward(*args))
+
+    eager = run()
+    run()  # warm-up outside capture (allocator pools, kernel attributes)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = run()
+    graph.replay()
+    torch.cuda.synchronize()
+    for got, want in zip(captured, eager):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
