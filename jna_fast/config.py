@@ -143,8 +143,8 @@ class TrainConfig:
                             "run", resumable=True)
     seed: int = option(0, "seed of the data order, augmentation and initialisation", "run")
     progress: bool = option(True, "progress bar", "run", resumable=True)
-    final_eval: bool = option(True, "evaluate best.pt by the TSN protocol (25 snippets, 1 crop) into OUT/eval "
-                              "when training ends", "run", resumable=True)
+    final_eval: bool = option(True, "evaluate the final model by the TSN protocol (25 snippets, 1 crop) into "
+                              "OUT/eval when training ends", "run", resumable=True)
     tensorboard: bool | None = option(None, "write TensorBoard events to OUT/tensorboard (default: when "
                                       "tensorboard is installed)", "run", resumable=True)
 

@@ -103,6 +103,11 @@ def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
     return groups
 
 
+def finished_training(cfg: TrainConfig, step: int, steps_per_epoch: int) -> bool:
+    """Whether the run has done all its steps (every epoch, or --max-steps)."""
+    return step >= min(cfg.epochs * steps_per_epoch, cfg.max_steps or math.inf)
+
+
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = parameter_groups(model, cfg)
     if cfg.optimizer == "adamw":
@@ -296,13 +301,15 @@ def train(cfg: TrainConfig) -> dict:
         if finished:
             break
     log.close()
-    if cfg.final_eval and (out / BEST_NAME).exists():
+    # The final model, not best.pt: the validation split is the test split, so picking the best epoch on it
+    # would flatter the reported figures.
+    if cfg.final_eval and finished_training(cfg, step, steps_per_epoch):
         from .evaluate import evaluate_checkpoint
 
-        report = evaluate_checkpoint(out / BEST_NAME, out / "eval", visualize=FINAL_EVAL_STRIPS,
+        report = evaluate_checkpoint(out / LAST_NAME, out / "eval", visualize=FINAL_EVAL_STRIPS,
                                      batch_size=cfg.batch_size, device=env.device.type, progress=cfg.progress)
         if env.is_main:
-            logger.info("final evaluation of %s (TSN protocol, %d snippets, 1 crop) in %s: %s", out / BEST_NAME,
+            logger.info("final evaluation of %s (TSN protocol, %d snippets, 1 crop) in %s: %s", out / LAST_NAME,
                         report.get("segments", 0), out / "eval", json.dumps(
                             {k: round(v, 4) for k, v in report.items()
                              if isinstance(v, float) and not k.startswith("uniform")}))

@@ -1,6 +1,7 @@
 """The JNA model: outputs, attention, gradients, torchvision-format weights, cross-modality init, training."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,42 @@ def test_torch_compile_fullgraph_with_the_fused_ops():
 
     for eager, traced in zip(loss_and_grads(model), loss_and_grads(compiled)):
         torch.testing.assert_close(traced, eager, rtol=1e-3, atol=1e-4)
+
+
+def test_ablation_variants_are_configurations_of_the_one_model():
+    from jna_fast.models.jna import JNA as Model
+
+    torch.manual_seed(0)
+    rgb, flow = torch.randn(2, 3, 3, 32, 32), torch.randn(2, 3, 4, 32, 32)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    label = torch.tensor([1, 2])
+    for streams in ("rgb", "flow"):
+        model = Model(4, backbone="resnet18", flow_length=2, streams=streams, share_after=(), consensus="average")
+        assert (model.flow is None) == (streams == "rgb") and (model.rgb is None) == (streams == "flow")
+        out = model(rgb if streams == "rgb" else None, flow if streams == "flow" else None, mask)
+        assert out.logits.shape == (2, 4) and (out.logits_flow is None) == (streams == "rgb")
+        torch.testing.assert_close(out.attention, torch.tensor([[1 / 3] * 3, [0.5, 0.5, 0.0]]))
+        model.loss(out, label).backward()
+    average = Model(4, backbone="resnet18", flow_length=2, consensus="average", attention_supervision=1.0)
+    assert not average.attention.w_rgb.requires_grad and average.attention_supervision == 0.0
+    out = average(rgb, flow, mask)
+    torch.testing.assert_close(out.attention, torch.tensor([[1 / 3] * 3, [0.5, 0.5, 0.0]]))
+    with pytest.raises(ValueError, match="streams='rgb'"):
+        Model(4, backbone="resnet18", streams="rgb")
+
+
+def test_attention_evidence_loss_on_a_known_case():
+    from jna_fast.models.jna import JNAOutput, attention_evidence_loss
+
+    # two snippets: the first gives the true class (0) probability 0.8, the second 0.2 -> q = (0.8, 0.2)
+    snippet_logits = torch.log(torch.tensor([[[0.8, 0.2], [0.2, 0.8]]]))
+    attention = torch.tensor([[0.5, 0.5]], requires_grad=True)
+    output = JNAOutput(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 2), attention, snippet_logits, None)
+    loss = attention_evidence_loss(output, torch.tensor([0]))
+    assert loss.item() == pytest.approx(-(0.8 * math.log(0.5) + 0.2 * math.log(0.5)))
+    loss.backward()
+    torch.testing.assert_close(attention.grad, torch.tensor([[-0.8 / 0.5, -0.2 / 0.5]]))
+    # a masked snippet gets no target weight, whatever its logits say
+    masked = JNAOutput(output.logits, output.logits_rgb, output.logits_flow, torch.tensor([[1.0, 0.0]]),
+                       snippet_logits, torch.tensor([[True, False]]))
+    assert attention_evidence_loss(masked, torch.tensor([1])).item() == pytest.approx(0.0, abs=1e-6)
