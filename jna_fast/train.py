@@ -236,8 +236,10 @@ def train(cfg: TrainConfig) -> dict:
                     env.device, env.world_size, backend, loader_device)
     log = MetricsLog(cfg, out, env.is_main)
     record: dict = {}
-    finished = False
+    finished = cfg.max_steps is not None and step >= cfg.max_steps  # a resumed run may have no step left
     for epoch in range(start_epoch, cfg.epochs):
+        if finished:
+            break
         net.train()
         train_loader.set_epoch(epoch)
         skip = start_batch if epoch == start_epoch else 0
