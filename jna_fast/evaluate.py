@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,10 +78,10 @@ def _per_clip(batch, per_view: torch.Tensor | None, kept: torch.Tensor) -> torch
 def collect(model, loader, device: torch.device, precision: str = "fp32", keep_snippets: int = 0,
             progress: bool = False) -> Predictions:
     """Run ``model`` over ``loader`` (this rank's shard; gathered from every rank under torchrun). Rows that stand
-    in for skipped clips (``batch.replaced``) are left out, so each clip counts once. Keeps the pictures of the
-    first ``keep_snippets`` videos."""
+    in for skipped clips (``batch.replaced``) are left out, so each clip counts once. Keeps the pictures of
+    ``keep_snippets`` videos, spread over the classes."""
     model.eval()
-    parts, kept_pictures = [], 0
+    parts, kept_pictures, pictured = [], 0, {}
     for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True):
         batch = batch.to(device, non_blocking=True)
         with autocast_context(precision, device):
@@ -92,10 +93,14 @@ def collect(model, loader, device: torch.device, precision: str = "fp32", keep_s
             scores_rgb=_per_clip(batch, out.logits_rgb, kept), scores_flow=_per_clip(batch, out.logits_flow, kept),
             attention=_per_clip(batch, out.attention, kept), indices=batch.indices.cpu()[kept],
             mask=batch.mask.cpu()[kept].bool())
-        rows = [row for row, keep in enumerate(kept.tolist()) if keep]
-        for row in rows[:max(0, keep_snippets - kept_pictures)]:
-            part.snippets[batch.video_ids[row]] = snippet_pictures(batch, row * batch.num_views)
-        kept_pictures += len(part.snippets)
+        # Pictures of the first videos of each class in turn, so that the strips show several classes.
+        per_class = math.ceil(keep_snippets / out.logits.shape[1])
+        for row in (row for row, keep in enumerate(kept.tolist()) if keep):
+            label = int(batch.label[row])
+            if kept_pictures < keep_snippets and pictured.get(label, 0) < per_class:
+                part.snippets[batch.video_ids[row]] = snippet_pictures(batch, row * batch.num_views)
+                pictured[label] = pictured.get(label, 0) + 1
+                kept_pictures += 1
         parts.append(part)
     predictions = Predictions.concatenate(parts)
     if dist.is_initialized():
