@@ -54,8 +54,9 @@ VARIANTS = {
 ATTENTION_VARIANTS = ("attention", "jna")
 METRICS = ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "attention_on_salient",
            "uniform_on_salient", "top_snippet_in_window")
-# The default budget: every variant x 3 seeds in under 30 minutes on a 2-core CPU.
-ABLATION_DEFAULTS = {"epochs": 8}
+# The default budget: every variant x 3 seeds in under 30 minutes on a 2-core CPU (half the main run's epochs,
+# on 32 videos per class).
+ABLATION_DEFAULTS = {"epochs": 6, "synthetic_videos_per_class": 32}
 # --quick: each variant trains briefly and evaluates; minutes in all.
 QUICK_SETTINGS = {"synthetic_videos_per_class": 8, "epochs": 1, "size": 32, "num_segments": 2, "test_segments": 2,
                   "flow_length": 2, "batch_size": 4, "progress": False}
