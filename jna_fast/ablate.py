@@ -123,9 +123,9 @@ def markdown_table(summary: dict, settings: dict) -> str:
 
 
 def bar_chart(summary: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .evaluate import pyplot
+
+    plt = pyplot()
 
     variants = list(summary)
     figure, (accuracy, attention) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})

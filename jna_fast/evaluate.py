@@ -189,10 +189,21 @@ def write_predictions(predictions: Predictions, class_names: list[str], path: Pa
             }) + "\n")
 
 
-def plot_confusion(predictions: Predictions, class_names: list[str], path: Path) -> None:
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (an error names the extra when it is missing)."""
+    from ._optional import require
+
+    require("jna_fast's plots", "matplotlib")
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(predictions: Predictions, class_names: list[str], path: Path) -> None:
+    plt = pyplot()
 
     confusion = confusion_matrix(predictions.scores.argmax(1), predictions.labels, len(class_names)).numpy()
     size = max(4.0, 0.35 * len(class_names) + 2)
@@ -217,10 +228,9 @@ def plot_confusion(predictions: Predictions, class_names: list[str], path: Path)
 def plot_attention_strip(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,
                          label: str, prediction: str, path: Path) -> None:
     """One column per real snippet: its RGB frame over its flow magnitude, its attention weight as a bar."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     columns = [t for t in range(len(attention)) if bool(mask[t])]
     rows = [name for name in ("rgb", "flow_magnitude") if name in pictures]
