@@ -341,3 +341,18 @@ __all__ = [
     "joint_attention_pool_ref", "poisoned_allocations", "assert_all_written", "STITCH_NAMES", "POOL_NAMES",
     "LOW_PRECISION", "fresh_seed",
 ]
+
+
+def assert_graph_replay_matches_eager(run) -> None:
+    """``run()`` captured in a CUDA graph and replayed gives exactly its eager outputs (every launch went to the
+    current stream: capture fails on a launch to any other)."""
+    eager = run()
+    run()  # warm-up outside capture (allocator pools, kernel attributes)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = run()
+    graph.replay()
+    torch.cuda.synchronize()
+    for got, want in zip(captured, eager):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)

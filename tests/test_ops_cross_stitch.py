@@ -18,6 +18,7 @@ from op_testing import (
     LOW_PRECISION,
     STITCH_NAMES,
     assert_all_written,
+    assert_graph_replay_matches_eager,
     assert_matches_reference,
     backend_params,
     cross_stitch_ref,
@@ -181,13 +182,4 @@ def test_runs_on_the_current_stream(backend):
     def run():
         return (*backend.ops.cross_stitch(*case.inputs()), *backend.ops.cross_stitch_backward(*args))
 
-    eager = run()
-    run()  # warm-up outside capture (allocator pools, kernel attributes)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = run()
-    graph.replay()
-    torch.cuda.synchronize()
-    for got, want in zip(captured, eager):
-        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert_graph_replay_matches_eager(run)

@@ -17,6 +17,7 @@ from op_testing import (
     LOW_PRECISION,
     POOL_NAMES,
     assert_all_written,
+    assert_graph_replay_matches_eager,
     assert_matches_reference,
     backend_params,
     joint_attention_pool_ref,
@@ -289,13 +290,4 @@ def test_runs_on_the_current_stream(backend, monkeypatch):
     def run():
         return (*backend.ops.joint_attention_pool(*case.inputs()), *backend.ops.joint_attention_pool_backward(*args))
 
-    eager = run()
-    run()  # warm-up outside capture (allocator pools, kernel attributes)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = run()
-    graph.replay()
-    torch.cuda.synchronize()
-    for got, want in zip(captured, eager):
-        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert_graph_replay_matches_eager(run)
