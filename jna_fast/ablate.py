@@ -80,10 +80,16 @@ def run_variant(cfg: TrainConfig) -> dict:
 
 
 def run_record(variant: str, seed: int, report: dict) -> dict:
+    """The run's figures; a variant that averages its snippets has no attention to score (its "most attended
+    snippet" would be an arbitrary tie), so its localisation figures are None."""
     record = {"variant": variant, "seed": seed}
     record.update({name: report.get(name) for name in METRICS})
     if "families" in report:
         record["families"] = report["families"]
+    if variant not in ATTENTION_VARIANTS:
+        record["attention_on_salient"] = record["top_snippet_in_window"] = None
+        for family in record.get("families", {}).values():
+            family["attention_on_salient"] = family["top_snippet_in_window"] = None
     return record
 
 
