@@ -202,3 +202,18 @@ def test_trainer_asks_for_the_loader_that_can_feed_a_cuda_model(monkeypatch, dal
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_loader_device(parse_args(["--flow", flow]), torch.device("cuda", 0)) == expected
     assert resolve_loader_device(parse_args(["--flow", flow]), torch.device("cpu"))[1] == "cpu"
+
+
+def test_flip_policy_per_dataset(synthetic, tmp_path):
+    from jna_fast.config import parse_args
+    from jna_fast.experiment import build_loader_for, flip_allowed
+
+    synthetic_cfg = parse_args(["--root", str(synthetic), "--frames-root", str(synthetic / "frames")])
+    assert flip_allowed(synthetic_cfg) is False  # synthetic_meta.json: a flip swaps SlideLeft and SlideRight
+    for subset in ("train", "test"):
+        loader = build_loader_for(synthetic_cfg, subset, num_segments=2, device="cpu", backend="pyav")
+        assert loader.flip is False
+    assert flip_allowed(parse_args(["--root", str(synthetic), "--flip"])) is True
+    ucf101 = parse_args(["--dataset", "ucf101", "--root", str(tmp_path)])
+    assert flip_allowed(ucf101) is True  # TSN practice
+    assert flip_allowed(parse_args(["--dataset", "ucf101", "--root", str(tmp_path), "--no-flip"])) is False
