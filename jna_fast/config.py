@@ -163,9 +163,9 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def _base_type(annotation) -> tuple[type, bool]:
-    """(the value type, whether None is allowed) of a field annotation such as ``int | None``."""
-    hint = eval(annotation, vars(typing), {}) if isinstance(annotation, str) else annotation  # noqa: S307
+def _base_type(name: str) -> tuple[type, bool]:
+    """(the value type, whether None is allowed) of option ``name``, from its annotation such as ``int | None``."""
+    hint = typing.get_type_hints(TrainConfig)[name]
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         return args[0], True
@@ -175,7 +175,7 @@ def _base_type(annotation) -> tuple[type, bool]:
 def _coerce(name: str, value, where: str):
     """``value`` (from YAML or the command line) as field ``name``'s type; a clear error names the option."""
     spec = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
-    kind, optional = _base_type(spec.type)
+    kind, optional = _base_type(name)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
         if not optional:
             raise ValueError(f"{where}: option {name} may not be empty")
@@ -220,7 +220,7 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
         flag = meta["flag"] or "--" + spec.name.replace("_", "-")
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
         help_text = meta["help"] + ("" if default is None else f" (default: {_shown(default)})")
-        kind, _ = _base_type(spec.type)
+        kind, _ = _base_type(spec.name)
         if kind is bool:
             group.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, help=help_text)
         else:
