@@ -356,3 +356,18 @@ def assert_graph_replay_matches_eager(run) -> None:
     torch.cuda.synchronize()
     for got, want in zip(captured, eager):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def assert_compiled_matches_eager(loss, differentiable, constant, interpreted: bool, seed) -> None:
+    """``torch.compile(loss, fullgraph=True)`` gives eager's value and gradients: ``loss(*differentiable,
+    *constant)``, gradients taken for the ``differentiable`` inputs (aot_eager under the Triton interpreter)."""
+    def loss_and_grads(fn):
+        leaves = [t.detach().clone().requires_grad_(True) for t in differentiable]
+        value = fn(*leaves, *constant)
+        value.backward()
+        return [value.detach()] + [t.grad for t in leaves]
+
+    torch._dynamo.reset()
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager" if interpreted else "inductor")
+    for eager_value, compiled_value in zip(loss_and_grads(loss), loss_and_grads(compiled)):
+        torch.testing.assert_close(compiled_value, eager_value, msg=f"seed {seed}")

@@ -18,6 +18,7 @@ from op_testing import (
     LOW_PRECISION,
     STITCH_NAMES,
     assert_all_written,
+    assert_compiled_matches_eager,
     assert_graph_replay_matches_eager,
     assert_matches_reference,
     backend_params,
@@ -160,16 +161,7 @@ def test_compile_fullgraph_matches_eager(backend):
         y_rgb, y_flow = backend.cross_stitch(x_rgb, x_flow, alpha)
         return (y_rgb * y_flow).sum() + y_rgb.square().sum()
 
-    def loss_and_grads(fn):
-        leaves = [t.detach().clone().requires_grad_(True) for t in case.inputs()]
-        value = fn(*leaves)
-        value.backward()
-        return [value.detach()] + [t.grad for t in leaves]
-
-    torch._dynamo.reset()
-    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager" if backend.interpreted else "inductor")
-    for eager_value, compiled_value in zip(loss_and_grads(loss), loss_and_grads(compiled)):
-        torch.testing.assert_close(compiled_value, eager_value, msg=f"seed {case.seed}")
+    assert_compiled_matches_eager(loss, case.inputs(), (), backend.interpreted, case.seed)
 
 
 @pytest.mark.parametrize("backend", [p for p in FUSED if p.values[0].device == "cuda"])

@@ -17,6 +17,7 @@ from op_testing import (
     LOW_PRECISION,
     POOL_NAMES,
     assert_all_written,
+    assert_compiled_matches_eager,
     assert_graph_replay_matches_eager,
     assert_matches_reference,
     backend_params,
@@ -266,16 +267,7 @@ def test_compile_fullgraph_matches_eager(backend):
         p_rgb, p_flow, attention = backend.joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask)
         return (p_rgb * p_flow).sum() + (attention * torch.arange(4, device=mask.device)).sum()
 
-    def loss_and_grads(fn):
-        leaves = [t.detach().clone().requires_grad_(True) for t in case.inputs()[:4]]
-        value = fn(*leaves, case.mask)
-        value.backward()
-        return [value.detach()] + [t.grad for t in leaves]
-
-    torch._dynamo.reset()
-    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager" if backend.interpreted else "inductor")
-    for eager_value, compiled_value in zip(loss_and_grads(loss), loss_and_grads(compiled)):
-        torch.testing.assert_close(compiled_value, eager_value, msg=f"seed {case.seed}")
+    assert_compiled_matches_eager(loss, case.inputs()[:4], (case.mask,), backend.interpreted, case.seed)
 
 
 @pytest.mark.parametrize("backend", [p for p in FUSED if p.values[0].device == "cuda"])
