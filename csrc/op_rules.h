@@ -1,6 +1,12 @@
 // The op rules every C++ backend (csrc/cpu, csrc/cuda glue) shares, in one place. Their Python twin, for the
 // Triton and reference backends and the fake kernels, is jna_fast/_op_rules.py; tests/test_op_rules.py checks
 // that the two agree (layout choice, the JNA_FAST_CHECKS switch, the all-False mask error message).
+//
+// Non-finite values (stated in full in jna_fast/_op_rules.py; csrc/cpu and csrc/cuda apply it):
+// joint_attention_pool: a real snippet whose score is not finite (NaN, +inf or -inf: NaN/inf in its features or
+// in w, or an overflowing sum) makes its clip's p and its real a NaN, and in the backward that clip's df at real
+// snippets and all of dw NaN. a stays exactly 0 at masked snippets; masked snippets are never read, so nothing
+// they hold reaches any output or gradient. cross_stitch: plain element-wise IEEE arithmetic.
 #pragma once
 
 #include <ATen/ATen.h>

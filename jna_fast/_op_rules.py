@@ -3,6 +3,21 @@ import it; it imports neither): the accumulation dtype, cross_stitch's layout ch
 and the all-False mask check with its message, and the fake (meta) kernels and autograd of the op schemas.
 
 The C++ backends' twin of these rules is csrc/op_rules.h; tests/test_op_rules.py checks that the two agree.
+
+Non-finite values, the same in every backend (tests: test_ops_joint_attention_pool.py, test_ops_cross_stitch.py):
+- joint_attention_pool. A real snippet (mask True) whose score e[b, t] is not finite in the accumulation dtype
+  makes its clip's row NaN: p_rgb[b, :], p_flow[b, :] and a[b, t] at every real t. That covers NaN or +-inf
+  in f_rgb[b, t] / f_flow[b, t] (each gives a NaN or infinite product), NaN or +-inf anywhere in w_rgb / w_flow
+  (then every row with a real snippet is NaN), and a score whose sum overflows. A -inf score counts too: as a
+  softmax weight 0 it would hide the infinite feature behind a finite, plausible row. Backward: such a row's df
+  is NaN at its real snippets, and dw_rgb, dw_flow are NaN everywhere (every clip feeds dw); the other rows' df
+  are untouched. a is exactly 0 at masked snippets, in a NaN row too, so the backward (which knows the mask
+  only as a = 0) never reads them. A masked snippet is never read at all: whatever it holds (NaN, inf, 1e30),
+  the outputs and every gradient are exactly those of the same inputs with it zeroed, and its df is 0.
+  A row with no real snippet stays DESIGN §2.2's invalid input (ValueError on CPU; zeros unchecked on a GPU).
+  The check costs O(T) per clip: the scores are formed anyway, f is not read again.
+- cross_stitch is linear, computed element by element: NaN/inf in x or alpha reaches exactly the outputs and
+  gradients whose formula contains it (IEEE arithmetic, as the reference computes them).
 """
 
 from __future__ import annotations

@@ -54,17 +54,23 @@ def _joint_attention_pool_ref(f_rgb, f_flow, w_rgb, w_flow, mask):
     acc = accumulation_dtype(f_rgb.dtype)
     fr = f_rgb.to(acc)
     ff = f_flow.to(acc)
+    if mask is not None:
+        # Masked snippets are never read (the non-finite rule, jna_fast/_op_rules.py): torch.where, whose
+        # backward is a where too, so that neither the forward nor autograd forms 0 x NaN from what they hold.
+        real = mask.unsqueeze(-1)
+        fr = torch.where(real, fr, 0.0)
+        ff = torch.where(real, ff, 0.0)
     scores = torch.bmm(fr, w_rgb.to(acc).view(1, -1, 1).expand(fr.shape[0], -1, -1)).squeeze(-1)
     scores = scores + torch.bmm(ff, w_flow.to(acc).view(1, -1, 1).expand(ff.shape[0], -1, -1)).squeeze(-1)
+    # A non-finite real score makes the row NaN; softmax does so for NaN and +inf, but gives -inf weight 0.
+    scores = scores.masked_fill(scores.isneginf(), float("nan"))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-        # An all-masked row would be softmax(-inf, ..., -inf) = NaN; pin it to 0 so that p, a and the
-        # gradients are 0 there, as the fused kernels do.
-        empty = ~mask.any(dim=1, keepdim=True)
-        scores = scores.masked_fill(empty, 0.0)
     attention = torch.softmax(scores, dim=1)
     if mask is not None:
-        attention = attention.masked_fill(empty, 0.0)
+        # Exactly 0 at masked snippets, in a NaN row too. An all-masked row's softmax is NaN everywhere: this
+        # gives it zeros, as the fused kernels do, and its backward (a masked_fill too) passes no gradient on.
+        attention = attention.masked_fill(~mask, 0.0)
     weights = attention.unsqueeze(1)
     p_rgb = torch.bmm(weights, fr).squeeze(1).to(f_rgb.dtype)
     p_flow = torch.bmm(weights, ff).squeeze(1).to(f_flow.dtype)
