@@ -138,6 +138,9 @@ void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<s
       std::fill(sums.begin(), sums.end(), acc_type(0));
       double running_max = kMinusInfinity;
       double running_sum = 0;
+      // Whether every real score is finite: else the whole row is NaN (the non-finite rule, op_rules.h). The
+      // online softmax below drops NaN in std::max and meets exp(inf - inf), so it cannot be left to decide.
+      bool finite = true;
       for (int64_t first = 0; first < segments; first += tile_rows) {
         const int64_t rows = std::min(tile_rows, segments - first);
         double tile_max = kMinusInfinity;
@@ -145,6 +148,7 @@ void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<s
           const int64_t row = clip + t * channels;
           const bool real = mask == nullptr || mask[b * segments + t];
           scores[t] = real ? joint_dot(f_rgb + row, w_rgb, f_flow + row, w_flow, channels) : kMinusInfinity;
+          finite = finite && (!real || std::isfinite(scores[t]));
           tile_max = std::max(tile_max, scores[t]);
         }
         if (tile_max == kMinusInfinity) {  // all masked: no weight, nothing to read
@@ -165,12 +169,15 @@ void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<s
                   channels);
       }
       // running_sum is 0 only for an all-masked clip (rejected before the kernel on CPU): pool it to zeros.
-      const double inverse = running_sum > 0 ? 1.0 / running_sum : 0.0;
+      const double inverse = !finite           ? std::numeric_limits<double>::quiet_NaN()
+                             : running_sum > 0 ? 1.0 / running_sum
+                                               : 0.0;
       store_scaled(p_rgb + b * channels, sums.data(), static_cast<acc_type>(inverse), channels);
       store_scaled(p_flow + b * channels, sums.data() + padded, static_cast<acc_type>(inverse), channels);
       for (int64_t t = 0; t < segments; ++t) {
+        const bool real = mask == nullptr || mask[b * segments + t];
         attention[b * segments + t] =
-            static_cast<acc_type>(running_sum > 0 ? std::exp(scores[t] - running_max) * inverse : 0.0);
+            static_cast<acc_type>(real ? std::exp(scores[t] - running_max) * inverse : 0.0);  // 0 where masked
       }
     }
   });
@@ -222,6 +229,8 @@ void backward_kernel(const acc_t<scalar_t>* grad_p_rgb, const acc_t<scalar_t>* g
       const acc_type* dp_flow = grad_p_flow + b * channels;
       // s = sum_t a g / sum_t a: the float32 weights need not sum to exactly 1, and normalising keeps
       // sum_t de = 0 (see the accumulation rule in jna_fast/triton/joint_attention_pool.py).
+      // A NaN row (the non-finite rule) has a = NaN at its real snippets, never 0: they are read, and their de,
+      // df and every dw come out NaN.
       double weighted_g = 0;
       double weight_total = 0;
       for (int64_t t = 0; t < segments; ++t) {
