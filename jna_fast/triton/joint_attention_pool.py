@@ -55,6 +55,9 @@ def _joint_attention_pool_forward_kernel(
     # Finite and below any real score, so that max - max never forms -inf - -inf (NaN).
     running_max = tl.full([], -3.0e38, tl.float64)
     denominator = tl.zeros([], dtype=tl.float64)
+    # Real snippets with a non-finite score: any makes the whole row NaN (the non-finite rule,
+    # jna_fast/_op_rules.py); the online softmax alone would drop a NaN in the max or give -inf weight 0.
+    non_finite = tl.zeros([], dtype=tl.int32)
     acc_rgb = tl.zeros([BLOCK_C], dtype=ACC)
     acc_flow = tl.zeros([BLOCK_C], dtype=ACC)
     for t in range(0, segments):
@@ -69,6 +72,7 @@ def _joint_attention_pool_forward_kernel(
         f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
         score = tl.sum(f_rgb * w_rgb + f_flow * w_flow, axis=0).to(tl.float64)
         scores = tl.where(t_ids == t, score, scores)
+        non_finite += (valid & ~(tl.abs(score) < float("inf"))).to(tl.int32)
         new_max = tl.where(valid, tl.maximum(running_max, score), running_max)
         rescale = tl.exp(running_max - new_max)
         weight = tl.exp(tl.where(valid, score, float("-inf")) - new_max)
@@ -83,7 +87,10 @@ def _joint_attention_pool_forward_kernel(
         t_valid = t_in
     # A row with no valid snippet has denominator 0: it pools to p = 0, a = 0.
     inverse = tl.where(denominator > 0, 1.0 / tl.where(denominator > 0, denominator, 1.0), 0.0)
+    inverse = tl.where(non_finite == 0, inverse, float("nan"))
     attention = tl.exp(tl.where(t_valid, scores, float("-inf")) - running_max) * inverse
+    # Exactly 0 at masked snippets, in a NaN row too (there running_max may be NaN or inf).
+    attention = tl.where(t_valid, attention, 0.0)
     tl.store(attention_ptr + b * segments + t_ids, attention.to(attention_ptr.dtype.element_ty), mask=t_in)
     tl.store(p_rgb_ptr + b * channels + c, (acc_rgb * inverse.to(ACC)).to(p_rgb_ptr.dtype.element_ty), mask=c_in)
     tl.store(p_flow_ptr + b * channels + c, (acc_flow * inverse.to(ACC)).to(p_flow_ptr.dtype.element_ty), mask=c_in)
@@ -134,8 +141,12 @@ def _joint_attention_pool_backward_kernel(
         f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
         dw_rgb += de * f_rgb
         dw_flow += de * f_flow
-        tl.store(df_rgb_ptr + snippet, (a * dp_rgb + de * w_rgb).to(df_rgb_ptr.dtype.element_ty), mask=c_in)
-        tl.store(df_flow_ptr + snippet, (a * dp_flow + de * w_flow).to(df_flow_ptr.dtype.element_ty), mask=c_in)
+        # A snippet that is not read (a = 0: masked or underflowed) gets df = 0, not a dp + de w: that would be
+        # 0 x NaN where w holds a NaN, and a masked snippet's gradient is 0 whatever w is.
+        df_rgb = tl.where(read, a * dp_rgb + de * w_rgb, 0.0)
+        df_flow = tl.where(read, a * dp_flow + de * w_flow, 0.0)
+        tl.store(df_rgb_ptr + snippet, df_rgb.to(df_rgb_ptr.dtype.element_ty), mask=c_in)
+        tl.store(df_flow_ptr + snippet, df_flow.to(df_flow_ptr.dtype.element_ty), mask=c_in)
     tl.store(dw_rgb_partial_ptr + b * channels + c, dw_rgb, mask=c_in)
     tl.store(dw_flow_partial_ptr + b * channels + c, dw_flow, mask=c_in)
 
