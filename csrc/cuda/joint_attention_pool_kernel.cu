@@ -17,7 +17,7 @@
 // The backward is the two-pass form of DESIGN §3, de = a (g - s) with s known before any de is formed, and
 // dw = sum de f; the expanded one-pass forms cancel catastrophically when the attention saturates.
 // Masked snippets (forward) and snippets with a = 0 (backward) are never read; a clip without a real snippet
-// gives p = 0, a = 0 and zero gradients.
+// gives p = 0, a = 0 and zero gradients; a clip with a non-finite real score gives NaN (csrc/op_rules.h).
 #include <cmath>
 
 #include "cuda/kernel_utils.cuh"
@@ -184,10 +184,17 @@ __global__ void __launch_bounds__(kClipThreads)
   const int64_t clip = blockIdx.x;
   const auto real = [&](int64_t t) { return mask == nullptr || mask[clip * segments + t]; };
   double local_max = -INFINITY;
+  bool finite = true;
   for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
-    if (real(t)) local_max = fmax(local_max, full_dot(partials, clip, t, segments, chunks));
+    if (!real(t)) continue;
+    const double score = full_dot(partials, clip, t, segments, chunks);
+    local_max = fmax(local_max, score);
+    finite = finite && isfinite(score);
   }
   const double row_max = block_max(local_max, scratch);
+  // A non-finite real score makes the whole row NaN (the non-finite rule, csrc/op_rules.h): fmax drops NaN and
+  // a -inf score would get weight 0, so the max and sum cannot tell.
+  const bool row_finite = __syncthreads_or(!finite) == 0;
   double sum[1] = {0.0};
   if (row_max > -INFINITY) {
     for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
@@ -195,11 +202,12 @@ __global__ void __launch_bounds__(kClipThreads)
     }
   }
   detail::block_sum<1>(sum, scratch);
-  // sum is 0 only for a clip without a real snippet: it gets a = 0 (and p = 0 in kernel 3).
-  const double inverse = sum[0] > 0 ? 1.0 / sum[0] : 0.0;
+  // sum is 0 only for a clip without a real snippet: it gets a = 0 (and p = 0 in kernel 3). A NaN row has
+  // a = NaN at its real snippets, never 0: kernel 3 and the backward read them and make p, df and dw NaN.
+  const double inverse = !row_finite ? NAN : sum[0] > 0 ? 1.0 / sum[0] : 0.0;
   for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
-    const double weight = real(t) && sum[0] > 0 ? exp(full_dot(partials, clip, t, segments, chunks) - row_max) : 0.0;
-    attention[clip * segments + t] = static_cast<Acc>(weight * inverse);
+    const double weight = real(t) ? exp(full_dot(partials, clip, t, segments, chunks) - row_max) * inverse : 0.0;
+    attention[clip * segments + t] = static_cast<Acc>(weight);  // exactly 0 where masked, in a NaN row too
   }
 }
 
@@ -305,15 +313,18 @@ __global__ void __launch_bounds__(kMaxThreads) rows_backward_kernel(RowsBackward
       const Acc a = attention[t];
       const Acc de_t = de[t];
       const int64_t row = clip_offset + t * channels + p * V;
+      // a = 0 (masked or underflowed): df = 0, not a dp + de w, which is 0 x NaN where w holds a NaN; a masked
+      // snippet's gradient is 0 whatever w is (the non-finite rule, csrc/op_rules.h).
+      const bool attended = a != Acc(0);
       Acc out_rgb[V], out_flow[V];
 #pragma unroll
       for (int i = 0; i < V; ++i) {
-        out_rgb[i] = a * dp_rgb[i] + de_t * w_rgb[i];
-        out_flow[i] = a * dp_flow[i] + de_t * w_flow[i];
+        out_rgb[i] = attended ? a * dp_rgb[i] + de_t * w_rgb[i] : Acc(0);
+        out_flow[i] = attended ? a * dp_flow[i] + de_t * w_flow[i] : Acc(0);
       }
       detail::store_packet<T, Acc, V>(args.df_rgb + row, out_rgb);
       detail::store_packet<T, Acc, V>(args.df_flow + row, out_flow);
-      if (a == Acc(0)) continue;  // de = 0 too: f is not needed
+      if (!attended) continue;  // de = 0 too: f is not needed
       Acc x_rgb[V], x_flow[V];
       detail::load_packet<Acc, T, V>(args.f_rgb + row, x_rgb);
       detail::load_packet<Acc, T, V>(args.f_flow + row, x_flow);
