@@ -3,7 +3,9 @@
 (``cuda`` marker; skipped without a device). Every fused backend gets every case: the accuracy rule of
 tests/op_testing.py (odd shapes, T = 1, odd C, masks, large and saturated scores, non-contiguous and misaligned
 inputs, float32/bfloat16/float16/float64, tile boundaries), the gradient through the attention alone, fp64
-gradcheck, opcheck, poisoned outputs, deterministic reductions, all-False mask rows, torch.compile.
+gradcheck, opcheck, poisoned outputs, deterministic reductions, all-False mask rows, torch.compile, and (every
+backend, the reference too) the non-finite rule of jna_fast/_op_rules.py: NaN/inf in a real snippet or in w makes
+NaN rows, masked snippets never matter.
 
 The interpreter costs milliseconds per program (one per clip) and per operation, so it gets the small shapes.
 """
@@ -27,6 +29,8 @@ from op_testing import (
     misaligned,
     pool_backward_args,
     poisoned_allocations,
+    random_grad_outputs,
+    run_with_grads,
 )
 
 FUSED = backend_params()
@@ -283,3 +287,112 @@ def test_runs_on_the_current_stream(backend, monkeypatch):
         return (*backend.ops.joint_attention_pool(*case.inputs()), *backend.ops.joint_attention_pool_backward(*args))
 
     assert_graph_replay_matches_eager(run)
+
+
+# ------------------------------------------------------------------- non-finite values (jna_fast/_op_rules.py)
+
+NAN, INF = float("nan"), float("inf")
+# The row poisoned in the non-finite tests: it has a padded last snippet, so that a = 0 and df = 0 there can be
+# checked in a NaN row; its poisoned snippet is its last real one, at C = 2048 past the first snippet tile of the
+# cpp forward (after running-max rescales) and across the CUDA kernels' channel chunks.
+POISONED_ROW = 1
+
+
+def non_finite_shapes(backend):
+    return [(3, 6, 13), (3, 9 if backend.interpreted else 25, 2048)]
+
+
+def non_finite_case(backend, shape, dtype, seed=None):
+    batch, segments, _ = shape
+    case = make_pool_case(*shape, dtype=dtype, device=backend.device, w_dtype=torch.float32, seed=seed)
+    mask = torch.ones(batch, segments, dtype=torch.bool)
+    mask[POISONED_ROW, -1] = False
+    mask[2, 0] = False
+    case.mask = mask.to(backend.device)
+    return case
+
+
+def _set(tensor, index, value):
+    tensor[index] = value
+
+
+def _overflow(case, t):
+    """Finite features whose float32 score overflows: every term f[c] w[c] of the score is 3e38 |w[c]|."""
+    for f, w in ((case.f_rgb, case.w_rgb), (case.f_flow, case.w_flow)):
+        f[POISONED_ROW, t] = 3e38 * torch.sign(w)
+    exact = (case.f_rgb[POISONED_ROW, t].double() @ case.w_rgb.double()
+             + case.f_flow[POISONED_ROW, t].double() @ case.w_flow.double())
+    # Past float32's range by far more than its rounding: the score overflows in any summation order.
+    assert exact > 1.1 * torch.finfo(torch.float32).max, f"the score {exact} must overflow (seed {case.seed})"
+
+
+# kind: (poison(case, t) for the last real snippet t of POISONED_ROW, whether every row turns NaN)
+NON_FINITE_KINDS = {
+    "nan-f_rgb": (lambda case, t: _set(case.f_rgb, (POISONED_ROW, t, 3), NAN), False),
+    "nan-f_flow": (lambda case, t: _set(case.f_flow, (POISONED_ROW, t, 0), NAN), False),
+    "inf-f_rgb": (lambda case, t: _set(case.f_rgb, (POISONED_ROW, t, 5), INF), False),
+    "-inf-f_flow": (lambda case, t: _set(case.f_flow, (POISONED_ROW, t, 2), -INF), False),
+    "overflowing-score": (_overflow, False),
+    "nan-w_rgb": (lambda case, t: _set(case.w_rgb, 4, NAN), True),
+    "nan-w_flow": (lambda case, t: _set(case.w_flow, 0, NAN), True),
+    "inf-w_rgb": (lambda case, t: _set(case.w_rgb, 1, INF), True),
+    "-inf-w_flow": (lambda case, t: _set(case.w_flow, 6, -INF), True),
+}
+
+
+def _all_nan(t):
+    return bool(torch.isnan(t).all())
+
+
+@pytest.mark.parametrize("backend", EVERY)
+@pytest.mark.parametrize("kind", NON_FINITE_KINDS)
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
+def test_non_finite_score_makes_its_rows_nan(backend, kind, dtype):
+    """A real snippet whose score is not finite (NaN/inf in its features, NaN/inf in w, an overflowing score)
+    makes its row NaN: p and the real a in the forward, df at real snippets and all of dw in the backward.
+    Masked snippets keep a = 0 and df = 0; the other rows are those of the clean inputs."""
+    poison, every_row = NON_FINITE_KINDS[kind]
+    for shape in non_finite_shapes(backend):
+        clean = non_finite_case(backend, shape, dtype)
+        case = non_finite_case(backend, shape, dtype, seed=clean.seed)
+        poison(case, shape[1] - 2)
+        grad_outputs = random_grad_outputs(joint_attention_pool_ref(*clean.inputs()), clean.seed)
+        (p_rgb, p_flow, attention), (df_rgb, df_flow, dw_rgb, dw_flow) = run_with_grads(
+            backend.joint_attention_pool, case.inputs(), grad_outputs)
+        clean_out, clean_grads = run_with_grads(backend.joint_attention_pool, clean.inputs(), grad_outputs)
+        real = case.mask
+        bad = torch.ones(shape[0], dtype=torch.bool) if every_row else torch.arange(shape[0]) == POISONED_ROW
+        bad = bad.to(backend.device)
+        where = f"{kind}, shape {shape}, seed {case.seed}"
+        for name, out in (("p_rgb", p_rgb), ("p_flow", p_flow)):
+            assert _all_nan(out[bad]), f"{name} of the poisoned rows not all NaN ({where})"
+        assert _all_nan(attention[bad][real[bad]]), f"attention of the poisoned rows' real snippets ({where})"
+        for name, grad in (("df_rgb", df_rgb), ("df_flow", df_flow)):
+            assert _all_nan(grad[bad][real[bad]]), f"{name} of the poisoned rows' real snippets ({where})"
+        assert not attention[~real].any(), f"attention not 0 at masked snippets ({where})"
+        assert not df_rgb[~real].any() and not df_flow[~real].any(), f"df not 0 at masked snippets ({where})"
+        assert _all_nan(dw_rgb) and _all_nan(dw_flow), f"dw not all NaN ({where})"
+        for name, got, want in zip(("p_rgb", "p_flow", "attention", "df_rgb", "df_flow"),
+                                   (p_rgb, p_flow, attention, df_rgb, df_flow), (*clean_out, *clean_grads[:2])):
+            torch.testing.assert_close(got[~bad], want[~bad], msg=lambda m: f"{name}, other rows ({where}): {m}")
+
+
+@pytest.mark.parametrize("backend", EVERY)
+@pytest.mark.parametrize("garbage", (NAN, INF, -INF, 1e30), ids=("nan", "inf", "-inf", "1e30"))
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
+def test_masked_snippets_never_reach_outputs_or_gradients(backend, garbage, dtype):
+    """Whatever a masked snippet holds, the outputs and every input's gradient are exactly those of the same
+    inputs with the masked snippets zeroed."""
+    for shape in non_finite_shapes(backend):
+        case = make_pool_case(*shape, dtype=dtype, device=backend.device, mask="holes", w_dtype=torch.float32)
+        real = case.mask.unsqueeze(-1)
+        f_rgb, f_flow, w_rgb, w_flow, mask = case.inputs()
+        zeroed = (torch.where(real, f_rgb, 0.0), torch.where(real, f_flow, 0.0), w_rgb, w_flow, mask)
+        dirty = (torch.where(real, f_rgb, garbage), torch.where(real, f_flow, -garbage), w_rgb, w_flow, mask)
+        grad_outputs = random_grad_outputs(joint_attention_pool_ref(*zeroed), case.seed)
+        want_out, want_grads = run_with_grads(backend.joint_attention_pool, zeroed, grad_outputs)
+        got_out, got_grads = run_with_grads(backend.joint_attention_pool, dirty, grad_outputs)
+        names = (*POOL_NAMES, "df_rgb", "df_flow", "dw_rgb", "dw_flow")
+        for name, got, want in zip(names, (*got_out, *got_grads), (*want_out, *want_grads)):
+            assert torch.isfinite(want).all(), f"{name}: the zeroed inputs give non-finite values (seed {case.seed})"
+            assert torch.equal(got, want), f"{name}: masked snippets holding {garbage} changed it (seed {case.seed})"
