@@ -3,7 +3,8 @@ case means something for it), cpp, Triton under the interpreter on CPU, and CUDA
 marker; skipped without a device). Every fused backend gets every case: the accuracy rule of
 tests/op_testing.py on odd shapes and every layout (contiguous, channels_last, non-contiguous, mixed,
 misaligned), float32/bfloat16/float16/float64, tile boundaries, large reductions, the output layout rule, fp64
-gradcheck, opcheck, poisoned outputs, deterministic dalpha, torch.compile.
+gradcheck, opcheck, poisoned outputs, deterministic dalpha, torch.compile, and (every backend) NaN/inf propagating
+as IEEE arithmetic does (the non-finite rule of jna_fast/_op_rules.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from op_testing import (
     make_stitch_case,
     misaligned,
     poisoned_allocations,
+    random_grad_outputs,
+    run_with_grads,
     stitch_grads,
 )
 
@@ -138,6 +141,32 @@ def test_writes_every_output(backend, layout, dtype):
             grads = backend.ops.cross_stitch_backward(*stitch_grads(case), *case.inputs())
         assert_all_written(outputs, "cross_stitch")
         assert_all_written(grads, "cross_stitch_backward")
+
+
+@pytest.mark.parametrize("backend", EVERY)
+@pytest.mark.parametrize("layout", ("contiguous", "channels_last"))
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
+def test_non_finite_values_propagate(backend, layout, dtype):
+    """NaN and +-inf in x and alpha reach exactly the outputs and gradients IEEE arithmetic sends them to (the
+    float64 reference's NaN, +inf and -inf positions): none is dropped into a finite value, none spreads."""
+    case = make_stitch_case(2, 7, 5, 5, dtype=dtype, device=backend.device, layout=layout,
+                            alpha_dtype=torch.float32)
+    case.x_rgb[0, 1, 2, 3] = float("nan")
+    case.x_flow[1, 4, 0, 1] = float("inf")
+    case.x_rgb[1, 5, 2, 2] = float("-inf")
+    case.alpha[3, 0, 1] = float("nan")
+    grad_outputs = random_grad_outputs(cross_stitch_ref(*case.inputs()), case.seed)
+    got = run_with_grads(backend.cross_stitch, case.inputs(), grad_outputs)
+    want = run_with_grads(cross_stitch_ref, [t.double() for t in case.inputs()], grad_outputs)
+    names = (*STITCH_NAMES, "dx_rgb", "dx_flow", "dalpha")
+    got, want = [*got[0], *got[1]], [*want[0], *want[1]]
+    # The pattern is not vacuous: alpha[3, 0, 1] is NaN in all of y_rgb's channel 3 and dx_flow's, x_rgb's NaN in
+    # dalpha[1, :, 0]; dx_rgb involves neither.
+    assert want[0][:, 3].isnan().all() and want[3][:, 3].isnan().all() and want[4][1, :, 0].isnan().all()
+    assert torch.isfinite(want[2]).all()
+    for name, g, w in zip(names, got, want):
+        for test in (torch.isnan, torch.isposinf, torch.isneginf):
+            assert torch.equal(test(g), test(w)), f"{name}: {test.__name__} differs from IEEE's (seed {case.seed})"
 
 
 @pytest.mark.parametrize("backend", FUSED)
