@@ -52,8 +52,9 @@ def _joint_attention_pool_forward_kernel(
     row = b * segments * channels
     # Per-snippet scalars in float64 (the accumulation rule, see the module docstring).
     scores = tl.zeros([BLOCK_T], dtype=tl.float64)
-    # Finite and below any real score, so that max - max never forms -inf - -inf (NaN).
-    running_max = tl.full([], -3.0e38, tl.float64)
+    # Finite and below any finite float32 score (and any float64 one above -1e308), so that max - max never forms
+    # -inf - -inf (NaN).
+    running_max = tl.full([], -1.0e308, tl.float64)
     denominator = tl.zeros([], dtype=tl.float64)
     # Real snippets with a non-finite score: any makes the whole row NaN (the non-finite rule,
     # jna_fast/_op_rules.py); the online softmax alone would drop a NaN in the max or give -inf weight 0.
