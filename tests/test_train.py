@@ -68,7 +68,7 @@ def trained(synthetic, tmp_path_factory):
     common = cli_options(synthetic, out)
     first = run_cli(*common, "--max-steps", "2")
     assert first.returncode == 0, first.stderr[-3000:]
-    state = torch.load(out / "last.pt", weights_only=False)
+    state = torch.load(out / "last.pt", weights_only=True)
     assert (state["epoch"], state["batch"], state["step"]) == (0, 2, 2)
     assert not list(out.glob(".*tmp*")), "a temporary checkpoint file was left behind"
     second = run_cli(*common)
@@ -164,7 +164,7 @@ def test_checkpoint_write_is_atomic(tmp_path):
     save_checkpoint(path, {"step": 1})
     with pytest.raises(Exception):
         save_checkpoint(path, {"step": 2, "bad": lambda: None})  # lambdas cannot be pickled: the save fails
-    assert torch.load(path, weights_only=False)["step"] == 1
+    assert torch.load(path, weights_only=True)["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"], "a failed save left a temporary file"
 
 
