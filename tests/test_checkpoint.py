@@ -1,10 +1,12 @@
 """Checkpoints from strangers: a pickle that would run code is refused by every entry point before any of it runs;
 a normal checkpoint (RNG states included) loads with weights_only=True; weights that are not finite are never
-written over a good file, nor loaded."""
+written over a good file, nor loaded; the temporary files of a killed writer are removed by the next run."""
 
 import os
 import pickle
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import torch
 
 from jna_fast import JNA
 from jna_fast.checkpoint import FORMAT, VERSION, CheckpointError, load_checkpoint, save_checkpoint
+from jna_fast.files import remove_stale_temporaries
 from jna_fast.runtime import restore_rng_state, rng_state
 
 
@@ -56,14 +59,25 @@ def predict(path, out, capsys):
     return capsys.readouterr().err
 
 
+def train_resume(path, out, capsys):
+    from jna_fast.train import main
+
+    # last.pt in --out is resumed by default (--resume auto); the data folder must not even be made.
+    (out / "last.pt").write_bytes(path.read_bytes())
+    assert main(["--out", str(out), "--root", str(out / "data"), "--synthetic-classes", "2",
+                 "--synthetic-videos-per-class", "3", "--size", "32", "--no-progress", "--no-tensorboard"]) == 2
+    assert not (out / "data").exists()
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize("legacy_pickle", [False, True], ids=["torch.save", "plain-pickle"])
-@pytest.mark.parametrize("entry_point", [from_checkpoint, evaluate, predict])
+@pytest.mark.parametrize("entry_point", [from_checkpoint, evaluate, predict, train_resume])
 def test_a_checkpoint_that_runs_code_is_refused_before_it_runs(tmp_path, capsys, entry_point, legacy_pickle):
     marker = tmp_path / "code-ran"
     path = crafted_checkpoint(tmp_path / "shared.pt", marker, legacy_pickle=legacy_pickle)
     message = entry_point(path, tmp_path, capsys)
     assert not marker.exists(), "the checkpoint's payload ran"
-    refused = path
+    refused = path if entry_point is not train_resume else tmp_path / "last.pt"
     assert f"{refused}: refused" in message, message
     if not legacy_pickle:
         assert "system" in message, message  # it names what it refused
@@ -102,3 +116,32 @@ def test_a_checkpoint_with_non_finite_weights_is_not_loaded(tiny_checkpoint, tmp
     torch.save(state, broken)  # as a run without the guard wrote it
     with pytest.raises(CheckpointError, match=f"{broken}: its weights are not finite \\(fc_rgb.weight\\)"):
         JNA.from_checkpoint(broken)
+
+
+def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # its process id now belongs to no process
+    dead, alive = finished.pid, os.getpid()
+    stale = [tmp_path / f".last.pt.tmp-{dead}", tmp_path / f".best.pt.tmp-{dead}"]
+    kept = [tmp_path / f".last.pt.tmp-{alive}",  # a live writer's
+            tmp_path / f".notes.txt.tmp-{dead}", tmp_path / f"last.pt.tmp-{dead}",  # not our naming or target
+            tmp_path / ".last.pt.tmp-x1", tmp_path / "last.pt"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    assert sorted(remove_stale_temporaries(tmp_path, ["last.pt", "best.pt"])) == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+
+
+def test_the_next_training_run_removes_a_killed_runs_temporary_checkpoint(tmp_path, capsys):
+    from jna_fast.train import main
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    leftover = tmp_path / f".last.pt.tmp-{finished.pid}"
+    foreign = tmp_path / "notes.txt"
+    leftover.write_bytes(b"torn")
+    foreign.write_text("mine")
+    # The run fails on its missing data, after cleaning its --out.
+    assert main(["--out", str(tmp_path), "--dataset", "ucf101", "--root", str(tmp_path / "missing")]) == 2
+    assert not leftover.exists() and foreign.read_text() == "mine"
+    assert "dataset root not found" in capsys.readouterr().err

@@ -1,8 +1,10 @@
 """End to end: generate a small synthetic dataset, extract its flow, train JNA through the data pipeline
 (DALI CPU path and PyAV path) with the loss falling; the training CLI, its checkpoints (last.pt, best.pt), its
-resume and the refusal of a resume with other options; evaluate and predict on the result."""
+resume and the refusal of a resume with other options; a loss that is not finite (stop, or skip the step);
+evaluate and predict on the result."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -108,6 +110,45 @@ def test_resume_with_other_options_is_refused(trained, synthetic):
     longer = run_cli(*cli_options(synthetic, out), "--epochs", "3", "--no-final-eval")
     assert longer.returncode == 0, longer.stderr[-3000:]
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
+
+
+def make_the_loss_nan(monkeypatch):
+    loss = JNA.loss
+    monkeypatch.setattr(JNA, "loss", lambda self, output, target: loss(self, output, target) * float("nan"))
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_good_checkpoint(trained, synthetic, tmp_path, monkeypatch,
+                                                                        capsys):
+    from jna_fast.train import main
+
+    (tmp_path / "last.pt").write_bytes((trained[0] / "last.pt").read_bytes())  # 2 epochs of 3 steps, done
+    good = (tmp_path / "last.pt").read_bytes()
+    make_the_loss_nan(monkeypatch)
+    assert main(cli_options(synthetic, tmp_path) + ["--epochs", "3", "--checkpoint-every", "1", "--no-tensorboard",
+                                                    "--no-final-eval"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: step 7 (epoch 3, batch 1): not finite: loss nan")
+    assert "--on-nan skip" in errors[0]
+    assert (tmp_path / "last.pt").read_bytes() == good and not (tmp_path / "best.pt").exists()
+
+
+def test_on_nan_skip_leaves_the_model_as_it_was_and_goes_on(trained, synthetic, tmp_path, monkeypatch, caplog):
+    from jna_fast.train import main
+
+    (tmp_path / "last.pt").write_bytes((trained[0] / "last.pt").read_bytes())
+    before = load_checkpoint(tmp_path / "last.pt")["model"]
+    make_the_loss_nan(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="jna_fast.train"):
+        assert main(cli_options(synthetic, tmp_path) + ["--epochs", "3", "--on-nan", "skip", "--no-tensorboard",
+                                                        "--no-final-eval"]) == 0
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert (state["epoch"], state["batch"], state["step"]) == (3, 0, 9)
+    # Neither the weights nor BatchNorm's running statistics took anything from the skipped steps.
+    assert all(torch.equal(before[name], state["model"][name]) for name in before)
+    skipped = [r.getMessage() for r in caplog.records if "its update is skipped" in r.getMessage()]
+    assert len(skipped) == 3 and skipped[0].startswith("step 7 (epoch 3, batch 1): not finite: loss nan"), skipped
+    record = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert (record["epoch"], record["skipped_steps"], record["train_loss"]) == (3, 3, None)
 
 
 def test_evaluate_writes_every_output(trained, tmp_path):
