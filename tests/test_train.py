@@ -184,6 +184,15 @@ def test_predict_one_video(trained, synthetic):
     assert result.returncode == 0 and "most attended snippet" in result.stdout, result.stderr[-2000:]
 
 
+def test_predict_never_shows_probabilities_that_are_not_finite(trained, synthetic):
+    model = JNA.from_checkpoint(trained[0] / "best.pt")
+    with torch.no_grad():
+        model.fc_flow.bias.fill_(float("nan"))  # as weights that diverged would make every score
+    video = next((synthetic / "UCF-101").rglob("*.avi"))
+    with pytest.raises(ValueError, match=f"{video}: the model's scores are not finite"):
+        model.predict(video, top_k=2, segments=3)
+
+
 def test_from_checkpoint_rejects_foreign_and_truncated_files(trained, tmp_path):
     out, _ = trained
     foreign = tmp_path / "resnet.pth"

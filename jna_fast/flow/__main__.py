@@ -45,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(lambda: extract(args), args.debug)
+    return run_command(lambda: run_extraction(args), args.debug)
 
 
-def extract(args: argparse.Namespace) -> int:
+def run_extraction(args: argparse.Namespace) -> int:
     summary = extract_flow(args.videos, args.out, algorithm=args.algorithm, short_side=args.short_side,
                            bound=args.bound, workers=args.workers, list_file=args.list_file,
                            jpeg_quality=args.jpeg_quality, progress=not args.no_progress)
