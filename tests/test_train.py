@@ -117,17 +117,27 @@ def make_the_loss_nan(monkeypatch):
     monkeypatch.setattr(JNA, "loss", lambda self, output, target: loss(self, output, target) * float("nan"))
 
 
+def finished_run(trained, out):
+    """A copy of the trained run's last.pt in ``out``, and its (epochs done, steps done): other tests in this file
+    train it further, so the numbers depend on the order the tests run in."""
+    (out / "last.pt").write_bytes((trained[0] / "last.pt").read_bytes())
+    state = load_checkpoint(out / "last.pt")
+    assert state["batch"] == 0  # at an epoch's end
+    return state["epoch"], state["step"]
+
+
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_good_checkpoint(trained, synthetic, tmp_path, monkeypatch,
                                                                         capsys):
     from jna_fast.train import main
 
-    (tmp_path / "last.pt").write_bytes((trained[0] / "last.pt").read_bytes())  # 2 epochs of 3 steps, done
+    epochs, steps = finished_run(trained, tmp_path)
     good = (tmp_path / "last.pt").read_bytes()
     make_the_loss_nan(monkeypatch)
-    assert main(cli_options(synthetic, tmp_path) + ["--epochs", "3", "--checkpoint-every", "1", "--no-tensorboard",
-                                                    "--no-final-eval"]) == 2
+    assert main(cli_options(synthetic, tmp_path) + ["--epochs", str(epochs + 1), "--checkpoint-every", "1",
+                                                    "--no-tensorboard", "--no-final-eval"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith("error: step 7 (epoch 3, batch 1): not finite: loss nan")
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"error: step {steps + 1} (epoch {epochs + 1}, batch 1): not finite: loss nan")
     assert "--on-nan skip" in errors[0]
     assert (tmp_path / "last.pt").read_bytes() == good and not (tmp_path / "best.pt").exists()
 
@@ -135,20 +145,21 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_good_checkpoint(trained, 
 def test_on_nan_skip_leaves_the_model_as_it_was_and_goes_on(trained, synthetic, tmp_path, monkeypatch, caplog):
     from jna_fast.train import main
 
-    (tmp_path / "last.pt").write_bytes((trained[0] / "last.pt").read_bytes())
+    epochs, steps = finished_run(trained, tmp_path)
     before = load_checkpoint(tmp_path / "last.pt")["model"]
     make_the_loss_nan(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="jna_fast.train"):
-        assert main(cli_options(synthetic, tmp_path) + ["--epochs", "3", "--on-nan", "skip", "--no-tensorboard",
-                                                        "--no-final-eval"]) == 0
+        assert main(cli_options(synthetic, tmp_path) + ["--epochs", str(epochs + 1), "--on-nan", "skip",
+                                                        "--no-tensorboard", "--no-final-eval"]) == 0
     state = load_checkpoint(tmp_path / "last.pt")
-    assert (state["epoch"], state["batch"], state["step"]) == (3, 0, 9)
+    assert (state["epoch"], state["batch"], state["step"]) == (epochs + 1, 0, steps + 3)  # 3 steps per epoch
     # Neither the weights nor BatchNorm's running statistics took anything from the skipped steps.
     assert all(torch.equal(before[name], state["model"][name]) for name in before)
     skipped = [r.getMessage() for r in caplog.records if "its update is skipped" in r.getMessage()]
-    assert len(skipped) == 3 and skipped[0].startswith("step 7 (epoch 3, batch 1): not finite: loss nan"), skipped
+    assert len(skipped) == 3, skipped
+    assert skipped[0].startswith(f"step {steps + 1} (epoch {epochs + 1}, batch 1): not finite: loss nan")
     record = json.loads((tmp_path / "metrics.jsonl").read_text())
-    assert (record["epoch"], record["skipped_steps"], record["train_loss"]) == (3, 3, None)
+    assert (record["epoch"], record["skipped_steps"], record["train_loss"]) == (epochs + 1, 3, None)
 
 
 def test_evaluate_writes_every_output(trained, tmp_path):
