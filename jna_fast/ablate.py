@@ -39,7 +39,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from .config import TrainConfig, build_parser, config_from_dict, parse_args, read_config_file
+from .cli import run_command
+from .config import TrainConfig, build_parser, config_from_dict, parse_command_line, read_config_file
 
 logger = logging.getLogger("jna_fast.ablate")
 
@@ -210,17 +211,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--variants must name some of {', '.join(VARIANTS)} (got {unknown or own.variants}); "
                      f"--seeds must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    given = parse_args(rest, prog="python -m jna_fast.ablate")
+    given, debug = parse_command_line(rest, prog="python -m jna_fast.ablate")
     explicit = set(vars(build_parser("", "").parse_args(rest)))
     if "config" in explicit:
         explicit |= set(read_config_file(vars(build_parser("", "").parse_args(rest))["config"]))
     defaults = {**ABLATION_DEFAULTS, **(QUICK_SETTINGS if own.quick else {})}
     values = given.to_dict()
     values.update({key: value for key, value in defaults.items() if key not in explicit})
-    base = config_from_dict(values, "ablation settings")
-    results = ablate(base, Path(own.out), variants, list(range(own.seeds)))
-    print(markdown_table(results["summary"], results["settings"]))
-    return 0
+
+    def ablate_and_print() -> None:
+        base = config_from_dict(values, "ablation settings")
+        results = ablate(base, Path(own.out), variants, list(range(own.seeds)))
+        print(markdown_table(results["summary"], results["settings"]))
+
+    return run_command(ablate_and_print, debug)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ a video as the training data was: crop size, flip policy, flow algorithm and bou
 resuming needs
 (``optimizer``, ``epoch``, ``batch``, ``step``, ``rng``, ``best_top1``). ``best.pt`` holds the model of the epoch
 with the best validation top-1 and its ``metrics``.
+
+Safe to load from anyone: everything in a checkpoint is a tensor or a plain value (numbers, strings, lists,
+tuples, dicts; the RNG states too, see jna_fast/runtime.py), so it is read with ``torch.load(weights_only=True)``,
+whose unpickler builds only those and refuses any other object before calling anything. A pickle that would run
+code (``os.system`` in a ``__reduce__``, say) is refused with CheckpointError and nothing of it runs. A model whose
+weights are not finite is never written and never loaded.
 """
 
 from __future__ import annotations
@@ -17,31 +23,46 @@ from pathlib import Path
 
 import torch
 
+from .errors import JnaFastError
+from .files import write_atomically
+
 FORMAT = "jna_fast/checkpoint"
-VERSION = 1
+# 2: the RNG states are tensors and plain values (version 1 held NumPy objects, which weights_only refuses).
+VERSION = 2
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
 REQUIRED_KEYS = ("model", "config", "class_names")
 
 
-class CheckpointError(ValueError):
-    """A file that is not a usable jna_fast checkpoint (missing, truncated, foreign, or made for another model)."""
+class CheckpointError(JnaFastError, ValueError):
+    """A file that is not a usable jna_fast checkpoint (missing, truncated, foreign, unsafe, or made for another
+    model), or a model that must not be written (weights that are not finite)."""
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: a crash never leaves a torn file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    """Write atomically (jna_fast/files.py: a crash never leaves a torn file). A ``model`` whose weights are not
+    finite is refused with CheckpointError, so that a diverged run never replaces a good checkpoint."""
+    broken = non_finite_weights(state["model"]) if "model" in state else None
+    if broken:
+        raise CheckpointError(f"{path}: not written: the model's weights are not finite ({broken}); the file "
+                              f"already there is kept")
+    write_atomically(path, lambda handle: torch.save({"format": FORMAT, "version": VERSION, **state}, handle))
+
+
+def non_finite_weights(state_dict: dict) -> str | None:
+    """The names of the floating-point tensors of ``state_dict`` that hold NaN or inf (the first three), or None
+    when every one is finite."""
+    floating = {name: tensor for name, tensor in state_dict.items() if tensor.is_floating_point()}
+    if not floating:
+        return None
+    # A NaN or inf anywhere makes a tensor's sum NaN or inf; summed in float64 no finite weights overflow, and
+    # one reduction per tensor with a single device sync is far cheaper than an elementwise isfinite.
+    sums = torch.stack([tensor.detach().sum(dtype=torch.float64) for tensor in floating.values()])
+    finite = torch.isfinite(sums)
+    if bool(finite.all()):
+        return None
+    broken = [name for name, ok in zip(floating, finite.tolist()) if not ok]
+    return ", ".join(broken[:3]) + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -50,9 +71,15 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        # weights_only=False: the state holds RNG states and the optimizer's; load only files you trust.
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as error:
+        # weights_only=True: only tensors and plain values are built; anything else is refused before it runs.
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        # The weights-only unpickler met an object it does not build (or an opcode it does not run).
+        raise CheckpointError(f"{path}: refused: it holds something other than tensors and plain values, which "
+                              f"could run code when loaded ({_unpickler_reason(error)}); nothing of it was run. "
+                              f"jna_fast never writes such a file (a last.pt of jna_fast before checkpoint version 2 "
+                              f"held NumPy RNG state: start afresh with --resume never)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not written by torch.save): "
                               f"{type(error).__name__}: {str(error)[:200]}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -66,6 +93,14 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if missing:
         raise CheckpointError(f"{path}: incomplete jna_fast checkpoint: missing {missing}")
     return state
+
+
+def _unpickler_reason(error: pickle.UnpicklingError) -> str:
+    """The line of the weights-only unpickler's message that says what it refused (the rest is torch's advice to
+    load with weights_only=False, which jna_fast never does)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if "GLOBAL" in line or line.startswith("Unsupported")]
+    return (reasons or lines or [type(error).__name__])[0][:300]
 
 
 def model_from_checkpoint(path: str | os.PathLike, map_location="cpu"):
@@ -98,6 +133,9 @@ def load_model_state(model, state_dict: dict, path) -> None:
     if missing or unexpected or mismatched:
         raise CheckpointError(f"{path}: its weights do not fit the model: missing {missing[:5]}, unexpected "
                               f"{unexpected[:5]}, shape mismatches {mismatched[:5]}")
+    broken = non_finite_weights(state_dict)
+    if broken:
+        raise CheckpointError(f"{path}: its weights are not finite ({broken}): the run that wrote it diverged")
     model.load_state_dict(state_dict)
 
 

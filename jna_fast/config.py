@@ -1,16 +1,17 @@
 """The training configuration: one definition of every option, feeding the CLI, the config file and the checkpoint.
 
-Each field of :class:`TrainConfig` is an option. Its metadata gives the CLI group and help, and whether it may
-change when a run resumes (``resumable``). Values come, lowest precedence first, from the field defaults, the
-dataset-dependent defaults (:data:`DATASET_DEFAULTS`), a YAML file (``--config FILE``) and the command line. The
-resolved configuration is saved as ``OUT/config.yaml`` and inside every checkpoint, and ``--config OUT/config.yaml``
-repeats a run.
+Each field of :class:`TrainConfig` is an option. Its metadata gives the CLI group and help, the range of a numeric
+option (:class:`jna_fast.cli.Range`: every value from the command line, a config file or a checkpoint is checked
+against it, and a float must be finite), and whether it may change when a run resumes (``resumable``). Values
+come, lowest precedence first, from the field defaults, the dataset-dependent defaults (:data:`DATASET_DEFAULTS`),
+a YAML file (``--config FILE``) and the command line. The resolved configuration is saved as ``OUT/config.yaml``
+and inside every checkpoint, and ``--config OUT/config.yaml`` repeats a run.
 
 Options that may change on resume (the rest must match the checkpoint's, or the run is refused): where and how
 often the run writes (``out``, ``checkpoint_every``, ``log_every``, ``progress``, ``tensorboard``, ``final_eval``),
-how long it
-trains (``epochs``, ``max_steps``), and how it computes without changing what it computes (``data_backend``,
-``on_error``, ``op_backend``, ``precision``, ``channels_last``, ``compile``).
+how long it trains (``epochs``, ``max_steps``), how it meets bad input (``on_error``, ``on_nan``), and how it
+computes without changing what it computes (``data_backend``, ``op_backend``, ``precision``, ``channels_last``,
+``compile``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .cli import Range, add_debug_option
+from .files import write_atomically
 
 DATASET_KINDS = ("synthetic", "ucf101", "hmdb51", "videos", "rawframes")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -41,10 +45,12 @@ DATASET_DEFAULTS = {
 
 
 def option(default, help: str, group: str, *, choices=None, resumable: bool = False, flag: str | None = None,
-           metavar: str | None = None):
-    """A configuration field: its default, CLI help and group, and whether a resumed run may change it."""
+           metavar: str | None = None, minimum: float | None = None, maximum: float | None = None,
+           above: float | None = None, below: float | None = None):
+    """A configuration field: its default, CLI help and group, the range of its values (of each item, for a
+    tuple), and whether a resumed run may change it."""
     metadata = {"help": help, "group": group, "choices": choices, "resumable": resumable, "flag": flag,
-                "metavar": metavar}
+                "metavar": metavar, "range": Range(minimum, maximum, above, below)}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -58,10 +64,13 @@ class TrainConfig:
                               "named after its parameters)", "data")
     frames_root: str | None = option(None, "rawframes folder with the extracted flow (python -m jna_fast.flow)",
                                      "data")
-    split: int = option(1, "official split number (ucf101 1-3, hmdb51 1-3)", "data")
+    split: int = option(1, "official split number (ucf101, hmdb51 and the synthetic set have 3)", "data",
+                        minimum=1, maximum=3)
     train_list: str | None = option(None, "list file for --dataset videos/rawframes (training)", "data")
     val_list: str | None = option(None, "list file for --dataset videos/rawframes (validation)", "data")
-    size: int | None = option(None, "crop size fed to the network (default: 64 synthetic, 224 real)", "data")
+    # The backbones reduce their input 32 times: a smaller crop leaves their last stages a single pixel.
+    size: int | None = option(None, "crop size fed to the network (default: 64 synthetic, 224 real)", "data",
+                              minimum=32)
     flip: bool | None = option(None, "horizontal flips in training and test views (default: the dataset's "
                                "policy: on for UCF101/HMDB51 and lists, off for the synthetic set, whose "
                                "SlideLeft/SlideRight labels a flip would swap)", "data")
@@ -76,20 +85,24 @@ class TrainConfig:
                                "filename_tmpl)", "data")
     flow_template: str = option("flow_{}_{:05d}.jpg", "flow file names: {} takes x or y, then the number",
                                 "data")
-    start_index: int = option(1, "number of the first file in a rawframes folder", "data")
+    start_index: int = option(1, "number of the first file in a rawframes folder", "data", minimum=0)
     data_backend: str = option("auto", "clip decoding backend", "data", choices=("auto", "dali", "pyav"),
                                resumable=True)
     on_error: str = option("skip", "a corrupt video: stop, or warn, skip and count it", "data",
                            choices=("raise", "skip"), resumable=True)
     # synthetic data
-    synthetic_classes: int = option(8, "classes of the synthetic set (2..12)", "synthetic data")
-    synthetic_videos_per_class: int = option(40, "videos per class of the synthetic set", "synthetic data")
+    synthetic_classes: int = option(8, "classes of the synthetic set (the generator's catalogue has 12)",
+                                    "synthetic data", minimum=2, maximum=12)
+    # At least 2 groups of 2 clips per class, so that every split has test and training videos of each class.
+    synthetic_videos_per_class: int = option(40, "videos per class of the synthetic set", "synthetic data",
+                                             minimum=3)
     synthetic_window_fraction: tuple[float, ...] = option(
         (0.3, 0.5), "the discriminative window covers LOW..HIGH of each video", "synthetic data",
-        metavar="LOW,HIGH")
-    synthetic_decoys: int = option(0, "bursts of other classes outside the window (harder)", "synthetic data")
+        metavar="LOW,HIGH", above=0, maximum=1)
+    synthetic_decoys: int = option(0, "bursts of other classes outside the window (harder)", "synthetic data",
+                                   minimum=0)
     synthetic_seed: int = option(0, "seed of the synthetic videos (independent of --seed, so runs with other "
-                                 "seeds see the same data)", "synthetic data")
+                                 "seeds see the same data)", "synthetic data", minimum=0)
     # model
     backbone: str | None = option(None, "default: resnet18 on the synthetic data, resnet50 otherwise", "model",
                                   choices=BACKBONES)
@@ -97,39 +110,44 @@ class TrainConfig:
     streams: str = option("both", "which branches: both (two-stream), or one alone", "model",
                           choices=("both", "rgb", "flow"))
     num_segments: int | None = option(None, "T for training (default: 5 on the synthetic data, 3 otherwise)",
-                                      "model")
-    test_segments: int = option(5, "T for the per-epoch validation (python -m jna_fast.evaluate: 25)", "model")
-    flow_length: int = option(5, "L flow fields per stack", "model")
+                                      "model", minimum=1)
+    test_segments: int = option(5, "T for the per-epoch validation (python -m jna_fast.evaluate: 25)", "model",
+                                minimum=1)
+    flow_length: int = option(5, "L flow fields per stack", "model", minimum=1)
     share_after: tuple[int, ...] = option((3, 4), "stages followed by a cross-stitch unit (empty: no sharing)",
-                                          "model", metavar="STAGES")
+                                          "model", metavar="STAGES", minimum=1, maximum=4)
     consensus: str = option("attention", "pool the snippets by the joint attention, or average them (TSN)",
                             "model", choices=("attention", "average"))
-    dropout: float = option(0.5, "dropout before the classifiers", "model")
+    dropout: float = option(0.5, "dropout before the classifiers", "model", minimum=0, below=1)
     op_backend: str | None = option(None, "force the fused ops' backend (default: the best available)", "model",
                                     choices=("reference", "cpp", "cuda", "triton"), resumable=True)
     # optimisation
     epochs: int | None = option(None, "default: 12 on the synthetic data, 80 otherwise", "optimisation",
-                                resumable=True)
-    batch_size: int = option(8, "clips per GPU/process", "optimisation")
+                                resumable=True, minimum=1)
+    batch_size: int = option(8, "clips per GPU/process", "optimisation", minimum=1)
     optimizer: str | None = option(None, "default: adamw on the synthetic data (from scratch), sgd otherwise (TSN)",
                                    "optimisation", choices=("sgd", "adamw"))
     lr: float | None = option(None, "peak learning rate (default: 1e-3 adamw on the synthetic data, 0.01 sgd "
-                              "otherwise)", "optimisation")
-    momentum: float = option(0.9, "SGD momentum", "optimisation")
+                              "otherwise)", "optimisation", above=0)
+    momentum: float = option(0.9, "SGD momentum", "optimisation", minimum=0, below=1)
     weight_decay: float | None = option(None, "on conv and linear weights only (default: 0.05 adamw on the "
-                                        "synthetic data, 5e-4 sgd otherwise)", "optimisation")
-    warmup_epochs: float = option(1.0, "linear learning-rate warm-up", "optimisation")
+                                        "synthetic data, 5e-4 sgd otherwise)", "optimisation", minimum=0)
+    warmup_epochs: float = option(1.0, "linear learning-rate warm-up", "optimisation", minimum=0)
     attention_lr_scale: float = option(1.0, "learning-rate factor of the attention vectors w_rgb, w_flow",
-                                       "optimisation")
+                                       "optimisation", minimum=0)
     attention_warmup: float = option(0.3, "share of the epochs trained with uniform attention (TSN's average) "
                                      "before the attention vectors learn: until the classifiers are mostly "
                                      "right, the gradient steers the attention away from the snippets that "
-                                     "carry the class", "optimisation")
+                                     "carry the class", "optimisation", minimum=0, maximum=1)
     attention_supervision: float = option(1.0, "weight of the snippet-evidence term that teaches the attention "
-                                          "which snippets support the label (0: off)", "optimisation")
-    clip_grad: float = option(20.0, "gradient norm clip (0: off)", "optimisation")
+                                          "which snippets support the label (0: off)", "optimisation", minimum=0)
+    clip_grad: float = option(20.0, "gradient norm clip (0: off)", "optimisation", minimum=0)
     max_steps: int | None = option(None, "stop after this many optimiser steps in total", "optimisation",
-                                   resumable=True)
+                                   resumable=True, minimum=1)
+    on_nan: str = option("stop", "a step whose loss (or gradient norm) is not finite: stop the run with an error "
+                         "(the checkpoints keep the last good state), or skip the step (its update is not "
+                         "applied; skipped steps are logged and counted in metrics.jsonl)", "optimisation",
+                         choices=("stop", "skip"), resumable=True)
     # performance
     precision: str = option("auto", "auto: bf16 autocast on GPUs that support it, fp32 on CPU", "performance",
                             choices=("auto", "fp32", "bf16"), resumable=True)
@@ -140,10 +158,13 @@ class TrainConfig:
     out: str = option("runs/jna", "checkpoints, metrics.jsonl, config.yaml", "run", resumable=True)
     resume: str = option("auto", "'auto' (resume from OUT/last.pt if present), 'never', or a checkpoint path",
                          "run", resumable=True)
-    checkpoint_every: int = option(200, "steps between mid-epoch checkpoints", "run", resumable=True)
+    checkpoint_every: int = option(200, "steps between mid-epoch checkpoints (0: only at each epoch's end)", "run",
+                                   resumable=True, minimum=0)
     log_every: int = option(20, "steps between reads of the running loss/accuracy (each read syncs the GPU)",
-                            "run", resumable=True)
-    seed: int = option(0, "seed of the data order, augmentation and initialisation", "run")
+                            "run", resumable=True, minimum=1)
+    # NumPy seeds must be below 2**32, and each rank adds its rank to the seed.
+    seed: int = option(0, "seed of the data order, augmentation and initialisation", "run", minimum=0,
+                       maximum=2**31 - 1)
     progress: bool = option(True, "progress bar", "run", resumable=True)
     final_eval: bool = option(True, "evaluate the final model by the TSN protocol (25 snippets, 1 crop) into "
                               "OUT/eval when training ends", "run", resumable=True)
@@ -180,15 +201,16 @@ def _coerce(name: str, value, where: str):
         if not optional:
             raise ValueError(f"{where}: option {name} may not be empty")
         return None
+    is_tuple = typing.get_origin(kind) is tuple
     try:
-        if typing.get_origin(kind) is tuple:
+        if is_tuple:
             item = typing.get_args(kind)[0]
             if isinstance(value, str):
                 value = [part for part in value.replace(" ", "").split(",") if part]
             elif not isinstance(value, (list, tuple)):
                 value = [value]
-            return tuple(item(part) for part in value)
-        if kind is bool:
+            result = tuple(item(part) for part in value)
+        elif kind is bool:
             if isinstance(value, str):
                 if value.lower() in ("true", "yes", "on", "1"):
                     return True
@@ -196,14 +218,20 @@ def _coerce(name: str, value, where: str):
                     return False
                 raise ValueError(value)
             return bool(value)
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
-        result = kind(value)
+        else:
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            result = kind(value)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: option {name} expects {getattr(kind, '__name__', kind)}, got {value!r}") from None
     choices = spec.metadata["choices"]
     if choices and result not in choices:
         raise ValueError(f"{where}: option {name} must be one of {', '.join(choices)}, got {result!r}")
+    for number in (result if is_tuple else (result,)):
+        if isinstance(number, (int, float)):
+            problem = spec.metadata["range"].violation(number)
+            if problem:
+                raise ValueError(f"{where}: option {name}{' item' if is_tuple else ''} {problem}")
     return result
 
 
@@ -213,13 +241,16 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="FILE", help="YAML file of options (keys as below, with _ for -); "
                         "options given on the command line win")
+    add_debug_option(parser)
     groups: dict[str, argparse._ArgumentGroup] = {}
     for spec in dataclasses.fields(TrainConfig):
         meta = spec.metadata
         group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
         flag = meta["flag"] or "--" + spec.name.replace("_", "-")
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
-        help_text = meta["help"] + ("" if default is None else f" (default: {_shown(default)})")
+        notes = ([] if default is None else [f"default: {_shown(default)}"]) + (
+            [f"{'each ' if isinstance(default, tuple) else ''}{meta['range']}"] if str(meta["range"]) else [])
+        help_text = meta["help"] + (f" ({'; '.join(notes)})" if notes else "")
         kind, _ = _base_type(spec.name)
         if kind is bool:
             group.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, help=help_text)
@@ -271,28 +302,32 @@ def resolve(values: dict) -> TrainConfig:
         raise ValueError(f"--dataset {cfg.dataset} needs --root")
     if cfg.dataset in ("videos", "rawframes") and not (cfg.train_list and cfg.val_list):
         raise ValueError(f"--dataset {cfg.dataset} needs --train-list and --val-list")
-    bad_stages = [stage for stage in cfg.share_after if stage not in (1, 2, 3, 4)]
-    if bad_stages:
-        raise ValueError(f"--share-after: stages must be in 1..4, got {bad_stages}")
+    low_high = cfg.synthetic_window_fraction
+    if len(low_high) != 2 or low_high[0] > low_high[1]:
+        raise ValueError(f"--synthetic-window-fraction must be LOW,HIGH with LOW <= HIGH, got {_shown(low_high)}")
     if cfg.streams != "both" and (cfg.share_after or cfg.consensus == "attention"):
         # One branch has nothing to share with, and the joint attention is scored by both.
         raise ValueError(f"--streams {cfg.streams} needs --share-after '' and --consensus average")
-    for name in ("num_segments", "test_segments", "flow_length", "batch_size", "epochs", "log_every"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     return cfg
 
 
 def parse_args(argv: list[str] | None = None, prog: str = "python -m jna_fast.train",
                description: str | None = None) -> TrainConfig:
     """Defaults < --config FILE < command line; errors exit with argparse's usage message."""
+    return parse_command_line(argv, prog, description)[0]
+
+
+def parse_command_line(argv: list[str] | None = None, prog: str = "python -m jna_fast.train",
+                       description: str | None = None) -> tuple[TrainConfig, bool]:
+    """As :func:`parse_args`, and whether ``--debug`` (print the traceback of an error) was given."""
     parser = build_parser(prog, description or "")
     given = vars(parser.parse_args(argv))
+    debug = given.pop("debug", False)
     try:
         values = read_config_file(given.pop("config")) if "config" in given else {}
         for name, value in given.items():
             values[name] = _coerce(name, value, "command line")
-        return resolve(values)
+        return resolve(values), debug
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
 
@@ -310,8 +345,5 @@ def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved configuration as YAML, atomically."""
     import yaml
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    os.replace(temporary, path)
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))

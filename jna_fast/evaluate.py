@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from .cli import add_debug_option, number_in, run_command, torch_device
 from .experiment import SalientWindows, autocast_context
 from .metrics import confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy, topk_correct
 
@@ -302,6 +303,8 @@ def evaluate_checkpoint(checkpoint, out, *, segments: int = DEFAULT_TEST_SEGMENT
     if overrides:
         cfg = config_from_dict({**cfg.to_dict(), **overrides}, "evaluate options")
     env = setup_distributed(device)
+    if env.is_main:
+        Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the evaluation
     model = model.to(env.device)
     backend, loader_device = resolve_loader_device(cfg, env.device)
     loader = build_loader_for(cfg, "test", num_segments=segments, device=loader_device, backend=backend,
@@ -321,10 +324,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a checkpoint written by python -m jna_fast.train (best.pt, last.pt)")
     parser.add_argument("--out", required=True, help="folder for report.json and the rest")
-    parser.add_argument("--segments", type=int, default=DEFAULT_TEST_SEGMENTS, help="snippets per video (25)")
+    parser.add_argument("--segments", type=number_in(int, minimum=1), default=DEFAULT_TEST_SEGMENTS,
+                        help="snippets per video (25)")
     parser.add_argument("--crops", type=int, choices=(1, 3, 10), default=1, help="views per video (1)")
-    parser.add_argument("--visualize", type=int, default=0, metavar="N", help="attention strips for N videos")
-    parser.add_argument("--batch-size", type=int, help="videos per batch (default: the training batch / crops)")
+    parser.add_argument("--visualize", type=number_in(int, minimum=0), default=0, metavar="N",
+                        help="attention strips for N videos")
+    parser.add_argument("--batch-size", type=number_in(int, minimum=1),
+                        help="videos per batch (default: the training batch / crops)")
     parser.add_argument("--dataset", help="dataset kind (default: the checkpoint's)")
     parser.add_argument("--root", help="dataset root (default: the checkpoint's)")
     parser.add_argument("--frames-root", help="rawframes folder (default: the checkpoint's)")
@@ -333,25 +339,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-backend", choices=("auto", "dali", "pyav"))
     parser.add_argument("--flow", choices=("rawframes", "online"), help="where flow comes from (default: the "
                         "checkpoint's)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
+    # cuda:N is left out: under torchrun each process takes the GPU of its LOCAL_RANK.
+    parser.add_argument("--device", type=torch_device, choices=("cpu", "cuda"), help="default: CUDA when available")
     parser.add_argument("--no-progress", action="store_true")
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # The dataset options are TrainConfig options: the configuration checks their values (config.py).
     overrides = {name: getattr(args, name) for name in ("dataset", "root", "frames_root", "split", "val_list",
                                                          "data_backend", "flow") if getattr(args, name) is not None}
-    from .checkpoint import CheckpointError
 
-    try:
+    def evaluate_and_print() -> None:
         report = evaluate_checkpoint(args.checkpoint, args.out, segments=args.segments, crops=args.crops,
                                      visualize=args.visualize, batch_size=args.batch_size, device=args.device,
                                      overrides=overrides, progress=not args.no_progress)
-    except CheckpointError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if report:
-        shown = {key: value for key, value in report.items() if isinstance(value, (int, float)) and value is not None}
-        print(json.dumps(shown, indent=1))
-    return 0
+        if report:
+            shown = {key: value for key, value in report.items()
+                     if isinstance(value, (int, float)) and value is not None}
+            print(json.dumps(shown, indent=1))
+
+    return run_command(evaluate_and_print, args.debug)
 
 
 if __name__ == "__main__":

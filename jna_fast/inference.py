@@ -61,6 +61,9 @@ def predict_video(model, video_path, *, top_k: int = 5, segments: int = DEFAULT_
     with autocast_context(settings.get("precision", "fp32"), device):
         out = model(batch.rgb, batch.flow, batch.view_mask())
     probabilities = batch.mean_over_views(out.logits.float().softmax(-1))[0].cpu()
+    if not bool(probabilities.isfinite().all()):
+        raise ValueError(f"{video_path}: the model's scores are not finite (NaN or inf), so there is no "
+                         f"prediction to show")
     attention = batch.mean_over_views(out.attention.float())[0].cpu()
     real = batch.mask[0].cpu().bool()
     top = probabilities.topk(min(top_k, probabilities.numel()))

@@ -5,7 +5,9 @@ shard of the videos). Options come from the defaults, ``--config FILE`` (YAML) a
 of precedence (jna_fast/config.py); the resolved configuration is saved as ``OUT/config.yaml``. Checkpoints are
 written atomically to ``--out``: ``last.pt`` (to resume), ``best.pt`` (best validation top-1); per-epoch metrics go
 to ``OUT/metrics.jsonl`` and, when tensorboard is installed, to ``OUT/tensorboard``. ``--resume auto`` (the
-default) continues ``OUT/last.pt`` at the batch where it stopped, if its configuration matches.
+default) continues ``OUT/last.pt`` at the batch where it stopped, if its configuration matches. A step whose loss is
+not finite stops the run (``--on-nan stop``, the default; the checkpoints keep the last good state) or is skipped
+(``--on-nan skip``). Errors are one ``error:`` line, exit status 2 (jna_fast/cli.py).
 
 Examples::
 
@@ -18,6 +20,7 @@ Examples::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -30,15 +33,23 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .checkpoint import BEST_NAME, LAST_NAME, CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from .config import CONFIG_NAME, TrainConfig, config_from_dict, parse_args, save_config
+from .cli import run_command
+from .config import CONFIG_NAME, TrainConfig, config_from_dict, parse_command_line, save_config
+from .errors import JnaFastError
 from .evaluate import collect, summarize
 from .experiment import (SalientWindows, autocast_context, build_loader_for, build_model, data_settings,
                          prepare_synthetic, resolve_loader_device)
+from .files import remove_stale_temporaries
 from .runtime import Distributed, all_reduce_sum, restore_rng_state, rng_state, seed_everything, setup_distributed
 
 logger = logging.getLogger("jna_fast.train")
 
 FINAL_EVAL_STRIPS = 4
+RESUME_KEYS = ("optimizer", "epoch", "batch", "step", "rng")
+
+
+class TrainingDiverged(JnaFastError, RuntimeError):
+    """A training step's loss or gradient norm was not finite, under ``--on-nan stop``."""
 
 
 # --- resume --------------------------------------------------------------------------------------------------
@@ -55,18 +66,22 @@ def resolve_resume(cfg: TrainConfig) -> Path | None:
 
 
 def check_resumable(cfg: TrainConfig, state: dict, path: Path) -> None:
-    """Refuse to continue a checkpoint made with other (non-resumable) options, naming them."""
+    """Refuse to continue a checkpoint made with other (non-resumable) options, naming them, or one that holds no
+    training state."""
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: holds no training state to resume (missing {missing}); resume from a "
+                              f"{LAST_NAME}, or pass the file to --weights / python -m jna_fast.evaluate")
     saved = config_from_dict(state["config"], f"{path}: saved configuration")
     differences = saved.differences(cfg)
     if differences:
         listed = "; ".join(f"--{name.replace('_', '-')}: {old!r} in the checkpoint, {new!r} now"
                            for name, (old, new) in differences.items())
+        resumable = ", ".join(spec.name for spec in dataclasses.fields(TrainConfig) if spec.metadata["resumable"])
         raise CheckpointError(
             f"{path} was written by a run with other options ({listed}). Resume with the same options (they are "
             f"in {Path(cfg.out) / CONFIG_NAME}), or start afresh with --resume never (it overwrites "
-            f"{cfg.out}'s checkpoints) or another --out. Options that may change on resume: out, resume, epochs, "
-            f"max_steps, checkpoint_every, log_every, progress, tensorboard, data_backend, on_error, op_backend, "
-            f"precision, channels_last, compile, final_eval.")
+            f"{cfg.out}'s checkpoints) or another --out. Options that may change on resume: {resumable}.")
 
 
 # --- the loop ------------------------------------------------------------------------------------------------
@@ -106,6 +121,19 @@ def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
 def finished_training(cfg: TrainConfig, step: int, steps_per_epoch: int) -> bool:
     """Whether the run has done all its steps (every epoch, or --max-steps)."""
     return step >= min(cfg.epochs * steps_per_epoch, cfg.max_steps or math.inf)
+
+
+def non_finite_step(loss: torch.Tensor, grad_norm: torch.Tensor | None) -> str | None:
+    """What was not finite in this step, on this rank or any other ("loss nan, gradient norm nan"), or None.
+    One device sync per step, as AMP's GradScaler makes, and under torchrun an all-reduce, so that every rank takes
+    the same decision."""
+    values = torch.stack([loss.detach().float()] + ([grad_norm.detach().float()] if grad_norm is not None else []))
+    if not int(all_reduce_sum((~torch.isfinite(values)).sum())):
+        return None
+    described = ", ".join(f"{name} {value:g}" for name, value in zip(("loss", "gradient norm"), values.tolist()))
+    if bool(torch.isfinite(values).all()):  # finite here: it was another rank's step
+        described += " here, not finite on another rank"
+    return described
 
 
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -175,6 +203,18 @@ def train(cfg: TrainConfig) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
+    # The output folder and the checkpoint to resume are checked first, before minutes go into the data.
+    out = Path(cfg.out)
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        for leftover in remove_stale_temporaries(out, (LAST_NAME, BEST_NAME, CONFIG_NAME)):
+            logger.info("removed %s, left by a process that no longer runs", leftover)
+    resume_from = resolve_resume(cfg)
+    resumed = None
+    if resume_from is not None:
+        resumed = load_checkpoint(resume_from)
+        check_resumable(cfg, resumed, resume_from)
+
     if cfg.dataset == "synthetic":
         if env.is_main:
             prepare_synthetic(cfg, progress=cfg.progress)
@@ -199,17 +239,14 @@ def train(cfg: TrainConfig) -> dict:
     model = model.to(env.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = make_optimizer(model, cfg)
 
-    out = Path(cfg.out)
     start_epoch, start_batch, step, best_top1 = 0, 0, 0, -1.0
-    resume_from = resolve_resume(cfg)
-    if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        check_resumable(cfg, state, resume_from)
-        load_model_state(model, state["model"], resume_from)
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
-        best_top1 = state.get("best_top1", -1.0)
-        restore_rng_state(state["rng"])
+    if resumed is not None:
+        load_model_state(model, resumed["model"], resume_from)
+        optimizer.load_state_dict(resumed["optimizer"])
+        start_epoch, start_batch, step = resumed["epoch"], resumed["batch"], resumed["step"]
+        best_top1 = resumed.get("best_top1", -1.0)
+        restore_rng_state(resumed["rng"])
+        del resumed  # the weights and optimizer state now live in the model and optimizer
         if env.is_main:
             logger.info("resumed from %s at epoch %d, batch %d (step %d)", resume_from, start_epoch,
                         start_batch, step)
@@ -249,30 +286,53 @@ def train(cfg: TrainConfig) -> dict:
         bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not (env.is_main and cfg.progress), dynamic_ncols=True)
         batch_number = skip
+        skipped_steps = 0
         for batch in train_loader.batches(start_batch=skip):
             batch = batch.to(env.device, non_blocking=True)
             set_learning_rates(optimizer, cfg, step, steps_per_epoch)
+            # A skipped step must leave the model as it was, BatchNorm's running statistics (which the forward
+            # pass updates) included.
+            saved_buffers = [buffer.detach().clone() for buffer in model.buffers()] if cfg.on_nan == "skip" else None
             with autocast_context(cfg.precision, env.device):
                 output = net(batch.rgb, batch.flow, batch.mask)
             loss = model.loss(output, batch.label)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            optimizer.step()
+            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad) if cfg.clip_grad > 0
+                         else None)
             step += 1
             batch_number += 1
-            clips = len(batch.label)
-            sums += torch.stack([torch.tensor(float(clips), device=env.device, dtype=torch.float64),
-                                 loss.detach().double() * clips,
-                                 (output.logits.argmax(1) == batch.label).sum().double()])
             bar.update(1)
+            problem = non_finite_step(loss, grad_norm)
+            if problem is None:
+                optimizer.step()
+                clips = len(batch.label)
+                sums += torch.stack([torch.tensor(float(clips), device=env.device, dtype=torch.float64),
+                                     loss.detach().double() * clips,
+                                     (output.logits.argmax(1) == batch.label).sum().double()])
+            elif cfg.on_nan == "stop":
+                kept = (f"{out / LAST_NAME} keeps the last checkpoint written" if (out / LAST_NAME).exists()
+                        else "no checkpoint was written yet")
+                raise TrainingDiverged(
+                    f"step {step} (epoch {epoch + 1}, batch {batch_number}): not finite: {problem}; training "
+                    f"stopped before applying it, and {kept}. Lower --lr, check the data, or pass --on-nan skip "
+                    f"to skip such steps")
+            else:
+                with torch.no_grad():
+                    for buffer, saved in zip(model.buffers(), saved_buffers):
+                        buffer.copy_(saved)
+                skipped_steps += 1
+                if env.is_main:
+                    logger.warning("step %d (epoch %d, batch %d): not finite: %s; its update is skipped "
+                                   "(--on-nan skip; %d skipped steps this epoch)", step, epoch + 1, batch_number,
+                                   problem, skipped_steps)
             if step % cfg.log_every == 0:
                 seen, loss_sum, correct = sums.tolist()
-                elapsed = time.perf_counter() - began
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2f}",
-                                clips_s=f"{seen * env.world_size / elapsed:.1f}")
-                log.scalars({"train/loss": loss_sum / seen, "train/top1": correct / seen}, step)
+                if seen:  # every step so far skipped: nothing to show
+                    elapsed = time.perf_counter() - began
+                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2f}",
+                                    clips_s=f"{seen * env.world_size / elapsed:.1f}")
+                    log.scalars({"train/loss": loss_sum / seen, "train/top1": correct / seen}, step)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 checkpoint(epoch, batch_number)
             if cfg.max_steps is not None and step >= cfg.max_steps:
@@ -284,9 +344,11 @@ def train(cfg: TrainConfig) -> dict:
             break
         seen, loss_sum, correct = all_reduce_sum(sums).tolist()
         skipped = int(all_reduce_sum(torch.tensor(train_loader.skipped_clips, device=env.device)))
-        record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / max(seen, 1),
-                  "train_top1": correct / max(seen, 1),
-                  "train_clips_per_s": seen / max(time.perf_counter() - began, 1e-9), "skipped_clips": skipped}
+        # None when every step of the epoch was skipped (--on-nan skip): there is no training loss to report.
+        record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen if seen else None,
+                  "train_top1": correct / seen if seen else None,
+                  "train_clips_per_s": seen / max(time.perf_counter() - began, 1e-9), "skipped_clips": skipped,
+                  "skipped_steps": skipped_steps}
         # The unwrapped model: a DDP forward may broadcast buffers, and ranks' test shards can differ in length.
         record.update(validate(model, val_loader, cfg, env, class_names, windows))
         if record["val_top1"] > best_top1:
@@ -321,14 +383,13 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv, description=__doc__)
+    cfg, debug = parse_command_line(argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
+
+    def run() -> None:
         train(cfg)
-    except CheckpointError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(run, debug)
 
 
 if __name__ == "__main__":

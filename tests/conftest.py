@@ -1,9 +1,11 @@
 """Test-session setup. Triton reads TRITON_INTERPRET when it is first imported, so the choice is made here,
-before any test module imports it: without a CUDA device the Triton kernels run in the interpreter."""
+before any test module imports it: without a CUDA device the Triton kernels run in the interpreter. And the fixtures
+that several test files share."""
 
 import os
 import sys
 
+import pytest
 import torch
 
 if not torch.cuda.is_available():
@@ -11,3 +13,21 @@ if not torch.cuda.is_available():
 
 # tests/op_testing.py is a shared helper module, importable from every test file.
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """The path of a real jna_fast checkpoint (an untrained ResNet-18 RGB branch, 3 classes, 32 px; one branch
+    keeps it quick to load), made without any data: for the tests of what loads one."""
+    from jna_fast.checkpoint import save_checkpoint
+    from jna_fast.config import parse_args
+    from jna_fast.experiment import build_model, data_settings
+
+    folder = tmp_path_factory.mktemp("checkpoint")
+    cfg = parse_args(["--root", str(folder / "no-data"), "--size", "32", "--num-segments", "2", "--flow-length", "2",
+                      "--test-segments", "2", "--streams", "rgb", "--share-after", "", "--consensus", "average",
+                      "--out", str(folder / "run")])
+    path = folder / "best.pt"
+    save_checkpoint(path, {"model": build_model(cfg, 3).state_dict(), "config": cfg.to_dict(),
+                           "class_names": ["a", "b", "c"], "data": data_settings(cfg)})
+    return path

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from jna_fast.config import TrainConfig, config_from_dict, parse_args, read_config_file, save_config
+from jna_fast.config import TrainConfig, build_parser, config_from_dict, parse_args, read_config_file, save_config
 
 
 def test_defaults_resolve_per_dataset():
@@ -74,3 +74,53 @@ def test_every_option_has_help_and_group():
 
     for spec in dataclasses.fields(TrainConfig):
         assert spec.metadata["help"] and spec.metadata["group"], spec.name
+
+
+OUT_OF_RANGE = {
+    "split": ["0", "4"], "size": ["1", "31", "-64"], "start_index": ["-1"], "synthetic_classes": ["1", "13"],
+    "synthetic_videos_per_class": ["2", "0"], "synthetic_window_fraction": ["0,0.5", "0.3,1.5", "nan,0.5"],
+    "synthetic_decoys": ["-1"], "synthetic_seed": ["-1"], "num_segments": ["0"], "test_segments": ["0", "-3"],
+    "flow_length": ["0"], "share_after": ["0", "3,5"], "dropout": ["-0.1", "1", "nan"], "epochs": ["0"],
+    "batch_size": ["0", "-2"], "lr": ["nan", "inf", "0", "-0.1"], "momentum": ["nan", "1", "-0.5"],
+    "weight_decay": ["nan", "-1", "inf"], "warmup_epochs": ["nan", "-1"], "attention_lr_scale": ["-1", "inf"],
+    "attention_warmup": ["1.5", "-0.1", "nan"], "attention_supervision": ["-1", "nan"],
+    "clip_grad": ["nan", "-1", "inf"], "max_steps": ["0", "-1"], "checkpoint_every": ["-1"], "log_every": ["0"],
+    "seed": ["-1", str(2**32)],
+}
+
+
+@pytest.mark.parametrize("name, value", [(name, value) for name, values in OUT_OF_RANGE.items() for value in values])
+def test_an_option_out_of_range_is_refused_naming_it(name, value, capsys, tmp_path):
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(SystemExit) as exit_:
+        parse_args([flag, value])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert f"option {name}" in error and "must be" in error, error
+    # The same check holds for a config file and for the configuration saved in a checkpoint.
+    path = tmp_path / "run.yaml"
+    path.write_text(f"{name}: {value}\n")
+    with pytest.raises(ValueError, match=f"--config {path}: option {name}"):
+        read_config_file(path)
+    with pytest.raises(ValueError, match=f"checkpoint: option {name}"):
+        config_from_dict({**parse_args([]).to_dict(), name: value}, "checkpoint")
+
+
+def test_every_numeric_option_has_a_range():
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(TrainConfig)
+    for spec in dataclasses.fields(TrainConfig):
+        kinds = {kind for kind in typing.get_args(hints[spec.name]) or (hints[spec.name],)}
+        kinds |= {item for kind in kinds for item in typing.get_args(kind)}  # tuple[int, ...] -> int
+        if kinds & {int, float}:
+            assert str(spec.metadata["range"]), f"option {spec.name} declares no range"
+
+
+def test_the_edges_of_the_ranges_are_accepted():
+    cfg = parse_args(["--checkpoint-every", "0", "--clip-grad", "0", "--max-steps", "1", "--dropout", "0",
+                      "--attention-warmup", "1", "--size", "32", "--split", "3", "--synthetic-window-fraction", "1,1",
+                      "--weight-decay", "0", "--lr", "1e-9"])
+    assert (cfg.checkpoint_every, cfg.clip_grad, cfg.max_steps, cfg.size) == (0, 0.0, 1, 32)
+    assert "(default: 8; >= 1)" in " ".join(build_parser("train", "").format_help().split())

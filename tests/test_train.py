@@ -1,8 +1,10 @@
 """End to end: generate a small synthetic dataset, extract its flow, train JNA through the data pipeline
 (DALI CPU path and PyAV path) with the loss falling; the training CLI, its checkpoints (last.pt, best.pt), its
-resume and the refusal of a resume with other options; evaluate and predict on the result."""
+resume and the refusal of a resume with other options; a loss that is not finite (stop, or skip the step);
+evaluate and predict on the result."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -68,7 +70,7 @@ def trained(synthetic, tmp_path_factory):
     common = cli_options(synthetic, out)
     first = run_cli(*common, "--max-steps", "2")
     assert first.returncode == 0, first.stderr[-3000:]
-    state = torch.load(out / "last.pt", weights_only=False)
+    state = torch.load(out / "last.pt", weights_only=True)
     assert (state["epoch"], state["batch"], state["step"]) == (0, 2, 2)
     assert not list(out.glob(".*tmp*")), "a temporary checkpoint file was left behind"
     second = run_cli(*common)
@@ -110,6 +112,56 @@ def test_resume_with_other_options_is_refused(trained, synthetic):
     assert load_checkpoint(out / "last.pt")["epoch"] == 3
 
 
+def make_the_loss_nan(monkeypatch):
+    loss = JNA.loss
+    monkeypatch.setattr(JNA, "loss", lambda self, output, target: loss(self, output, target) * float("nan"))
+
+
+def finished_run(trained, out):
+    """A copy of the trained run's last.pt in ``out``, and its (epochs done, steps done): other tests in this file
+    train it further, so the numbers depend on the order the tests run in."""
+    (out / "last.pt").write_bytes((trained[0] / "last.pt").read_bytes())
+    state = load_checkpoint(out / "last.pt")
+    assert state["batch"] == 0  # at an epoch's end
+    return state["epoch"], state["step"]
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_good_checkpoint(trained, synthetic, tmp_path, monkeypatch,
+                                                                        capsys):
+    from jna_fast.train import main
+
+    epochs, steps = finished_run(trained, tmp_path)
+    good = (tmp_path / "last.pt").read_bytes()
+    make_the_loss_nan(monkeypatch)
+    assert main(cli_options(synthetic, tmp_path) + ["--epochs", str(epochs + 1), "--checkpoint-every", "1",
+                                                    "--no-tensorboard", "--no-final-eval"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"error: step {steps + 1} (epoch {epochs + 1}, batch 1): not finite: loss nan")
+    assert "--on-nan skip" in errors[0]
+    assert (tmp_path / "last.pt").read_bytes() == good and not (tmp_path / "best.pt").exists()
+
+
+def test_on_nan_skip_leaves_the_model_as_it_was_and_goes_on(trained, synthetic, tmp_path, monkeypatch, caplog):
+    from jna_fast.train import main
+
+    epochs, steps = finished_run(trained, tmp_path)
+    before = load_checkpoint(tmp_path / "last.pt")["model"]
+    make_the_loss_nan(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="jna_fast.train"):
+        assert main(cli_options(synthetic, tmp_path) + ["--epochs", str(epochs + 1), "--on-nan", "skip",
+                                                        "--no-tensorboard", "--no-final-eval"]) == 0
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert (state["epoch"], state["batch"], state["step"]) == (epochs + 1, 0, steps + 3)  # 3 steps per epoch
+    # Neither the weights nor BatchNorm's running statistics took anything from the skipped steps.
+    assert all(torch.equal(before[name], state["model"][name]) for name in before)
+    skipped = [r.getMessage() for r in caplog.records if "its update is skipped" in r.getMessage()]
+    assert len(skipped) == 3, skipped
+    assert skipped[0].startswith(f"step {steps + 1} (epoch {epochs + 1}, batch 1): not finite: loss nan")
+    record = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert (record["epoch"], record["skipped_steps"], record["train_loss"]) == (epochs + 1, 3, None)
+
+
 def test_evaluate_writes_every_output(trained, tmp_path):
     out, _ = trained
     result = run_cli(str(out / "best.pt"), "--out", str(tmp_path / "eval"), "--segments", "4", "--crops", "10",
@@ -143,6 +195,15 @@ def test_predict_one_video(trained, synthetic):
     assert result.returncode == 0 and "most attended snippet" in result.stdout, result.stderr[-2000:]
 
 
+def test_predict_never_shows_probabilities_that_are_not_finite(trained, synthetic):
+    model = JNA.from_checkpoint(trained[0] / "best.pt")
+    with torch.no_grad():
+        model.fc_flow.bias.fill_(float("nan"))  # as weights that diverged would make every score
+    video = next((synthetic / "UCF-101").rglob("*.avi"))
+    with pytest.raises(ValueError, match=f"{video}: the model's scores are not finite"):
+        model.predict(video, top_k=2, segments=3)
+
+
 def test_from_checkpoint_rejects_foreign_and_truncated_files(trained, tmp_path):
     out, _ = trained
     foreign = tmp_path / "resnet.pth"
@@ -164,7 +225,7 @@ def test_checkpoint_write_is_atomic(tmp_path):
     save_checkpoint(path, {"step": 1})
     with pytest.raises(Exception):
         save_checkpoint(path, {"step": 2, "bad": lambda: None})  # lambdas cannot be pickled: the save fails
-    assert torch.load(path, weights_only=False)["step"] == 1
+    assert torch.load(path, weights_only=True)["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"], "a failed save left a temporary file"
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 
+from ..errors import JnaFastError
+
 logger = logging.getLogger("jna_fast.data")
 
 ON_ERROR_CHOICES = ("raise", "skip")
 
 
-class DataError(ValueError):
+class DataError(JnaFastError, ValueError):
     """Bad input data; the message names the file (and the line, for list files)."""
 
 

@@ -67,6 +67,8 @@ import av
 import cv2
 import numpy as np
 
+from ..cli import add_debug_option, run_command
+
 META_NAME = "synthetic_meta.json"
 INCOMPLETE_MARKER = ".synthetic_incomplete"
 VIDEO_DIR = "UCF-101"
@@ -552,20 +554,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="bursts of other classes outside the window, each at most half the shortest "
                         "window (default 0); decoys make the snippets outside the window misleading")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset under --root")
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     if len(args.size) > 2:
         parser.error(f"--size takes one or two numbers, got {len(args.size)}")
     size = args.size[0] if len(args.size) == 1 else tuple(args.size)
-    try:
+
+    def generate() -> None:
         metadata = make_synthetic(args.root, num_classes=args.num_classes, videos_per_class=args.videos_per_class,
                                   frames=args.frames, size=size, seed=args.seed, clips_per_group=args.clips_per_group,
                                   codec=args.codec, window_fraction=tuple(args.window_fraction),
                                   decoys=args.decoys, overwrite=args.overwrite)
-    except (ValueError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{len(metadata['videos'])} videos of {len(metadata['classes'])} classes in {args.root}")
-    return 0
+        print(f"{len(metadata['videos'])} videos of {len(metadata['classes'])} classes in {args.root}")
+
+    return run_command(generate, args.debug)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, FlowAlgorithmUnavailable
+from ..cli import add_debug_option, number_in, run_command
+from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 from .encoding import DEFAULT_BOUND
 from .extract import DEFAULT_JPEG_QUALITY, SUMMARY_NAME, extract_flow
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,11 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="tvl1: OpenCV TV-L1 (TSN's flow, slow); dis / farneback: much faster OpenCV "
                               "methods; nvof: NVIDIA optical-flow hardware via DALI (GPU only). "
                               f"Default {DEFAULT_ALGORITHM}.")
-    extract.add_argument("--short-side", type=_positive_int, default=None,
+    extract.add_argument("--short-side", type=number_in(int, minimum=1), default=None,
                          help="resize frames so the short side has this many pixels (TSN: 256); default: keep")
     extract.add_argument("--bound", type=float, default=DEFAULT_BOUND,
                          help=f"flow clipping bound in pixels for the 8-bit encoding (default {DEFAULT_BOUND:g})")
-    extract.add_argument("--workers", type=_positive_int, default=None,
+    extract.add_argument("--workers", type=number_in(int, minimum=1), default=None,
                          help="cores to use: one worker process per video while there are enough videos, the rest "
                               "as flow pairs computed in parallel within a video (default: all cores)")
     extract.add_argument("--list", dest="list_file", default=None,
@@ -45,18 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--jpeg-quality", type=int, default=DEFAULT_JPEG_QUALITY,
                          help=f"JPEG quality of frames and flow images (default {DEFAULT_JPEG_QUALITY})")
     extract.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_debug_option(extract)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        summary = extract_flow(args.videos, args.out, algorithm=args.algorithm, short_side=args.short_side,
-                               bound=args.bound, workers=args.workers, list_file=args.list_file,
-                               jpeg_quality=args.jpeg_quality, progress=not args.no_progress)
-    except (FlowAlgorithmUnavailable, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: run_extraction(args), args.debug)
+
+
+def run_extraction(args: argparse.Namespace) -> int:
+    summary = extract_flow(args.videos, args.out, algorithm=args.algorithm, short_side=args.short_side,
+                           bound=args.bound, workers=args.workers, list_file=args.list_file,
+                           jpeg_quality=args.jpeg_quality, progress=not args.no_progress)
     counts = summary["counts"]
     speed = (f"{summary['frames_done']} frames at {summary['frames_per_s']:.1f} frames/s "
              f"({args.algorithm}, {summary['workers']} workers)" if summary["frames_per_s"] else "no frames extracted")

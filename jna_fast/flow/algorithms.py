@@ -26,11 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
+from ..errors import JnaFastError
+
 ALGORITHMS = ("tvl1", "dis", "farneback", "nvof")
 DEFAULT_ALGORITHM = "tvl1"
 
 
-class FlowAlgorithmUnavailable(RuntimeError):
+class FlowAlgorithmUnavailable(JnaFastError, RuntimeError):
     """The requested algorithm cannot run on this machine (e.g. ``nvof`` without an NVIDIA GPU)."""
 
 

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from .._ext import extension_status
+from ..errors import JnaFastError
 from .reference import cross_stitch_ref, joint_attention_pool_ref
 from .._op_rules import check_mask_rows
 
@@ -23,7 +24,7 @@ BACKEND_NAMES = ("cuda", "triton", "cpp", "reference")
 KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(JnaFastError, RuntimeError):
     """No requested backend can serve these inputs; the message lists each backend's reason."""
 
 

@@ -1,0 +1,80 @@
+"""Files the commands write: replaced atomically through a temporary file named after the writing process, and the
+temporary files of a killed process removed by the next run.
+
+A temporary file is ``.<name>.tmp-<pid>`` next to its target ``<name>``. A process killed while writing (SIGKILL,
+out of memory, a lost node) leaves it behind; :func:`remove_stale_temporaries` removes such files when their
+process no longer exists, and only files of that form for the targets it is given, in the folder it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.tmp-(?P<pid>[1-9][0-9]*)")
+
+
+def temporary_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """``write(handle)`` into a temporary file in ``path``'s folder, fsync, then rename it over ``path``: a crash
+    never leaves a torn file, and a failed write leaves ``path`` as it was. An OS error (a read-only or full disk,
+    a folder that cannot be made) is raised naming ``path``, not the temporary file."""
+    path = Path(path)
+    temporary = temporary_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        _discard(temporary)
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    except BaseException:
+        _discard(temporary)
+        raise
+
+
+def _discard(temporary: Path) -> None:
+    # The write has already failed; a temporary that cannot be removed either (its folder is gone or read-only)
+    # must not hide that first error.
+    with contextlib.suppress(OSError):
+        temporary.unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    if os.name != "posix":
+        return True  # no cheap, harmless probe: keep the file (on Windows os.kill would terminate the process)
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except (ProcessLookupError, OverflowError):  # OverflowError: a number no process id can be
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, targets: Iterable[str]) -> list[Path]:
+    """Remove from ``folder`` the temporary files of ``targets`` (``.<target>.tmp-<pid>``) whose process is no
+    longer alive; those of a live process (one writing now) and every other file are kept. Returns the removed
+    files."""
+    folder, targets = Path(folder), set(targets)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in folder.iterdir():
+        match = TEMPORARY_NAME.fullmatch(entry.name)
+        if (match and match["target"] in targets and entry.is_file() and not entry.is_symlink()
+                and not process_alive(int(match["pid"]))):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
