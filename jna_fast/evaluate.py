@@ -9,7 +9,8 @@ Writes into DIR:
 - ``report.json``: ``top1``, ``top5``, ``mean_class_accuracy`` of the fused scores, the same for each branch alone
   (``top1_rgb``, ``top1_flow``, ...), ``per_class`` accuracy, and, on data with known discriminative windows (the
   synthetic set), ``attention_on_salient``, ``uniform_on_salient`` and ``top_snippet_in_window`` (see
-  jna_fast/metrics.py), all of them also per class family (``families``);
+  jna_fast/metrics.py), all of them also per class family (``families``); ``skipped``: the videos left out as bad
+  data (``--on-error skip``, the default), each with its ``video`` and ``reason``, and ``skipped_list_lines``;
 - ``predictions.jsonl``: per video its label, prediction, and the fused, RGB and flow scores (so that models and
   streams can be fused later) and its attention;
 - ``confusion.png``: the confusion matrix;
@@ -289,6 +290,16 @@ def write_outputs(predictions: Predictions, class_names: list[str], windows: Sal
 
 
 # --- the command ---------------------------------------------------------------------------------------------
+def skipped_videos(loader) -> list[dict]:
+    """The videos the loader skipped as bad data in its last epoch, from every rank: ``{"video", "reason"}``."""
+    skipped = loader.last_epoch_skipped
+    if dist.is_initialized():
+        gathered = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, skipped)
+        skipped = [entry for part in gathered for entry in part]
+    return sorted(skipped, key=lambda entry: entry["video"])
+
+
 def evaluate_checkpoint(checkpoint, out, *, segments: int = DEFAULT_TEST_SEGMENTS, crops: int = 1,
                         visualize: int = 0, batch_size: int | None = None, device: str | None = None,
                         overrides: dict | None = None, progress: bool = True) -> dict:
@@ -309,10 +320,12 @@ def evaluate_checkpoint(checkpoint, out, *, segments: int = DEFAULT_TEST_SEGMENT
                               batch_size=batch_size or max(1, cfg.batch_size // max(1, crops)))
     predictions = collect(model, loader, env.device, cfg.precision, keep_snippets=visualize,
                           progress=progress and env.is_main)
+    skipped = skipped_videos(loader)
     if not env.is_main:
         return {}
     settings = {"checkpoint": str(checkpoint), "dataset": cfg.dataset, "split": cfg.split, "segments": segments,
-                "crops": crops, "views_per_video": loader.num_views}
+                "crops": crops, "views_per_video": loader.num_views, "skipped": skipped,
+                "skipped_list_lines": loader.list_issues}
     return write_outputs(predictions, class_names, SalientWindows.of(cfg), Path(out), settings)
 
 
