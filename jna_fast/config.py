@@ -61,6 +61,8 @@ class TrainConfig:
     split: int = option(1, "official split number (ucf101 1-3, hmdb51 1-3)", "data")
     train_list: str | None = option(None, "list file for --dataset videos/rawframes (training)", "data")
     val_list: str | None = option(None, "list file for --dataset videos/rawframes (validation)", "data")
+    num_classes: int | None = option(None, "classes of --dataset videos/rawframes (default: the largest training "
+                                     "label + 1, every class then needing a training line)", "data")
     size: int | None = option(None, "crop size fed to the network (default: 64 synthetic, 224 real)", "data")
     flip: bool | None = option(None, "horizontal flips in training and test views (default: the dataset's "
                                "policy: on for UCF101/HMDB51 and lists, off for the synthetic set, whose "
@@ -271,6 +273,10 @@ def resolve(values: dict) -> TrainConfig:
         raise ValueError(f"--dataset {cfg.dataset} needs --root")
     if cfg.dataset in ("videos", "rawframes") and not (cfg.train_list and cfg.val_list):
         raise ValueError(f"--dataset {cfg.dataset} needs --train-list and --val-list")
+    if cfg.num_classes is not None and cfg.dataset not in ("videos", "rawframes"):
+        raise ValueError(f"--num-classes applies to --dataset videos/rawframes; {cfg.dataset} defines its classes")
+    if cfg.num_classes is not None and cfg.num_classes < 1:
+        raise ValueError(f"--num-classes must be >= 1, got {cfg.num_classes}")
     bad_stages = [stage for stage in cfg.share_after if stage not in (1, 2, 3, 4)]
     if bad_stages:
         raise ValueError(f"--share-after: stages must be in 1..4, got {bad_stages}")
