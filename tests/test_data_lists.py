@@ -254,7 +254,8 @@ def test_a_video_listed_with_two_labels_is_an_error(tmp_path):
     with pytest.raises(DataError, match=r"list.txt:3: video a listed again with label 1 \(.*list.txt:1: label 0\)"):
         load_index("rawframes", root, list_file="list.txt")
     issues = IssueLog("skip")
-    assert [r.video_id for r in load_index("rawframes", root, list_file="list.txt", issues=issues).records] == ["a", "b"]
+    index = load_index("rawframes", root, list_file="list.txt", issues=issues)
+    assert [record.video_id for record in index.records] == ["a", "b"]
     assert "list.txt:3: video a listed again" in issues.take()[0]
 
 
