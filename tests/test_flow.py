@@ -73,6 +73,21 @@ def test_encode_decode_round_trip_within_half_a_quantisation_step(bound):
     assert encode_flow(np.array([[[-bound, bound]]]), bound)[1][0, 0] == 255
 
 
+@pytest.mark.parametrize("bound", [20.0, 5.0, 16.0])
+def test_encoding_at_code_boundaries_matches_dense_flows_double_arithmetic(bound):
+    # float32 flow values at and beside each half code, where a float32 computation lands one code off
+    halves = ((np.arange(255) + 0.5) * (2 * bound / 255) - bound).astype(np.float32)
+    values, above, below = [halves], halves, halves
+    for _ in range(4):
+        above, below = np.nextafter(above, np.float32(np.inf)), np.nextafter(below, np.float32(-np.inf))
+        values += [above, below]
+    values = np.concatenate(values)
+    # dense_flow: cvRound(255 * (v - L) / (H - L)) in double; Python floats are doubles and round() rounds half to
+    # even, as cvRound does
+    expected = [round(255 * (min(max(float(v), -bound), bound) + bound) / (2 * bound)) for v in values]
+    assert encode_flow(np.stack([values, values], -1)[None], bound)[0][0].tolist() == expected
+
+
 def test_encode_rejects_wrong_shapes_and_bounds():
     with pytest.raises(ValueError, match=r"\[H, W, 2\]"):
         encode_flow(np.zeros((4, 4, 3)))
