@@ -265,8 +265,8 @@ def parse_ucf101(root: Path, split: int, subset: str, frames_root: Path | None, 
         if subset == "train":
             label = _parse_int(fields[1], "label", where)
             if label != class_ids[class_name]:
-                raise InvalidListLine(f"{where}: label {label} out of range or not the index of class {class_name!r} "
-                                f"({class_ids[class_name]} in {class_file})")
+                raise InvalidListLine(f"{where}: label {label} out of range or not the index of class "
+                                      f"{class_name!r} ({class_ids[class_name]} in {class_file})")
         return _video_record(video_root, relative, class_ids[class_name] - 1, frames_root, where)
 
     return DatasetIndex(_usable(_collect(parse, _lines(list_file), issues), list_file, issues), list(class_ids))
