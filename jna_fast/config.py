@@ -68,6 +68,8 @@ class TrainConfig:
                         minimum=1, maximum=3)
     train_list: str | None = option(None, "list file for --dataset videos/rawframes (training)", "data")
     val_list: str | None = option(None, "list file for --dataset videos/rawframes (validation)", "data")
+    num_classes: int | None = option(None, "classes of --dataset videos/rawframes (default: the largest training "
+                                     "label + 1, every class then needing a training line)", "data", minimum=1)
     # The backbones reduce their input 32 times: a smaller crop leaves their last stages a single pixel.
     size: int | None = option(None, "crop size fed to the network (default: 64 synthetic, 224 real)", "data",
                               minimum=32)
@@ -305,6 +307,8 @@ def resolve(values: dict) -> TrainConfig:
     low_high = cfg.synthetic_window_fraction
     if len(low_high) != 2 or low_high[0] > low_high[1]:
         raise ValueError(f"--synthetic-window-fraction must be LOW,HIGH with LOW <= HIGH, got {_shown(low_high)}")
+    if cfg.num_classes is not None and cfg.dataset not in ("videos", "rawframes"):
+        raise ValueError(f"--num-classes applies to --dataset videos/rawframes; {cfg.dataset} defines its classes")
     if cfg.streams != "both" and (cfg.share_after or cfg.consensus == "attention"):
         # One branch has nothing to share with, and the joint attention is scored by both.
         raise ValueError(f"--streams {cfg.streams} needs --share-after '' and --consensus average")

@@ -9,7 +9,8 @@ Writes into DIR:
 - ``report.json``: ``top1``, ``top5``, ``mean_class_accuracy`` of the fused scores, the same for each branch alone
   (``top1_rgb``, ``top1_flow``, ...), ``per_class`` accuracy, and, on data with known discriminative windows (the
   synthetic set), ``attention_on_salient``, ``uniform_on_salient`` and ``top_snippet_in_window`` (see
-  jna_fast/metrics.py), all of them also per class family (``families``);
+  jna_fast/metrics.py), all of them also per class family (``families``); ``skipped``: the videos left out as bad
+  data (``--on-error skip``, the default), each with its ``video`` and ``reason``, and ``skipped_list_lines``;
 - ``predictions.jsonl``: per video its label, prediction, and the fused, RGB and flow scores (so that models and
   streams can be fused later) and its attention;
 - ``confusion.png``: the confusion matrix;
@@ -33,7 +34,8 @@ from tqdm import tqdm
 
 from .cli import add_debug_option, number_in, run_command, torch_device
 from .experiment import SalientWindows, autocast_context
-from .metrics import confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy, topk_correct
+from .metrics import (confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy, predicted_classes,
+                      topk_correct)
 
 logger = logging.getLogger("jna_fast.evaluate")
 
@@ -130,7 +132,7 @@ def snippet_pictures(batch, row: int) -> dict:
 def _accuracies(scores: torch.Tensor | None, labels: torch.Tensor, suffix: str = "") -> dict:
     if scores is None:
         return {f"top1{suffix}": None, f"top5{suffix}": None, f"mean_class_accuracy{suffix}": None}
-    confusion = confusion_matrix(scores.argmax(1), labels, scores.shape[1])
+    confusion = confusion_matrix(predicted_classes(scores), labels, scores.shape[1])
     return {f"top1{suffix}": float(topk_correct(scores, labels, 1).float().mean()),
             f"top5{suffix}": float(topk_correct(scores, labels, 5).float().mean()),
             f"mean_class_accuracy{suffix}": mean_class_accuracy(confusion)}
@@ -149,7 +151,7 @@ def summarize(predictions: Predictions, class_names: list[str], windows: Salient
     for suffix, scores in (("", predictions.scores), ("_rgb", predictions.scores_rgb),
                            ("_flow", predictions.scores_flow)):
         report.update(_accuracies(scores, labels, suffix))
-    confusion = confusion_matrix(predictions.scores.argmax(1), labels, len(class_names))
+    confusion = confusion_matrix(predicted_classes(predictions.scores), labels, len(class_names))
     report["per_class"] = {name: (None if value != value else value) for name, value in
                            zip(class_names, per_class_accuracy(confusion).tolist())}
     if windows is None:
@@ -176,13 +178,14 @@ def write_predictions(predictions: Predictions, class_names: list[str], path: Pa
     def row(tensor, index):
         return None if tensor is None else [round(v, 5) for v in tensor[index].tolist()]
 
+    predicted = predicted_classes(predictions.scores).tolist()
     with open(path, "w", encoding="utf-8") as handle:
         for index, video in enumerate(predictions.video_ids):
             real = predictions.mask[index]
             handle.write(json.dumps({
                 "video": video, "label": int(predictions.labels[index]),
                 "class": class_names[int(predictions.labels[index])],
-                "prediction": int(predictions.scores[index].argmax()),
+                "prediction": predicted[index],
                 "scores": row(predictions.scores, index), "scores_rgb": row(predictions.scores_rgb, index),
                 "scores_flow": row(predictions.scores_flow, index),
                 "snippet_starts": predictions.indices[index][real].tolist(),
@@ -206,7 +209,7 @@ def pyplot():
 def plot_confusion(predictions: Predictions, class_names: list[str], path: Path) -> None:
     plt = pyplot()
 
-    confusion = confusion_matrix(predictions.scores.argmax(1), predictions.labels, len(class_names)).numpy()
+    confusion = confusion_matrix(predicted_classes(predictions.scores), predictions.labels, len(class_names)).numpy()
     size = max(4.0, 0.35 * len(class_names) + 2)
     figure, axes = plt.subplots(figsize=(size + 1, size))
     image = axes.imshow(confusion, cmap="Blues")
@@ -279,17 +282,28 @@ def write_outputs(predictions: Predictions, class_names: list[str], windows: Sal
     if predictions.snippets:
         strips = out / "attention"
         strips.mkdir(exist_ok=True)
+        predicted = predicted_classes(predictions.scores).tolist()
         for video, pictures in predictions.snippets.items():
             index = predictions.video_ids.index(video)
             plot_attention_strip(
                 video, pictures, predictions.attention[index], predictions.indices[index], predictions.mask[index],
                 None if windows is None else windows.windows.get(video),
-                class_names[int(predictions.labels[index])], class_names[int(predictions.scores[index].argmax())],
+                class_names[int(predictions.labels[index])], class_names[predicted[index]],
                 strips / (video.replace("/", "__") + ".png"))
     return report
 
 
 # --- the command ---------------------------------------------------------------------------------------------
+def skipped_videos(loader) -> list[dict]:
+    """The videos the loader skipped as bad data in its last epoch, from every rank: ``{"video", "reason"}``."""
+    skipped = loader.last_epoch_skipped
+    if dist.is_initialized():
+        gathered = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, skipped)
+        skipped = [entry for part in gathered for entry in part]
+    return sorted(skipped, key=lambda entry: entry["video"])
+
+
 def evaluate_checkpoint(checkpoint, out, *, segments: int = DEFAULT_TEST_SEGMENTS, crops: int = 1,
                         visualize: int = 0, batch_size: int | None = None, device: str | None = None,
                         overrides: dict | None = None, progress: bool = True) -> dict:
@@ -312,10 +326,12 @@ def evaluate_checkpoint(checkpoint, out, *, segments: int = DEFAULT_TEST_SEGMENT
                               batch_size=batch_size or max(1, cfg.batch_size // max(1, crops)))
     predictions = collect(model, loader, env.device, cfg.precision, keep_snippets=visualize,
                           progress=progress and env.is_main)
+    skipped = skipped_videos(loader)
     if not env.is_main:
         return {}
     settings = {"checkpoint": str(checkpoint), "dataset": cfg.dataset, "split": cfg.split, "segments": segments,
-                "crops": crops, "views_per_video": loader.num_views}
+                "crops": crops, "views_per_video": loader.num_views, "skipped": skipped,
+                "skipped_list_lines": loader.list_issues}
     return write_outputs(predictions, class_names, SalientWindows.of(cfg), Path(out), settings)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .evaluate import DEFAULT_TEST_SEGMENTS
+from .metrics import ranked_classes
 
 
 @dataclass
@@ -66,8 +67,8 @@ def predict_video(model, video_path, *, top_k: int = 5, segments: int = DEFAULT_
                          f"prediction to show")
     attention = batch.mean_over_views(out.attention.float())[0].cpu()
     real = batch.mask[0].cpu().bool()
-    top = probabilities.topk(min(top_k, probabilities.numel()))
+    top = ranked_classes(probabilities.view(1, -1), top_k)[0].tolist()
     return VideoPrediction(
-        video=str(video_path), classes=[model.class_names[i] for i in top.indices.tolist()],
-        class_indices=top.indices.tolist(), probabilities=top.values.tolist(),
+        video=str(video_path), classes=[model.class_names[i] for i in top],
+        class_indices=top, probabilities=probabilities[top].tolist(),
         snippet_starts=batch.indices[0].cpu()[real].tolist(), attention=attention[real].tolist())

@@ -37,10 +37,21 @@ def localisation(attention: torch.Tensor, indices: torch.Tensor, mask: torch.Ten
     }
 
 
+def ranked_classes(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """int64 [N, k]: the k classes of highest score per row, best first; equal scores rank by class index, lower
+    first (torch.argmax's rule; topk leaves ties in no set order). k is capped at the number of classes. The one
+    tie rule of every prediction, top-k accuracy and confusion matrix."""
+    return torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :min(k, scores.shape[1])]
+
+
+def predicted_classes(scores: torch.Tensor) -> torch.Tensor:
+    """int64 [N]: the predicted class per row, ties to the lower class index (see ranked_classes)."""
+    return scores.argmax(1)
+
+
 def topk_correct(scores: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """bool [N]: the label is among the k highest scores (k is capped at the number of classes)."""
-    k = min(k, scores.shape[1])
-    return (scores.topk(k, dim=1).indices == labels.view(-1, 1)).any(1)
+    """bool [N]: the label is among the k best-ranked classes (ranked_classes: ties to the lower index)."""
+    return (ranked_classes(scores, k) == labels.view(-1, 1)).any(1)
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

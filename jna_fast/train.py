@@ -222,7 +222,7 @@ def train(cfg: TrainConfig) -> dict:
             dist.barrier()
     backend, loader_device = resolve_loader_device(cfg, env.device)
     train_loader = build_loader_for(cfg, "train", num_segments=cfg.num_segments, device=loader_device,
-                                    backend=backend)
+                                    backend=backend, num_classes=cfg.num_classes)
     val_loader = build_loader_for(cfg, "test", num_segments=cfg.test_segments, device=loader_device,
                                   backend=backend, num_classes=train_loader.num_classes)
     class_names = train_loader.class_names

@@ -7,6 +7,7 @@ import pytest
 
 from jna_fast.data import DataError, load_index
 from jna_fast.data.errors import IssueLog
+from jna_fast.data.lists import InvalidListLine
 
 UCF_CLASSES = ["ApplyEyeMakeup", "Basketball", "YoYo"]
 
@@ -138,11 +139,168 @@ def test_generic_lists(tmp_path):
     assert len(index.class_names) == 5
     with pytest.raises(DataError, match=r"videos.txt:3: label 4 out of range \(expected 0 <= label < 4\)"):
         load_index("videos", tmp_path, list_file="videos.txt", num_classes=4)
-    (tmp_path / "frames.txt").write_text("clip_a 12 0\nclip_b 12\nclip_c 1 0\nclip_d 12 -1\n")
+    (tmp_path / "frames.txt").write_text("clip_a 12 0\nclip_b 12\nclip_c 1 0\n")
     issues = IssueLog("skip")
     index = load_index("rawframes", tmp_path, list_file="frames.txt", issues=issues)
     assert [(r.video_id, r.num_frames, r.frames_dir) for r in index.records] == [("clip_a", 12, tmp_path / "clip_a")]
     messages = issues.take()
     assert "frames.txt:2: expected 3 field" in messages[0]
     assert "frames.txt:3: num_frames must be >= 2" in messages[1]
-    assert "frames.txt:4: label -1 out of range" in messages[2]
+
+
+# --- lines that contradict the dataset: errors whatever on_error says ---------------------------------------------
+@pytest.fixture
+def victim(tmp_path):
+    """A folder beside the dataset with a video and a rawframes-like folder in it."""
+    folder = tmp_path / "victim"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data.avi").write_bytes(b"")
+    return folder
+
+
+def _escaping_lines(dataset: Path, victim: Path, suffix: str) -> dict[str, str]:
+    """A path per way of leading out of ``dataset``: '..', an absolute path, a symlink inside it to the victim."""
+    (dataset / "link").symlink_to(victim, target_is_directory=True)
+    return {"dotdot": f"../victim/data{suffix}", "absolute": f"{victim}/data{suffix}", "symlink": f"link/data{suffix}"}
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+@pytest.mark.parametrize("way", ["dotdot", "absolute", "symlink"])
+def test_video_list_paths_must_stay_under_the_root(tmp_path, victim, way, on_error):
+    root = tmp_path / "videos"
+    _touch(root / "cls" / "a.avi")
+    line = _escaping_lines(root, victim, ".avi")[way]
+    (root / "list.txt").write_text(f"cls/a.avi 0\n{line} 0\n")
+    with pytest.raises(InvalidListLine, match=rf"list.txt:2: video '{line}' leads out of {root}"):
+        load_index("videos", root, list_file="list.txt", frames_root=tmp_path / "frames", issues=IssueLog(on_error))
+
+
+@pytest.mark.parametrize("way", ["dotdot", "absolute", "symlink"])
+def test_rawframes_list_folders_must_stay_under_the_root(tmp_path, victim, way):
+    root = tmp_path / "frames"
+    root.mkdir()
+    line = _escaping_lines(root, victim, "")[way]
+    (root / "list.txt").write_text(f"clip_a 12 0\n{line} 12 0\n")
+    with pytest.raises(InvalidListLine, match=rf"list.txt:2: rawframes folder '{line}' leads out of {root}"):
+        load_index("rawframes", root, list_file="list.txt", issues=IssueLog("skip"))
+
+
+def test_a_video_whose_rawframes_folder_is_a_symlink_out_of_frames_root_is_refused(tmp_path, victim):
+    root, frames_root = tmp_path / "videos", tmp_path / "frames"
+    _touch(root / "cls" / "a.avi")
+    frames_root.mkdir()
+    (frames_root / "cls").symlink_to(victim, target_is_directory=True)
+    (root / "list.txt").write_text("cls/a.avi 0\n")
+    with pytest.raises(InvalidListLine, match=rf"list.txt:1: rawframes folder 'cls/a' leads out of {frames_root}"):
+        load_index("videos", root, list_file="list.txt", frames_root=frames_root)
+
+
+def test_official_split_files_are_confined_too(tmp_path, victim):
+    ucf = make_ucf101(tmp_path / "ucf", ["YoYo/v_YoYo_g01_c01.avi 3"], [])
+    (ucf / "ucfTrainTestlist" / "trainlist01.txt").write_text("YoYo/v_YoYo_g01_c01.avi 3\n"
+                                                              "YoYo/../../../victim/data.avi 3\n")
+    with pytest.raises(InvalidListLine, match=r"trainlist01.txt:2: video 'YoYo/../../../victim/data.avi' leads out"):
+        load_index("ucf101", ucf, split=1, subset="train", issues=IssueLog("skip"))
+    hmdb = make_hmdb51(tmp_path / "hmdb", {"wave": ["w1.avi 1"]})
+    (hmdb / "testTrainMulti_7030_splits" / "wave_test_split1.txt").write_text("w1.avi 1\n../../victim/data.avi 1\n")
+    with pytest.raises(InvalidListLine, match=r"wave_test_split1.txt:2: video 'wave/../../victim/data.avi' leads out"):
+        load_index("hmdb51", hmdb, split=1, subset="train", issues=IssueLog("skip"))
+
+
+def test_a_path_that_stays_under_the_root_is_one_video(tmp_path):
+    _touch(tmp_path / "cls" / "a.avi")
+    (tmp_path / "list.txt").write_text("cls/../cls/./a.avi 0\n")
+    (record,) = load_index("videos", tmp_path, list_file="list.txt", frames_root=tmp_path / "fr").records
+    assert record.video_id == "cls/a" and record.frames_dir == tmp_path / "fr" / "cls" / "a"
+
+
+def _rawframes_list(root: Path, lines: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "list.txt").write_text("".join(f"{line}\n" for line in lines))
+    return root
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_a_label_beyond_the_classes_is_an_error_naming_the_line(tmp_path, on_error):
+    root = _rawframes_list(tmp_path, ["a 12 0", "b 12 1", "c 12 2", "d 12 57", "e 12 1"])
+    with pytest.raises(InvalidListLine, match=r"list.txt: its labels run to 57, but classes 3..56 have no line.*"
+                                              r"labels above 3 at .*list.txt:4 \(label 57\)"):
+        load_index("rawframes", root, list_file="list.txt", issues=IssueLog(on_error))
+    with pytest.raises(InvalidListLine, match=r"list.txt:4: label 57 out of range \(expected 0 <= label < 3\)"):
+        load_index("rawframes", root, list_file="list.txt", num_classes=3, issues=IssueLog(on_error))
+    with pytest.raises(InvalidListLine, match=r"list.txt:4: label -1 out of range"):
+        _rawframes_list(tmp_path, ["a 12 0", "b 12 1", "c 12 2", "d 12 -1"])
+        load_index("rawframes", root, list_file="list.txt", issues=IssueLog(on_error))
+
+
+def test_declared_classes_may_lack_training_lines(tmp_path):
+    root = _rawframes_list(tmp_path, ["a 12 0", "b 12 2"])
+    assert load_index("rawframes", root, list_file="list.txt", num_classes=4).class_names == ["0", "1", "2", "3"]
+
+
+def test_duplicate_lines_are_dropped_with_a_warning_naming_them(tmp_path, caplog):
+    root = _rawframes_list(tmp_path, ["a 12 0", "b 12 1", "a 12 0", "./b 12 1", "c 12 0"])
+    with caplog.at_level(logging.WARNING, logger="jna_fast.data"):
+        index = load_index("rawframes", root, list_file="list.txt")
+    assert [record.video_id for record in index.records] == ["a", "b", "c"]
+    (warning,) = [record.message for record in caplog.records if "duplicate" in record.message]
+    assert "dropped 2 duplicate list line(s)" in warning
+    assert f"{root / 'list.txt'}:3 (as {root / 'list.txt'}:1)" in warning
+    assert f"{root / 'list.txt'}:4 (as {root / 'list.txt'}:2)" in warning
+
+
+def test_a_video_listed_with_two_labels_is_an_error(tmp_path):
+    root = _rawframes_list(tmp_path, ["a 12 0", "b 12 1", "a 12 1"])
+    with pytest.raises(DataError, match=r"list.txt:3: video a listed again with label 1 \(.*list.txt:1: label 0\)"):
+        load_index("rawframes", root, list_file="list.txt")
+    issues = IssueLog("skip")
+    index = load_index("rawframes", root, list_file="list.txt", issues=issues)
+    assert [record.video_id for record in index.records] == ["a", "b"]
+    assert "list.txt:3: video a listed again" in issues.take()[0]
+
+
+def test_an_empty_list_says_it_is_empty(tmp_path):
+    root = _rawframes_list(tmp_path, ["# nothing yet", ""])
+    with pytest.raises(DataError, match=r"list.txt: lists no video \(the list is empty\)"):
+        load_index("rawframes", root, list_file="list.txt")
+    _rawframes_list(tmp_path, ["a 12", "b x 0"])
+    with pytest.raises(DataError, match=r"list.txt: no usable video: every line was skipped"):
+        load_index("rawframes", root, list_file="list.txt", issues=IssueLog("skip"))
+
+
+def _training_config(root: Path, *options: str):
+    from jna_fast.config import parse_args
+
+    return parse_args(["--dataset", "rawframes", "--root", str(root), "--train-list", "list.txt", "--val-list",
+                       "list.txt", "--data-backend", "pyav", "--on-error", "raise", "--out", str(root / "run"),
+                       *options])
+
+
+@pytest.mark.parametrize("options, message", [
+    ((), r"its labels run to 57, but classes 2..56 have no line"),
+    (("--num-classes", "2"), r"list.txt:3: label 57 out of range \(expected 0 <= label < 2\)"),
+])
+def test_training_refuses_a_label_beyond_the_classes(tmp_path, options, message):
+    from jna_fast.train import train
+
+    root = _rawframes_list(tmp_path, ["a 12 0", "b 12 1", "c 12 57"])
+    with pytest.raises(InvalidListLine, match=message):
+        train(_training_config(root, *options))
+
+
+def test_training_on_an_empty_list_says_it_is_empty(tmp_path):
+    from jna_fast.train import train
+
+    root = _rawframes_list(tmp_path, [])
+    with pytest.raises(DataError, match="the list is empty"):
+        train(_training_config(root))
+
+
+def test_num_classes_is_an_option_of_list_datasets_only(tmp_path):
+    from jna_fast.config import parse_args
+
+    assert _training_config(tmp_path, "--num-classes", "5").num_classes == 5
+    with pytest.raises(SystemExit):
+        parse_args(["--dataset", "ucf101", "--root", str(tmp_path), "--num-classes", "5"])
+    with pytest.raises(SystemExit):
+        _training_config(tmp_path, "--num-classes", "0")

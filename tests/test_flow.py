@@ -16,8 +16,8 @@ import pytest
 
 from jna_fast.data import frame_to_rgb
 from jna_fast.data.synthetic import encode_video
-from jna_fast.flow import (COMPLETE_MARKER, SUMMARY_NAME, FlowAlgorithmUnavailable, decode_flow, encode_flow,
-                           extract_flow, extract_video, make_estimator, read_completion_marker)
+from jna_fast.flow import (COMPLETE_MARKER, PARTIAL_MARKER, SUMMARY_NAME, FlowAlgorithmUnavailable, decode_flow,
+                           encode_flow, extract_flow, extract_video, make_estimator, read_completion_marker)
 from jna_fast.flow.__main__ import main as flow_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +71,21 @@ def test_encode_decode_round_trip_within_half_a_quantisation_step(bound):
     np.testing.assert_array_equal(flow_x, expected_x.astype(np.uint8))
     assert encode_flow(np.array([[[-bound, bound]]]), bound)[0][0, 0] == 0
     assert encode_flow(np.array([[[-bound, bound]]]), bound)[1][0, 0] == 255
+
+
+@pytest.mark.parametrize("bound", [20.0, 5.0, 16.0])
+def test_encoding_at_code_boundaries_matches_dense_flows_double_arithmetic(bound):
+    # float32 flow values at and beside each half code, where a float32 computation lands one code off
+    halves = ((np.arange(255) + 0.5) * (2 * bound / 255) - bound).astype(np.float32)
+    values, above, below = [halves], halves, halves
+    for _ in range(4):
+        above, below = np.nextafter(above, np.float32(np.inf)), np.nextafter(below, np.float32(-np.inf))
+        values += [above, below]
+    values = np.concatenate(values)
+    # dense_flow: cvRound(255 * (v - L) / (H - L)) in double; Python floats are doubles and round() rounds half to
+    # even, as cvRound does
+    expected = [round(255 * (min(max(float(v), -bound), bound) + bound) / (2 * bound)) for v in values]
+    assert encode_flow(np.stack([values, values], -1)[None], bound)[0][0].tolist() == expected
 
 
 def test_encode_rejects_wrong_shapes_and_bounds():
@@ -148,18 +163,22 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_resume_redoes_partial_and_unmarked_folders_and_skips_complete_ones(tmp_path):
+def test_resume_redoes_our_partial_folders_and_skips_complete_ones(tmp_path):
     videos, out = tmp_path / "videos", tmp_path / "out"
     for name, seed in (("a", 1), ("b", 2), ("c", 3)):
         write_video(videos / f"{name}.avi", translating_frames(4, 32, 32, 1, 0, seed=seed))
     first = extract_flow(videos, out, algorithm="dis", workers=1, progress=False)
-    assert first["counts"]["done"] == 3
-    # "a": a half-written final folder without its completion marker (e.g. from a tool that writes in place)
-    (out / "a" / COMPLETE_MARKER).unlink()
-    (out / "a" / "flow_x_00003.jpg").unlink()
-    # "b": killed while writing: only a partial folder of a dead process exists
-    os.rename(out / "b", out / f"b.partial-{dead_pid()}")
+    assert first["counts"]["done"] == 3 and not list(out.rglob(PARTIAL_MARKER))
+    # "a", "b": killed while writing: only partial folders of dead processes exist, marked as ours
+    for name in "ab":
+        os.rename(out / name, out / f"{name}.partial-{dead_pid()}")
     (out / f"b.partial-{dead_pid()}").mkdir()
+    for partial in out.glob("*.partial-*"):
+        (partial / COMPLETE_MARKER).unlink(missing_ok=True)
+        (partial / PARTIAL_MARKER).write_text("{}")
+    # a folder of that form that is not ours (no marker) is never deleted
+    foreign_partial = out / f"a.partial-{dead_pid()}"
+    foreign_partial.mkdir()
     complete_mtime = (out / "c" / "img_00001.jpg").stat().st_mtime_ns
 
     second = extract_flow(videos, out, algorithm="dis", workers=1, progress=False)
@@ -170,7 +189,7 @@ def test_resume_redoes_partial_and_unmarked_folders_and_skips_complete_ones(tmp_
         counts = listdir_counts(out / name)
         assert len(counts["img_"]) == 4 and len(counts["flow_x_"]) == 3 and len(counts["flow_y_"]) == 3
         assert read_completion_marker(out / name)["frames"] == 4
-    assert not list(out.glob("*.partial-*"))
+    assert list(out.glob("*.partial-*")) == [foreign_partial] and not list(out.rglob(PARTIAL_MARKER))
 
     # a replaced video is redone, the others stay skipped
     write_video(videos / "c.avi", translating_frames(5, 32, 32, 1, 0, seed=4))
@@ -181,6 +200,80 @@ def test_resume_redoes_partial_and_unmarked_folders_and_skips_complete_ones(tmp_
     # other settings: nothing is taken as complete, everything is redone
     third = extract_flow(videos, out, algorithm="farneback", workers=1, progress=False)
     assert third["counts"] == {"done": 3, "skipped": 0, "failed": 0}
+
+
+def test_a_folder_not_written_by_the_extractor_is_never_deleted(tmp_path):
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    for name in ("x", "y"):
+        write_video(videos / "cls" / f"{name}.avi", translating_frames(3, 32, 32, 1, 0))
+    foreign = out / "cls" / "x"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    (foreign / "flow_x_00001.jpg").write_bytes(b"a half-written folder of another tool")
+    for attempt in range(2):
+        summary = extract_flow(videos, out, algorithm="dis", workers=1, progress=False)
+        assert [entry["video"] for entry in summary["done"] + summary["skipped"]] == ["cls/y.avi"]
+        (failure,) = summary["failed"]
+        assert failure["video"] == "cls/x.avi"
+        assert f"{foreign} exists and was not written by python -m jna_fast.flow extract" in failure["error"]
+        assert sorted(path.name for path in foreign.iterdir()) == ["flow_x_00001.jpg", "notes.txt"]
+        assert (foreign / "notes.txt").read_text() == "mine" and not list(out.glob("cls/x.partial-*"))
+    with pytest.raises(FileExistsError, match="was not written by"):
+        extract_video(videos / "cls" / "x.avi", foreign, algorithm="dis")
+    assert sorted(path.name for path in foreign.iterdir()) == ["flow_x_00001.jpg", "notes.txt"]
+
+
+@pytest.fixture
+def victim(tmp_path):
+    """A user's folder beside the dataset: a video and, where its frames would go, a file of theirs."""
+    folder = tmp_path / "victim"
+    write_video(folder / "data.avi", translating_frames(3, 32, 32, 1, 0))
+    (folder / "data").mkdir()
+    (folder / "data" / "thesis.tex").write_text("years of work")
+    return folder
+
+
+def _victim_untouched(victim: Path) -> bool:
+    names = sorted(path.relative_to(victim).as_posix() for path in victim.rglob("*"))
+    return names == ["data", "data.avi", "data/thesis.tex"] and (victim / "data" / "thesis.tex").read_text() == (
+        "years of work")
+
+
+@pytest.mark.parametrize("way", ["dotdot", "absolute", "symlink"])
+def test_list_paths_leading_out_of_videos_are_an_error_and_nothing_is_touched(tmp_path, victim, way, capsys):
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    write_video(videos / "cls" / "x.avi", translating_frames(3, 32, 32, 1, 0))
+    (videos / "link").symlink_to(victim, target_is_directory=True)
+    line = {"dotdot": "../victim/data.avi", "absolute": str(victim / "data.avi"), "symlink": "link/data.avi"}[way]
+    list_file = tmp_path / "list.txt"
+    list_file.write_text(f"cls/x.avi 1\n{line} 1\n")
+    # (extraction used to write the frames of '../victim/data.avi' into out/../victim/data, emptied first)
+    code = flow_cli(["extract", "--videos", str(videos), "--out", str(out), "--algorithm", "dis", "--workers", "1",
+                     "--list", str(list_file), "--no-progress"])
+    error = capsys.readouterr().err
+    assert code == 2 and f"error: --list {list_file} line 2: {line!r} leads out of --videos {videos}" in error
+    assert _victim_untouched(victim) and not out.exists()
+
+
+def test_an_output_folder_leading_out_of_out_fails_that_video_only(tmp_path, victim):
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    for name in ("cls/x", "other/y"):
+        write_video(videos / f"{name}.avi", translating_frames(3, 32, 32, 1, 0))
+    out.mkdir()
+    (out / "cls").symlink_to(victim, target_is_directory=True)  # out/cls/x would be victim/x
+    summary = extract_flow(videos, out, algorithm="dis", workers=1, progress=False)
+    assert [entry["video"] for entry in summary["done"]] == ["other/y.avi"]
+    (failure,) = summary["failed"]
+    assert failure["video"] == "cls/x.avi" and f"leads out of --out {out}" in failure["error"]
+    assert _victim_untouched(victim)
+
+
+def test_a_video_listed_twice_is_extracted_once(tmp_path):
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    write_video(videos / "cls" / "x.avi", translating_frames(3, 32, 32, 1, 0))
+    (tmp_path / "list.txt").write_text("cls/x.avi 1\ncls/./x.avi 1\n")
+    summary = extract_flow(videos, out, algorithm="dis", workers=1, progress=False, list_file=tmp_path / "list.txt")
+    assert summary["counts"] == {"done": 1, "skipped": 0, "failed": 0}
 
 
 def test_a_killed_run_leaves_nothing_taken_as_complete(tmp_path):

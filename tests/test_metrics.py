@@ -1,12 +1,13 @@
 """Localisation and classification metrics on hand-made inputs with known answers."""
 
+import json
 import math
 
 import pytest
 import torch
 
 from jna_fast.metrics import (confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy,
-                              snippets_in_window, topk_correct)
+                              predicted_classes, ranked_classes, snippets_in_window, topk_correct)
 
 
 def test_localisation_on_hand_made_attention():
@@ -41,3 +42,33 @@ def test_topk_and_class_accuracies():
     per_class = per_class_accuracy(confusion)
     assert per_class[:3].tolist() == [1.0, 0.0, 0.5] and math.isnan(per_class[3])
     assert mean_class_accuracy(confusion) == pytest.approx(0.5)  # classes without test clips are left out
+
+
+def test_ties_go_to_the_lower_class_index_in_top_k_predictions_and_the_confusion_matrix():
+    # Row 0: classes 5, 17 and 31 tie for the top score (torch.topk picks 31 there, argmax 5); row 1: all tie.
+    scores = torch.zeros(2, 40)
+    scores[0, [5, 17, 31]] = 1.0
+    labels = torch.tensor([5, 0])
+    assert predicted_classes(scores).tolist() == [5, 0]
+    assert ranked_classes(scores, 3).tolist() == [[5, 17, 31], [0, 1, 2]]
+    assert topk_correct(scores, labels, 1).tolist() == [True, True]
+    assert topk_correct(scores, torch.tensor([31, 39]), 1).tolist() == [False, False]
+    assert topk_correct(scores, torch.tensor([31, 2]), 3).tolist() == [True, True]
+    confusion = confusion_matrix(predicted_classes(scores), labels, 40)
+    assert mean_class_accuracy(confusion) == 1.0 and int(confusion.diag().sum()) == 2
+
+
+def test_evaluation_counts_a_tie_the_same_way_in_top1_predictions_and_per_class(tmp_path):
+    from jna_fast.evaluate import Predictions, summarize, write_predictions
+
+    scores = torch.zeros(3, 40)
+    scores[:, [5, 31]] = 1.0  # every clip: a tie between classes 5 and 31
+    predictions = Predictions(["a", "b", "c"], torch.tensor([5, 5, 31]), scores, None, None, torch.ones(3, 1),
+                              torch.zeros(3, 1, dtype=torch.int64), torch.ones(3, 1, dtype=torch.bool))
+    names = [f"class{index}" for index in range(40)]
+    report = summarize(predictions, names, None)
+    assert report["top1"] == pytest.approx(2 / 3)
+    assert report["per_class"]["class5"] == 1.0 and report["per_class"]["class31"] == 0.0
+    write_predictions(predictions, names, tmp_path / "predictions.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert [line["prediction"] for line in lines] == [5, 5, 5]

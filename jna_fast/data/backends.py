@@ -7,6 +7,9 @@
   video decoding for the codecs DALI decodes on the device (probed once per codec); PyAV decodes the other codecs
   and feeds the frames to a DALI pipeline, so every clip gets the same DALI augmentation.
 
+Every rawframes JPEG is checked (jpeg.py) before either backend decodes it: a damaged one fails its clip with a
+DataError, like any other bad input.
+
 ``decode(requests)`` returns ``(rgb, flow, failures)``: the tensors hold the views of the clips that did not fail,
 in request order (``[clips * views, T, ...]``, a clip's views adjacent); ``failures`` maps a failed request's
 position to its message (which names the file). With ``pin_memory`` the CPU outputs are allocated page-locked, so
@@ -25,6 +28,7 @@ from ..flow.online import OnlineFlow, frames_for_flows
 from .batch import ClipRequest
 from .dali_pipeline import DaliRunner, dali_decodes, dali_device_id, dali_error_summary
 from .errors import DataError
+from .jpeg import read_jpeg
 from .pyav import decode_frames
 from .transforms import FLOW_CENTRE, crop_and_resize, flow_channel_signs, normalise_flow, normalise_rgb
 
@@ -34,18 +38,18 @@ def host_tensor(shape, pin_memory: bool) -> torch.Tensor:
     return torch.empty(shape, dtype=torch.float32, pin_memory=pin_memory)
 
 
-def _read_image(path, flags: int) -> np.ndarray:
-    image = cv2.imread(str(path), flags)
-    if image is None:
-        raise DataError(f"{path}: missing or unreadable JPEG")
-    return image
-
-
 def _read_bytes(path) -> np.ndarray:
     try:
         return np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise DataError(f"{path}: missing or unreadable file ({error.strerror})") from None
+
+
+def _read_image(path, flags: int, size: tuple[int, int]) -> np.ndarray:
+    image = cv2.imdecode(read_jpeg(path, size), flags)
+    if image is None:
+        raise DataError(f"{path}: undecodable JPEG")
+    return image
 
 
 def _flow_files(request: ClipRequest):
@@ -62,7 +66,7 @@ def _rgb_frames_uint8(request: ClipRequest) -> np.ndarray:
     """uint8 RGB frames [T, H, W, 3] of a clip, from its video (PyAV) or its rawframes img files (OpenCV)."""
     if request.video is not None:
         return decode_frames(request.record.video_path, request.starts)
-    return np.stack([_read_image(path, cv2.IMREAD_COLOR_RGB) for path in _image_files(request)])
+    return np.stack([_read_image(path, cv2.IMREAD_COLOR_RGB, request.rgb_size) for path in _image_files(request)])
 
 
 def _online_clip_uint8(request: ClipRequest, online_flow: OnlineFlow) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +99,7 @@ class PyAVBackend:
             flow_images = flow_stacks.reshape(-1, *flow_stacks.shape[2:])
         else:
             frames = _rgb_frames_uint8(request)
-            flow_images = [_read_image(path, cv2.IMREAD_GRAYSCALE) for path in _flow_files(request)]
+            flow_images = [_read_image(path, cv2.IMREAD_GRAYSCALE, request.flow_size) for path in _flow_files(request)]
         windows: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
         rgb_views, flow_views = [], []
         for crop in request.crops:
@@ -152,14 +156,14 @@ class _GatheredClip:
     def __init__(self, request: ClipRequest, route: str, flow_length: int):
         self.request, self.route = request, route
         self.views = [_View(request, crop, flow_length) for crop in request.crops]
-        self.flow_bytes = [_read_bytes(path) for path in _flow_files(request)]
+        self.flow_bytes = [read_jpeg(path, request.flow_size) for path in _flow_files(request)]
         if route == "video":
             self.rgb_inputs = {"encoded": [_read_bytes(request.record.video_path)],
                                "frames": [request.starts.astype(np.int32)]}
         elif route == "frames":
             self.rgb_inputs = {"pixels": [decode_frames(request.record.video_path, request.starts)]}
         else:
-            self.rgb_inputs = {"encoded": [_read_bytes(path) for path in _image_files(request)]}
+            self.rgb_inputs = {"encoded": [read_jpeg(path, request.rgb_size) for path in _image_files(request)]}
 
 
 class DaliBackend:

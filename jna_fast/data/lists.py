@@ -17,18 +17,32 @@ A video's ``video_id`` is its path relative to the video folder (``root`` for "v
 ``root/UCF-101`` for "ucf101") without the extension: the name of its rawframes folder under ``frames_root``, as
 written by ``python -m jna_fast.flow extract --videos <that folder> --out <frames_root>``.
 
-Blank lines and lines starting with ``#`` are ignored. Every other problem (wrong field count, a label that is not
-an integer or out of range, an unknown class, a missing video) is reported as ``file:line: ...`` through the
-IssueLog (an error, or a skipped line with ``on_error="skip"``).
+Blank lines and lines starting with ``#`` are ignored. Most problems (wrong field count, a field that is not an
+integer, an unknown class, a missing video, one video listed twice with two labels) are reported as
+``file:line: ...`` through the IssueLog (an error, or a skipped line with ``on_error="skip"``). Whatever
+``on_error`` says, these are errors naming the file (and line):
+
+- a path that leads out of its root once resolved (``..``, an absolute path, a symlink pointing elsewhere): a video
+  must lie under its video folder and its rawframes folder under ``frames_root`` (kind "rawframes": under ``root``),
+  so a list file can make the loader read nothing else;
+- a label out of range: below 0, at least ``num_classes``, or in UCF101 not its class's index. Without
+  ``num_classes`` a list's classes are 0 .. its largest label, and each must have a line: a class without one means
+  the labels do not number the classes (a typo such as 57 for 5 would otherwise create 52 classes);
+- a list with no usable line (an empty list says so).
+
+A line repeating a video already listed with the same label is dropped, with one warning naming the lines.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DataError, IssueLog, location
+
+logger = logging.getLogger("jna_fast.data")
 
 KINDS = ("videos", "rawframes", "ucf101", "hmdb51", "video")
 UNKNOWN_LABEL = -1
@@ -54,6 +68,26 @@ class DatasetIndex:
     class_names: list[str]
 
 
+class InvalidListLine(DataError):
+    """A list line that contradicts the dataset, never skipped whatever on_error says: a path leading out of the
+    folder it must lie in, or a label out of range."""
+
+
+def path_under(root: Path, relative: str) -> Path | None:
+    """``root / relative`` if it lies under ``root`` once both are resolved (``..`` and symlinks followed; an
+    absolute ``relative`` is tested as it is), else None."""
+    path = Path(root) / relative
+    return path if path.resolve().is_relative_to(Path(root).resolve()) else None
+
+
+def _confined(root: Path, relative: str, what: str, where: str) -> Path:
+    path = path_under(root, relative)
+    if path is None:
+        raise InvalidListLine(f"{where}: {what} {relative!r} leads out of {root} (list paths must stay under it: "
+                              f"no '..', absolute paths or symlinks to elsewhere)")
+    return path
+
+
 def _lines(list_file: Path):
     """(line number, fields) of the meaningful lines of a list file."""
     if not list_file.is_file():
@@ -77,22 +111,22 @@ def _check_fields(fields: list[str], expected: int, form: str, where: str) -> No
         raise DataError(f"{where}: expected {expected} field(s) '{form}', got {len(fields)}: {' '.join(fields)!r}")
 
 
-def _frames_dir(frames_root: Path | None, video_id: str) -> Path | None:
-    return None if frames_root is None else frames_root / video_id
+def _frames_dir(frames_root: Path | None, video_id: str, where: str) -> Path | None:
+    return None if frames_root is None else _confined(frames_root, video_id, "rawframes folder", where)
 
 
 def _video_record(video_root: Path, relative: str, label: int, frames_root: Path | None, where: str) -> VideoRecord:
-    video_path = video_root / relative
+    video_path = _confined(video_root, relative, "video", where)
     if not video_path.is_file():
         raise DataError(f"{where}: video {video_path} does not exist")
-    video_id = os.path.splitext(relative)[0]
-    return VideoRecord(video_id, label, video_path, _frames_dir(frames_root, video_id), None, where)
+    video_id = Path(os.path.splitext(os.path.normpath(relative))[0]).as_posix()  # "a/./b.avi" is "a/b"
+    return VideoRecord(video_id, label, video_path, _frames_dir(frames_root, video_id, where), None, where)
 
 
 def _check_label(label: int, num_classes: int | None, where: str) -> None:
     if label < 0 or (num_classes is not None and label >= num_classes):
         bound = "" if num_classes is None else f" < {num_classes}"
-        raise DataError(f"{where}: label {label} out of range (expected 0 <= label{bound})")
+        raise InvalidListLine(f"{where}: label {label} out of range (expected 0 <= label{bound})")
 
 
 def _collect(parse_line, lines, issues: IssueLog) -> list[VideoRecord]:
@@ -100,14 +134,69 @@ def _collect(parse_line, lines, issues: IssueLog) -> list[VideoRecord]:
     for number, fields in lines:
         try:
             records.append(parse_line(number, fields))
+        except InvalidListLine:
+            raise
         except DataError as error:
             issues.report(str(error))
     return records
 
 
-def _class_names(num_classes: int | None, records: list[VideoRecord]) -> list[str]:
-    count = num_classes if num_classes is not None else max((r.label for r in records), default=-1) + 1
+def _class_names(num_classes: int | None, records: list[VideoRecord], list_file: Path) -> list[str]:
+    """``num_classes`` names, or, when it is not given, one per label 0 .. the largest, each of which must have a
+    line: a class without one means the labels do not number the classes (a label out of range)."""
+    if num_classes is not None:
+        return [str(index) for index in range(num_classes)]
+    count = max((record.label for record in records), default=-1) + 1
+    missing = sorted(set(range(count)) - {record.label for record in records})
+    if missing:
+        beyond = [f"{record.source} (label {record.label})" for record in records if record.label > missing[0]]
+        raise InvalidListLine(
+            f"{list_file}: its labels run to {count - 1}, but classes {_ranges(missing)} have no line, so the "
+            f"labels do not number the classes 0..{count - 1}; labels above {missing[0]} at {', '.join(beyond[:5])}"
+            f"{' ...' if len(beyond) > 5 else ''}. If a class really has no line here, give the number of classes "
+            f"(num_classes=, --num-classes)")
     return [str(index) for index in range(count)]
+
+
+def _ranges(numbers: list[int]) -> str:
+    """Sorted integers as runs: [3, 4, 5, 9] -> "3..5, 9"."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(str(low) if low == high else f"{low}..{high}" for low, high in runs)
+
+
+def _without_duplicates(records: list[VideoRecord], issues: IssueLog) -> list[VideoRecord]:
+    """The records with each video once: a repeat with the same label is dropped (one warning names them all),
+    a repeat with another label is reported through ``issues`` (an error, or skipped)."""
+    first: dict[str, VideoRecord] = {}
+    kept, repeats = [], []
+    for record in records:
+        earlier = first.setdefault(record.video_id, record)
+        if earlier is record:
+            kept.append(record)
+        elif earlier.label == record.label:
+            repeats.append(f"{record.source} (as {earlier.source})")
+        else:
+            issues.report(f"{record.source}: video {record.video_id} listed again with label {record.label} "
+                          f"({earlier.source}: label {earlier.label})")
+    if repeats:
+        logger.warning("dropped %d duplicate list line(s), each a video already listed with the same label: %s%s",
+                       len(repeats), ", ".join(repeats[:20]), " ..." if len(repeats) > 20 else "")
+    return kept
+
+
+def _usable(records: list[VideoRecord], source, issues: IssueLog) -> list[VideoRecord]:
+    """The records without duplicates; a DataError when none is left (an empty list says it is empty)."""
+    records = _without_duplicates(records, issues)
+    if not records:
+        if issues.issues:
+            raise DataError(f"{source}: no usable video: every line was skipped (see the warnings above)")
+        raise DataError(f"{source}: lists no video (the list is empty)")
+    return records
 
 
 def parse_video_list(root: Path, list_file: Path, frames_root: Path | None, issues: IssueLog,
@@ -119,8 +208,8 @@ def parse_video_list(root: Path, list_file: Path, frames_root: Path | None, issu
         _check_label(label, num_classes, where)
         return _video_record(root, fields[0], label, frames_root, where)
 
-    records = _collect(parse, _lines(list_file), issues)
-    return DatasetIndex(records, _class_names(num_classes, records))
+    records = _usable(_collect(parse, _lines(list_file), issues), list_file, issues)
+    return DatasetIndex(records, _class_names(num_classes, records, list_file))
 
 
 def parse_rawframes_list(root: Path, list_file: Path, issues: IssueLog,
@@ -133,10 +222,11 @@ def parse_rawframes_list(root: Path, list_file: Path, issues: IssueLog,
             raise DataError(f"{where}: num_frames must be >= 2 (a flow pair needs two frames), got {num_frames}")
         label = _parse_int(fields[2], "label", where)
         _check_label(label, num_classes, where)
-        return VideoRecord(fields[0], label, None, root / fields[0], num_frames, where)
+        frames_dir = _confined(root, fields[0], "rawframes folder", where)
+        return VideoRecord(Path(os.path.normpath(fields[0])).as_posix(), label, None, frames_dir, num_frames, where)
 
-    records = _collect(parse, _lines(list_file), issues)
-    return DatasetIndex(records, _class_names(num_classes, records))
+    records = _usable(_collect(parse, _lines(list_file), issues), list_file, issues)
+    return DatasetIndex(records, _class_names(num_classes, records, list_file))
 
 
 def _check_split(split: int, valid: range, kind: str) -> None:
@@ -175,11 +265,11 @@ def parse_ucf101(root: Path, split: int, subset: str, frames_root: Path | None, 
         if subset == "train":
             label = _parse_int(fields[1], "label", where)
             if label != class_ids[class_name]:
-                raise DataError(f"{where}: label {label} out of range or not the index of class {class_name!r} "
-                                f"({class_ids[class_name]} in {class_file})")
+                raise InvalidListLine(f"{where}: label {label} out of range or not the index of class "
+                                      f"{class_name!r} ({class_ids[class_name]} in {class_file})")
         return _video_record(video_root, relative, class_ids[class_name] - 1, frames_root, where)
 
-    return DatasetIndex(_collect(parse, _lines(list_file), issues), list(class_ids))
+    return DatasetIndex(_usable(_collect(parse, _lines(list_file), issues), list_file, issues), list(class_ids))
 
 
 HMDB51_SUBSET_CODES = {"train": "1", "test": "2"}
@@ -210,7 +300,7 @@ def parse_hmdb51(root: Path, split: int, subset: str, frames_root: Path | None, 
             return _video_record(root, f"{class_name}/{fields[0]}", label, frames_root, where)
 
         records.extend(r for r in _collect(parse, _lines(split_file), issues) if r is not None)
-    return DatasetIndex(records, class_names)
+    return DatasetIndex(_usable(records, f"{splits_dir}/*{suffix} (subset {subset})", issues), class_names)
 
 
 def single_video_index(video_path: Path, frames_root: Path | None = None,
@@ -219,7 +309,7 @@ def single_video_index(video_path: Path, frames_root: Path | None = None,
     if not video_path.is_file():
         raise DataError(f"{video_path}: video file not found")
     record = _video_record(video_path.parent, video_path.name, UNKNOWN_LABEL, frames_root, str(video_path))
-    return DatasetIndex([record], _class_names(num_classes, []))
+    return DatasetIndex([record], [str(index) for index in range(num_classes or 0)])
 
 
 def load_index(kind: str, root, *, split: int = 1, subset: str = "train", list_file=None, frames_root=None,

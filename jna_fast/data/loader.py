@@ -65,7 +65,8 @@ class ClipLoader:
 
     Every epoch yields exactly ``len()`` batches, whatever is skipped as bad data: a skipped clip's row is filled
     by another clip of the shard (``ClipBatch.replaced``), so ranks never disagree on their step count (DDP).
-    ``skipped_clips`` counts the clips skipped in the last finished epoch on this shard (sum it over ranks)."""
+    ``skipped_clips`` counts the clips skipped in the last finished epoch on this shard (sum it over ranks);
+    ``last_epoch_skipped`` names them: ``{"video": video_id, "reason": message}`` each."""
 
     def __init__(self, index: DatasetIndex, *, train: bool, num_segments: int, flow_length: int, batch_size: int,
                  size: int, backend: str, device: str, rgb_from_video: bool, shard_id: int, num_shards: int,
@@ -93,6 +94,7 @@ class ClipLoader:
         self.epoch = 0
         self.list_issues = issues.take()  # list lines skipped while parsing (on_error="skip")
         self.last_epoch_issues: list[str] = []  # one message per clip skipped in the last finished epoch
+        self.last_epoch_skipped: list[dict] = []
         self.naming, self.online_flow = naming, online_flow
         self._sources: dict[int, _ClipSource] = {}
         self._videos: dict[int, VideoInfo] = {}
@@ -273,13 +275,14 @@ class ClipLoader:
                           replaced=torch.tensor(replaced), num_views=self.num_views)
         return batch.pin_memory() if self.pin_memory else batch
 
-    def _batches_of_epoch(self, epoch: int, start_batch: int = 0):
-        failed: dict[int, str] = {}
+    def _batches_of_epoch(self, epoch: int, start_batch: int, failed: dict[int, str]):
         for batch_number in range(start_batch, len(self)):
             yield self.load_batch(batch_number, epoch, failed)
 
-    def _end_epoch(self, epoch: int) -> None:
+    def _end_epoch(self, epoch: int, failed: dict[int, str]) -> None:
         self.last_epoch_issues = self.issues.take()
+        self.last_epoch_skipped = [{"video": self.index.records[position].video_id, "reason": message}
+                                   for position, message in sorted(failed.items())]
         if self.last_epoch_issues or self.list_issues:
             logger.warning("epoch %d, shard %d/%d: skipped %d clips with bad data (and %d bad list lines at load)",
                            epoch, self.shard_id, self.num_shards, len(self.last_epoch_issues),
@@ -291,14 +294,14 @@ class ClipLoader:
     def batches(self, start_batch: int = 0):
         """The batches of the current epoch from batch number ``start_batch`` on (a resumed run skips the batches
         it already trained on without decoding them)."""
-        epoch = self.epoch
+        epoch, failed = self.epoch, {}
         if self.prefetch < 1:
-            yield from self._batches_of_epoch(epoch, start_batch)
-            self._end_epoch(epoch)
+            yield from self._batches_of_epoch(epoch, start_batch, failed)
+            self._end_epoch(epoch, failed)
             return
-        yield from self._prefetched(epoch, start_batch)
+        yield from self._prefetched(epoch, start_batch, failed)
 
-    def _prefetched(self, epoch: int, start_batch: int):
+    def _prefetched(self, epoch: int, start_batch: int, failed: dict[int, str]):
         """Batches assembled by a background thread, ``prefetch`` ahead of the consumer."""
         ready: queue.Queue = queue.Queue(self.prefetch)
         stop = threading.Event()
@@ -315,7 +318,7 @@ class ClipLoader:
 
         def produce():
             try:
-                for batch in self._batches_of_epoch(epoch, start_batch):
+                for batch in self._batches_of_epoch(epoch, start_batch, failed):
                     if not put(batch):
                         return
                 put(finished)
@@ -332,7 +335,7 @@ class ClipLoader:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
-            self._end_epoch(epoch)
+            self._end_epoch(epoch, failed)
         finally:
             stop.set()
             worker.join()

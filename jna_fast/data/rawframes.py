@@ -43,6 +43,7 @@ from pathlib import Path
 import cv2
 
 from .errors import DataError
+from .jpeg import read_jpeg
 
 DEFAULT_RGB_TEMPLATE = "img_{:05d}.jpg"
 DEFAULT_FLOW_TEMPLATE = "flow_{}_{:05d}.jpg"
@@ -189,7 +190,7 @@ def scan_frame_folder(frames_dir: Path, naming: RawframesNaming = DEFAULT_NAMING
     if num_x == 0:
         raise DataError(f"{frames_dir}: no {first_x.name} / {first_y.name} (empty or missing flow, or another "
                         f"flow_template / start_index?)")
-    header = cv2.imread(str(first_x), cv2.IMREAD_GRAYSCALE)
+    header = cv2.imdecode(read_jpeg(first_x), cv2.IMREAD_GRAYSCALE)
     if header is None:
         raise DataError(f"{first_x}: unreadable image")
     return FrameFolder(frames_dir, num_images, num_x, header.shape[0], header.shape[1], naming)

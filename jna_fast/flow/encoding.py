@@ -2,7 +2,9 @@
 
 Each flow component is stored as its own greyscale JPEG with
 ``value = round(255 * (clip(v, -bound, bound) + bound) / (2 * bound))``, so 128 is (almost) zero motion and the
-quantisation step is ``2 * bound / 255`` pixels. ``decode_flow`` is the inverse up to that step.
+quantisation step is ``2 * bound / 255`` pixels. ``decode_flow`` is the inverse up to that step. The scale is
+computed in float64, as TSN's dense_flow computes it (in double, rounding half to even like ``cvRound``): in float32
+about 4 values in a million, those within a rounding error of a half code, would land one code off.
 """
 
 from __future__ import annotations
@@ -19,17 +21,23 @@ def check_bound(bound: float) -> float:
     return bound
 
 
-def scale_component(values: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
-    """One flow component (pixels) on the 0..255 scale of the encoding, not rounded: float32
-    ``255 * (clip(v, -bound, bound) + bound) / (2 * bound)`` (zero motion at 127.5)."""
+def _scaled(values: np.ndarray, bound: float) -> np.ndarray:
+    """float64 ``255 * (clip(v, -bound, bound) + bound) / (2 * bound)``."""
     bound = check_bound(bound)
-    clipped = np.clip(np.asarray(values, dtype=np.float32), -bound, bound)
-    return (255.0 * (clipped + bound) / (2.0 * bound)).astype(np.float32)
+    clipped = np.clip(np.asarray(values, dtype=np.float64), -bound, bound)
+    return 255.0 * (clipped + bound) / (2.0 * bound)
+
+
+def scale_component(values: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
+    """One flow component (pixels) on the 0..255 scale of the encoding, not rounded, as float32 (zero motion at
+    127.5)."""
+    return _scaled(values, bound).astype(np.float32)
 
 
 def encode_component(values: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:
-    """Quantise one flow component (any shape, in pixels) to uint8 with the TSN rule."""
-    return np.rint(scale_component(values, bound)).astype(np.uint8)
+    """Quantise one flow component (any shape, in pixels) to uint8 with the TSN rule, rounding the float64 scale
+    (not its float32 copy, which may sit on the other side of a half code)."""
+    return np.rint(_scaled(values, bound)).astype(np.uint8)
 
 
 def decode_component(quantised: np.ndarray, bound: float = DEFAULT_BOUND) -> np.ndarray:

@@ -7,11 +7,18 @@ For ``<videos>/<rel>/<name>.<ext>`` the extractor writes ``<out>/<rel>/<name>/``
     flow_y_00001.jpg ... flow_y_{N-1}.jpg         same, y component
     .extract_complete.json                        completion marker: frame count and the settings used
 
-Resumability: a video is written into a sibling ``<name>.partial-<pid>`` folder, the completion marker is written
-last, and only then is the folder renamed into place. A folder is taken as complete only when its marker exists
-and records the same settings and the same source video (size and modification time), so a run killed at any
-point leaves nothing that a later run mistakes for done; stale ``.partial-*`` folders of dead processes are removed
-when their video is redone.
+Resumability: a video is written into a sibling ``<name>.partial-<pid>`` folder, marked as ours by a
+``.extract_partial.json`` written first, the completion marker is written last, and only then is the folder renamed
+into place. A folder is taken as complete only when its marker exists and records the same settings and the same
+source video (size and modification time), so a run killed at any point leaves nothing that a later run mistakes
+for done; stale ``.partial-*`` folders of dead processes are removed when their video is redone.
+
+What is ever deleted: only folders this extractor marked as its own, under ``--out``: a partial folder holding
+``.extract_partial.json``, and a complete folder holding ``.extract_complete.json`` that is redone (other settings,
+a changed video). Every path of a ``--list`` file must lie under ``--videos`` once resolved (no ``..``, absolute
+paths or symlinks to elsewhere: an error naming the line), and every output folder under ``--out`` (a symlink
+leading out fails that video). A folder already at a video's output place without our marker (the user's, or another
+tool's) is never touched: that video fails with an error saying so, and the run goes on.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..data.lists import InvalidListLine, path_under
 from ..data.pyav import frame_to_rgb
 from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_flow
@@ -38,6 +46,7 @@ from .encoding import DEFAULT_BOUND, check_bound, encode_flow
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
                     ".ogv")
 COMPLETE_MARKER = ".extract_complete.json"
+PARTIAL_MARKER = ".extract_partial.json"
 SUMMARY_NAME = "extract_summary.json"
 PARTIAL_TAG = ".partial-"
 DEFAULT_JPEG_QUALITY = 95
@@ -49,7 +58,8 @@ def find_videos(videos_dir: str | os.PathLike, list_file: str | os.PathLike | No
 
     Without ``list_file``: every file under ``videos_dir`` (recursively) with an extension in VIDEO_EXTENSIONS,
     sorted. With it: the first whitespace-separated field of each non-blank line, relative to ``videos_dir``
-    (so UCF101's ``trainlist01.txt``, whose second field is the label, can be passed as is).
+    (so UCF101's ``trainlist01.txt``, whose second field is the label, can be passed as is); a video listed twice is
+    extracted once, and a path leading out of ``videos_dir`` is an error naming the line (InvalidListLine).
     """
     videos_dir = Path(videos_dir)
     if not videos_dir.is_dir():
@@ -58,13 +68,20 @@ def find_videos(videos_dir: str | os.PathLike, list_file: str | os.PathLike | No
         found = sorted(path.relative_to(videos_dir).as_posix() for path in videos_dir.rglob("*")
                        if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file())
         return found, []
-    videos, missing = [], []
+    videos, missing, listed = [], [], set()
     with open(list_file, encoding="utf-8") as lines:
         for line_number, line in enumerate(lines, start=1):
             fields = line.split()
             if not fields:
                 continue
-            relative = fields[0]
+            if path_under(videos_dir, fields[0]) is None:
+                raise InvalidListLine(f"--list {list_file} line {line_number}: {fields[0]!r} leads out of --videos "
+                                      f"{videos_dir} (paths must stay under it: no '..', absolute paths or symlinks "
+                                      f"to elsewhere); nothing was extracted")
+            relative = Path(os.path.normpath(fields[0])).as_posix()
+            if relative in listed:
+                continue
+            listed.add(relative)
             if (videos_dir / relative).is_file():
                 videos.append(relative)
             else:
@@ -134,13 +151,24 @@ def _write_jpeg(path: Path, image: np.ndarray, jpeg_quality: int) -> None:
         raise OSError(f"could not write {path}")
 
 
+def foreign_folder(frame_dir: Path) -> str | None:
+    """Why ``frame_dir`` must not be replaced, or None: anything there other than a folder this extractor
+    completed (which holds its completion marker) is someone else's."""
+    if frame_dir.is_symlink() or (frame_dir.exists() and not (frame_dir / COMPLETE_MARKER).is_file()):
+        return (f"{frame_dir} exists and was not written by python -m jna_fast.flow extract (no {COMPLETE_MARKER} "
+                f"in it), so it is left as it is: move it away, or choose another --out")
+    return None
+
+
 def _remove_stale_partials(frame_dir: Path) -> None:
-    """Delete ``<name>.partial-<pid>`` folders left by processes that are no longer running."""
+    """Delete the ``<name>.partial-<pid>`` folders that this extractor marked as its own and whose process is no
+    longer running; a folder of that name without the marker is not ours and stays."""
     for partial in frame_dir.parent.glob(f"{frame_dir.name}{PARTIAL_TAG}*"):
         pid_text = partial.name[len(frame_dir.name) + len(PARTIAL_TAG):]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and _process_alive(int(pid_text)):
             continue
-        shutil.rmtree(partial, ignore_errors=True)
+        if not partial.is_symlink() and (partial / PARTIAL_MARKER).is_file():
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 def _process_alive(pid: int) -> bool:
@@ -162,6 +190,9 @@ def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *
     ``flow_threads``: flow pairs computed at once (the OpenCV estimators; the output does not depend on it).
     """
     video_path, frame_dir = Path(video_path), Path(frame_dir)
+    foreign = foreign_folder(frame_dir)
+    if foreign:
+        raise FileExistsError(foreign)
     settings = _settings(algorithm, short_side, bound, jpeg_quality)
     estimator = estimator if estimator is not None else make_estimator(algorithm)
     source = _source_fingerprint(video_path)  # taken before decoding: a video replaced meanwhile is redone later
@@ -170,6 +201,8 @@ def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *
     partial = frame_dir.with_name(f"{frame_dir.name}{PARTIAL_TAG}{os.getpid()}")
     partial.mkdir()
     try:
+        with open(partial / PARTIAL_MARKER, "w", encoding="utf-8") as marker_file:
+            json.dump({"pid": os.getpid(), "video": str(video_path)}, marker_file)
         frame_count = 0
 
         def gray_frames_after_writing_rgb():
@@ -197,12 +230,16 @@ def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *
                   "source": source}
         with open(partial / COMPLETE_MARKER, "w", encoding="utf-8") as marker_file:
             json.dump(marker, marker_file)
+        foreign = foreign_folder(frame_dir)  # again: something may have appeared there meanwhile
+        if foreign:
+            raise FileExistsError(foreign)
         if frame_dir.exists():
-            shutil.rmtree(frame_dir)  # an incomplete folder or one extracted with other settings
+            shutil.rmtree(frame_dir)  # our own folder, extracted with other settings or from a changed video
         os.rename(partial, frame_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    (frame_dir / PARTIAL_MARKER).unlink()
     return frame_count
 
 
@@ -283,6 +320,11 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             failed.extend({"video": video, "path": str(videos_dir / video),
                            "error": f"output folder {out_dir / frame_dir} would be shared by {', '.join(sources)}"}
                           for video in sources)
+            continue
+        problem = (f"output folder {out_dir / frame_dir} leads out of --out {out_dir} (a symlink?)"
+                   if path_under(out_dir, frame_dir) is None else foreign_folder(out_dir / frame_dir))
+        if problem:
+            failed.append({"video": sources[0], "path": str(videos_dir / sources[0]), "error": problem})
             continue
         marker = _is_complete(out_dir / frame_dir, settings, videos_dir / sources[0])
         if marker is not None:
