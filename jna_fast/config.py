@@ -26,6 +26,7 @@ from pathlib import Path
 DATASET_KINDS = ("synthetic", "ucf101", "hmdb51", "videos", "rawframes")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 CONFIG_NAME = "config.yaml"
+SYNTHETIC_FAMILIES = ("motion", "appearance", "binding")  # jna_fast.data.synthetic.FAMILIES (tested equal)
 
 # Defaults that depend on the data: the synthetic videos are 96 px and small enough to learn from scratch in
 # minutes on a CPU; real datasets get the TSN-standard 224 px crops and a ResNet-50.
@@ -82,7 +83,12 @@ class TrainConfig:
     on_error: str = option("skip", "a corrupt video: stop, or warn, skip and count it", "data",
                            choices=("raise", "skip"), resumable=True)
     # synthetic data
-    synthetic_classes: int = option(8, "classes of the synthetic set (2..12)", "synthetic data")
+    synthetic_classes: int = option(10, "classes of the synthetic set: the first of the catalogue of the chosen "
+                                    "families (2..14 with all three)", "synthetic data")
+    synthetic_families: tuple[str, ...] = option(
+        SYNTHETIC_FAMILIES, "class families of the synthetic set: motion (told by the flow), "
+        "appearance (told by the RGB), binding (which colour moves which way: told by neither stream alone)",
+        "synthetic data", metavar="FAMILIES")
     synthetic_videos_per_class: int = option(40, "videos per class of the synthetic set", "synthetic data")
     synthetic_window_fraction: tuple[float, ...] = option(
         (0.3, 0.5), "the discriminative window covers LOW..HIGH of each video", "synthetic data",
@@ -271,6 +277,10 @@ def resolve(values: dict) -> TrainConfig:
         raise ValueError(f"--dataset {cfg.dataset} needs --root")
     if cfg.dataset in ("videos", "rawframes") and not (cfg.train_list and cfg.val_list):
         raise ValueError(f"--dataset {cfg.dataset} needs --train-list and --val-list")
+    unknown_families = [family for family in cfg.synthetic_families if family not in SYNTHETIC_FAMILIES]
+    if unknown_families or not cfg.synthetic_families:
+        raise ValueError(f"--synthetic-families must name some of {', '.join(SYNTHETIC_FAMILIES)}, got "
+                         f"{','.join(cfg.synthetic_families) or 'none'}")
     bad_stages = [stage for stage in cfg.share_after if stage not in (1, 2, 3, 4)]
     if bad_stages:
         raise ValueError(f"--share-after: stages must be in 1..4, got {bad_stages}")

@@ -34,7 +34,7 @@ def test_every_variant_trains_and_evaluates(root, tmp_path):
             assert 0.0 <= run["attention_on_salient"] <= 1.0 and 0.0 <= run["top_snippet_in_window"] <= 1.0
         else:  # averaged snippets: no attention to score
             assert run["attention_on_salient"] is None and run["top_snippet_in_window"] is None
-        assert set(run["families"]) == {"motion", "appearance"}
+        assert set(run["families"]) == {"motion", "appearance", "binding"}
     assert set(results["summary"]) == set(VARIANTS)
     assert results["summary"]["jna"]["top1"]["sd"] == 0.0 and results["summary"]["jna"]["seeds"] == 1
     table = (out / "ablation.md").read_text()

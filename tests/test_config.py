@@ -74,3 +74,24 @@ def test_every_option_has_help_and_group():
 
     for spec in dataclasses.fields(TrainConfig):
         assert spec.metadata["help"] and spec.metadata["group"], spec.name
+
+
+def test_synthetic_families_option(tmp_path, capsys):
+    from jna_fast.data.synthetic import FAMILIES
+    from jna_fast.experiment import synthetic_parameters, synthetic_root
+
+    from jna_fast.config import SYNTHETIC_FAMILIES
+
+    assert SYNTHETIC_FAMILIES == FAMILIES and parse_args([]).synthetic_families == FAMILIES
+    cfg = parse_args(["--synthetic-families", "motion,binding", "--synthetic-classes", "4"])
+    assert cfg.synthetic_families == ("motion", "binding")
+    assert synthetic_parameters(cfg)["families"] == ("motion", "binding")
+    # the cache folder names the generator's version and the families: an older generator's cache is never reused
+    assert synthetic_root(cfg).name.startswith("g3-") and synthetic_root(cfg).name.endswith("-motion+binding")
+    assert synthetic_root(cfg) != synthetic_root(parse_args(["--synthetic-classes", "4"]))
+    save_config(cfg, tmp_path / "config.yaml")
+    assert parse_args(["--config", str(tmp_path / "config.yaml")]) == cfg
+    assert config_from_dict(cfg.to_dict(), "checkpoint") == cfg
+    with pytest.raises(SystemExit):
+        parse_args(["--synthetic-families", "motion,colour"])
+    assert "--synthetic-families must name some of motion, appearance, binding" in capsys.readouterr().err

@@ -120,7 +120,7 @@ def test_evaluate_writes_every_output(trained, tmp_path):
                 "attention_on_salient", "uniform_on_salient", "top_snippet_in_window"):
         assert key in report, key
     assert report["crops"] == 10 and report["views_per_video"] == 5  # the synthetic set is never flipped
-    assert set(report["families"]) == {"motion", "appearance"}
+    assert set(report["families"]) == {"motion", "appearance", "binding"}
     for family in report["families"].values():
         assert {"top1_rgb", "top1_flow", "attention_on_salient", "top_snippet_in_window"} <= set(family)
     lines = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
