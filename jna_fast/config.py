@@ -108,6 +108,8 @@ class TrainConfig:
     flow_length: int = option(5, "L flow fields per stack", "model")
     share_after: tuple[int, ...] = option((3, 4), "stages followed by a cross-stitch unit (empty: no sharing)",
                                           "model", metavar="STAGES")
+    stitch_self_weight: float = option(0.9, "initial cross-stitch weights: each branch keeps this share of itself "
+                                       "and takes the rest from the other (1.0: start apart, as TSN)", "model")
     consensus: str = option("attention", "pool the snippets by the joint attention, or average them (TSN)",
                             "model", choices=("attention", "average"))
     dropout: float = option(0.5, "dropout before the classifiers", "model")
@@ -131,6 +133,9 @@ class TrainConfig:
                                      "before the attention vectors learn: until the classifiers are mostly "
                                      "right, the gradient steers the attention away from the snippets that "
                                      "carry the class", "optimisation")
+    stitch_lr_scale: float = option(1.0, "learning-rate factor of the cross-stitch weights", "optimisation")
+    stitch_warmup: float = option(0.0, "share of the epochs during which the cross-stitch weights stay at their "
+                                  "initial values before they learn", "optimisation")
     attention_supervision: float = option(1.0, "weight of the snippet-evidence term that teaches the attention "
                                           "which snippets support the label (0: off)", "optimisation")
     clip_grad: float = option(20.0, "gradient norm clip (0: off)", "optimisation")
