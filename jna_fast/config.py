@@ -110,6 +110,9 @@ class TrainConfig:
                                           "model", metavar="STAGES")
     stitch_self_weight: float = option(0.9, "initial cross-stitch weights: each branch keeps this share of itself "
                                        "and takes the rest from the other (1.0: start apart, as TSN)", "model")
+    stitch_normalise: bool = option(False, "apply the cross-stitch weights to the branches brought to one scale "
+                                    "(each channel's RMS activation), so that a weight means the same share in both",
+                                    "model")
     consensus: str = option("attention", "pool the snippets by the joint attention, or average them (TSN)",
                             "model", choices=("attention", "average"))
     dropout: float = option(0.5, "dropout before the classifiers", "model")

@@ -145,7 +145,7 @@ def build_model(cfg: TrainConfig, num_classes: int):
 
     return JNA(num_classes, backbone=cfg.backbone, num_segments=cfg.num_segments, flow_length=cfg.flow_length,
                share_after=cfg.share_after, dropout=cfg.dropout, streams=cfg.streams,
-               stitch_self_weight=cfg.stitch_self_weight,
+               stitch_self_weight=cfg.stitch_self_weight, stitch_normalise=cfg.stitch_normalise,
                consensus=cfg.consensus, attention_supervision=cfg.attention_supervision,
                backend=cfg.op_backend)
 
