@@ -8,6 +8,7 @@ import pytest
 from jna_fast.ablate import VARIANTS, ablate, main
 from jna_fast.config import config_from_dict, parse_args
 from jna_fast.data import make_synthetic
+from jna_fast.data.synthetic import FAMILIES
 
 pytestmark = pytest.mark.slow
 TINY = ["--size", "32", "--num-segments", "2", "--test-segments", "2", "--flow-length", "2", "--batch-size", "2",
@@ -17,7 +18,7 @@ TINY = ["--size", "32", "--num-segments", "2", "--test-segments", "2", "--flow-l
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    make_synthetic(root, num_classes=3, videos_per_class=4, frames=16, size=48, seed=1)
+    make_synthetic(root, num_classes=3, videos_per_class=4, frames=16, size=48, seed=1, families=FAMILIES)
     return root
 
 

@@ -77,12 +77,12 @@ def test_every_option_has_help_and_group():
 
 
 def test_synthetic_families_option(tmp_path, capsys):
-    from jna_fast.data.synthetic import FAMILIES
+    from jna_fast.config import DEFAULT_SYNTHETIC_FAMILIES, SYNTHETIC_FAMILIES
+    from jna_fast.data.synthetic import DEFAULT_FAMILIES, FAMILIES
     from jna_fast.experiment import synthetic_parameters, synthetic_root
 
-    from jna_fast.config import SYNTHETIC_FAMILIES
-
-    assert SYNTHETIC_FAMILIES == FAMILIES and parse_args([]).synthetic_families == FAMILIES
+    assert SYNTHETIC_FAMILIES == FAMILIES and DEFAULT_SYNTHETIC_FAMILIES == DEFAULT_FAMILIES
+    assert parse_args([]).synthetic_families == DEFAULT_FAMILIES
     cfg = parse_args(["--synthetic-families", "motion,binding", "--synthetic-classes", "4"])
     assert cfg.synthetic_families == ("motion", "binding")
     assert synthetic_parameters(cfg)["families"] == ("motion", "binding")

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from jna_fast.data.synthetic import main as synthetic_cli
-from jna_fast.data.synthetic import (BASE_SPEED, CLASS_CATALOGUE, INCOMPLETE_MARKER, META_NAME, make_synthetic,
+from jna_fast.data.synthetic import (BASE_SPEED, CLASS_CATALOGUE, FAMILIES, INCOMPLETE_MARKER, META_NAME, make_synthetic,
                                      plan_video, render_video, window_length_range)
 from jna_fast.flow import decode_flow, extract_flow
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = dict(num_classes=10, videos_per_class=3, clips_per_group=1, frames=24, size=64, seed=3)
+SETTINGS = dict(families=FAMILIES, num_classes=10, videos_per_class=3, clips_per_group=1, frames=24, size=64, seed=3)
 NAME_PATTERN = re.compile(r"^(?P<cls>[A-Za-z]+)/v_(?P=cls)_g(?P<group>\d\d)_c(?P<clip>\d\d)\.avi$")
 # Object pixels are saturated colours; the background is a mildly tinted grey and the distractor is grey.
 SATURATION_THRESHOLD = 80
@@ -237,7 +237,7 @@ def assert_separable_by(descriptors: dict, group_of) -> None:
 
 # Determinism, reuse, CLI, errors -----------------------------------------------------------------------------------
 
-SMALL = dict(num_classes=4, videos_per_class=2, clips_per_group=1, frames=8, size=32)
+SMALL = dict(num_classes=4, videos_per_class=2, clips_per_group=1, frames=8, size=32, families=FAMILIES)
 
 
 def all_bytes(root: Path) -> dict:
@@ -478,7 +478,7 @@ def test_families_select_classes(tmp_path):
     assert {v["family"] for v in metadata["videos"]} == {"binding"}
     assert metadata["parameters"]["families"] == ["binding"] and metadata["parameters"]["generator_version"] == 3
     assert GENERATOR_VERSION == 3
-    assert [s.family for s in catalogue()[:10]].count("binding") == 2  # the default set has both binding classes
+    assert [s.family for s in catalogue()[:10]].count("binding") == 2  # the first 10 of all three families
     with pytest.raises(ValueError, match=r"num_classes must be in 2\.\.2"):
         make_synthetic(tmp_path / "c", families=("binding",), num_classes=3, videos_per_class=2, clips_per_group=1,
                        frames=8, size=32)

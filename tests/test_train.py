@@ -11,6 +11,7 @@ import torch
 
 from jna_fast import JNA
 from jna_fast.data import build_loader, make_synthetic
+from jna_fast.data.synthetic import FAMILIES
 from jna_fast.data.dali_pipeline import dali_available
 from jna_fast.flow import extract_flow
 from jna_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -23,7 +24,8 @@ BACKENDS = [pytest.param("dali", marks=pytest.mark.skipif(not dali_available(), 
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     # Windows over most of each video: every sampled snippet sees its class, so a few steps can fit the clips.
-    make_synthetic(root, num_classes=3, videos_per_class=4, frames=16, size=48, seed=1, window_fraction=(0.8, 1.0))
+    make_synthetic(root, num_classes=3, videos_per_class=4, frames=16, size=48, seed=1, families=FAMILIES,
+                   window_fraction=(0.8, 1.0))
     summary = extract_flow(root / "UCF-101", root / "frames", algorithm="dis", workers=1, progress=False)
     assert not summary["failed"] and len(summary["done"]) == 12
     return root

@@ -17,8 +17,9 @@ motion. Classes come in three families (``FAMILIES``; ``families=`` selects some
 
 So a single RGB frame can't tell the motion classes apart, the flow can't tell the colours apart, neither can tell
 the binding classes apart, and outside the window neither stream sees anything of the class. Every object carries
-a texture so that flow is measurable inside it. The catalogue interleaves the families: the default 10 classes are
-4 motion, 4 appearance and the 2 binding classes.
+a texture so that flow is measurable inside it. The catalogue interleaves the families: the first 10 classes of all
+three are 4 motion, 4 appearance and the 2 binding classes; the default set is the first 8 of the motion and
+appearance families (4 of each).
 
 No shortcut: the scene (background texture, tint, grain and the grey distractor's path) is drawn from
 ``(seed, group, clip)`` alone, so the clip ``g<GG>_c<CC>`` of every class has the same scene, pixel for pixel outside
@@ -94,7 +95,10 @@ WINDOW_FRACTION = (0.3, 0.5)  # of the video's frames
 DECOY_LENGTH_FRACTION = 0.5   # a decoy lasts at most this fraction of the shortest window
 MIN_FRAMES = 8
 DEFAULT_VIDEOS_PER_CLASS = 8
-DEFAULT_NUM_CLASSES = 10
+DEFAULT_NUM_CLASSES = 8
+# The binding family is not in the default set yet: with the default recipe and budget JNA does not learn it
+# (benchmarks/results/sharing_2026-12-01.md); --synthetic-families adds it.
+DEFAULT_FAMILIES = ("motion", "appearance")
 # Bumped whenever the same parameters would give different videos, so a cached dataset of an older generator is
 # never mistaken for a current one.
 GENERATOR_VERSION = 3
@@ -512,7 +516,7 @@ def make_synthetic(root: str | os.PathLike, num_classes: int = DEFAULT_NUM_CLASS
                    videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS, frames: int = 32,
                    size: int | tuple[int, int] = 96, seed: int = 0, clips_per_group: int = 2, codec: str = "mpeg4",
                    window_fraction: tuple[float, float] = WINDOW_FRACTION, decoys: int = 0,
-                   families: tuple[str, ...] = FAMILIES, overwrite: bool = False) -> dict:
+                   families: tuple[str, ...] = DEFAULT_FAMILIES, overwrite: bool = False) -> dict:
     """Write the synthetic dataset under ``root`` (see the module doc) and return its metadata: the first
     ``num_classes`` classes of the chosen ``families``.
 
@@ -630,8 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES,
                         help=f"2..{len(CLASS_CATALOGUE)} (default {DEFAULT_NUM_CLASSES}): the first of the catalogue "
                         "of the chosen families")
-    parser.add_argument("--families", default=",".join(FAMILIES),
-                        help=f"comma-separated, of {', '.join(FAMILIES)} (default all)")
+    parser.add_argument("--families", default=",".join(DEFAULT_FAMILIES),
+                        help=f"comma-separated, of {', '.join(FAMILIES)} (default {','.join(DEFAULT_FAMILIES)})")
     parser.add_argument("--videos-per-class", type=int, default=DEFAULT_VIDEOS_PER_CLASS,
                         help=f"default {DEFAULT_VIDEOS_PER_CLASS}")
     parser.add_argument("--clips-per-group", type=int, default=2, help="default 2")
