@@ -53,6 +53,10 @@ VARIANTS = {
     "jna": {},
 }
 ATTENTION_VARIANTS = ("attention", "jna")
+ONE_STREAM_VARIANTS = ("rgb", "flow")
+# Seeds of the default run: the four two-stream variants carry the claims and get more seeds than the one-stream
+# references.
+DEFAULT_SEEDS, DEFAULT_ONE_STREAM_SEEDS = 5, 3
 METRICS = ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "attention_on_salient",
            "uniform_on_salient", "top_snippet_in_window")
 # The default budget: every variant x 3 seeds in under 30 minutes on a 2-core CPU (half the main run's epochs,
@@ -94,8 +98,28 @@ def run_record(variant: str, seed: int, report: dict) -> dict:
     return record
 
 
+# The claims as differences of variants: (better, baseline) -> what the difference measures.
+COMPARISONS = {
+    ("sharing", "tsn"): "claim 1: sharing, average consensus",
+    ("jna", "attention"): "claim 1: sharing, attention consensus",
+    ("attention", "tsn"): "claim 2: attention, no sharing",
+    ("jna", "sharing"): "claim 2: attention, with sharing",
+    ("jna", "tsn"): "both mechanisms",
+}
+FAMILY_METRICS = ("top1", "top1_rgb", "top1_flow", "attention_on_salient", "top_snippet_in_window")
+
+
+def _spread(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def _figure(run: dict, name: str, family: str | None):
+    return run.get(name) if family is None else run.get("families", {}).get(family, {}).get(name)
+
+
 def summarise(runs: list[dict]) -> dict:
-    """Per variant: mean, sd and n of every metric over the seeds."""
+    """Per variant: mean, sd and n over the seeds of every metric, and of each family's figures."""
     summary = {}
     for variant in VARIANTS:
         rows = [run for run in runs if run["variant"] == variant]
@@ -105,10 +129,37 @@ def summarise(runs: list[dict]) -> dict:
         for name in METRICS:
             values = [row[name] for row in rows if row.get(name) is not None]
             if values:
-                entry[name] = {"mean": statistics.fmean(values),
-                               "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+                entry[name] = _spread(values)
+        families = sorted({family for row in rows for family in row.get("families", {})})
+        if families:
+            entry["families"] = {}
+            for family in families:
+                entry["families"][family] = {
+                    name: _spread(values) for name in FAMILY_METRICS
+                    if (values := [v for row in rows if (v := _figure(row, name, family)) is not None])}
         summary[variant] = entry
     return summary
+
+
+def differences(runs: list[dict]) -> list[dict]:
+    """Each comparison's top-1 difference, paired by seed (the same data order and initialisation seed), with its
+    mean and sd over the seeds both variants ran, overall and per family."""
+    by_key = {(run["variant"], run["seed"]): run for run in runs}
+    families = sorted({family for run in runs for family in run.get("families", {})})
+    rows = []
+    for (better, baseline), meaning in COMPARISONS.items():
+        seeds = sorted(seed for variant, seed in by_key if variant == better and (baseline, seed) in by_key)
+        if not seeds:
+            continue
+        row = {"comparison": f"{better} - {baseline}", "meaning": meaning, "seeds": len(seeds)}
+        for family in (None, *families):
+            values = [_figure(by_key[better, seed], "top1", family) - _figure(by_key[baseline, seed], "top1", family)
+                      for seed in seeds if _figure(by_key[better, seed], "top1", family) is not None
+                      and _figure(by_key[baseline, seed], "top1", family) is not None]
+            if values:
+                row["top1" if family is None else f"top1_{family}"] = _spread(values)
+        rows.append(row)
+    return rows
 
 
 def _cell(entry: dict, name: str) -> str:
@@ -117,7 +168,7 @@ def _cell(entry: dict, name: str) -> str:
     return f"{entry[name]['mean']:.3f} ± {entry[name]['sd']:.3f}"
 
 
-def markdown_table(summary: dict, settings: dict) -> str:
+def markdown_table(summary: dict, settings: dict, comparisons: list[dict] = ()) -> str:
     header = ("| variant | seeds | top-1 | top-1 RGB | top-1 flow | mean class acc. | attention on window | "
               "uniform on window | top snippet in window |")
     lines = [f"Settings: {json.dumps(settings)}", "", header, "|" + "---|" * 9]
@@ -126,6 +177,21 @@ def markdown_table(summary: dict, settings: dict) -> str:
             _cell(entry, name) for name in ("top1", "top1_rgb", "top1_flow", "mean_class_accuracy",
                                             "attention_on_salient", "uniform_on_salient",
                                             "top_snippet_in_window")) + " |")
+    families = sorted({family for entry in summary.values() for family in entry.get("families", {})})
+    if families:
+        lines += ["", "Top-1 per family (mean ± sd over seeds):", "",
+                  "| variant | " + " | ".join(families) + " |", "|" + "---|" * (len(families) + 1)]
+        for variant, entry in summary.items():
+            lines.append(f"| {variant} | " + " | ".join(
+                _cell(entry.get("families", {}).get(family, {}), "top1") for family in families) + " |")
+    if comparisons:
+        columns = ["top1", *(f"top1_{family}" for family in families)]
+        lines += ["", "Differences of top-1, paired by seed (mean ± sd over the seeds):", "",
+                  "| comparison | what it measures | seeds | all | " + " | ".join(families) + " |",
+                  "|" + "---|" * (len(columns) + 3)]
+        for row in comparisons:
+            lines.append(f"| {row['comparison']} | {row['meaning']} | {row['seeds']} | " + " | ".join(
+                f"{row[c]['mean']:+.3f} ± {row[c]['sd']:.3f}" if c in row else "-" for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -160,11 +226,16 @@ def bar_chart(summary: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int]) -> dict:
+def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
+           one_stream_seeds: int | None = None) -> dict:
+    """Train and evaluate every variant with every seed (the one-stream variants with the first
+    ``one_stream_seeds`` only; None: all of them)."""
     out.mkdir(parents=True, exist_ok=True)
     runs = []
-    for seed in seeds:
+    for position, seed in enumerate(seeds):
         for variant in variants:
+            if variant in ONE_STREAM_VARIANTS and one_stream_seeds is not None and position >= one_stream_seeds:
+                continue
             run_dir = out / "runs" / f"{variant}-s{seed}"
             logger.info("ablation run %s, seed %d -> %s", variant, seed, run_dir)
             runs.append(run_record(variant, seed, run_variant(variant_config(base, variant, seed, run_dir))))
@@ -183,9 +254,10 @@ def write_results(out: Path, base: TrainConfig, runs: list[dict]) -> dict:
     settings = {key: value for key, value in base.to_dict().items()
                 if key not in ("out", "resume", "progress", "seed", "streams", "share_after", "consensus")}
     summary = summarise(runs)
-    results = {"settings": settings, "runs": runs, "summary": summary}
+    comparisons = differences(runs)
+    results = {"settings": settings, "runs": runs, "summary": summary, "differences": comparisons}
     (out / "ablation.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    (out / "ablation.md").write_text(markdown_table(summary, settings), encoding="utf-8")
+    (out / "ablation.md").write_text(markdown_table(summary, settings, comparisons), encoding="utf-8")
     bar_chart(summary, out / "ablation.png")
     return results
 
@@ -193,23 +265,27 @@ def write_results(out: Path, base: TrainConfig, runs: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jna_fast.ablate", add_help=False)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (0..N-1)")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds per variant (0..N-1)")
+    parser.add_argument("--one-stream-seeds", type=int, default=DEFAULT_ONE_STREAM_SEEDS,
+                        help="seeds of the rgb and flow variants (the first of --seeds)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="runs/ablation")
     parser.add_argument("-h", "--help", action="store_true")
     own, rest = parser.parse_known_args(argv)
     if own.help:
         print(__doc__)
-        print("ablation options:\n  --variants LIST   comma-separated, of " + ", ".join(VARIANTS) +
-              "\n  --seeds N         seeds per variant (default 3)\n  --quick           a tiny setting (minutes)"
-              "\n  --out DIR         default runs/ablation\n\ncommon configuration (python -m jna_fast.train):")
+        print("ablation options:\n  --variants LIST        comma-separated, of " + ", ".join(VARIANTS) +
+              f"\n  --seeds N              seeds per two-stream variant (default {DEFAULT_SEEDS})"
+              f"\n  --one-stream-seeds N   seeds of rgb and flow (default {DEFAULT_ONE_STREAM_SEEDS})"
+              "\n  --quick                a tiny setting (minutes)"
+              "\n  --out DIR              default runs/ablation\n\ncommon configuration (python -m jna_fast.train):")
         build_parser("python -m jna_fast.ablate", "").print_help()
         return 0
     variants = [name for name in own.variants.split(",") if name]
     unknown = [name for name in variants if name not in VARIANTS]
-    if unknown or not variants or own.seeds < 1:
+    if unknown or not variants or own.seeds < 1 or own.one_stream_seeds < 1:
         parser.error(f"--variants must name some of {', '.join(VARIANTS)} (got {unknown or own.variants}); "
-                     f"--seeds must be >= 1")
+                     f"--seeds and --one-stream-seeds must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     given, debug = parse_command_line(rest, prog="python -m jna_fast.ablate")
     explicit = set(vars(build_parser("", "").parse_args(rest)))
@@ -221,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def ablate_and_print() -> None:
         base = config_from_dict(values, "ablation settings")
-        results = ablate(base, Path(own.out), variants, list(range(own.seeds)))
-        print(markdown_table(results["summary"], results["settings"]))
+        results = ablate(base, Path(own.out), variants, list(range(own.seeds)), own.one_stream_seeds)
+        print(markdown_table(results["summary"], results["settings"], results["differences"]))
 
     return run_command(ablate_and_print, debug)
 

@@ -30,6 +30,9 @@ from .files import write_atomically
 DATASET_KINDS = ("synthetic", "ucf101", "hmdb51", "videos", "rawframes")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 CONFIG_NAME = "config.yaml"
+# jna_fast.data.synthetic's FAMILIES and DEFAULT_FAMILIES (tested equal; this module does not import the generator)
+SYNTHETIC_FAMILIES = ("motion", "appearance", "binding")
+DEFAULT_SYNTHETIC_FAMILIES = ("motion", "appearance")
 
 # Defaults that depend on the data: the synthetic videos are 96 px and small enough to learn from scratch in
 # minutes on a CPU; real datasets get the TSN-standard 224 px crops and a ResNet-50.
@@ -93,8 +96,13 @@ class TrainConfig:
     on_error: str = option("skip", "a corrupt video: stop, or warn, skip and count it", "data",
                            choices=("raise", "skip"), resumable=True)
     # synthetic data
-    synthetic_classes: int = option(8, "classes of the synthetic set (the generator's catalogue has 12)",
-                                    "synthetic data", minimum=2, maximum=12)
+    synthetic_classes: int = option(8, "classes of the synthetic set: the first of the catalogue of the chosen "
+                                    "families (2..14 with all three; 10 of all three are 4 motion, 4 appearance and "
+                                    "2 binding classes)", "synthetic data", minimum=2, maximum=14)
+    synthetic_families: tuple[str, ...] = option(
+        DEFAULT_SYNTHETIC_FAMILIES, "class families of the synthetic set: motion (told by the flow), "
+        "appearance (told by the RGB), binding (which colour moves which way: told by neither stream alone)",
+        "synthetic data", metavar="FAMILIES")
     # At least 2 groups of 2 clips per class, so that every split has test and training videos of each class.
     synthetic_videos_per_class: int = option(40, "videos per class of the synthetic set", "synthetic data",
                                              minimum=3)
@@ -118,6 +126,12 @@ class TrainConfig:
     flow_length: int = option(5, "L flow fields per stack", "model", minimum=1)
     share_after: tuple[int, ...] = option((3, 4), "stages followed by a cross-stitch unit (empty: no sharing)",
                                           "model", metavar="STAGES", minimum=1, maximum=4)
+    stitch_self_weight: float = option(0.9, "initial cross-stitch weights: each branch keeps this share of itself "
+                                       "and takes the rest from the other (1.0: start apart, as TSN)", "model",
+                                       minimum=0, maximum=1)
+    stitch_normalise: bool = option(False, "apply the cross-stitch weights to the branches brought to one scale "
+                                    "(each channel's RMS activation), so that a weight means the same share in both",
+                                    "model")
     consensus: str = option("attention", "pool the snippets by the joint attention, or average them (TSN)",
                             "model", choices=("attention", "average"))
     dropout: float = option(0.5, "dropout before the classifiers", "model", minimum=0, below=1)
@@ -141,6 +155,10 @@ class TrainConfig:
                                      "before the attention vectors learn: until the classifiers are mostly "
                                      "right, the gradient steers the attention away from the snippets that "
                                      "carry the class", "optimisation", minimum=0, maximum=1)
+    stitch_lr_scale: float = option(1.0, "learning-rate factor of the cross-stitch weights", "optimisation",
+                                    minimum=0)
+    stitch_warmup: float = option(0.0, "share of the epochs during which the cross-stitch weights stay at their "
+                                  "initial values before they learn", "optimisation", minimum=0, maximum=1)
     attention_supervision: float = option(1.0, "weight of the snippet-evidence term that teaches the attention "
                                           "which snippets support the label (0: off)", "optimisation", minimum=0)
     clip_grad: float = option(20.0, "gradient norm clip (0: off)", "optimisation", minimum=0)
@@ -309,6 +327,10 @@ def resolve(values: dict) -> TrainConfig:
         raise ValueError(f"--synthetic-window-fraction must be LOW,HIGH with LOW <= HIGH, got {_shown(low_high)}")
     if cfg.num_classes is not None and cfg.dataset not in ("videos", "rawframes"):
         raise ValueError(f"--num-classes applies to --dataset videos/rawframes; {cfg.dataset} defines its classes")
+    unknown_families = [family for family in cfg.synthetic_families if family not in SYNTHETIC_FAMILIES]
+    if unknown_families or not cfg.synthetic_families:
+        raise ValueError(f"--synthetic-families must name some of {', '.join(SYNTHETIC_FAMILIES)}, got "
+                         f"{','.join(cfg.synthetic_families) or 'none'}")
     if cfg.streams != "both" and (cfg.share_after or cfg.consensus == "attention"):
         # One branch has nothing to share with, and the joint attention is scored by both.
         raise ValueError(f"--streams {cfg.streams} needs --share-after '' and --consensus average")

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
+from .data.synthetic import GENERATOR_VERSION
 
 logger = logging.getLogger("jna_fast")
 
@@ -29,7 +30,7 @@ def cache_root() -> Path:
 def synthetic_parameters(cfg: TrainConfig) -> dict:
     return {"num_classes": cfg.synthetic_classes, "videos_per_class": cfg.synthetic_videos_per_class,
             "window_fraction": tuple(cfg.synthetic_window_fraction), "decoys": cfg.synthetic_decoys,
-            "seed": cfg.synthetic_seed}
+            "seed": cfg.synthetic_seed, "families": tuple(cfg.synthetic_families)}
 
 
 def synthetic_root(cfg: TrainConfig) -> Path:
@@ -37,7 +38,9 @@ def synthetic_root(cfg: TrainConfig) -> Path:
         return Path(cfg.root)
     p = synthetic_parameters(cfg)
     low, high = p["window_fraction"]
-    name = (f"c{p['num_classes']}-v{p['videos_per_class']}-w{low:g}-{high:g}-d{p['decoys']}-s{p['seed']}")
+    # The generator's version is in the name: a cache written by an older generator is never reused.
+    name = (f"g{GENERATOR_VERSION}-c{p['num_classes']}-v{p['videos_per_class']}-w{low:g}-{high:g}-d{p['decoys']}"
+            f"-s{p['seed']}-{'+'.join(p['families'])}")
     return cache_root() / "synthetic" / name
 
 
@@ -142,6 +145,7 @@ def build_model(cfg: TrainConfig, num_classes: int):
 
     return JNA(num_classes, backbone=cfg.backbone, num_segments=cfg.num_segments, flow_length=cfg.flow_length,
                share_after=cfg.share_after, dropout=cfg.dropout, streams=cfg.streams,
+               stitch_self_weight=cfg.stitch_self_weight, stitch_normalise=cfg.stitch_normalise,
                consensus=cfg.consensus, attention_supervision=cfg.attention_supervision,
                backend=cfg.op_backend)
 

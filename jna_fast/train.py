@@ -97,17 +97,18 @@ def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
     """Weight decay on conv and linear weights only: decaying BN, biases and the cross-stitch alphas would pull
-    them to 0 (alpha starts at [[.9, .1], [.1, .9]] on purpose). The attention vectors have a group of their own:
-    they stay at zero (uniform attention, TSN's average) for the ``attention_warmup`` share of the epochs, then
-    learn at ``attention_lr_scale`` times the rate."""
+    them to 0 (alpha starts at [[s, 1-s], [1-s, s]] on purpose). The attention vectors and the cross-stitch weights
+    have groups of their own: each stays at its initial value (uniform attention; the initial mixing) for its
+    warm-up share of the epochs (``attention_warmup``, ``stitch_warmup``), then learns at its own factor of the
+    rate (``attention_lr_scale``, ``stitch_lr_scale``)."""
     attention = [p for p in (model.attention.w_rgb, model.attention.w_flow) if p.requires_grad]
-    attention_ids = {id(p) for p in attention}
+    stitches = [p for p in model.stitches.parameters() if p.requires_grad]
+    own_group = {id(p) for p in (*attention, *stitches)}
     decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if id(parameter) in attention_ids or not parameter.requires_grad:
+    for parameter in model.parameters():
+        if id(parameter) in own_group or not parameter.requires_grad:
             continue
-        is_matrix = parameter.dim() >= 2 and not name.startswith("stitches.")
-        (decay if is_matrix else no_decay).append(parameter)
+        (decay if parameter.dim() >= 2 else no_decay).append(parameter)
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay, "lr_scale": 1.0, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0, "name": "no_decay"},
@@ -115,6 +116,9 @@ def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
     if attention:
         groups.append({"params": attention, "weight_decay": 0.0, "lr_scale": cfg.attention_lr_scale,
                        "name": "attention"})
+    if stitches:
+        groups.append({"params": stitches, "weight_decay": 0.0, "lr_scale": cfg.stitch_lr_scale,
+                       "name": "stitches"})
     return groups
 
 
@@ -145,9 +149,9 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def set_learning_rates(optimizer, cfg: TrainConfig, step: int, steps_per_epoch: int) -> None:
     rate = learning_rate(cfg, step, steps_per_epoch)
-    attention_frozen = step < cfg.attention_warmup * cfg.epochs * steps_per_epoch
+    warmups = {"attention": cfg.attention_warmup, "stitches": cfg.stitch_warmup}
     for group in optimizer.param_groups:
-        frozen = group["name"] == "attention" and attention_frozen
+        frozen = step < warmups.get(group["name"], 0.0) * cfg.epochs * steps_per_epoch
         group["lr"] = 0.0 if frozen else rate * group["lr_scale"]
 
 

@@ -8,6 +8,7 @@ import pytest
 from jna_fast.ablate import VARIANTS, ablate, main
 from jna_fast.config import config_from_dict, parse_args
 from jna_fast.data import make_synthetic
+from jna_fast.data.synthetic import FAMILIES
 
 pytestmark = pytest.mark.slow
 TINY = ["--size", "32", "--num-segments", "2", "--test-segments", "2", "--flow-length", "2", "--batch-size", "2",
@@ -17,7 +18,7 @@ TINY = ["--size", "32", "--num-segments", "2", "--test-segments", "2", "--flow-l
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    make_synthetic(root, num_classes=3, videos_per_class=4, frames=16, size=48, seed=1)
+    make_synthetic(root, num_classes=3, videos_per_class=4, frames=16, size=48, seed=1, families=FAMILIES)
     return root
 
 
@@ -34,7 +35,7 @@ def test_every_variant_trains_and_evaluates(root, tmp_path):
             assert 0.0 <= run["attention_on_salient"] <= 1.0 and 0.0 <= run["top_snippet_in_window"] <= 1.0
         else:  # averaged snippets: no attention to score
             assert run["attention_on_salient"] is None and run["top_snippet_in_window"] is None
-        assert set(run["families"]) == {"motion", "appearance"}
+        assert set(run["families"]) == {"motion", "appearance", "binding"}
     assert set(results["summary"]) == set(VARIANTS)
     assert results["summary"]["jna"]["top1"]["sd"] == 0.0 and results["summary"]["jna"]["seeds"] == 1
     table = (out / "ablation.md").read_text()

@@ -77,7 +77,7 @@ def test_every_option_has_help_and_group():
 
 
 OUT_OF_RANGE = {
-    "split": ["0", "4"], "size": ["1", "31", "-64"], "start_index": ["-1"], "synthetic_classes": ["1", "13"],
+    "split": ["0", "4"], "size": ["1", "31", "-64"], "start_index": ["-1"], "synthetic_classes": ["1", "15"],
     "synthetic_videos_per_class": ["2", "0"], "synthetic_window_fraction": ["0,0.5", "0.3,1.5", "nan,0.5"],
     "synthetic_decoys": ["-1"], "synthetic_seed": ["-1"], "num_segments": ["0"], "test_segments": ["0", "-3"],
     "flow_length": ["0"], "share_after": ["0", "3,5"], "dropout": ["-0.1", "1", "nan"], "epochs": ["0"],
@@ -85,7 +85,8 @@ OUT_OF_RANGE = {
     "weight_decay": ["nan", "-1", "inf"], "warmup_epochs": ["nan", "-1"], "attention_lr_scale": ["-1", "inf"],
     "attention_warmup": ["1.5", "-0.1", "nan"], "attention_supervision": ["-1", "nan"],
     "clip_grad": ["nan", "-1", "inf"], "max_steps": ["0", "-1"], "checkpoint_every": ["-1"], "log_every": ["0"],
-    "seed": ["-1", str(2**32)],
+    "seed": ["-1", str(2**32)], "stitch_self_weight": ["-0.1", "1.5", "nan"], "stitch_lr_scale": ["-1", "inf"],
+    "stitch_warmup": ["1.5", "-0.1"],
 }
 
 
@@ -124,3 +125,24 @@ def test_the_edges_of_the_ranges_are_accepted():
                       "--weight-decay", "0", "--lr", "1e-9"])
     assert (cfg.checkpoint_every, cfg.clip_grad, cfg.max_steps, cfg.size) == (0, 0.0, 1, 32)
     assert "(default: 8; >= 1)" in " ".join(build_parser("train", "").format_help().split())
+
+
+def test_synthetic_families_option(tmp_path, capsys):
+    from jna_fast.config import DEFAULT_SYNTHETIC_FAMILIES, SYNTHETIC_FAMILIES
+    from jna_fast.data.synthetic import DEFAULT_FAMILIES, FAMILIES
+    from jna_fast.experiment import synthetic_parameters, synthetic_root
+
+    assert SYNTHETIC_FAMILIES == FAMILIES and DEFAULT_SYNTHETIC_FAMILIES == DEFAULT_FAMILIES
+    assert parse_args([]).synthetic_families == DEFAULT_FAMILIES
+    cfg = parse_args(["--synthetic-families", "motion,binding", "--synthetic-classes", "4"])
+    assert cfg.synthetic_families == ("motion", "binding")
+    assert synthetic_parameters(cfg)["families"] == ("motion", "binding")
+    # the cache folder names the generator's version and the families: an older generator's cache is never reused
+    assert synthetic_root(cfg).name.startswith("g3-") and synthetic_root(cfg).name.endswith("-motion+binding")
+    assert synthetic_root(cfg) != synthetic_root(parse_args(["--synthetic-classes", "4"]))
+    save_config(cfg, tmp_path / "config.yaml")
+    assert parse_args(["--config", str(tmp_path / "config.yaml")]) == cfg
+    assert config_from_dict(cfg.to_dict(), "checkpoint") == cfg
+    with pytest.raises(SystemExit):
+        parse_args(["--synthetic-families", "motion,colour"])
+    assert "--synthetic-families must name some of motion, appearance, binding" in capsys.readouterr().err

@@ -215,3 +215,30 @@ def test_attention_evidence_loss_on_a_known_case():
     masked = JNAOutput(output.logits, output.logits_rgb, output.logits_flow, torch.tensor([[1.0, 0.0]]),
                        snippet_logits, torch.tensor([[True, False]]))
     assert attention_evidence_loss(masked, torch.tensor([1])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_normalised_stitch_mixes_the_advertised_share_whatever_the_scales():
+    from jna_fast.models.jna import CrossStitch
+    from jna_fast.ops import cross_stitch
+
+    torch.manual_seed(0)
+    stitch = CrossStitch(6, self_weight=0.8, normalise=True, momentum=1.0)
+    x_rgb, x_flow = 4.0 * torch.randn(5, 6, 3, 3), 0.25 * torch.randn(5, 6, 3, 3)
+    y_rgb, y_flow = stitch(x_rgb, x_flow)
+
+    def share(mixed, own, weight):  # RMS of what came from the other branch, relative to the branch's own RMS
+        return ((mixed - weight * own).pow(2).mean((0, 2, 3)).sqrt() / own.pow(2).mean((0, 2, 3)).sqrt())
+
+    torch.testing.assert_close(share(y_rgb, x_rgb, 0.8), torch.full((6,), 0.2))
+    torch.testing.assert_close(share(y_flow, x_flow, 0.8), torch.full((6,), 0.2))
+    plain = CrossStitch(6, self_weight=0.8)
+    assert share(plain(x_rgb, x_flow)[0], x_rgb, 0.8).max() < 0.02  # unnormalised: flow's share is 16x smaller
+    # evaluation uses the running statistics (here those of the one training batch); the op gets rescaled weights
+    stitch.eval()
+    expected = cross_stitch(x_rgb, x_flow, stitch.mixing(x_rgb, x_flow), backend="reference")
+    for got, want in zip(stitch(x_rgb, x_flow), expected):
+        torch.testing.assert_close(got, want)
+    stitch.train()
+    stitch(x_rgb, x_flow)[0].sum().backward()
+    assert stitch.alpha.grad is not None and stitch.alpha.grad.abs().sum() > 0
+    assert "running_rms" in stitch.state_dict() and "running_rms" not in plain.state_dict()

@@ -1,6 +1,7 @@
 """The synthetic UCF101-layout dataset (jna_fast.data.synthetic): layout, splits, metadata, determinism, decoding,
 and that motion classes differ only in flow, appearance classes only in appearance, inside the recorded window."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -15,12 +16,12 @@ import numpy as np
 import pytest
 
 from jna_fast.data.synthetic import main as synthetic_cli
-from jna_fast.data.synthetic import (BASE_SPEED, CLASS_CATALOGUE, INCOMPLETE_MARKER, META_NAME, make_synthetic,
+from jna_fast.data.synthetic import (BASE_SPEED, CLASS_CATALOGUE, FAMILIES, INCOMPLETE_MARKER, META_NAME, make_synthetic,
                                      plan_video, render_video, window_length_range)
 from jna_fast.flow import decode_flow, extract_flow
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = dict(num_classes=8, videos_per_class=3, clips_per_group=1, frames=24, size=64, seed=3)
+SETTINGS = dict(families=FAMILIES, num_classes=10, videos_per_class=3, clips_per_group=1, frames=24, size=64, seed=3)
 NAME_PATTERN = re.compile(r"^(?P<cls>[A-Za-z]+)/v_(?P=cls)_g(?P<group>\d\d)_c(?P<clip>\d\d)\.avi$")
 # Object pixels are saturated colours; the background is a mildly tinted grey and the distractor is grey.
 SATURATION_THRESHOLD = 80
@@ -110,10 +111,11 @@ def test_metadata_records_class_parameters_and_window(dataset):
         spec = CLASS_CATALOGUE[video["label"] - 1]
         assert video["class"] == spec.name == video["video"].split("/")[0]
         assert video["family"] == spec.family
-        assert video["object"]["shape"] == spec.shape and tuple(video["object"]["colour"]) == spec.colour
+        colours = [spec.colour] if spec.partner_colour is None else [spec.colour, spec.partner_colour]
+        assert [(o["shape"], tuple(o["colour"])) for o in video["objects"]] == [(spec.shape, c) for c in colours]
         start, end = video["discriminative_frames"]
         assert 0 <= start < end <= SETTINGS["frames"] and shortest <= end - start <= longest
-        assert len(video["object_centres"]) == end - start
+        assert all(len(o["centres"]) == end - start for o in video["objects"])
     windows = {tuple(video["discriminative_frames"]) for video in metadata["videos"]}
     assert len(windows) > 1  # the window moves around: attention has to find it
 
@@ -123,7 +125,10 @@ def test_families_share_what_they_must(dataset):
     classes = metadata["classes"]
     motion = [spec for spec in classes if spec["family"] == "motion"]
     appearance = [spec for spec in classes if spec["family"] == "appearance"]
-    assert len(motion) == len(appearance) == 4
+    binding = [spec for spec in classes if spec["family"] == "binding"]
+    assert (len(motion), len(appearance), len(binding)) == (4, 4, 2)  # the default 10 of the catalogue
+    assert len({(spec["shape"], json.dumps(spec["motion"])) for spec in binding}) == 1
+    assert {tuple(spec["colour"]) for spec in binding} == {tuple(spec["partner_colour"]) for spec in binding}
     assert len({(spec["shape"], tuple(spec["colour"])) for spec in motion}) == 1
     assert len({json.dumps(spec["motion"], sort_keys=True) for spec in motion}) == len(motion)
     assert len({json.dumps(spec["motion"], sort_keys=True) for spec in appearance}) == 1
@@ -152,7 +157,9 @@ def test_discriminative_part_is_exactly_the_recorded_window(measurements):
         counts = saturated(video["decoded"]).sum(axis=(1, 2))
         inside = np.zeros(len(counts), dtype=bool)
         inside[start:end] = True
-        assert (counts[inside] > 0.5 * area).all(), (name, counts.tolist(), (start, end))
+        # the binding discs' stronger texture leaves about a quarter of each disc above the saturation threshold
+        shown = 0.5 * area if video["meta"]["family"] != "binding" else 2 * 0.2 * area
+        assert (counts[inside] > shown).all(), (name, counts.tolist(), (start, end))
         assert (counts[~inside] < 0.05 * area).all(), (name, counts.tolist(), (start, end))
 
 
@@ -160,8 +167,8 @@ def test_extracted_flow_follows_the_recorded_motion(measurements):
     # Half the smallest speed gap between two classes' motions (SlideRight vs the appearance classes' downward
     # slide, or vs SlideRightFast, differ by at least BASE_SPEED per frame): a smaller error keeps classes apart.
     tolerance = BASE_SPEED * SETTINGS["size"] / 2
-    for name, video in measurements.items():
-        truth = np.diff(np.asarray(video["meta"]["object_centres"]), axis=0)
+    for name, video in single_object(measurements).items():
+        truth = np.diff(np.asarray(video["meta"]["objects"][0]["centres"]), axis=0)
         error = np.abs(video["velocities"] - truth).mean()
         assert error < tolerance, (name, error)
 
@@ -180,7 +187,12 @@ def test_motion_classes_differ_in_flow_and_not_in_appearance(measurements):
     for cls in ("SlideRight", "SlideLeft", "SlideRightFast"):
         for video in by_class[cls]:
             assert np.abs(video["velocities"][:, 1]).mean() < np.abs(video["velocities"][:, 0]).mean() / 3
-    assert_separable_by(appearance_descriptors(measurements), group_of=appearance_group)
+    assert_separable_by(appearance_descriptors(single_object(measurements)), group_of=appearance_group)
+
+
+def single_object(measurements) -> dict:
+    """The videos of the families with one object (the binding family has its own tests below)."""
+    return {name: video for name, video in measurements.items() if video["meta"]["family"] != "binding"}
 
 
 def test_appearance_classes_differ_in_appearance_and_not_in_flow(measurements):
@@ -195,7 +207,7 @@ def test_appearance_classes_differ_in_appearance_and_not_in_flow(measurements):
 
 
 def appearance_group(meta: dict) -> tuple:
-    return meta["object"]["shape"], tuple(meta["object"]["colour"])
+    return meta["objects"][0]["shape"], tuple(meta["objects"][0]["colour"])
 
 
 def appearance_descriptors(measurements) -> dict:
@@ -225,7 +237,7 @@ def assert_separable_by(descriptors: dict, group_of) -> None:
 
 # Determinism, reuse, CLI, errors -----------------------------------------------------------------------------------
 
-SMALL = dict(num_classes=4, videos_per_class=2, clips_per_group=1, frames=8, size=32)
+SMALL = dict(num_classes=4, videos_per_class=2, clips_per_group=1, frames=8, size=32, families=FAMILIES)
 
 
 def all_bytes(root: Path) -> dict:
@@ -315,12 +327,17 @@ def test_decoys_are_other_classes_outside_the_window(tmp_path):
     seen = 0
     for index, spec in enumerate(specs):
         plan = plan_video(spec, index, 1, 1, frames=32, height=96, width=96, seed=0, decoys=2, decoy_classes=specs)
-        for decoy in plan.decoys:
+        for burst in plan.decoys:
             seen += 1
+            decoy = burst[0]
+            # a burst is one class's objects (two for a binding class) over the same frames
+            assert len(burst) == (2 if decoy.class_name in {"RedRightBlueLeft", "BlueRightRedLeft"} else 1)
+            assert all((track.class_name, track.start, track.end) == (decoy.class_name, decoy.start, decoy.end)
+                       for track in burst)
             assert decoy.class_name != spec.name and decoy.class_name in {s.name for s in specs}
             assert decoy.end <= plan.start or decoy.start >= plan.end
             assert 2 <= decoy.end - decoy.start <= max(2, shortest // 2)
-        spans = sorted((d.start, d.end) for d in plan.decoys)
+        spans = sorted((burst[0].start, burst[0].end) for burst in plan.decoys)
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
     assert seen > 0
     metadata = make_synthetic(tmp_path, num_classes=4, videos_per_class=2, clips_per_group=1, frames=24, size=64,
@@ -334,3 +351,136 @@ def test_window_fraction_option_bounds_the_window():
     assert window_length_range(40, 96, 96, (0.1, 0.2)) == (4, 8)
     with pytest.raises(ValueError, match="window_fraction"):
         window_length_range(40, 96, 96, (0.5, 0.2))
+
+
+# The binding family: neither stream alone tells its classes apart --------------------------------------------------
+
+BINDING_VIDEOS = 48  # per class: enough for the rates below to have a standard error of about 0.07 per video
+
+
+def binding_measurements(generator=None) -> dict:
+    """Per binding class, what each stream shows of every window frame of ``BINDING_VIDEOS`` rendered videos.
+
+    RGB (per frame): whether the red disc is the upper one, and the columns of the red and of the blue pixels.
+    Grey (what the flow is computed from): the mean grey level inside the red and inside the blue disc.
+    Flow (per field, DIS on the grey frames as the extractor computes it): whether the upper disc moves right.
+    Joint: whether the colour on top is the one moving right, which is what the class says.
+    """
+    synthetic = sys.modules["jna_fast.data.synthetic"]
+    specs = [spec for spec in synthetic.catalogue(("binding",))]
+    estimator = __import__("jna_fast.flow", fromlist=["make_estimator"]).make_estimator("dis")
+    result = {}
+    for index, spec in enumerate(specs):
+        red_on_top, red_columns, blue_columns, grey_gap, upper_right, joint = [], [], [], [], [], []
+        for video in range(BINDING_VIDEOS):
+            plan = synthetic.plan_video(spec, index, video // 2 + 1, video % 2 + 1, frames=24, height=64, width=64,
+                                        seed=11)
+            frames = synthetic.render_video(plan)
+            grey = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]
+            flows = list(estimator.flows(grey[plan.start:plan.end]))
+            for k in range(plan.start, plan.end):
+                frame = frames[k].astype(int)
+                red = (frame[..., 0] - frame[..., 2]) > 60
+                blue = (frame[..., 2] - frame[..., 0]) > 60
+                rows = np.arange(64)[:, None].repeat(64, 1)
+                columns = np.arange(64)[None, :].repeat(64, 0)
+                red_on_top.append(rows[red].mean() < rows[blue].mean())
+                red_columns.extend(columns[red].tolist())
+                blue_columns.extend(columns[blue].tolist())
+                inner = {track.colour: disc_interior(track.centres[k - plan.start], plan) for track in plan.window}
+                grey_gap.append(float(grey[k][inner[synthetic.BINDING_RED]].mean())
+                                - float(grey[k][inner[synthetic.BINDING_BLUE]].mean()))
+                if k + 1 < plan.end:
+                    flow = flows[k - plan.start]
+                    upper_rows = (rows < min(rows[red].mean(), rows[blue].mean()) + 3) & (red | blue)
+                    upper_right.append(flow[..., 0][upper_rows].mean() > 0)
+                    joint.append(red_on_top[-1] == upper_right[-1])
+        result[spec.name] = dict(red_on_top=np.array(red_on_top), red_columns=np.array(red_columns),
+                                 blue_columns=np.array(blue_columns), grey_gap=np.array(grey_gap),
+                                 upper_right=np.array(upper_right), joint=np.array(joint))
+    return result
+
+
+def disc_interior(centre, plan) -> np.ndarray:
+    """Pixels well inside a disc at ``centre`` (x taken modulo the width, as the binding discs wrap)."""
+    rows, columns = np.mgrid[:plan.height, :plan.width] + 0.5
+    dx = (columns - centre[0] + plan.width / 2) % plan.width - plan.width / 2
+    return dx ** 2 + (rows - centre[1]) ** 2 < (0.8 * plan.radius) ** 2
+
+
+def binding_leaks(measured: dict) -> list[str]:
+    """The statistics of one stream alone that differ between the two binding classes beyond sampling noise."""
+    first, second = measured.values()
+    leaks = []
+    # Rates: counted per video (frames of a video are not independent), 4 standard errors of the difference.
+    rate_tolerance = 4 * math.sqrt(2 * 0.25 / BINDING_VIDEOS)
+    for name in ("red_on_top", "upper_right"):
+        if abs(first[name].mean() - second[name].mean()) > rate_tolerance:
+            leaks.append(f"{name}: {first[name].mean():.2f} vs {second[name].mean():.2f}")
+    for name in ("red_columns", "blue_columns"):  # where each colour is: 8 bins over the width, each ~1/8
+        histograms = [np.histogram(m[name], bins=8, range=(0, 64))[0] / len(m[name]) for m in (first, second)]
+        if np.abs(histograms[0] - histograms[1]).max() > rate_tolerance / 2:
+            leaks.append(f"{name}: {np.round(histograms[0], 3)} vs {np.round(histograms[1], 3)}")
+    for measured_class in (first, second):  # the flow is computed on grey frames: the colours must look alike
+        if abs(measured_class["grey_gap"].mean()) > 2:
+            leaks.append(f"grey level of red minus blue: {measured_class['grey_gap'].mean():.1f}")
+    return leaks
+
+
+@pytest.fixture(scope="module")
+def binding_data():
+    return binding_measurements()
+
+
+def test_binding_classes_differ_only_in_which_colour_moves_which_way(binding_data):
+    assert binding_leaks(binding_data) == []
+    # ... and yet the two streams together tell them apart: the colour on top moves right in one class and left
+    # in the other (DIS errs on a few fields, where a disc has just come back across the edge).
+    (first_name, first), (second_name, second) = binding_data.items()
+    assert first_name == "RedRightBlueLeft" and second_name == "BlueRightRedLeft"
+    assert first["joint"].mean() > 0.9 and second["joint"].mean() < 0.1
+
+
+def test_the_leak_check_finds_a_colour_motion_correlation(monkeypatch):
+    """A generator that always puts the right-mover's colour on top lets the RGB frames alone tell the classes."""
+    synthetic = sys.modules["jna_fast.data.synthetic"]
+    honest = synthetic._binding_tracks
+
+    def leaking(spec, *args):
+        right, left = honest(spec, *args)
+        if right.centres[0][1] > left.centres[0][1]:  # put the disc going right on top
+            swap = lambda track, y: dataclasses.replace(track, centres=tuple((x, y) for x, _ in track.centres))  # noqa: E731
+            right, left = swap(right, left.centres[0][1]), swap(left, right.centres[0][1])
+        return right, left
+
+    monkeypatch.setattr(synthetic, "_binding_tracks", leaking)
+    assert any(leak.startswith("red_on_top") for leak in binding_leaks(binding_measurements()))
+
+
+def test_the_leak_check_finds_colours_of_different_grey(monkeypatch):
+    """A blue darker than the red would let the flow branch tell the discs apart by the flow inside them."""
+    synthetic = sys.modules["jna_fast.data.synthetic"]
+    dark_blue = (40, 70, 230)
+    specs = tuple(dataclasses.replace(spec, colour=dark_blue) if spec.colour == synthetic.BINDING_BLUE else
+                  dataclasses.replace(spec, partner_colour=dark_blue) if spec.partner_colour == synthetic.BINDING_BLUE
+                  else spec for spec in synthetic.CLASS_CATALOGUE)
+    monkeypatch.setattr(synthetic, "CLASS_CATALOGUE", specs)
+    monkeypatch.setattr(synthetic, "BINDING_BLUE", dark_blue)
+    assert any(leak.startswith("grey level") for leak in binding_leaks(binding_measurements()))
+
+
+def test_families_select_classes(tmp_path):
+    from jna_fast.data.synthetic import GENERATOR_VERSION, catalogue
+
+    metadata = make_synthetic(tmp_path / "b", families=("binding",), num_classes=2, videos_per_class=2,
+                              clips_per_group=1, frames=8, size=32)
+    assert [c["name"] for c in metadata["classes"]] == ["RedRightBlueLeft", "BlueRightRedLeft"]
+    assert {v["family"] for v in metadata["videos"]} == {"binding"}
+    assert metadata["parameters"]["families"] == ["binding"] and metadata["parameters"]["generator_version"] == 3
+    assert GENERATOR_VERSION == 3
+    assert [s.family for s in catalogue()[:10]].count("binding") == 2  # the first 10 of all three families
+    with pytest.raises(ValueError, match=r"num_classes must be in 2\.\.2"):
+        make_synthetic(tmp_path / "c", families=("binding",), num_classes=3, videos_per_class=2, clips_per_group=1,
+                       frames=8, size=32)
+    with pytest.raises(ValueError, match="families must be some of"):
+        catalogue(("colour",))

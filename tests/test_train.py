@@ -13,6 +13,7 @@ import torch
 
 from jna_fast import JNA
 from jna_fast.data import build_loader, make_synthetic
+from jna_fast.data.synthetic import FAMILIES
 from jna_fast.data.dali_pipeline import dali_available
 from jna_fast.flow import extract_flow
 from jna_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -25,7 +26,8 @@ BACKENDS = [pytest.param("dali", marks=pytest.mark.skipif(not dali_available(), 
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     # Windows over most of each video: every sampled snippet sees its class, so a few steps can fit the clips.
-    make_synthetic(root, num_classes=3, videos_per_class=4, frames=16, size=48, seed=1, window_fraction=(0.8, 1.0))
+    make_synthetic(root, num_classes=3, videos_per_class=4, frames=16, size=48, seed=1, families=FAMILIES,
+                   window_fraction=(0.8, 1.0))
     summary = extract_flow(root / "UCF-101", root / "frames", algorithm="dis", workers=1, progress=False)
     assert not summary["failed"] and len(summary["done"]) == 12
     return root
@@ -172,7 +174,7 @@ def test_evaluate_writes_every_output(trained, tmp_path):
                 "attention_on_salient", "uniform_on_salient", "top_snippet_in_window"):
         assert key in report, key
     assert report["crops"] == 10 and report["views_per_video"] == 5  # the synthetic set is never flipped
-    assert set(report["families"]) == {"motion", "appearance"}
+    assert set(report["families"]) == {"motion", "appearance", "binding"}
     for family in report["families"].values():
         assert {"top1_rgb", "top1_flow", "attention_on_salient", "top_snippet_in_window"} <= set(family)
     lines = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
@@ -247,6 +249,26 @@ def test_parameter_groups_cover_every_parameter_once():
     for p in (model.stitches["3"].alpha, model.rgb.bn1.weight, model.fc_rgb.bias):
         assert by_id[id(p)]["weight_decay"] == 0.0
     assert by_id[id(model.attention.w_rgb)]["lr_scale"] == 0.1
+
+
+def test_stitch_recipe_warm_up_and_rate():
+    from jna_fast.config import config_from_dict, parse_args
+    from jna_fast.experiment import build_model
+    from jna_fast.train import make_optimizer, set_learning_rates
+
+    cfg = parse_args(["--stitch-self-weight", "1.0", "--stitch-lr-scale", "5", "--stitch-warmup", "0.5",
+                      "--attention-warmup", "0.25", "--epochs", "4", "--warmup-epochs", "0"])
+    assert config_from_dict(cfg.to_dict(), "checkpoint") == cfg  # the recipe round-trips through checkpoints
+    model = build_model(cfg, 4)
+    assert torch.equal(model.stitches["3"].alpha[0], torch.eye(2))  # self weight 1.0: the branches start apart
+    optimizer = make_optimizer(model, cfg)
+    rates = {}
+    for step in (0, 12, 25):  # 10 steps per epoch, 40 in all: attention frozen for 10, stitches for 20
+        set_learning_rates(optimizer, cfg, step, 10)
+        rates[step] = {group["name"]: group["lr"] for group in optimizer.param_groups}
+    assert rates[0]["stitches"] == rates[0]["attention"] == 0.0 < rates[0]["decay"]
+    assert rates[12]["stitches"] == 0.0 < rates[12]["attention"] == rates[12]["decay"]
+    assert rates[25]["decay"] > 0 and rates[25]["stitches"] == pytest.approx(5 * rates[25]["decay"])
 
 
 @pytest.mark.parametrize("dali, flow, expected", [

@@ -53,16 +53,47 @@ def attention_evidence_loss(output: JNAOutput, target: torch.Tensor) -> torch.Te
 
 
 class CrossStitch(nn.Module):
-    """Channel-wise learnable mixing of the two branches (DESIGN §2.1)."""
+    """Channel-wise learnable mixing of the two branches (DESIGN §2.1).
 
-    def __init__(self, channels: int, self_weight: float = 0.9, backend: str | None = None):
+    With ``normalise``, the weights apply to the branches brought to one scale: the RGB and flow feature maps of a
+    channel can differ in size several times over (measured: ``benchmarks/results/sharing_2026-12-01.md``), so
+    that a cross weight of 0.1 takes a far larger share of one branch than of the other, and a share that drifts
+    with training. The mixing used is ``alpha`` with each cross weight multiplied by the ratio of the two
+    branches' root-mean-square activations of the channel (batch statistics in training, their running average in
+    evaluation, as batch normalisation keeps them): ``y_rgb = a00 x_rgb + a01 (s_rgb / s_flow) x_flow`` and
+    ``y_flow = a10 (s_flow / s_rgb) x_rgb + a11 x_flow``. The statistics are constants for the gradient; the op and
+    its backends are unchanged (it receives the rescaled weights).
+    """
+
+    def __init__(self, channels: int, self_weight: float = 0.9, backend: str | None = None,
+                 normalise: bool = False, momentum: float = 0.1):
         super().__init__()
         init = torch.tensor([[self_weight, 1 - self_weight], [1 - self_weight, self_weight]])
         self.alpha = nn.Parameter(init.repeat(channels, 1, 1))
         self.backend = backend
+        self.normalise = normalise
+        self.momentum = momentum
+        if normalise:
+            self.register_buffer("running_rms", torch.ones(2, channels))
+
+    def mixing(self, x_rgb: torch.Tensor, x_flow: torch.Tensor) -> torch.Tensor:
+        """The [C, 2, 2] weights the op applies."""
+        if not self.normalise:
+            return self.alpha
+        if self.training:
+            with torch.no_grad():
+                rms = torch.stack([x.float().pow(2).mean((0, 2, 3)).sqrt() for x in (x_rgb, x_flow)])
+                self.running_rms.lerp_(rms, self.momentum)
+        else:
+            rms = self.running_rms
+        ratio = rms[0] / rms[1].clamp_min(torch.finfo(torch.float32).tiny)
+        ones = torch.ones_like(ratio)
+        scale = torch.stack([torch.stack([ones, ratio], -1), torch.stack([ones / ratio.clamp_min(1e-30), ones], -1)],
+                            -2)
+        return self.alpha * scale.to(self.alpha.dtype)
 
     def forward(self, x_rgb: torch.Tensor, x_flow: torch.Tensor):
-        return cross_stitch(x_rgb, x_flow, self.alpha, backend=self.backend)
+        return cross_stitch(x_rgb, x_flow, self.mixing(x_rgb, x_flow), backend=self.backend)
 
 
 class JointTemporalAttention(nn.Module):
@@ -109,6 +140,7 @@ class JNA(nn.Module):
         fusion_weights: tuple[float, float] = (1.0, 1.5),
         aux_loss_weight: float = 0.5,
         stitch_self_weight: float = 0.9,
+        stitch_normalise: bool = False,
         attention_supervision: float = 0.0,
         streams: str = "both",
         consensus: str = "attention",
@@ -147,7 +179,8 @@ class JNA(nn.Module):
         self.flow = ResNet(depth, in_channels=2 * flow_length, num_classes=None) if has_flow else None
         branch = self.rgb if has_rgb else self.flow
         self.stitches = nn.ModuleDict(
-            {str(s): CrossStitch(branch.stage_channels(s), stitch_self_weight, backend) for s in self.share_after}
+            {str(s): CrossStitch(branch.stage_channels(s), stitch_self_weight, backend, stitch_normalise)
+             for s in self.share_after}
         )
         channels = branch.feature_dim
         self.attention = JointTemporalAttention(channels, backend)
