@@ -484,3 +484,8 @@ def test_families_select_classes(tmp_path):
                        frames=8, size=32)
     with pytest.raises(ValueError, match="families must be some of"):
         catalogue(("colour",))
+
+
+def test_cli_names_an_unknown_family(tmp_path, capsys):
+    assert synthetic_cli(["--root", str(tmp_path), "--families", "motion,colour"]) == 2
+    assert "families must be some of motion, appearance, binding, got ['motion', 'colour']" in capsys.readouterr().err

@@ -526,8 +526,8 @@ def make_synthetic(root: str | os.PathLike, num_classes: int = DEFAULT_NUM_CLASS
     (or a foreign ``UCF-101`` folder) raises FileExistsError unless ``overwrite`` is set. A run interrupted midway
     is detected by its leftover ``.synthetic_incomplete`` marker and redone.
     """
-    families = tuple(family for family in FAMILIES if family in families)  # catalogue order, no repeats
     offered = catalogue(families)
+    families = tuple(family for family in FAMILIES if family in families)  # catalogue order, no repeats
     if not 2 <= num_classes <= len(offered):
         raise ValueError(f"num_classes must be in 2..{len(offered)} (the classes of the families "
                          f"{', '.join(families)}), got {num_classes}")
