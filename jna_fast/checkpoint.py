@@ -17,6 +17,7 @@ weights are not finite is never written and never loaded.
 from __future__ import annotations
 
 import os
+import warnings
 import pickle
 import zipfile
 from pathlib import Path
@@ -72,7 +73,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         # weights_only=True: only tensors and plain values are built; anything else is refused before it runs.
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about a foreign file's pickle protocol before refusing it; the refusal says enough.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         # The weights-only unpickler met an object it does not build (or an opcode it does not run).
         raise CheckpointError(f"{path}: refused: it holds something other than tensors and plain values, which "
