@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
+from .data.errors import DataError
 from .data.synthetic import GENERATOR_VERSION
 
 logger = logging.getLogger("jna_fast")
@@ -75,8 +76,8 @@ def prepare_synthetic(cfg: TrainConfig, progress: bool = True) -> None:
         return
     summary = extract_flow(root / "UCF-101", frames_root, algorithm=SYNTHETIC_FLOW_ALGORITHM, progress=progress)
     if summary["failed"]:
-        raise RuntimeError(f"flow extraction failed for {len(summary['failed'])} synthetic videos: "
-                           f"{summary['failed'][:3]}")
+        raise DataError(f"{frames_root}: flow extraction failed for {len(summary['failed'])} synthetic videos: "
+                        f"{summary['failed'][:3]}")
 
 
 def flip_allowed(cfg: TrainConfig) -> bool:
