@@ -18,7 +18,8 @@ import pytest
 from jna_fast.data.synthetic import main as synthetic_cli
 from jna_fast.data.synthetic import (BASE_SPEED, CLASS_CATALOGUE, FAMILIES, INCOMPLETE_MARKER, META_NAME, make_synthetic,
                                      plan_video, render_video, window_length_range)
-from jna_fast.flow import decode_flow, extract_flow
+import jna_fast.data.synthetic as synthetic
+from jna_fast.flow import decode_flow, extract_flow, make_estimator
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = dict(families=FAMILIES, num_classes=10, videos_per_class=3, clips_per_group=1, frames=24, size=64, seed=3)
@@ -366,9 +367,8 @@ def binding_measurements(generator=None) -> dict:
     Flow (per field, DIS on the grey frames as the extractor computes it): whether the upper disc moves right.
     Joint: whether the colour on top is the one moving right, which is what the class says.
     """
-    synthetic = sys.modules["jna_fast.data.synthetic"]
-    specs = [spec for spec in synthetic.catalogue(("binding",))]
-    estimator = __import__("jna_fast.flow", fromlist=["make_estimator"]).make_estimator("dis")
+    specs = synthetic.catalogue(("binding",))
+    estimator = make_estimator("dis")
     result = {}
     for index, spec in enumerate(specs):
         red_on_top, red_columns, blue_columns, grey_gap, upper_right, joint = [], [], [], [], [], []
@@ -443,7 +443,6 @@ def test_binding_classes_differ_only_in_which_colour_moves_which_way(binding_dat
 
 def test_the_leak_check_finds_a_colour_motion_correlation(monkeypatch):
     """A generator that always puts the right-mover's colour on top lets the RGB frames alone tell the classes."""
-    synthetic = sys.modules["jna_fast.data.synthetic"]
     honest = synthetic._binding_tracks
 
     def leaking(spec, *args):
@@ -459,7 +458,6 @@ def test_the_leak_check_finds_a_colour_motion_correlation(monkeypatch):
 
 def test_the_leak_check_finds_colours_of_different_grey(monkeypatch):
     """A blue darker than the red would let the flow branch tell the discs apart by the flow inside them."""
-    synthetic = sys.modules["jna_fast.data.synthetic"]
     dark_blue = (40, 70, 230)
     specs = tuple(dataclasses.replace(spec, colour=dark_blue) if spec.colour == synthetic.BINDING_BLUE else
                   dataclasses.replace(spec, partner_colour=dark_blue) if spec.partner_colour == synthetic.BINDING_BLUE
