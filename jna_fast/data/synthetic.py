@@ -75,6 +75,7 @@ import cv2
 import numpy as np
 
 from ..cli import add_debug_option, run_command
+from ..files import write_atomically
 
 META_NAME = "synthetic_meta.json"
 INCOMPLETE_MARKER = ".synthetic_incomplete"
@@ -603,9 +604,7 @@ def make_synthetic(root: str | os.PathLike, num_classes: int = DEFAULT_NUM_CLASS
         "classes": [{"label": index + 1, **_jsonable(asdict(spec))} for index, spec in enumerate(specs)],
         "videos": videos,
     }
-    temporary = meta_path.with_name(f"{META_NAME}.tmp")
-    temporary.write_text(json.dumps(metadata, indent=1), encoding="utf-8")
-    os.replace(temporary, meta_path)
+    write_atomically(meta_path, lambda handle: handle.write(json.dumps(metadata, indent=1).encode("utf-8")))
     (root / INCOMPLETE_MARKER).unlink()
     return metadata
 

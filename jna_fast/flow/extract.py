@@ -39,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.lists import InvalidListLine, path_under
+from ..files import write_atomically
 from ..data.pyav import frame_to_rgb
 from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_flow
@@ -272,10 +273,7 @@ def _extract_task(video_path: str, frame_dir: str, settings: dict, estimator=Non
 
 
 def _write_json_atomically(path: Path, payload: dict) -> None:
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(temporary, path)
+    write_atomically(path, lambda handle: handle.write(json.dumps(payload, indent=2).encode("utf-8")))
 
 
 def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,

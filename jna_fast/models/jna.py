@@ -86,10 +86,10 @@ class CrossStitch(nn.Module):
                 self.running_rms.lerp_(rms, self.momentum)
         else:
             rms = self.running_rms
-        ratio = rms[0] / rms[1].clamp_min(torch.finfo(torch.float32).tiny)
-        ones = torch.ones_like(ratio)
-        scale = torch.stack([torch.stack([ones, ratio], -1), torch.stack([ones / ratio.clamp_min(1e-30), ones], -1)],
-                            -2)
+        rms = rms.clamp_min(torch.finfo(torch.float32).tiny)  # a channel silent in one branch: no division by 0
+        ones = torch.ones_like(rms[0])
+        # [[1, s_rgb / s_flow], [s_flow / s_rgb, 1]] per channel
+        scale = torch.stack([torch.stack([ones, rms[0] / rms[1]], -1), torch.stack([rms[1] / rms[0], ones], -1)], -2)
         return self.alpha * scale.to(self.alpha.dtype)
 
     def forward(self, x_rgb: torch.Tensor, x_flow: torch.Tensor):
