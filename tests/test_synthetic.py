@@ -356,49 +356,68 @@ def test_window_fraction_option_bounds_the_window():
 
 # The binding family: neither stream alone tells its classes apart --------------------------------------------------
 
-BINDING_VIDEOS = 48  # per class: enough for the rates below to have a standard error of about 0.07 per video
+BINDING_VIDEOS = 96  # per class: the difference of the per-video rates below then has a standard error of ~0.07
 
 
-def binding_measurements(generator=None) -> dict:
-    """Per binding class, what each stream shows of every window frame of ``BINDING_VIDEOS`` rendered videos.
+def binding_measurements() -> dict:
+    """Per binding class, what each stream shows of ``BINDING_VIDEOS`` rendered videos, one value per video (the
+    frames of a video are not independent samples), averaged over its window frames:
 
-    RGB (per frame): whether the red disc is the upper one, and the columns of the red and of the blue pixels.
-    Grey (what the flow is computed from): the mean grey level inside the red and inside the blue disc.
-    Flow (per field, DIS on the grey frames as the extractor computes it): whether the upper disc moves right.
-    Joint: whether the colour on top is the one moving right, which is what the class says.
+    RGB: the share of frames where the red disc is the upper one, and the mean column of the red and of the blue
+    pixels. Grey (what the flow is computed from): the grey level inside the red disc minus inside the blue one.
+    Flow (DIS on the grey frames, as the extractor computes it): the share of fields where the upper disc moves
+    right. Joint: the share of fields where the colour on top is the one moving right, which is what the class says.
     """
     specs = synthetic.catalogue(("binding",))
     estimator = make_estimator("dis")
+    rows, columns = np.mgrid[:64, :64]
     result = {}
     for index, spec in enumerate(specs):
-        red_on_top, red_columns, blue_columns, grey_gap, upper_right, joint = [], [], [], [], [], []
+        per_video = {name: [] for name in ("red_on_top", "red_x", "blue_x", "grey_gap", "upper_right", "joint")}
         for video in range(BINDING_VIDEOS):
             plan = synthetic.plan_video(spec, index, video // 2 + 1, video % 2 + 1, frames=24, height=64, width=64,
                                         seed=11)
             frames = synthetic.render_video(plan)
             grey = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]
             flows = list(estimator.flows(grey[plan.start:plan.end]))
+            frame_values = {name: [] for name in per_video}
             for k in range(plan.start, plan.end):
                 frame = frames[k].astype(int)
                 red = (frame[..., 0] - frame[..., 2]) > 60
                 blue = (frame[..., 2] - frame[..., 0]) > 60
-                rows = np.arange(64)[:, None].repeat(64, 1)
-                columns = np.arange(64)[None, :].repeat(64, 0)
-                red_on_top.append(rows[red].mean() < rows[blue].mean())
-                red_columns.extend(columns[red].tolist())
-                blue_columns.extend(columns[blue].tolist())
+                frame_values["red_on_top"].append(rows[red].mean() < rows[blue].mean())
+                frame_values["red_x"].append(columns[red].mean())
+                frame_values["blue_x"].append(columns[blue].mean())
                 inner = {track.colour: disc_interior(track.centres[k - plan.start], plan) for track in plan.window}
-                grey_gap.append(float(grey[k][inner[synthetic.BINDING_RED]].mean())
-                                - float(grey[k][inner[synthetic.BINDING_BLUE]].mean()))
+                frame_values["grey_gap"].append(float(grey[k][inner[synthetic.BINDING_RED]].mean())
+                                                - float(grey[k][inner[synthetic.BINDING_BLUE]].mean()))
                 if k + 1 < plan.end:
-                    flow = flows[k - plan.start]
-                    upper_rows = (rows < min(rows[red].mean(), rows[blue].mean()) + 3) & (red | blue)
-                    upper_right.append(flow[..., 0][upper_rows].mean() > 0)
-                    joint.append(red_on_top[-1] == upper_right[-1])
-        result[spec.name] = dict(red_on_top=np.array(red_on_top), red_columns=np.array(red_columns),
-                                 blue_columns=np.array(blue_columns), grey_gap=np.array(grey_gap),
-                                 upper_right=np.array(upper_right), joint=np.array(joint))
+                    upper = (rows < min(rows[red].mean(), rows[blue].mean()) + 3) & (red | blue)
+                    frame_values["upper_right"].append(flows[k - plan.start][..., 0][upper].mean() > 0)
+                    frame_values["joint"].append(frame_values["red_on_top"][-1] == frame_values["upper_right"][-1])
+            for name, values in frame_values.items():
+                per_video[name].append(float(np.mean(values)))
+        result[spec.name] = {name: np.array(values) for name, values in per_video.items()}
     return result
+
+
+def binding_leaks(measured: dict) -> list[str]:
+    """The statistics of one stream alone that differ between the two binding classes beyond sampling noise:
+    class means more than 4 standard errors of their difference apart (over the videos), or a grey level of the two
+    colours more than 2 levels apart. Four, not three: the seed is fixed and four statistics are compared, and
+    unbiased ones do reach 3 here (red_x: 3.8 over these 96 videos per class, 0.7 over 300; the discs' positions
+    are uniform in every frame by construction)."""
+    first, second = measured.values()
+    leaks = []
+    for name in ("red_on_top", "red_x", "blue_x", "upper_right"):
+        a, b = first[name], second[name]
+        standard_error = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+        if abs(a.mean() - b.mean()) > 4 * standard_error:
+            leaks.append(f"{name}: {a.mean():.3f} vs {b.mean():.3f} (standard error {standard_error:.3f})")
+    for measured_class in (first, second):  # the flow is computed on grey frames: the colours must look alike
+        if abs(measured_class["grey_gap"].mean()) > 2:
+            leaks.append(f"grey level of red minus blue: {measured_class['grey_gap'].mean():.1f}")
+    return leaks
 
 
 def disc_interior(centre, plan) -> np.ndarray:
@@ -406,25 +425,6 @@ def disc_interior(centre, plan) -> np.ndarray:
     rows, columns = np.mgrid[:plan.height, :plan.width] + 0.5
     dx = (columns - centre[0] + plan.width / 2) % plan.width - plan.width / 2
     return dx ** 2 + (rows - centre[1]) ** 2 < (0.8 * plan.radius) ** 2
-
-
-def binding_leaks(measured: dict) -> list[str]:
-    """The statistics of one stream alone that differ between the two binding classes beyond sampling noise."""
-    first, second = measured.values()
-    leaks = []
-    # Rates: counted per video (frames of a video are not independent), 4 standard errors of the difference.
-    rate_tolerance = 4 * math.sqrt(2 * 0.25 / BINDING_VIDEOS)
-    for name in ("red_on_top", "upper_right"):
-        if abs(first[name].mean() - second[name].mean()) > rate_tolerance:
-            leaks.append(f"{name}: {first[name].mean():.2f} vs {second[name].mean():.2f}")
-    for name in ("red_columns", "blue_columns"):  # where each colour is: 8 bins over the width, each ~1/8
-        histograms = [np.histogram(m[name], bins=8, range=(0, 64))[0] / len(m[name]) for m in (first, second)]
-        if np.abs(histograms[0] - histograms[1]).max() > rate_tolerance / 2:
-            leaks.append(f"{name}: {np.round(histograms[0], 3)} vs {np.round(histograms[1], 3)}")
-    for measured_class in (first, second):  # the flow is computed on grey frames: the colours must look alike
-        if abs(measured_class["grey_gap"].mean()) > 2:
-            leaks.append(f"grey level of red minus blue: {measured_class['grey_gap'].mean():.1f}")
-    return leaks
 
 
 @pytest.fixture(scope="module")
