@@ -60,7 +60,8 @@ class Demo:
             analysis = analyse_video(self.model, video, top_k=self.top_k, segments=self.segments, crops=self.crops)
         except REPORTED_ERRORS as error:
             logger.warning("%s", describe(error))
-            return DemoResult(f"error: {describe(error)}")
+            # The page names the file as its user knows it, not by the server's copy of the upload.
+            return DemoResult(f"error: {describe(error).replace(str(video), Path(video).name)}")
         prediction = analysis.prediction
         strip = attention_strip_image(
             Path(video).name, analysis.pictures, prediction.attention, prediction.snippet_starts,
