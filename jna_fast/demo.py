@@ -132,7 +132,8 @@ def build_interface(demo: Demo, examples: list[tuple[str, Path]], title: str):
                 if examples:
                     gr.Examples([[str(path)] for _, path in examples], inputs=[video],
                                 example_labels=[name for name, _ in examples],
-                                label="Synthetic examples (fresh clips of the checkpoint's classes)")
+                                label="Synthetic examples (fresh clips of the checkpoint's classes)",
+                                elem_id="examples")
             with gr.Column(scale=1):
                 top = gr.Label(num_top_classes=demo.top_k, label=f"Top-{demo.top_k}", elem_id="top-classes")
                 message = gr.Markdown("Upload a video or pick an example.", elem_id="message")

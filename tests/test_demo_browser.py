@@ -139,7 +139,7 @@ def test_the_page_shows_predicts_class_and_the_attention_strip(synthetic_checkpo
 
     # A bundled synthetic example (the checkpoint's classes are the synthetic set's): one click runs it.
     browser.find_element(By.CSS_SELECTOR, "#video button[aria-label='Clear']").click()
-    example = next(button for button in browser.find_elements(By.TAG_NAME, "button")
+    example = next(button for button in browser.find_elements(By.CSS_SELECTOR, "#examples button")
                    if button.text == expected.classes[-1])
     example.click()
     WebDriverWait(browser, RESULT_S).until(lambda _: strip_width() > 0 and not message().startswith("error"),
