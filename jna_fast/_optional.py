@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-EXTRAS = {"av": "video", "cv2": "video", "triton": "triton", "nvidia.dali": "dali", "matplotlib": "viz"}
+EXTRAS = {"av": "video", "cv2": "video", "triton": "triton", "nvidia.dali": "dali", "matplotlib": "viz", "gradio": "demo"}
 
 
 def require(feature: str, *modules: str) -> None:

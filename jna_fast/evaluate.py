@@ -230,8 +230,32 @@ def plot_confusion(predictions: Predictions, class_names: list[str], path: Path)
 
 
 def plot_attention_strip(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,
-                         label: str, prediction: str, path: Path) -> None:
-    """One column per real snippet: its RGB frame over its flow magnitude, its attention weight as a bar."""
+                         label: str | None, prediction: str, path: Path) -> None:
+    """Write :func:`attention_strip_figure` to ``path``."""
+    plt = pyplot()
+    figure = attention_strip_figure(video_id, pictures, attention, starts, mask, window, label, prediction)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def attention_strip_image(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,
+                          label: str | None, prediction: str):
+    """:func:`attention_strip_figure` as a uint8 RGB array [H, W, 3] (for a user interface; no file)."""
+    import numpy as np
+
+    plt = pyplot()
+    figure = attention_strip_figure(video_id, pictures, attention, starts, mask, window, label, prediction)
+    figure.set_dpi(100)
+    figure.canvas.draw()
+    image = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return image
+
+
+def attention_strip_figure(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,
+                           label: str | None, prediction: str):
+    """One column per real snippet: its RGB frame over its flow magnitude, its attention weight as a bar (a
+    matplotlib figure; the caller closes it). ``label`` None: the true class is unknown (a user's video)."""
     import numpy as np
 
     plt = pyplot()
@@ -262,13 +286,12 @@ def plot_attention_strip(video_id: str, pictures: dict, attention, starts, mask,
         bar.set_xticks([])
         bar.set_yticks([])
         bar.set_xlabel(f"{int(starts[t])}\n{float(attention[t]):.2f}", fontsize=6)
-    title = f"{video_id}: true {label}, predicted {prediction}"
+    title = f"{video_id}: {'' if label is None else f'true {label}, '}predicted {prediction}"
     if window is not None:
         title += f"; green = snippet starts in the window [{window[0]}, {window[1]})"
     figure.suptitle(title, fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
 def write_outputs(predictions: Predictions, class_names: list[str], windows: SalientWindows | None, out: Path,

@@ -36,12 +36,33 @@ class VideoPrediction:
         return "\n".join(lines)
 
 
-@torch.no_grad()
+@dataclass
+class VideoAnalysis:
+    """A prediction with what the attention strip shows: the pictures of each real snippet of the first view."""
+
+    prediction: VideoPrediction
+    pictures: dict                     # "rgb": uint8 [T, S, S, 3], "flow_magnitude": [T, S, S] (per stream present)
+
+
 def predict_video(model, video_path, *, top_k: int = 5, segments: int = DEFAULT_TEST_SEGMENTS, crops: int = 1,
                   device: str | torch.device | None = None) -> VideoPrediction:
     """Classify one video with a model loaded by ``JNA.from_checkpoint`` (it carries the class names and the data
     settings of its training)."""
+    return _run(model, video_path, top_k=top_k, segments=segments, crops=crops, device=device,
+                keep_pictures=False).prediction
+
+
+def analyse_video(model, video_path, *, top_k: int = 5, segments: int = DEFAULT_TEST_SEGMENTS, crops: int = 1,
+                  device: str | torch.device | None = None) -> VideoAnalysis:
+    """:func:`predict_video`'s prediction, from the same computation, with the snippets' pictures for the
+    attention strip (``jna_fast.evaluate.attention_strip_figure``)."""
+    return _run(model, video_path, top_k=top_k, segments=segments, crops=crops, device=device, keep_pictures=True)
+
+
+@torch.no_grad()
+def _run(model, video_path, *, top_k: int, segments: int, crops: int, device, keep_pictures: bool) -> VideoAnalysis:
     from .data import build_loader
+    from .evaluate import snippet_pictures
     from .experiment import autocast_context
 
     settings = getattr(model, "data_settings", None)
@@ -68,7 +89,11 @@ def predict_video(model, video_path, *, top_k: int = 5, segments: int = DEFAULT_
     attention = batch.mean_over_views(out.attention.float())[0].cpu()
     real = batch.mask[0].cpu().bool()
     top = ranked_classes(probabilities.view(1, -1), top_k)[0].tolist()
-    return VideoPrediction(
+    prediction = VideoPrediction(
         video=str(video_path), classes=[model.class_names[i] for i in top],
         class_indices=top, probabilities=probabilities[top].tolist(),
         snippet_starts=batch.indices[0].cpu()[real].tolist(), attention=attention[real].tolist())
+    # The clip's first view (with one crop, the centre crop), its padding snippets left out.
+    pictures = ({name: value[real.numpy()] for name, value in snippet_pictures(batch, 0).items()}
+                if keep_pictures else {})
+    return VideoAnalysis(prediction, pictures)

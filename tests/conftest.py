@@ -31,3 +31,25 @@ def tiny_checkpoint(tmp_path_factory):
     save_checkpoint(path, {"model": build_model(cfg, 3).state_dict(), "config": cfg.to_dict(),
                            "class_names": ["a", "b", "c"], "data": data_settings(cfg)})
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_checkpoint(tmp_path_factory):
+    """A checkpoint of an untrained two-stream model (ResNet-18, 32 px, cross-stitch after stages 3 and 4) whose
+    classes are the first 3 of the synthetic set, marked as trained on it: what the demo offers synthetic examples
+    for. Made without any data (its dataset root does not exist)."""
+    from jna_fast.checkpoint import save_checkpoint
+    from jna_fast.config import parse_args
+    from jna_fast.data.synthetic import DEFAULT_FAMILIES, catalogue
+    from jna_fast.experiment import build_model, data_settings
+
+    folder = tmp_path_factory.mktemp("synthetic-checkpoint")
+    cfg = parse_args(["--dataset", "synthetic", "--root", str(folder / "no-data"), "--synthetic-classes", "3",
+                      "--size", "32", "--num-segments", "2", "--flow-length", "2", "--no-flip",
+                      "--out", str(folder / "run")])
+    names = [spec.name for spec in catalogue(DEFAULT_FAMILIES)[:3]]
+    torch.manual_seed(0)
+    path = folder / "best.pt"
+    save_checkpoint(path, {"model": build_model(cfg, 3).state_dict(), "config": cfg.to_dict(),
+                           "class_names": names, "data": data_settings(cfg)})
+    return path

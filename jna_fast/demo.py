@@ -1,0 +1,184 @@
+"""A browser demo of a trained checkpoint: ``python -m jna_fast.demo CHECKPOINT [--port 7860] [--host 127.0.0.1]``.
+
+Upload a video (or pick one of the bundled synthetic examples, offered when the checkpoint was trained on the
+synthetic set) and the page shows the top-5 classes with their probabilities and the attention strip: each
+snippet's RGB frame, its flow magnitude and its attention weight. The video goes through the same inference code
+as ``python -m jna_fast.predict`` and ``JNA.predict`` (``jna_fast.inference``), so the page shows what they print.
+
+Needs gradio (``pip install 'jna_fast[demo]'``); importing this module does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cli import REPORTED_ERRORS, add_debug_option, describe, number_in, run_command, torch_device
+
+logger = logging.getLogger("jna_fast.demo")
+
+DEFAULT_PORT = 7860
+DEFAULT_HOST = "127.0.0.1"
+TOP_K = 5
+EXAMPLE_CLASSES = 4          # synthetic examples offered: one clip of each of the checkpoint's first classes
+# Groups count from 1 in every synthetic dataset, so group 0's clips were in no checkpoint's training or test set.
+EXAMPLE_GROUP, EXAMPLE_CLIP = 0, 1
+
+
+@dataclass
+class DemoResult:
+    """What the page shows for one video; on an error, only ``message`` (an ``error: ...`` line)."""
+
+    message: str
+    top: dict[str, float] | None = None         # the top-k class names -> probabilities, most probable first
+    strip: "object | None" = None               # the attention strip, uint8 RGB [H, W, 3] (numpy)
+    prediction: "object | None" = None          # the jna_fast.inference.VideoPrediction
+
+
+class Demo:
+    """The demo's computation, without any user interface: a video file in, :class:`DemoResult` out."""
+
+    def __init__(self, model, *, segments: int = 25, crops: int = 1, top_k: int = TOP_K):
+        self.model, self.segments, self.crops, self.top_k = model, segments, crops, top_k
+
+    def classify(self, video: str | os.PathLike | None) -> DemoResult:
+        """Classify ``video`` as ``model.predict`` does and draw its attention strip. Bad input (a corrupt or
+        missing file, a video too short) gives a result whose message says so; anything else is a bug and raises."""
+        from .evaluate import attention_strip_image
+        from .inference import analyse_video
+
+        if video is None:
+            return DemoResult("Upload a video or pick an example.")
+        try:
+            analysis = analyse_video(self.model, video, top_k=self.top_k, segments=self.segments, crops=self.crops)
+        except REPORTED_ERRORS as error:
+            logger.warning("%s", describe(error))
+            # The page names the file as its user knows it, not by the server's copy of the upload.
+            return DemoResult(f"error: {describe(error).replace(str(video), Path(video).name)}")
+        prediction = analysis.prediction
+        strip = attention_strip_image(
+            Path(video).name, analysis.pictures, prediction.attention, prediction.snippet_starts,
+            [True] * len(prediction.attention), None, None, prediction.classes[0])
+        peak = max(range(len(prediction.attention)), key=prediction.attention.__getitem__)
+        message = (f"**{prediction.classes[0]}** ({prediction.probabilities[0]:.1%}); most attended snippet: frame "
+                   f"{prediction.snippet_starts[peak]} (weight {prediction.attention[peak]:.2f} of "
+                   f"{len(prediction.attention)} snippets)")
+        return DemoResult(message, dict(zip(prediction.classes, prediction.probabilities)), strip, prediction)
+
+    def outputs(self, video: str | None) -> tuple:
+        """The values of the page's output components, in the order :func:`build_interface` lists them
+        (``outputs = [...]`` there): the top classes, the attention strip, the message. A new output (such as a
+        timeline of a long video) is one more component there and one more value here."""
+        result = self.classify(video)
+        return result.top, result.strip, result.message
+
+
+# --- synthetic examples ---------------------------------------------------------------------------------------------
+def synthetic_examples(model, cache: str | os.PathLike, count: int = EXAMPLE_CLASSES) -> list[tuple[str, Path]]:
+    """(class name, video file) of one fresh synthetic clip for each of the first ``count`` classes of a checkpoint
+    trained on the synthetic set, rendered and encoded on first use into ``cache`` (reused afterwards); [] for a
+    checkpoint trained on other data."""
+    from .data import make_synthetic
+    from .data.synthetic import CLASS_CATALOGUE, GENERATOR_VERSION, encode_video, plan_video, render_video, video_name
+
+    cfg = getattr(model, "config", None)
+    names = getattr(model, "class_names", None) or []
+    catalogue = {spec.name: spec for spec in CLASS_CATALOGUE}
+    if cfg is None or cfg.dataset != "synthetic" or not names or any(name not in catalogue for name in names):
+        return []
+    specs = [catalogue[name] for name in names]
+    # The training set's frames and size are make_synthetic's defaults (the training command keeps them).
+    defaults = {name: parameter.default for name, parameter in inspect.signature(make_synthetic).parameters.items()}
+    frames, size = defaults["frames"], defaults["size"]
+    options = {"seed": cfg.synthetic_seed, "window_fraction": tuple(cfg.synthetic_window_fraction),
+               "decoys": cfg.synthetic_decoys}
+    # The folder is named after everything a clip depends on (decoys come from the other classes), so a cached
+    # clip is never one drawn with other parameters or by another version of the generator.
+    key = json.dumps({"generator_version": GENERATOR_VERSION, "frames": frames, "size": size, "classes": names,
+                      **options}, sort_keys=True)
+    folder = Path(cache) / f"g{GENERATOR_VERSION}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    examples = []
+    for class_index, spec in enumerate(specs[:count]):
+        path = folder / video_name(spec.name, EXAMPLE_GROUP, EXAMPLE_CLIP)
+        if not path.exists():
+            plan = plan_video(spec, class_index, EXAMPLE_GROUP, EXAMPLE_CLIP, frames=frames, height=size,
+                              width=size, decoy_classes=tuple(specs), **options)
+            partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            encode_video(render_video(plan), partial)
+            os.replace(partial, path)  # a demo stopped midway leaves no half-written example behind
+        examples.append((spec.name, path))
+    return examples
+
+
+# --- the page -------------------------------------------------------------------------------------------------------
+def build_interface(demo: Demo, examples: list[tuple[str, Path]], title: str):
+    """The gradio page (a ``gr.Blocks``): a file upload and the examples on the left, the results on the right."""
+    import gradio as gr
+
+    with gr.Blocks(title="jna_fast demo") as page:
+        gr.Markdown(f"## jna_fast: {title}\nUpload a video; the model shows its top-{demo.top_k} classes and how "
+                    f"much attention it gave each of the {demo.segments} snippets it sampled.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = gr.File(label="Video", file_count="single", type="filepath", elem_id="video")
+                if examples:
+                    gr.Examples([[str(path)] for _, path in examples], inputs=[video],
+                                example_labels=[name for name, _ in examples],
+                                label="Synthetic examples (fresh clips of the checkpoint's classes)",
+                                elem_id="examples")
+            with gr.Column(scale=1):
+                top = gr.Label(num_top_classes=demo.top_k, label=f"Top-{demo.top_k}", elem_id="top-classes")
+                message = gr.Markdown("Upload a video or pick an example.", elem_id="message")
+        strip = gr.Image(label="Attention strip: each snippet's RGB frame, flow magnitude and attention weight",
+                         type="numpy", interactive=False, elem_id="strip")
+        # The order of Demo.outputs' values.
+        outputs = [top, strip, message]
+        video.change(demo.outputs, inputs=video, outputs=outputs)
+    return page
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jna_fast.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="best.pt or last.pt written by python -m jna_fast.train")
+    parser.add_argument("--port", type=number_in(int, minimum=1, maximum=65535), default=DEFAULT_PORT,
+                        help=f"default {DEFAULT_PORT}")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
+    parser.add_argument("--segments", type=number_in(int, minimum=1), default=25, help="snippets per video (25)")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--examples-cache", default=None,
+                        help="where the synthetic examples are written (default: $JNA_FAST_CACHE/demo, "
+                        "JNA_FAST_CACHE defaulting to ~/.cache/jna_fast)")
+    add_debug_option(parser)
+    args = parser.parse_args(argv)
+    return run_command(lambda: serve(args), args.debug)
+
+
+def serve(args: argparse.Namespace) -> None:
+    from ._optional import require
+
+    # No usage reports from the server to gradio's site: the demo talks to its browser only.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    require("the demo", "gradio")
+    from .experiment import cache_root
+    from .models import JNA
+
+    model = JNA.from_checkpoint(args.checkpoint, device=args.device)
+    cache = Path(args.examples_cache) if args.examples_cache else cache_root() / "demo"
+    examples = synthetic_examples(model, cache)
+    title = f"{Path(args.checkpoint).name}, {len(model.class_names)} classes"
+    page = build_interface(Demo(model, segments=args.segments), examples, title)
+    page.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(cache)], show_error=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
