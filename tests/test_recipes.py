@@ -2,6 +2,7 @@
 builds its model and its loaders on a tiny tree of the official layout and yields a batch; the SLURM script
 launches torchrun as it should."""
 
+import dataclasses
 import os
 import shutil
 import stat
@@ -28,7 +29,7 @@ VARIANTS = {  # variant -> (streams, share_after, consensus): the model each rec
     "flow": ("flow", (), "average"),
 }
 RECIPES = sorted(CONFIGS.glob("*.yaml"))
-OPTIONS = {spec.name for spec in __import__("dataclasses").fields(TrainConfig)}
+OPTIONS = {spec.name for spec in dataclasses.fields(TrainConfig)}
 
 
 def recipe_id(path: Path) -> str:
