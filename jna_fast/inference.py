@@ -3,6 +3,10 @@
 The video is decoded and its flow computed on the fly (jna_fast/flow/online.py) with the algorithm and bound of
 the training data (saved in the checkpoint), then sampled and cropped exactly as the evaluation does (TSN: T evenly
 spaced snippets, 1/3/10 crops), through the same loader.
+
+Long videos (:func:`predict_long_video`, ``python -m jna_fast.predict --window``): windows of a few seconds every
+stride, each sampled and scored as a short video is, from a single streaming decode that holds one window's frames
+at most; the pictures and the annotated copy are in jna_fast/visualize.py.
 """
 
 from __future__ import annotations
