@@ -75,11 +75,11 @@ def write_timeline(prediction, path, classes: int = TIMELINE_CLASSES) -> None:
 def frame_windows(prediction) -> np.ndarray:
     """For each frame of the video, the index of the window whose centre is nearest to it (ties: the earlier)."""
     centres = np.array([w.first_frame + w.num_frames / 2 for w in prediction.windows])
-    frames = np.arange(prediction.num_frames) + 0.5
-    after = np.clip(np.searchsorted(centres, frames), 1, max(len(centres) - 1, 1))
-    before = after - 1
     if len(centres) == 1:
         return np.zeros(prediction.num_frames, dtype=np.int64)
+    frames = np.arange(prediction.num_frames) + 0.5  # a frame's centre, as a window's centre is counted
+    after = np.clip(np.searchsorted(centres, frames), 1, len(centres) - 1)
+    before = after - 1
     return np.where(np.abs(frames - centres[before]) <= np.abs(centres[after] - frames), before, after)
 
 

@@ -167,6 +167,18 @@ def test_the_video_is_decoded_once_into_a_buffer_of_one_window(model, videos, mo
         np.testing.assert_array_equal(np.stack(frames), everything[window.first_frame:window.first_frame + 20])
 
 
+def test_each_frame_is_labelled_by_the_window_centred_nearest():
+    from types import SimpleNamespace
+
+    from jna_fast.visualize import frame_windows
+
+    windows = [SimpleNamespace(first_frame=first, num_frames=count) for first, count in window_bounds(57, 20, 10)]
+    chosen = frame_windows(SimpleNamespace(windows=windows, num_frames=57))
+    # centres 10, 20, 30, 40, 47: frame 14 (centre 14.5) is nearer 10, frame 15 (15.5) nearer 20; 43/44 split 40/47.
+    assert chosen[[0, 14, 15, 24, 25, 43, 44, 56]].tolist() == [0, 0, 1, 1, 2, 3, 4, 4]
+    assert frame_windows(SimpleNamespace(windows=windows[:1], num_frames=20)).tolist() == [0] * 20
+
+
 # --- the command and its files ---------------------------------------------------------------------------------
 WINDOW_KEYS = {"index", "start", "end", "first_frame", "num_frames", "classes", "class_indices", "probabilities",
                "scores", "snippet_starts", "attention"}
