@@ -3,6 +3,14 @@
 Each video is decoded and its flow computed on the fly with the algorithm of the training data; prints the top-k
 classes with their probabilities and the most attended snippet (``--json`` for machine-readable output: one JSON
 object per video with the per-snippet attention).
+
+Long videos: ``--window SECONDS [--stride SECONDS] [--out DIR]`` scores windows of ``--window`` seconds every
+``--stride`` seconds (default: half the window), each sampled and scored as a short video is, decoding the video
+once into a ring buffer of one window's frames; prints a table of the windows' top classes with their start and
+end times and the video-level top-k (the mean of the window probabilities). ``--out DIR`` writes
+``predictions.json``, ``timeline.png`` (the top classes over time, each window's snippet attention underneath;
+needs matplotlib) and ``annotated.mp4`` (the video with the current window's label and score on every frame) into
+DIR, or into DIR/<video name> for several videos.
 """
 
 from __future__ import annotations
@@ -11,8 +19,11 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from .cli import ERROR_STATUS, REPORTED_ERRORS, add_debug_option, number_in, report_error, run_command, torch_device
+
+LONG_VIDEO_OUTPUTS = ("predictions.json", "timeline.png", "annotated.mp4")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,12 +32,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="best.pt or last.pt written by python -m jna_fast.train")
     parser.add_argument("videos", nargs="+", help="video files")
     parser.add_argument("--top-k", type=number_in(int, minimum=1), default=5, help="classes shown per video (5)")
-    parser.add_argument("--segments", type=number_in(int, minimum=1), default=25, help="snippets per video (25)")
+    parser.add_argument("--segments", type=number_in(int, minimum=1), default=25,
+                        help="snippets per video, or per window with --window (25)")
     parser.add_argument("--crops", type=int, choices=(1, 3, 10), default=1)
     parser.add_argument("--device", type=torch_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--json", action="store_true", help="one JSON object per video")
+    parser.add_argument("--window", type=number_in(float, above=0), default=None, metavar="SECONDS",
+                        help="long videos: score windows of this many seconds (a shorter video is one window)")
+    parser.add_argument("--stride", type=number_in(float, above=0), default=None, metavar="SECONDS",
+                        help="with --window: seconds between window starts (default: half the window)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="with --window: write predictions.json, timeline.png and annotated.mp4 here")
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    if args.window is None:
+        for option in ("stride", "out"):
+            if getattr(args, option) is not None:
+                parser.error(f"argument --{option}: applies to long videos, with --window SECONDS")
+    elif args.out is not None and len(args.videos) > 1:
+        stems = [Path(video).stem for video in args.videos]
+        repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+        if repeated:
+            parser.error(f"argument --out: several videos are named {', '.join(repeated)}; their outputs would go "
+                         f"to the same folder {args.out / repeated[0]} (run them one at a time)")
     return run_command(lambda: predict_videos(args), args.debug)
 
 
@@ -39,13 +67,37 @@ def predict_videos(args: argparse.Namespace) -> int:
     status = 0
     for video in args.videos:
         try:
-            prediction = model.predict(video, top_k=args.top_k, segments=args.segments, crops=args.crops)
+            if args.window is None:
+                prediction = model.predict(video, top_k=args.top_k, segments=args.segments, crops=args.crops)
+                text = json.dumps(dataclasses.asdict(prediction)) if args.json else str(prediction)
+            else:
+                prediction = predict_long(model, video, args)
+                text = json.dumps(prediction.to_dict()) if args.json else str(prediction)
         except REPORTED_ERRORS as error:
             report_error(error, args.debug)
             status = ERROR_STATUS
             continue
-        print(json.dumps(dataclasses.asdict(prediction)) if args.json else prediction, flush=True)
+        print(text, flush=True)
     return status
+
+
+def predict_long(model, video: str, args: argparse.Namespace):
+    """The sliding-window prediction of one video, and its files when ``--out`` is given."""
+    from .files import remove_stale_temporaries
+    from .inference import predict_long_video
+
+    stride = args.stride if args.stride is not None else args.window / 2
+    prediction = predict_long_video(model, video, window=args.window, stride=stride, top_k=args.top_k,
+                                    segments=args.segments, crops=args.crops)
+    if args.out is not None:
+        from .visualize import write_annotated_video, write_predictions_json, write_timeline
+
+        out = args.out if len(args.videos) == 1 else args.out / Path(video).stem
+        remove_stale_temporaries(out, LONG_VIDEO_OUTPUTS)
+        write_predictions_json(prediction, out / "predictions.json")
+        write_timeline(prediction, out / "timeline.png")
+        write_annotated_video(prediction, video, out / "annotated.mp4")
+    return prediction
 
 
 if __name__ == "__main__":

@@ -79,6 +79,31 @@ def _online_clip_uint8(request: ClipRequest, online_flow: OnlineFlow) -> tuple[n
     return rgb, online_flow.stacks(frames, request.flows)
 
 
+def clip_views(frames, flow_images, crops, rgb_size: tuple[int, int], flow_size: tuple[int, int], size: int,
+               flow_length: int) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """The views of one clip, one per crop: RGB float32 [T, 3, S, S] and flow [T, 2L, S, S], from its uint8 RGB
+    frames [T, H, W, 3] and its flow images (T * 2L greyscale [h, w], a snippet's stack in channel order; None
+    for a model without a flow branch: the flow views are then None). One resize per crop window: a mirrored view
+    reuses its unmirrored twin's. Shared by the loader and the long-video prediction (jna_fast/inference.py), so
+    both cut and normalise a clip the same way."""
+    num_snippets = len(frames)
+    windows: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+    rgb_views, flow_views = [], []
+    for crop in crops:
+        window = (crop.top, crop.left, crop.height, crop.width)
+        if window not in windows:
+            rgb_roi, flow_roi = crop.roi(*rgb_size), crop.roi(*flow_size)
+            rgb = np.stack([crop_and_resize(frame, rgb_roi, size) for frame in frames])
+            flow = (None if flow_images is None else
+                    np.stack([crop_and_resize(image, flow_roi, size) for image in flow_images])
+                    .reshape(num_snippets, 2 * flow_length, size, size))
+            windows[window] = rgb, flow
+        rgb, flow = windows[window]
+        rgb_views.append(normalise_rgb(rgb, crop.flip))
+        flow_views.append(None if flow is None else normalise_flow(flow, flow_length, crop.flip))
+    return rgb_views, flow_views
+
+
 class PyAVBackend:
     """``online_flow`` (an OnlineFlow): compute every clip's flow from its video's frames instead of reading it."""
 
@@ -93,26 +118,15 @@ class PyAVBackend:
         """The clip's views: RGB [T, 3, S, S] and flow [T, 2L, S, S] per crop, from one decode of its frames (and
         of its flow: read from the rawframes folder, or computed online once for all views) and one resize per
         window: a mirrored view reuses its unmirrored twin's."""
-        size, num_snippets = self.size, len(request.starts)
+        size = self.size
         if request.folder is None:
             frames, flow_stacks = _online_clip_uint8(request, self.online_flow)
             flow_images = flow_stacks.reshape(-1, *flow_stacks.shape[2:])
         else:
             frames = _rgb_frames_uint8(request)
             flow_images = [_read_image(path, cv2.IMREAD_GRAYSCALE, request.flow_size) for path in _flow_files(request)]
-        windows: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
-        rgb_views, flow_views = [], []
-        for crop in request.crops:
-            window = (crop.top, crop.left, crop.height, crop.width)
-            if window not in windows:
-                rgb_roi, flow_roi = crop.roi(*request.rgb_size), crop.roi(*request.flow_size)
-                rgb = np.stack([crop_and_resize(frame, rgb_roi, size) for frame in frames])
-                flow = np.stack([crop_and_resize(image, flow_roi, size) for image in flow_images])
-                windows[window] = rgb, flow.reshape(num_snippets, 2 * self.flow_length, size, size)
-            rgb, flow = windows[window]
-            rgb_views.append(normalise_rgb(rgb, crop.flip))
-            flow_views.append(normalise_flow(flow, self.flow_length, crop.flip))
-        return rgb_views, flow_views
+        return clip_views(frames, flow_images, request.crops, request.rgb_size, request.flow_size, size,
+                          self.flow_length)
 
     def _try_clip(self, request: ClipRequest):
         try:

@@ -112,3 +112,56 @@ def decode_frames(path: Path, indices) -> np.ndarray:
     if position < last:
         raise DataError(f"{path}: truncated video: decoded {position + 1} frames, frame {last} (0-based) needed")
     return np.stack([found[int(i)] for i in indices])
+
+
+class VideoStream:
+    """A video's frames decoded once, in order, as uint8 RGB ``[H, W, 3]`` (:func:`frame_to_rgb`), without
+    holding more than the frame being yielded: ``with VideoStream(path) as video: for rgb in video: ...``.
+    ``fps`` is the stream's average frame rate (frames are timed by their index: frame i is at i / fps seconds);
+    ``frames_read`` counts the frames yielded so far. Iterating twice raises: a second pass opens a new stream."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.frames_read = 0
+        self._iterated = False
+        try:
+            self._container = av.open(str(self.path))
+        except (av.FFmpegError, OSError, IndexError, ValueError) as error:
+            raise _unreadable(self.path, error) from error
+        try:
+            if not self._container.streams.video:
+                raise DataError(f"{self.path}: no video stream (truncated or not a video file)")
+            stream = self._container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            if not rate or float(rate) <= 0:
+                raise DataError(f"{self.path}: the video stream declares no frame rate, so its frames cannot be "
+                                f"timed")
+            self.rate = rate  # a Fraction: the annotated copy is written at exactly this rate
+            self.fps = float(rate)
+            context = stream.codec_context
+            self.height, self.width = context.height, context.width
+        except BaseException:
+            self._container.close()
+            raise
+
+    def __iter__(self):
+        if self._iterated:
+            raise RuntimeError(f"{self.path}: a VideoStream is decoded once; open a new one for another pass")
+        self._iterated = True
+        try:
+            for frame in self._container.decode(video=0):
+                rgb = frame_to_rgb(frame)
+                self.frames_read += 1
+                yield rgb
+        except (av.FFmpegError, OSError, IndexError, ValueError) as error:
+            raise DataError(f"{self.path}: unreadable video after {self.frames_read} frames "
+                            f"({type(error).__name__}: {error})") from error
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "VideoStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

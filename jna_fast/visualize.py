@@ -1,0 +1,143 @@
+"""Pictures and videos of a long-video prediction (jna_fast.inference.predict_long_video).
+
+- :func:`write_predictions_json`: ``predictions.json``, the prediction's JSON form;
+- :func:`write_timeline`: a PNG of the top classes' probabilities over time, window by window, with the attention
+  each window put on its snippets drawn underneath (needs matplotlib, imported only here);
+- :func:`write_annotated_video`: an MP4 copy of the video with the label and score of the current window drawn on
+  every frame, written in a second streaming pass over the video (the windows must all be scored before the
+  first frame can be labelled by the window centred nearest to it), so memory stays flat here too.
+
+Every file is written atomically (jna_fast/files.py): a failure leaves what was there before.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .files import write_atomically
+
+TIMELINE_CLASSES = 5
+
+
+def write_predictions_json(prediction, path) -> None:
+    """``prediction.to_dict()`` as indented JSON."""
+    text = json.dumps(prediction.to_dict(), indent=1).encode("utf-8")
+    write_atomically(path, lambda handle: handle.write(text))
+
+
+def timeline_classes(prediction, count: int = TIMELINE_CLASSES) -> list[int]:
+    """The classes a timeline shows: the ``count`` best by the video-level mean (ties: lower index first)."""
+    mean = np.mean([w.scores for w in prediction.windows], axis=0)
+    return sorted(range(len(mean)), key=lambda c: (-mean[c], c))[:count]
+
+
+def write_timeline(prediction, path, classes: int = TIMELINE_CLASSES) -> None:
+    """The timeline PNG of ``prediction`` (a LongVideoPrediction) at ``path``: above, the probability of the
+    ``classes`` best classes in each window, placed at the window's centre; below, one row per window with a dot
+    per snippet at its start time, coloured by its attention relative to uniform (1 = the mean weight)."""
+    from .evaluate import pyplot
+
+    plt = pyplot()
+    fps, windows = prediction.fps, prediction.windows
+    centres = np.array([(w.start + w.end) / 2 for w in windows])
+    figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 5.5),
+                                         gridspec_kw={"height_ratios": [2, 1.3]})
+    for c in timeline_classes(prediction, classes):
+        top.plot(centres, [w.scores[c] for w in windows], marker="o", markersize=3,
+                 label=prediction.class_names[c])
+    top.set_ylim(0, 1)
+    top.set_ylabel("probability")
+    top.legend(fontsize=7, loc="upper right", ncol=2)
+    top.grid(alpha=0.3)
+    top.set_title(f"{Path(prediction.video).name}: {len(windows)} windows of {prediction.window:g} s every "
+                  f"{prediction.stride:g} s; video: {prediction.classes[0]} ({prediction.probabilities[0]:.0%}, "
+                  f"mean of the windows)", fontsize=8)
+    times = [t / fps for w in windows for t in w.snippet_starts]
+    rows = [w.index for w in windows for _ in w.snippet_starts]
+    relative = [a * len(w.attention) for w in windows for a in w.attention]
+    # Smaller dots as windows multiply, so a long video's rows stay apart.
+    dots = bottom.scatter(times, rows, c=relative, cmap="viridis", s=max(1.0, min(10.0, 400 / len(windows))),
+                          marker="s", vmin=0,
+                          vmax=max(2.0, max(relative)))
+    bottom.set_ylabel("window")
+    bottom.set_xlabel("time (s)")
+    bottom.invert_yaxis()
+    bottom.set_xlim(0, prediction.duration)
+    colourbar = figure.colorbar(dots, ax=[top, bottom], location="right", fraction=0.03, pad=0.02)
+    colourbar.set_label("snippet attention / uniform", fontsize=7)
+    write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
+    plt.close(figure)
+
+
+def frame_windows(prediction) -> np.ndarray:
+    """For each frame of the video, the index of the window whose centre is nearest to it (ties: the earlier)."""
+    centres = np.array([w.first_frame + w.num_frames / 2 for w in prediction.windows])
+    if len(centres) == 1:
+        return np.zeros(prediction.num_frames, dtype=np.int64)
+    frames = np.arange(prediction.num_frames) + 0.5  # a frame's centre, as a window's centre is counted
+    after = np.clip(np.searchsorted(centres, frames), 1, len(centres) - 1)
+    before = after - 1
+    return np.where(np.abs(frames - centres[before]) <= np.abs(centres[after] - frames), before, after)
+
+
+def _label(image: np.ndarray, lines: list[str]) -> np.ndarray:
+    """``image`` (RGB uint8) with ``lines`` written top-left in white on a dark band, sized to its width."""
+    import cv2
+
+    height, width = image.shape[:2]
+    scale = max(0.3, width / 640)
+    thickness = max(1, round(scale * 1.5))
+    line_height = int(22 * scale) + 4
+    band = image[: line_height * len(lines) + 4]
+    band[:] = (band * 0.4).astype(np.uint8)  # darken, so the text reads on any background
+    for row, text in enumerate(lines):
+        cv2.putText(image, text, (4, line_height * (row + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                    thickness, cv2.LINE_AA)
+    return image
+
+
+def write_annotated_video(prediction, video_path, path, codec: str | None = None) -> int:
+    """An MP4 copy of ``video_path`` at ``path``, each frame labelled with the top class and score of its window
+    (:func:`frame_windows`) and the time; decoded and encoded one frame at a time. Returns the frames written
+    (the video's, all of them). ``codec``: libx264 when this FFmpeg has it, else mpeg4."""
+    import av
+
+    from .data.errors import DataError
+    from .data.pyav import VideoStream
+
+    windows = prediction.windows
+    chosen = frame_windows(prediction)
+    if codec is None:
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    written = 0
+
+    def encode(handle) -> None:
+        nonlocal written
+        with VideoStream(video_path) as video, av.open(handle, "w", format="mp4") as container:
+            stream = container.add_stream(codec, rate=video.rate)
+            # 4:2:0 chroma needs even sides: odd ones get one black row or column.
+            stream.height, stream.width = video.height + video.height % 2, video.width + video.width % 2
+            stream.pix_fmt = "yuv420p"
+            for index, rgb in enumerate(video):
+                if index >= len(chosen):
+                    raise DataError(f"{video_path}: more frames than when it was scored ({prediction.num_frames}); "
+                                    f"the file changed in between")
+                window = windows[int(chosen[index])]
+                image = np.zeros((stream.height, stream.width, 3), np.uint8)
+                image[: rgb.shape[0], : rgb.shape[1]] = rgb
+                _label(image, [f"{window.classes[0]} {window.probabilities[0]:.0%}",
+                               f"{index / prediction.fps:.1f}s"])
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    container.mux(packet)
+                written += 1
+            for packet in stream.encode():
+                container.mux(packet)
+        if written != prediction.num_frames:
+            raise DataError(f"{video_path}: {written} frames decoded, {prediction.num_frames} when it was scored; "
+                            f"the file changed in between")
+
+    write_atomically(path, encode)
+    return written
