@@ -2,7 +2,9 @@
 
 Upload a video (or pick one of the bundled synthetic examples, offered when the checkpoint was trained on the
 synthetic set) and the page shows the top-5 classes with their probabilities and the attention strip: each
-snippet's RGB frame, its flow magnitude and its attention weight. The video goes through the same inference code
+snippet's RGB frame, its flow magnitude and its attention weight; for a video longer than two windows
+(``--window``, 2 s), the timeline of ``python -m jna_fast.predict --window``: each window's class probabilities
+over time and the attention on its snippets. The video goes through the same inference code
 as ``python -m jna_fast.predict`` and ``JNA.predict`` (``jna_fast.inference``), so the page shows what they print.
 
 Needs gradio (``pip install 'jna_fast[demo]'``); importing this module does not.
@@ -17,10 +19,12 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import REPORTED_ERRORS, add_debug_option, describe, number_in, run_command, torch_device
+from .inference import check_window_seconds
 
 logger = logging.getLogger("jna_fast.demo")
 
@@ -40,13 +44,36 @@ class DemoResult:
     top: dict[str, float] | None = None         # the top-k class names -> probabilities, most probable first
     strip: "object | None" = None               # the attention strip, uint8 RGB [H, W, 3] (numpy)
     prediction: "object | None" = None          # the jna_fast.inference.VideoPrediction
+    timeline: str | None = None                 # PNG of the sliding-window timeline, for a long video
 
 
 class Demo:
     """The demo's computation, without any user interface: a video file in, :class:`DemoResult` out."""
 
-    def __init__(self, model, *, segments: int = 25, crops: int = 1, top_k: int = TOP_K):
+    def __init__(self, model, *, segments: int = 25, crops: int = 1, top_k: int = TOP_K, window: float = 2.0,
+                 stride: float = 1.0):
         self.model, self.segments, self.crops, self.top_k = model, segments, crops, top_k
+        self.window, self.stride = window, stride
+        self._timelines = None  # a folder of this process's own, made on the first long video
+
+    def timeline(self, video) -> str | None:
+        """The timeline PNG of ``video`` when it lasts more than two windows (else None): the sliding windows of
+        ``python -m jna_fast.predict --window``, drawn by the same code."""
+        from .data.pyav import VideoStream, probe_video
+        from .inference import predict_long_video
+        from .visualize import write_timeline
+
+        with VideoStream(video) as stream:  # opened for its frame rate only, not decoded
+            fps = stream.fps
+        if probe_video(Path(video)).num_frames / fps <= 2 * self.window:
+            return None
+        prediction = predict_long_video(self.model, video, window=self.window, stride=self.stride,
+                                        top_k=self.top_k, segments=self.segments, crops=self.crops)
+        if self._timelines is None:
+            self._timelines = Path(tempfile.mkdtemp(prefix="jna_fast_demo_"))
+        path = self._timelines / f"timeline_{len(list(self._timelines.iterdir()))}.png"
+        write_timeline(prediction, path)
+        return str(path)
 
     def classify(self, video: str | os.PathLike | None) -> DemoResult:
         """Classify ``video`` as ``model.predict`` does and draw its attention strip. Bad input (a corrupt or
@@ -70,14 +97,19 @@ class Demo:
         message = (f"**{prediction.classes[0]}** ({prediction.probabilities[0]:.1%}); most attended snippet: frame "
                    f"{prediction.snippet_starts[peak]} (weight {prediction.attention[peak]:.2f} of "
                    f"{len(prediction.attention)} snippets)")
-        return DemoResult(message, dict(zip(prediction.classes, prediction.probabilities)), strip, prediction)
+        try:
+            timeline = self.timeline(video)
+        except REPORTED_ERRORS as error:
+            logger.warning("%s", describe(error))
+            return DemoResult(f"error: {describe(error).replace(str(video), Path(video).name)}")
+        return DemoResult(message, dict(zip(prediction.classes, prediction.probabilities)), strip, prediction,
+                          timeline)
 
     def outputs(self, video: str | None) -> tuple:
         """The values of the page's output components, in the order :func:`build_interface` lists them
-        (``outputs = [...]`` there): the top classes, the attention strip, the message. A new output (such as a
-        timeline of a long video) is one more component there and one more value here."""
+        (``outputs = [...]`` there): the top classes, the attention strip, the message, the timeline."""
         result = self.classify(video)
-        return result.top, result.strip, result.message
+        return result.top, result.strip, result.message, result.timeline
 
 
 # --- synthetic examples ---------------------------------------------------------------------------------------------
@@ -139,8 +171,11 @@ def build_interface(demo: Demo, examples: list[tuple[str, Path]], title: str):
                 message = gr.Markdown("Upload a video or pick an example.", elem_id="message")
         strip = gr.Image(label="Attention strip: each snippet's RGB frame, flow magnitude and attention weight",
                          type="numpy", interactive=False, elem_id="strip")
+        timeline = gr.Image(label=f"Timeline (videos over {2 * demo.window:g} s): class probabilities of "
+                                  f"{demo.window:g} s windows every {demo.stride:g} s, and each snippet's attention",
+                            type="filepath", interactive=False, elem_id="timeline")
         # The order of Demo.outputs' values.
-        outputs = [top, strip, message]
+        outputs = [top, strip, message, timeline]
         video.change(demo.outputs, inputs=video, outputs=outputs)
     return page
 
@@ -155,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
     parser.add_argument("--segments", type=number_in(int, minimum=1), default=25, help="snippets per video (25)")
     parser.add_argument("--device", type=torch_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--window", type=lambda v: check_window_seconds("--window", v), default=2.0,
+                        help="seconds per window of a long video's timeline (2.0); videos over two windows get one")
+    parser.add_argument("--stride", type=lambda v: check_window_seconds("--stride", v), default=1.0,
+                        help="seconds between the timeline's windows (1.0)")
     parser.add_argument("--examples-cache", default=None,
                         help="where the synthetic examples are written (default: $JNA_FAST_CACHE/demo, "
                         "JNA_FAST_CACHE defaulting to ~/.cache/jna_fast)")
@@ -176,7 +215,7 @@ def serve(args: argparse.Namespace) -> None:
     cache = Path(args.examples_cache) if args.examples_cache else cache_root() / "demo"
     examples = synthetic_examples(model, cache)
     title = f"{Path(args.checkpoint).name}, {len(model.class_names)} classes"
-    page = build_interface(Demo(model, segments=args.segments), examples, title)
+    page = build_interface(Demo(model, segments=args.segments, window=args.window, stride=args.stride), examples, title)
     page.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(cache)], show_error=False)
 
 

@@ -10,6 +10,10 @@ import pytest
 from jna_fast import JNA
 from jna_fast.data.synthetic import encode_video, plan_video, render_video
 from jna_fast.demo import Demo, main, synthetic_examples
+from jna_fast.inference import predict_long_video
+from jna_fast.visualize import write_timeline
+
+plt = pytest.importorskip("matplotlib.pyplot")
 
 SEGMENTS = 5
 
@@ -39,8 +43,30 @@ def test_the_demo_shows_what_predict_says_and_the_attention_strip(model, tmp_pat
     # The strip: one column per snippet (RGB frame, flow magnitude, weight bar), drawn as an RGB image.
     assert result.strip.dtype == np.uint8 and result.strip.ndim == 3 and result.strip.shape[2] == 3
     assert result.strip.shape[0] > 100 and result.strip.shape[1] > 100 and result.strip.std() > 0
-    top, strip, message = Demo(model, segments=SEGMENTS).outputs(clip)
+    top, strip, message, timeline = Demo(model, segments=SEGMENTS).outputs(clip)
     assert top == result.top and np.array_equal(strip, result.strip) and message == result.message
+    assert timeline is None and result.timeline is None  # 16 frames at 25 fps: shorter than two windows
+
+
+def test_a_long_video_gets_the_timeline_of_predict_window(model, tmp_path):
+    from jna_fast.data.synthetic import CLASS_CATALOGUE
+
+    specs = [spec for spec in CLASS_CATALOGUE if spec.name in ("SlideLeft", "SlideRight")]
+    frames = np.concatenate([render_video(plan_video(spec, 0, 1, 1, frames=25, height=48, width=48, seed=3))
+                             for spec in specs * 2])
+    video = tmp_path / "long.avi"
+    encode_video(frames, video)  # 100 frames: 4 s at 25 fps, over two 1.5 s windows
+    demo = Demo(model, segments=SEGMENTS, window=1.5, stride=0.5)
+    result = demo.classify(video)
+    expected = predict_long_video(model, video, window=1.5, stride=0.5, segments=SEGMENTS)
+    # 38-frame windows every 12 frames while they fit (0..60), then one ending on the last frame.
+    assert [w.first_frame for w in expected.windows] == [0, 12, 24, 36, 48, 60, 62]
+    write_timeline(expected, tmp_path / "expected.png")
+    image = plt.imread(result.timeline)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.std() > 0
+    assert np.array_equal(image, plt.imread(tmp_path / "expected.png"))  # predict --window's timeline, drawn alike
+    # Another long video gets a timeline file of its own.
+    assert demo.classify(video).timeline != result.timeline
 
 
 def test_a_corrupt_or_missing_video_is_a_message_not_an_exception(model, tmp_path):
@@ -51,7 +77,7 @@ def test_a_corrupt_or_missing_video_is_a_message_not_an_exception(model, tmp_pat
     assert result.message.startswith("error: corrupt.avi: ") and "\n" not in result.message, result.message
     assert str(tmp_path) not in result.message  # the upload's name, not the server's path
     assert result.top is None and result.strip is None and result.prediction is None
-    assert demo.outputs(corrupt) == (None, None, result.message)
+    assert demo.outputs(corrupt) == (None, None, result.message, None)
     missing = tmp_path / "missing.avi"
     assert demo.classify(missing).message == "error: missing.avi: no such video file"
     assert demo.classify(None).message == "Upload a video or pick an example."
