@@ -185,9 +185,10 @@ def export_onnx(model, size: int | None = None, metadata: dict | None = None):
     level = registration.level
     registration.setLevel(logging.ERROR)  # its warnings are about torchvision ops this model does not use
     try:
-        onnx_program = torch.onnx.export(program, dynamo=True, opset_version=ONNX_OPSET, verbose=False,
-                                         input_names=list(input_names(streams)),
-                                         output_names=list(output_names(streams)))
+        with _quiet_torch_internals():
+            onnx_program = torch.onnx.export(program, dynamo=True, opset_version=ONNX_OPSET, verbose=False,
+                                             input_names=list(input_names(streams)),
+                                             output_names=list(output_names(streams)))
     finally:
         registration.setLevel(level)
     proto = onnx_program.model_proto
