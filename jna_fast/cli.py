@@ -1,6 +1,6 @@
 """What every command shares: how it reports an error, and how it checks the numbers and devices it is given.
 
-The error policy of every command (train, evaluate, predict, ablate, flow extract, data.synthetic): a failure due
+The error policy of every command (train, evaluate, predict, ablate, export, flow extract, data.synthetic): a failure due
 to its input, its files or its options (jna_fast's own errors, :class:`jna_fast.errors.JnaFastError` and the
 ValueErrors of its checks; OS errors such as a missing input, a read-only or full disk; a missing optional
 dependency) prints one line ``error: <file or option>: <problem>`` on stderr and exits with status 2. The
