@@ -9,8 +9,8 @@ The three are timed interleaved (each round runs every one once, in a fresh rand
 shared with other work all three see the same contention; the figure is the median over the rounds. Weights are
 random (the attention vectors too, so the attention is not the uniform average); float32, contiguous memory format,
 torch and ONNX Runtime with the same number of threads (``--threads``; on a machine whose cores are busy with
-other work, torch's OpenMP threads wait for each other and one thread can be the faster). The outputs of the exported models are checked against
-eager's before timing.
+other work, torch's OpenMP threads wait for each other and one thread can be the faster). The outputs of the
+exported models are checked against eager's before timing.
 """
 
 from __future__ import annotations

@@ -15,9 +15,11 @@ training crop size: ``rgb [batch, segments, 3, size, size]``, ``flow [batch, seg
 branch the model has (``logits_rgb``, ``logits_flow``) and ``attention`` (``[batch, segments]``, 0 at padding; the
 uniform average over the real snippets for average consensus and one-stream models).
 
-The exported graph checks nothing about its inputs beyond what the runtime does (ONNX Runtime checks the declared
-channel and crop sizes, not that rgb, flow and mask agree on batch and segments); :func:`check_inputs` checks a
-feed against the metadata and names the input that is wrong.
+Input checks: the pt2 program's module checks every input's shape (torch.export's guards: channels, crop size,
+one batch and one number of snippets), and the fused op rejects an all-False mask row. The ONNX graph can check
+nothing: ONNX Runtime checks the declared channel and crop sizes, not that rgb, flow and mask agree on batch and
+segments, and an all-False mask row gives zeros. :func:`check_inputs` checks a feed against the metadata and names
+the input that is wrong.
 """
 
 from __future__ import annotations
@@ -113,9 +115,10 @@ def _require_extension(what: str) -> None:
 
     status = extension_status()
     if not status.loaded or "cpu" not in status.compiled_backends:
+        reason = status.error or "built without them"
         raise ExportError(f"{what} traces the fused jna_fast ops through their registered schemas, which needs "
-                          f"jna_fast's compiled extension with its CPU kernels ({status.error or 'built without them'}); "
-                          f"build it with pip install -e .")
+                          f"jna_fast's compiled extension with its CPU kernels ({reason}); build it with "
+                          f"pip install -e .")
 
 
 def export_program(model, size: int | None = None):
@@ -306,7 +309,7 @@ def export_model(checkpoint, format: str, out) -> dict:
 
 def load_pt2(path):
     """``(ExportedProgram, metadata)`` of a ``.pt2`` written by :func:`export_model`; ``program.module()`` runs
-    it (on CPU tensors; ``.to("cuda")`` moves it where the extension has CUDA kernels)."""
+    it. It is traced on CPU tensors, and tested on them only."""
     import torch
 
     from . import ops  # noqa: F401  (loads the extension: the program's jna_fast ops and their fake kernels)
