@@ -9,6 +9,8 @@ exactly 0 (masked attention, one-snippet clips). Fresh random inputs every run; 
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -265,8 +267,8 @@ def test_command(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "model.onnx"
     assert main([str(tiny_checkpoint), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"ONNX opset {ONNX_OPSET}" in printed and "input  rgb" in printed and "flow" not in printed.split(
-        "output")[0].split("input  rgb")[1]
+    assert f"ONNX opset {ONNX_OPSET}" in printed
+    assert "input  rgb" in printed and "input  mask" in printed and "input  flow" not in printed  # an RGB model
     assert onnx_metadata(out)["class_names"] == ["a", "b", "c"]
     assert [name for name in os.listdir(tmp_path)] == ["model.onnx"]  # no temporary left
 
@@ -305,3 +307,11 @@ def test_command_never_unpickles(tiny_checkpoint, tmp_path, capsys):
     one_error_line(capsys, str(crafted), "refused")
     assert not marker.exists()
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_model_does_not_import_export():
+    """The export sits above the model: importing the model (and training) never loads it."""
+    code = "import sys, jna_fast.models, jna_fast.train; print('jna_fast.export' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.stdout.strip() == "False"
