@@ -195,9 +195,11 @@ def export_onnx(model, size: int | None = None, metadata: dict | None = None):
     finally:
         registration.setLevel(level)
     proto = onnx_program.model_proto
-    foreign = sorted({node.domain for node in proto.graph.node if node.domain not in ("", "ai.onnx")})
+    nodes = [*proto.graph.node, *(node for function in proto.functions for node in function.node)]
+    domains = {node.domain for node in nodes} | {entry.domain for entry in proto.opset_import}
+    foreign = sorted(domains - {"", "ai.onnx"})
     if foreign:
-        raise ExportError(f"the ONNX graph holds nodes of non-standard domains {foreign}; jna_fast exports only "
+        raise ExportError(f"the ONNX graph uses the non-standard domains {foreign}; jna_fast exports only "
                           f"standard ops")
     _name_dynamic_dims(proto, program)
     if metadata is None and getattr(model, "class_names", None) is not None:
