@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-EXTRAS = {"av": "video", "cv2": "video", "triton": "triton", "nvidia.dali": "dali", "matplotlib": "viz", "gradio": "demo"}
+EXTRAS = {"av": "video", "cv2": "video", "triton": "triton", "nvidia.dali": "dali", "matplotlib": "viz",
+          "onnx": "export", "onnxscript": "export", "onnxruntime": "export", "gradio": "demo"}
 
 
 def require(feature: str, *modules: str) -> None:

@@ -1,8 +1,8 @@
 """What every command shares: how it reports an error, and how it checks the numbers and devices it is given.
 
-The error policy of every command (train, evaluate, predict, ablate, flow extract, data.synthetic): a failure due
-to its input, its files or its options (jna_fast's own errors, :class:`jna_fast.errors.JnaFastError` and the
-ValueErrors of its checks; OS errors such as a missing input, a read-only or full disk; a missing optional
+The error policy of every command (train, evaluate, predict, ablate, export, flow extract, data.synthetic): a
+failure due to its input, its files or its options (jna_fast's own errors, :class:`jna_fast.errors.JnaFastError` and
+the ValueErrors of its checks; OS errors such as a missing input, a read-only or full disk; a missing optional
 dependency) prints one line ``error: <file or option>: <problem>`` on stderr and exits with status 2. The
 traceback is printed too only with ``--debug`` or ``JNA_FAST_DEBUG=1``. Anything else is a bug, and keeps its
 traceback.
