@@ -1,5 +1,5 @@
 """The reference ops (jna_fast.ops.*_ref and the public wrappers with backend="reference") against naive
-loops written straight from DESIGN §2.1/§2.2, plus gradients, masks, overflow and input validation."""
+loops written straight from docs/design.md §3.1/§4.1, plus gradients, masks, overflow and input validation."""
 
 import importlib.util
 import math
