@@ -1,4 +1,4 @@
-"""Op benchmarks (issue 3): cross_stitch and joint_attention_pool per provider, mode, shape and dtype.
+"""Op benchmarks: cross_stitch and joint_attention_pool per provider, mode, shape and dtype.
 
     pytest benchmarks/bench_ops.py --benchmark-only --benchmark-json=ops.json
     python benchmarks/report.py ops.json          # time, GB/s on the floor's bytes, ratio to eager reference
@@ -8,7 +8,7 @@ same under torch.compile), the plain-PyTorch forms a user would write instead (`
 takes the fastest of them, per row, as "eager PyTorch"), and the kernel backends ``cpp``, ``cuda``, ``triton``.
 A provider that cannot serve on this machine is skipped with the backend's own reason
 (jna_fast.ops.availability). Device: CUDA when available, else CPU. Each benchmark records in ``extra_info``
-the floor byte count of DESIGN §3 (each input read once, each output written once) and the GB/s achieved on it
+the floor byte count of docs/design.md §8 (each input read once, each output written once) and the GB/s achieved on it
 at the median time.
 
 On a machine shared with other work, time the providers interleaved instead (each round runs every provider

@@ -1,4 +1,4 @@
-"""Measured copy bandwidth of a device: the ceiling the fused ops' GB/s (DESIGN §3's floor bytes) is judged
+"""Measured copy bandwidth of a device: the ceiling the fused ops' GB/s (docs/design.md §8's floor bytes) is judged
 against. Counts bytes read plus bytes written; median of repeated copies over buffers larger than the caches.
 
     python benchmarks/copy_bandwidth.py [--device cuda] [--mib 1024]

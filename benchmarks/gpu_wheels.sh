@@ -11,8 +11,8 @@
 # packs the parts into batches (DIR/batchNN/, each under 60 MiB: a device call carries at most 64 MiB, the
 # working tree included, which leaves it 4 MiB). It prints one device call per batch -- carry DIR/batchNN, copy
 # its files to /tmp/jna_fast_wheels -- to be made back to back while the machine stays warm (30 s after a
-# call), then `bash benchmarks/gpu_session.sh`, which runs install first. Measured 2026-11-29: DALI 2.4.0 with
-# its nvidia-* libraries and PyAV 18.1.0 come to about 295 MiB, six batches.
+# call), then `bash benchmarks/gpu_session.sh`, which runs install first. DALI with its nvidia-* libraries and
+# PyAV come to several batches.
 # DIR must be ignored by git (.gitignore has /.gpu_wheels/) so that only `carry` moves it.
 set -euo pipefail
 

@@ -3,7 +3,7 @@
     pytest benchmarks/bench_ops.py --benchmark-only --benchmark-json=ops.json
     python benchmarks/report.py ops.json [--markdown]
 
-One row per op, shape, dtype, mode and provider: median time, GB/s on DESIGN §3's floor bytes, and the ratio
+One row per op, shape, dtype, mode and provider: median time, GB/s on docs/design.md §8's floor bytes, and the ratio
 of eager PyTorch's median time to this provider's ("x eager"): eager PyTorch is the fastest plain-PyTorch
 form measured in the same run for that op, shape, dtype and mode (the reference or an ``eager_*`` form of
 bench_ops.py), named in the "eager form" column. A table's ratios come from one run, side by side.

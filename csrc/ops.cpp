@@ -1,4 +1,4 @@
-// Op schemas of jna_fast (DESIGN §2.1, §2.2). Kernels register per backend in csrc/cpu and csrc/cuda;
+// Op schemas of jna_fast (docs/design.md §3, §4). Kernels register per backend in csrc/cpu and csrc/cuda;
 // fake kernels and autograd are attached in Python (jna_fast/_op_rules.py).
 #include <ATen/Parallel.h>
 #include <torch/extension.h>

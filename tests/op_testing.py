@@ -165,7 +165,7 @@ def random_grad_outputs(outputs, seed):
 def make_saturated_pool_case(batch=2, segments=9, channels=64, device="cpu", seed=None) -> PoolCase:
     """Masked features scaled x300 (|scores| up to ~1e3-1e4): the attention saturates, one snippet per clip
     takes almost all the mass, the others keep weights from ~1e-3 down to subnormals, and the true dw is tiny
-    (DESIGN §3's cancellation trap; larger scores underflow every other weight to exactly 0 and hide it)."""
+    (docs/design.md §4.2's cancellation trap; larger scores underflow every other weight to exactly 0 and hide it)."""
     case = make_pool_case(batch, segments, channels, mask="holes", seed=seed)
     case.f_rgb, case.f_flow = case.f_rgb * 300, case.f_flow * 300
     case.f_rgb, case.f_flow, case.w_rgb, case.w_flow = (t.to(device) for t in case.inputs()[:4])

@@ -66,7 +66,7 @@ def test_encode_decode_round_trip_within_half_a_quantisation_step(bound):
     clipped = np.clip(flow, -bound, bound)
     half_step = bound / 255.0
     assert np.abs(decoded - clipped).max() <= half_step * (1 + 1e-5)
-    # the DESIGN formula, value by value
+    # the encoding formula of docs/design.md §6.2, value by value
     expected_x = np.round(255 * (clipped[..., 0] + bound) / (2 * bound))
     np.testing.assert_array_equal(flow_x, expected_x.astype(np.uint8))
     assert encode_flow(np.array([[[-bound, bound]]]), bound)[0][0, 0] == 0

@@ -1,4 +1,4 @@
-"""cross_stitch (DESIGN §2.1) on every backend, one suite with the backend as an axis: the reference (where a
+"""cross_stitch (docs/design.md §3) on every backend, one suite with the backend as an axis: the reference (where a
 case means something for it), cpp, Triton under the interpreter on CPU, and CUDA and Triton on a GPU (``cuda``
 marker; skipped without a device). Every fused backend gets every case: the accuracy rule of
 tests/op_testing.py on odd shapes and every layout (contiguous, channels_last, non-contiguous, mixed,

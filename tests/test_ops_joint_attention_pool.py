@@ -1,4 +1,4 @@
-"""joint_attention_pool (DESIGN §2.2) on every backend, one suite with the backend as an axis: the reference
+"""joint_attention_pool (docs/design.md §4) on every backend, one suite with the backend as an axis: the reference
 (where a case means something for it), cpp, Triton under the interpreter on CPU, and CUDA and Triton on a GPU
 (``cuda`` marker; skipped without a device). Every fused backend gets every case: the accuracy rule of
 tests/op_testing.py (odd shapes, T = 1, odd C, masks, large and saturated scores, non-contiguous and misaligned
@@ -82,8 +82,8 @@ def test_large_scores(backend, mask, dtype):
 
 @pytest.mark.parametrize("backend", FUSED)
 def test_saturated_attention(backend):
-    """DESIGN §3's trap, many draws: features x300, one snippet per clip takes almost all the attention and the
-    true dw is tiny; the floor is relative to the result (the expanded one-pass backward failed 1 draw in 4)."""
+    """docs/design.md §4.2's trap, many draws: features x300, one snippet per clip takes almost all the attention
+    and the true dw is tiny; the floor is relative to the result (the expanded one-pass backward failed 1 draw in 4)."""
     for _ in range(12 if backend.interpreted else 40):
         check(backend, make_saturated_pool_case(device=backend.device), saturated=True)
 

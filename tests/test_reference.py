@@ -1,5 +1,5 @@
 """The reference ops (jna_fast.ops.*_ref and the public wrappers with backend="reference") against naive
-loops written straight from DESIGN §2.1/§2.2, plus gradients, masks, overflow and input validation."""
+loops written straight from docs/design.md §3.1/§4.1, plus gradients, masks, overflow and input validation."""
 
 import importlib.util
 import math
@@ -137,7 +137,7 @@ def _pool_inputs():
     "position,bad,error,match",
     [
         (0, torch.zeros(2, 3), ValueError, r"f_rgb: expected snippet features \[B, T, C\]"),
-        (1, torch.zeros(2, 3, 5), ValueError, r"f_flow: expected the shape of f_rgb \(2, 3, 4\)"),
+        (1, torch.zeros(2, 3, 5), ValueError, r"f_flow: expected the shape of f_rgb \[2, 3, 4\]"),
         (1, torch.zeros(2, 3, 4, dtype=torch.float64), TypeError, r"f_flow: expected the dtype of f_rgb"),
         (2, torch.zeros(5), ValueError, r"w_rgb: expected shape \[C\] = \[4\]"),
         (3, torch.zeros(4, 1), ValueError, r"w_flow: expected shape \[C\] = \[4\]"),
@@ -159,7 +159,7 @@ def test_pool_bad_inputs(position, bad, error, match):
     "position,bad,error,match",
     [
         (0, torch.zeros(2, 3, 4), ValueError, r"x_rgb: expected a 4-d feature map"),
-        (1, torch.zeros(2, 3, 4, 6), ValueError, r"x_flow: expected the shape of x_rgb \(2, 3, 4, 5\)"),
+        (1, torch.zeros(2, 3, 4, 6), ValueError, r"x_flow: expected the shape of x_rgb \[2, 3, 4, 5\]"),
         (1, torch.zeros(2, 3, 4, 5, dtype=torch.bfloat16), TypeError, r"x_flow: expected the dtype of x_rgb"),
         (2, torch.zeros(3, 4), ValueError, r"alpha: expected shape \[C, 2, 2\] = \[3, 2, 2\]"),
         (2, torch.zeros(3, 2, 2, dtype=torch.int64), TypeError, r"alpha: expected a float32"),

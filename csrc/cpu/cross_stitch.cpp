@@ -1,4 +1,4 @@
-// cross_stitch on CPU (DESIGN §2.1): one pass over the feature maps forward and backward.
+// cross_stitch on CPU (docs/design.md §3): one pass over the feature maps forward and backward.
 //   y_rgb = a00 x_rgb + a01 x_flow,  y_flow = a10 x_rgb + a11 x_flow              (a = alpha[c], per channel)
 //   dx_rgb = a00 dy_rgb + a10 dy_flow,  dx_flow = a01 dy_rgb + a11 dy_flow,  dalpha[c,i,j] = sum dy_i x_j
 // NCHW: parallel over (n, c) planes, vectorised over H*W with the plane's four coefficients broadcast.
@@ -338,17 +338,9 @@ at::Tensor empty_in_layout(const at::Tensor& like, bool nhwc) {
                                                                       : at::MemoryFormat::Contiguous));
 }
 
-void check_inputs(const at::Tensor& x_rgb, const at::Tensor& x_flow, const at::Tensor& alpha) {
-  TORCH_CHECK(x_rgb.dim() == 4, "cross_stitch: x_rgb must be [N, C, H, W], got ", x_rgb.sizes());
-  TORCH_CHECK(x_flow.sizes() == x_rgb.sizes(), "cross_stitch: x_flow must have the shape of x_rgb ",
-              x_rgb.sizes(), ", got ", x_flow.sizes());
-  TORCH_CHECK(alpha.dim() == 3 && alpha.size(0) == x_rgb.size(1) && alpha.size(1) == 2 && alpha.size(2) == 2,
-              "cross_stitch: alpha must be [C, 2, 2] = [", x_rgb.size(1), ", 2, 2], got ", alpha.sizes());
-}
-
 std::tuple<at::Tensor, at::Tensor> cross_stitch_cpu(const at::Tensor& x_rgb_in, const at::Tensor& x_flow_in,
                                                     const at::Tensor& alpha) {
-  check_inputs(x_rgb_in, x_flow_in, alpha);
+  rules::check_cross_stitch(x_rgb_in, x_flow_in, alpha);
   const bool nhwc = rules::feature_map_is_nhwc(x_rgb_in);
   const auto x_rgb = in_layout(x_rgb_in, x_rgb_in, nhwc);
   const auto x_flow = in_layout(x_flow_in, x_rgb_in, nhwc);
@@ -367,10 +359,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_stitch_backward_cpu(const a
                                                                          const at::Tensor& x_rgb_in,
                                                                          const at::Tensor& x_flow_in,
                                                                          const at::Tensor& alpha) {
-  check_inputs(x_rgb_in, x_flow_in, alpha);
-  TORCH_CHECK(grad_rgb.sizes() == x_rgb_in.sizes() && grad_flow.sizes() == x_rgb_in.sizes(),
-              "cross_stitch_backward: grad_rgb and grad_flow must have the shape of x_rgb ", x_rgb_in.sizes(),
-              ", got ", grad_rgb.sizes(), " and ", grad_flow.sizes());
+  rules::check_cross_stitch_backward(grad_rgb, grad_flow, x_rgb_in, x_flow_in, alpha);
   const bool nhwc = rules::feature_map_is_nhwc(x_rgb_in);
   const auto x_rgb = in_layout(x_rgb_in, x_rgb_in, nhwc);
   const auto x_flow = in_layout(x_flow_in, x_rgb_in, nhwc);

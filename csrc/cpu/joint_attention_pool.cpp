@@ -1,4 +1,4 @@
-// joint_attention_pool on CPU (DESIGN §2.2, §3), parallel over clips, vectorised over C.
+// joint_attention_pool on CPU (docs/design.md §4), parallel over clips, vectorised over C.
 // Forward: one pass over each clip's snippets with an online softmax over tiles of snippets (running max and
 // sum, sums rescaled when the max grows): each tile is scored as its rows stream in and pooled from cache, so f
 // is read from memory once and |scores| up to 1e4 cannot overflow.
@@ -24,7 +24,7 @@ namespace {
 constexpr int64_t kChunkElements = 32768;
 
 // <f_rgb, y_rgb> + <f_flow, y_flow> for the scores (y = w) and for g (y = dp), y in the accumulation type.
-// The accumulation rule shared by every backend (DESIGN §3, jna_fast/triton/joint_attention_pool.py): the
+// The accumulation rule shared by every backend (docs/design.md §4.3, jna_fast/triton/joint_attention_pool.py): the
 // channel sum is formed in the accumulation type (float32; double for double features), and the finished dot,
 // like every per-snippet scalar after it (softmax max and sum, s = sum_t a g / sum_t a, de), is a double. kDotChains
 // independent sums hide the FMA latency.
@@ -272,35 +272,15 @@ int64_t padded_channels(int64_t channels, at::ScalarType features) {
                                                     : at::vec::Vectorized<float>::size());
 }
 
-void check_features(const at::Tensor& f_rgb, const at::Tensor& f_flow, const at::Tensor& w_rgb,
-                    const at::Tensor& w_flow) {
-  TORCH_CHECK(f_rgb.dim() == 3, "joint_attention_pool: f_rgb must be [B, T, C], got ", f_rgb.sizes());
-  TORCH_CHECK(f_flow.sizes() == f_rgb.sizes(), "joint_attention_pool: f_flow must have the shape of f_rgb ",
-              f_rgb.sizes(), ", got ", f_flow.sizes());
-  TORCH_CHECK(f_flow.scalar_type() == f_rgb.scalar_type(), "joint_attention_pool: f_flow must have the dtype of f_rgb");
-  const int64_t channels = f_rgb.size(2);
-  TORCH_CHECK(w_rgb.dim() == 1 && w_rgb.size(0) == channels, "joint_attention_pool: w_rgb must be [C] = [",
-              channels, "], got ", w_rgb.sizes());
-  TORCH_CHECK(w_flow.dim() == 1 && w_flow.size(0) == channels, "joint_attention_pool: w_flow must be [C] = [",
-              channels, "], got ", w_flow.sizes());
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_cpu(const at::Tensor& f_rgb_in,
                                                                         const at::Tensor& f_flow_in,
                                                                         const at::Tensor& w_rgb_in,
                                                                         const at::Tensor& w_flow_in,
                                                                         const std::optional<at::Tensor>& mask_in) {
-  check_features(f_rgb_in, f_flow_in, w_rgb_in, w_flow_in);
+  rules::check_joint_attention_pool(f_rgb_in, f_flow_in, w_rgb_in, w_flow_in, mask_in);
   const int64_t batch = f_rgb_in.size(0), segments = f_rgb_in.size(1), channels = f_rgb_in.size(2);
   at::Tensor mask;
-  if (mask_in.has_value() && mask_in->defined()) {
-    TORCH_CHECK(mask_in->scalar_type() == at::kBool && mask_in->dim() == 2 && mask_in->size(0) == batch &&
-                    mask_in->size(1) == segments,
-                "joint_attention_pool: mask must be a bool [B, T] = [", batch, ", ", segments, "] tensor, got ",
-                mask_in->scalar_type(), " ", mask_in->sizes());
-    mask = mask_in->contiguous();
-    rules::check_mask_rows(mask);
-  }
+  if (mask_in.has_value() && mask_in->defined()) mask = mask_in->contiguous();
   const auto acc = accumulation_type(f_rgb_in.scalar_type());
   const auto f_rgb = f_rgb_in.contiguous();
   const auto f_flow = f_flow_in.contiguous();
@@ -324,16 +304,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_
     const at::Tensor& grad_p_rgb, const at::Tensor& grad_p_flow, const at::Tensor& grad_attention,
     const at::Tensor& f_rgb_in, const at::Tensor& f_flow_in, const at::Tensor& w_rgb_in, const at::Tensor& w_flow_in,
     const at::Tensor& attention_in) {
-  check_features(f_rgb_in, f_flow_in, w_rgb_in, w_flow_in);
+  rules::check_joint_attention_pool_backward(grad_p_rgb, grad_p_flow, grad_attention, f_rgb_in, f_flow_in, w_rgb_in,
+                                             w_flow_in, attention_in);
   const int64_t batch = f_rgb_in.size(0), segments = f_rgb_in.size(1), channels = f_rgb_in.size(2);
-  TORCH_CHECK(grad_p_rgb.sizes() == at::IntArrayRef({batch, channels}) &&
-                  grad_p_flow.sizes() == at::IntArrayRef({batch, channels}),
-              "joint_attention_pool_backward: grad_p_rgb and grad_p_flow must be [B, C] = [", batch, ", ", channels,
-              "], got ", grad_p_rgb.sizes(), " and ", grad_p_flow.sizes());
-  TORCH_CHECK(grad_attention.sizes() == at::IntArrayRef({batch, segments}) &&
-                  attention_in.sizes() == at::IntArrayRef({batch, segments}),
-              "joint_attention_pool_backward: grad_attention and attention must be [B, T] = [", batch, ", ",
-              segments, "], got ", grad_attention.sizes(), " and ", attention_in.sizes());
   const auto f_rgb = f_rgb_in.contiguous();
   const auto f_flow = f_flow_in.contiguous();
   auto df_rgb = empty_output({batch, segments, channels}, f_rgb.options());

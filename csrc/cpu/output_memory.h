@@ -3,10 +3,10 @@
 //
 // Why: the CPU allocator hands large tensors straight from mmap (glibc's threshold for that moves between
 // 128 KiB and 32 MiB with the process's history), so a kernel's first write to each page of its output takes a
-// page fault, and the OS zeroes the page before our kernel overwrites it. Measured on the
-// 2-core dev machine: 77 MB written in 9 ms pre-faulted, 50+ ms fresh with 4 KiB pages; with 2 MiB pages the
-// faults are few but each zeroes 2 MiB, flushing the caches the kernel is working from. The same fwd+bwd of
-// joint_attention_pool (B=32) took between 1.6 and 7.7 ms depending only on where glibc's threshold stood.
+// page fault, and the OS zeroes the page before our kernel overwrites it: writing fresh memory is several times
+// slower than writing pre-faulted memory. With 2 MiB pages the faults are few but each zeroes 2 MiB, flushing the
+// caches the kernel is working from. A kernel's time then depends on where glibc's threshold stands
+// (benchmarks/results/ holds the runs with and without this pool).
 // A training loop allocates the same output shapes every step, so the buffers freed by one step serve the next:
 // no faults, no zeroing, and timings that do not depend on the allocator's mood.
 //

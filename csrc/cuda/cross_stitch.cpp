@@ -1,5 +1,6 @@
-// Torch glue of the CUDA cross_stitch kernels (csrc/cuda/cross_stitch_kernel.cu): checks, layout choice,
-// output and workspace allocation, launch on the current stream. Registered for the CUDA dispatch key.
+// Torch glue of the CUDA cross_stitch kernels (csrc/cuda/cross_stitch_kernel.cu): checks (csrc/op_rules.h),
+// layout choice, output and workspace allocation, launch on the current stream. Registered for the CUDA dispatch
+// key.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -21,23 +22,10 @@ CrossStitchShape stitch_shape(const at::Tensor& x, at::MemoryFormat format) {
                           format == at::MemoryFormat::ChannelsLast ? FeatureLayout::NHWC : FeatureLayout::NCHW};
 }
 
-void check_stitch_inputs(const at::Tensor& x_rgb, const at::Tensor& x_flow, const at::Tensor& alpha) {
-  glue::check_cuda(x_rgb, "x_rgb", x_rgb);
-  glue::check_cuda(x_flow, "x_flow", x_rgb);
-  glue::check_cuda(alpha, "alpha", x_rgb);
-  TORCH_CHECK_VALUE(x_rgb.dim() == 4, "x_rgb: expected a 4-d feature map [N, C, H, W], got shape ", x_rgb.sizes());
-  TORCH_CHECK_VALUE(x_flow.sizes() == x_rgb.sizes(), "x_flow: expected the shape of x_rgb ", x_rgb.sizes(),
-                    ", got ", x_flow.sizes());
-  TORCH_CHECK_TYPE(x_flow.scalar_type() == x_rgb.scalar_type(), "x_flow: expected the dtype of x_rgb (",
-                   x_rgb.scalar_type(), "), got ", x_flow.scalar_type());
-  TORCH_CHECK_VALUE(alpha.dim() == 3 && alpha.size(0) == x_rgb.size(1) && alpha.size(1) == 2 && alpha.size(2) == 2,
-                    "alpha: expected shape [C, 2, 2] = [", x_rgb.size(1), ", 2, 2], got ", alpha.sizes());
-  glue::check_floating(alpha, "alpha");
-}
-
 std::tuple<at::Tensor, at::Tensor> cross_stitch_cuda(const at::Tensor& x_rgb, const at::Tensor& x_flow,
                                                      const at::Tensor& alpha) {
-  check_stitch_inputs(x_rgb, x_flow, alpha);
+  rules::check_cross_stitch(x_rgb, x_flow, alpha);
+  glue::check_on_cuda(x_rgb, "x_rgb");
   const DType features = glue::launcher_dtype(x_rgb.scalar_type(), "x_rgb");
   const c10::cuda::CUDAGuard guard(x_rgb.device());
   const at::MemoryFormat format = rules::feature_map_format(x_rgb);
@@ -58,12 +46,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cross_stitch_backward_cuda(const 
                                                                           const at::Tensor& x_rgb,
                                                                           const at::Tensor& x_flow,
                                                                           const at::Tensor& alpha) {
-  check_stitch_inputs(x_rgb, x_flow, alpha);
-  glue::check_cuda(grad_rgb, "grad_rgb", x_rgb);
-  glue::check_cuda(grad_flow, "grad_flow", x_rgb);
-  TORCH_CHECK_VALUE(grad_rgb.sizes() == x_rgb.sizes() && grad_flow.sizes() == x_rgb.sizes(),
-                    "grad_rgb, grad_flow: expected the shape of x_rgb ", x_rgb.sizes(), ", got ", grad_rgb.sizes(),
-                    " and ", grad_flow.sizes());
+  rules::check_cross_stitch_backward(grad_rgb, grad_flow, x_rgb, x_flow, alpha);
+  glue::check_on_cuda(x_rgb, "x_rgb");
   const DType features = glue::launcher_dtype(x_rgb.scalar_type(), "x_rgb");
   const DType alpha_dtype = glue::launcher_dtype(alpha.scalar_type(), "alpha");
   const c10::cuda::CUDAGuard guard(x_rgb.device());

@@ -1,4 +1,4 @@
-// cross_stitch forward and backward (DESIGN §2.1) as streaming CUDA kernels. CUDA runtime only.
+// cross_stitch forward and backward (docs/design.md §3) as streaming CUDA kernels. CUDA runtime only.
 //
 // The op is a per-channel 2x2 mix, so it is bound by memory traffic: forward reads x_rgb, x_flow and writes
 // y_rgb, y_flow once; backward reads grad_*, x_* and writes dx_* once plus dalpha. The kernels therefore

@@ -1,6 +1,6 @@
-// Torch glue of the CUDA joint_attention_pool kernels (csrc/cuda/joint_attention_pool_kernel.cu): checks,
-// the JNA_FAST_CHECKS=1 mask check, output and workspace allocation, launch on the current stream.
-// Registered for the CUDA dispatch key.
+// Torch glue of the CUDA joint_attention_pool kernels (csrc/cuda/joint_attention_pool_kernel.cu): checks
+// (csrc/op_rules.h, with the JNA_FAST_CHECKS=1 mask check), output and workspace allocation, launch on the
+// current stream. Registered for the CUDA dispatch key.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -19,27 +19,6 @@ namespace jna_fast {
 namespace cuda {
 namespace {
 
-void check_pool_inputs(const at::Tensor& f_rgb, const at::Tensor& f_flow, const at::Tensor& w_rgb,
-                       const at::Tensor& w_flow) {
-  glue::check_cuda(f_rgb, "f_rgb", f_rgb);
-  glue::check_cuda(f_flow, "f_flow", f_rgb);
-  glue::check_cuda(w_rgb, "w_rgb", f_rgb);
-  glue::check_cuda(w_flow, "w_flow", f_rgb);
-  TORCH_CHECK_VALUE(f_rgb.dim() == 3, "f_rgb: expected snippet features [B, T, C], got shape ", f_rgb.sizes());
-  TORCH_CHECK_VALUE(f_rgb.size(1) >= 1, "f_rgb: expected at least one snippet (T >= 1), got T = 0");
-  TORCH_CHECK_VALUE(f_flow.sizes() == f_rgb.sizes(), "f_flow: expected the shape of f_rgb ", f_rgb.sizes(),
-                    ", got ", f_flow.sizes());
-  TORCH_CHECK_TYPE(f_flow.scalar_type() == f_rgb.scalar_type(), "f_flow: expected the dtype of f_rgb (",
-                   f_rgb.scalar_type(), "), got ", f_flow.scalar_type());
-  const int64_t channels = f_rgb.size(2);
-  TORCH_CHECK_VALUE(w_rgb.dim() == 1 && w_rgb.size(0) == channels, "w_rgb: expected shape [C] = [", channels,
-                    "], got ", w_rgb.sizes());
-  TORCH_CHECK_VALUE(w_flow.dim() == 1 && w_flow.size(0) == channels, "w_flow: expected shape [C] = [", channels,
-                    "], got ", w_flow.sizes());
-  glue::check_floating(w_rgb, "w_rgb");
-  glue::check_floating(w_flow, "w_flow");
-}
-
 PoolShape pool_shape(const at::Tensor& f) { return PoolShape{f.size(0), f.size(1), f.size(2)}; }
 
 // A workspace of `elements` accumulators; launchers take nullptr when none is needed.
@@ -54,16 +33,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_cuda(const a
                                                                          const at::Tensor& w_rgb,
                                                                          const at::Tensor& w_flow,
                                                                          const std::optional<at::Tensor>& mask) {
-  check_pool_inputs(f_rgb, f_flow, w_rgb, w_flow);
+  rules::check_joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask);
+  glue::check_on_cuda(f_rgb, "f_rgb");
   const PoolShape shape = pool_shape(f_rgb);
   at::Tensor mask_dense;
   if (mask.has_value() && mask->defined()) {
-    glue::check_cuda(*mask, "mask", f_rgb);
-    TORCH_CHECK_TYPE(mask->scalar_type() == at::kBool, "mask: expected a bool tensor, got ", mask->scalar_type());
-    TORCH_CHECK_VALUE(mask->dim() == 2 && mask->size(0) == shape.batch && mask->size(1) == shape.segments,
-                      "mask: expected shape [B, T] = [", shape.batch, ", ", shape.segments, "], got ",
-                      mask->sizes());
-    rules::check_mask_rows(*mask);
     mask_dense = mask->contiguous();
   }
   const DType features = glue::launcher_dtype(f_rgb.scalar_type(), "f_rgb");
@@ -93,22 +67,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> joint_attention_pool_
     const at::Tensor& grad_p_rgb, const at::Tensor& grad_p_flow, const at::Tensor& grad_attention,
     const at::Tensor& f_rgb, const at::Tensor& f_flow, const at::Tensor& w_rgb, const at::Tensor& w_flow,
     const at::Tensor& attention) {
-  check_pool_inputs(f_rgb, f_flow, w_rgb, w_flow);
+  rules::check_joint_attention_pool_backward(grad_p_rgb, grad_p_flow, grad_attention, f_rgb, f_flow, w_rgb, w_flow,
+                                             attention);
+  glue::check_on_cuda(f_rgb, "f_rgb");
   const PoolShape shape = pool_shape(f_rgb);
-  glue::check_cuda(grad_p_rgb, "grad_p_rgb", f_rgb);
-  glue::check_cuda(grad_p_flow, "grad_p_flow", f_rgb);
-  glue::check_cuda(grad_attention, "grad_attention", f_rgb);
-  glue::check_cuda(attention, "attention", f_rgb);
-  const std::vector<int64_t> pooled_shape{shape.batch, shape.channels};
-  const std::vector<int64_t> weights_shape{shape.batch, shape.segments};
-  const at::IntArrayRef pooled(pooled_shape);
-  const at::IntArrayRef weights(weights_shape);
-  TORCH_CHECK_VALUE(grad_p_rgb.sizes() == pooled && grad_p_flow.sizes() == pooled,
-                    "grad_p_rgb, grad_p_flow: expected shape [B, C] = ", pooled, ", got ", grad_p_rgb.sizes(),
-                    " and ", grad_p_flow.sizes());
-  TORCH_CHECK_VALUE(grad_attention.sizes() == weights && attention.sizes() == weights,
-                    "grad_attention, attention: expected shape [B, T] = ", weights, ", got ", grad_attention.sizes(),
-                    " and ", attention.sizes());
   const DType features = glue::launcher_dtype(f_rgb.scalar_type(), "f_rgb");
   const DType w_rgb_dtype = glue::launcher_dtype(w_rgb.scalar_type(), "w_rgb");
   const DType w_flow_dtype = glue::launcher_dtype(w_flow.scalar_type(), "w_flow");

@@ -1,4 +1,4 @@
-// joint_attention_pool forward and backward (DESIGN §2.2, §3) as CUDA kernels. CUDA runtime only.
+// joint_attention_pool forward and backward (docs/design.md §4) as CUDA kernels. CUDA runtime only.
 //
 // Work mapping: the channels of each clip are split into chunks, one block per (clip, chunk), so that a small
 // batch still fills the device (8 clips x 16 chunks = 128 blocks where one block per clip used 8 of 132 SMs).
@@ -14,7 +14,7 @@
 // Accumulation rule, as in every backend (jna_fast/triton/joint_attention_pool.py): channel sums in the
 // accumulation type (float; double for double features); each per-snippet scalar formed from them and every
 // quantity over a clip's snippets (softmax max and sum, s = sum_t a g / sum_t a, de) in double.
-// The backward is the two-pass form of DESIGN §3, de = a (g - s) with s known before any de is formed, and
+// The backward is the two-pass form of docs/design.md §4.2, de = a (g - s) with s known before any de is formed, and
 // dw = sum de f; the expanded one-pass forms cancel catastrophically when the attention saturates.
 // Masked snippets (forward) and snippets with a = 0 (backward) are never read; a clip without a real snippet
 // gives p = 0, a = 0 and zero gradients; a clip with a non-finite real score gives NaN (csrc/op_rules.h).

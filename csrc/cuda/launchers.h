@@ -22,7 +22,7 @@ enum class DType { Float32, Float64, BFloat16, Float16 };
 
 enum class FeatureLayout { NCHW, NHWC };
 
-// ---- cross_stitch (DESIGN §2.1) ----
+// ---- cross_stitch (docs/design.md §3) ----
 struct CrossStitchShape {
   int64_t batch;     // N
   int64_t channels;  // C
@@ -46,7 +46,7 @@ cudaError_t cross_stitch_backward(const void* grad_rgb, const void* grad_flow, c
                                   void* dalpha, DType alpha_dtype, void* workspace, CrossStitchShape shape,
                                   DType features, cudaStream_t stream);
 
-// ---- joint_attention_pool (DESIGN §2.2) ----
+// ---- joint_attention_pool (docs/design.md §4) ----
 struct PoolShape {
   int64_t batch;     // B
   int64_t segments;  // T

@@ -1,4 +1,4 @@
-"""TSN snippet sampling (DESIGN §4).
+"""TSN snippet sampling (docs/design.md §6.4).
 
 A video of ``num_frames`` frames has ``num_frames - 1`` flow fields (flow i goes from frame i to frame i+1, all
 0-based here). A snippet starting at frame i is the RGB frame i and the flow stack i .. i+L-1. Starts are drawn

@@ -1,4 +1,4 @@
-"""Crop/flip sampling and the value mappings shared by every backend (DESIGN §4).
+"""Crop/flip sampling and the value mappings shared by every backend (docs/design.md §6.3, §6.5).
 
 One :class:`Crop` is drawn per clip and applied to every snippet of both streams, so RGB and flow stay spatially
 aligned. It is defined in the pixels of a reference frame size (the rawframes' size) and rescaled to a stream whose

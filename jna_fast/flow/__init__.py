@@ -1,4 +1,4 @@
-"""Optical-flow extraction into the rawframes layout, and the 8-bit flow encoding (DESIGN §4).
+"""Optical-flow extraction into the rawframes layout, and the 8-bit flow encoding (docs/design.md §6.2, §6.6).
 
 API::
 

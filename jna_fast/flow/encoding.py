@@ -1,4 +1,4 @@
-"""8-bit JPEG quantisation of optical flow (DESIGN §4, the TSN convention).
+"""8-bit JPEG quantisation of optical flow (docs/design.md §6.2, the TSN convention).
 
 Each flow component is stored as its own greyscale JPEG with
 ``value = round(255 * (clip(v, -bound, bound) + bound) / (2 * bound))``, so 128 is (almost) zero motion and the

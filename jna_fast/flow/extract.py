@@ -1,4 +1,4 @@
-"""Extract RGB frames and 8-bit optical flow from videos into the rawframes layout (DESIGN §4).
+"""Extract RGB frames and 8-bit optical flow from videos into the rawframes layout (docs/design.md §6.2, §6.6).
 
 For ``<videos>/<rel>/<name>.<ext>`` the extractor writes ``<out>/<rel>/<name>/``::
 

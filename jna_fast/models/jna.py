@@ -1,6 +1,6 @@
 """The jna_fast formulation of JNA ("Joint Network based Attention for Action Recognition", arXiv 1611.05215).
 
-Only the paper's abstract is available; this formulation (DESIGN §2) follows it and two-stream/TSN practice:
+Only the paper's abstract is available; this formulation (docs/design.md §2) follows it and two-stream/TSN practice:
 two ResNet branches (RGB frames, optical-flow stacks) that share information through learnable cross-stitch
 units after chosen stages, one temporal attention over the snippets scored jointly by both branches and
 shared by both, per-branch classifiers, and TSN score fusion. No fully-connected fusion layer.
@@ -53,7 +53,7 @@ def attention_evidence_loss(output: JNAOutput, target: torch.Tensor) -> torch.Te
 
 
 class CrossStitch(nn.Module):
-    """Channel-wise learnable mixing of the two branches (DESIGN §2.1).
+    """Channel-wise learnable mixing of the two branches (docs/design.md §2.2).
 
     With ``normalise``, the weights apply to the branches brought to one scale: the RGB and flow feature maps of a
     channel can differ in size several times over (measured: ``benchmarks/results/sharing_2026-12-01.md``), so
@@ -97,7 +97,7 @@ class CrossStitch(nn.Module):
 
 
 class JointTemporalAttention(nn.Module):
-    """One softmax attention over the T snippets, scored by both branches, pooling both (DESIGN §2.2).
+    """One softmax attention over the T snippets, scored by both branches, pooling both (docs/design.md §2.3).
 
     The scoring vectors start at zero: the network starts as TSN's average consensus and learns to weigh.
     """
@@ -254,7 +254,7 @@ class JNA(nn.Module):
         return JNAOutput(logits, rgb_logits, flow_logits, weights, fc(features), mask)
 
     def loss(self, output: JNAOutput, target: torch.Tensor) -> torch.Tensor:
-        """CE(fused) + lambda * (CE(rgb) + CE(flow)) (DESIGN §2.3), plus ``attention_supervision`` times the
+        """CE(fused) + lambda * (CE(rgb) + CE(flow)) (docs/design.md §2.5), plus ``attention_supervision`` times the
         snippet-evidence term (:func:`attention_evidence_loss`), computed in float32. One branch alone: CE."""
         ce = lambda logits: F.cross_entropy(logits.float(), target)  # noqa: E731
         if self.streams != "both":

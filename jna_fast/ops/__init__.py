@@ -1,7 +1,7 @@
 """The two JNA ops, dispatched to the best available backend.
 
-``cross_stitch`` (DESIGN §2.1) mixes the RGB and flow feature maps channel-wise; ``joint_attention_pool``
-(DESIGN §2.2) pools the snippets of each clip with one softmax attention over time scored by both branches.
+``cross_stitch`` (docs/design.md §3) mixes the RGB and flow feature maps channel-wise; ``joint_attention_pool``
+(docs/design.md §4) pools the snippets of each clip with one softmax attention over time scored by both branches.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from .._ext import extension_status
 from .backends import BACKEND_NAMES, BackendUnavailable, availability, select_backend
 from .reference import cross_stitch_ref, joint_attention_pool_ref
-from .validation import check_cross_stitch, check_joint_attention_pool
+from .._op_rules import check_cross_stitch, check_joint_attention_pool
 
 # Load the extension now, not inside a first call that torch.compile may be tracing; a failure warns once and
 # leaves the reference in charge.

@@ -18,10 +18,9 @@ import torch
 from .._ext import extension_status
 from ..errors import JnaFastError
 from .reference import cross_stitch_ref, joint_attention_pool_ref
-from .._op_rules import check_mask_rows
+from .._op_rules import check_cross_stitch, check_joint_attention_pool, check_mask_rows
 
 BACKEND_NAMES = ("cuda", "triton", "cpp", "reference")
-KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
 class BackendUnavailable(JnaFastError, RuntimeError):
@@ -89,9 +88,15 @@ def _triton_input_reason(device: torch.device, forced: bool) -> str | None:
     return f"serves CUDA tensors (or CPU tensors under TRITON_INTERPRET=1), got {device.type} tensors"
 
 
+# The kernel backends check their inputs inside their ops (so torch.compile sees no data-dependent branch in the
+# wrapper); the reference backend checks here, with the same rules and messages (jna_fast/_op_rules.py).
+def _checked_reference_stitch(x_rgb, x_flow, alpha):
+    check_cross_stitch(x_rgb, x_flow, alpha)
+    return cross_stitch_ref(x_rgb, x_flow, alpha)
+
+
 def _checked_reference_pool(f_rgb, f_flow, w_rgb, w_flow, mask):
-    # The kernel backends check all-False mask rows inside their ops (so torch.compile sees no
-    # data-dependent branch); the reference checks here.
+    check_joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask)
     check_mask_rows(mask)
     return joint_attention_pool_ref(f_rgb, f_flow, w_rgb, w_flow, mask)
 
@@ -119,7 +124,7 @@ BACKENDS: dict[str, Backend] = {
     "cpp": Backend("cpp", lambda: _extension_reason("cpu"), _cpp_input_reason,
                    _native("cross_stitch"), _native("joint_attention_pool")),
     "reference": Backend("reference", lambda: None, lambda device, forced: None,
-                         cross_stitch_ref, _checked_reference_pool),
+                         _checked_reference_stitch, _checked_reference_pool),
 }
 
 

@@ -1,4 +1,4 @@
-"""Pure-PyTorch reference of the two JNA ops (DESIGN §2.1, §2.2).
+"""Pure-PyTorch reference of the two JNA ops (docs/design.md §3, §4).
 
 These are the semantics every fused backend is tested against, and the "plain PyTorch in the same precision"
 side of the accuracy rule (tests/op_testing.py); autograd differentiates them. They are not the speed

@@ -1,4 +1,4 @@
-"""cross_stitch (DESIGN §2.1) in Triton: kernels, then launchers, then the op registration.
+"""cross_stitch (docs/design.md §3) in Triton: kernels, then launchers, then the op registration.
 
 A feature map is handled as a row-major matrix whose columns are contiguous:
 - NCHW: [N*C, H*W], the channel of row r is r % C (the channel is constant along a row);
@@ -15,7 +15,9 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from .._op_rules import accumulation_dtype, feature_map_format, feature_map_is_nhwc
+from .._op_rules import (
+    accumulation_dtype, check_cross_stitch, check_cross_stitch_backward, feature_map_format, feature_map_is_nhwc,
+)
 from .utils import accumulator, as_output, block_size, define_op, kernel_dtype, sum_partials
 
 # Elements per program tile: large enough to stream (and to keep the interpreter's per-program cost low),
@@ -152,6 +154,7 @@ def _num_warps(block_r: int, block_k: int) -> int:
 def cross_stitch_forward(
     x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    check_cross_stitch(x_rgb, x_flow, alpha)
     fmt = feature_map_format(x_rgb)
     channel_is_column, rows, cols = _as_matrix(x_rgb)
     x_rgb = x_rgb.contiguous(memory_format=fmt)
@@ -177,6 +180,7 @@ def _launch_forward(x_rgb, x_flow, alpha, y_rgb, y_flow, channel_is_column, rows
 def cross_stitch_backward(
     grad_rgb: torch.Tensor, grad_flow: torch.Tensor, x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    check_cross_stitch_backward(grad_rgb, grad_flow, x_rgb, x_flow, alpha)
     fmt = feature_map_format(x_rgb)
     channel_is_column, rows, cols = _as_matrix(x_rgb)
     grad_rgb, grad_flow, x_rgb, x_flow = (

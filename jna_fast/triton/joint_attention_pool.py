@@ -1,6 +1,6 @@
-"""joint_attention_pool (DESIGN §2.2) in Triton: kernels, then launchers, then the op registration.
+"""joint_attention_pool (docs/design.md §4) in Triton: kernels, then launchers, then the op registration.
 
-Accumulation rule (the same in every backend, DESIGN §3): per-channel products are summed in the accumulation
+Accumulation rule (the same in every backend, docs/design.md §4.3): per-channel products are summed in the accumulation
 dtype (float32; float64 for float64 features); each per-snippet scalar formed from such a sum -- the score e[t],
 g[t] -- and every quantity over the snippets of a clip (softmax max and sum, s, de) is float64.
 The scalar work is O(T) per clip, so float64 costs nothing measurable, and it keeps nearly tied or saturated
@@ -12,7 +12,7 @@ which in a saturated clip is larger than the true dw; normalised, sum_t de = 0 a
 One program per clip b holds a whole feature row [C] in registers and walks over the T snippets once.
 - Forward: online softmax (running max, rescaled sum and accumulators), so f is read once; the raw scores
   stay in a [T]-register vector and are normalised at the end.
-- Backward, the two-pass form of DESIGN §3: pass 1 reads f[t] for g[t] = <dp, f[t]> + grad_attention[t] and
+- Backward, the two-pass form of docs/design.md §4.2: pass 1 reads f[t] for g[t] = <dp, f[t]> + grad_attention[t] and
   s = sum_t a g / sum_t a; pass 2 re-reads f[t] (just streamed: cache-resident for a clip) for de[t] = a (g - s),
   df[t] = a dp + de w and dw += de f[t]. Any one-pass form must expand dw = sum_t a (g - s) f around a
   running estimate of s (sum a g f - s sum a f, or a co-moment of it), and cancels catastrophically when one
@@ -28,7 +28,9 @@ import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
-from .._op_rules import accumulation_dtype, check_mask_rows
+from .._op_rules import (
+    accumulation_dtype, check_joint_attention_pool, check_joint_attention_pool_backward, check_mask_rows,
+)
 from .utils import (
     accumulator, as_output, block_size, define_op, is_traced, kernel_dtype, sum_partials,
 )
@@ -186,8 +188,10 @@ def launch_forward(f_rgb, f_flow, w_rgb, w_flow, mask):
 def joint_attention_pool_forward(
     f_rgb: torch.Tensor, f_flow: torch.Tensor, w_rgb: torch.Tensor, w_flow: torch.Tensor, mask: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    # The check lives inside the op, not in the Python wrapper, so torch.compile traces no data-dependent
-    # branch; it is skipped on fake tensors, whose values do not exist.
+    # The input checks live inside the op, so that a direct torch.ops.jna_fast_triton call raises what every
+    # backend raises. The all-False row check reads values: torch.compile must trace no data-dependent branch,
+    # so it is skipped on fake tensors, whose values do not exist.
+    check_joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask)
     if not is_traced(mask):
         check_mask_rows(mask)
     return launch_forward(f_rgb, f_flow, w_rgb, w_flow, mask)
@@ -197,6 +201,8 @@ def joint_attention_pool_backward(
     grad_p_rgb: torch.Tensor, grad_p_flow: torch.Tensor, grad_attention: torch.Tensor, f_rgb: torch.Tensor,
     f_flow: torch.Tensor, w_rgb: torch.Tensor, w_flow: torch.Tensor, attention: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    check_joint_attention_pool_backward(grad_p_rgb, grad_p_flow, grad_attention, f_rgb, f_flow, w_rgb, w_flow,
+                                        attention)
     batch, segments, channels = f_rgb.shape
     f_rgb = f_rgb.contiguous()
     f_flow = f_flow.contiguous()
