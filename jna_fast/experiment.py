@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
-from .data.errors import DataError
+from .io.errors import DataError
 from .data.synthetic import GENERATOR_VERSION
 
 logger = logging.getLogger("jna_fast")

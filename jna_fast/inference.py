@@ -270,8 +270,8 @@ def predict_long_video(model, video_path, *, window: float = 2.0, stride: float 
     scored as soon as its last frame is decoded, so memory does not grow with the video's length. The
     video-level result is the mean of the windows' probabilities. ``on_window(WindowPrediction)``, when given, is
     called as each window is scored (progress in a demo)."""
-    from .data.errors import DataError
-    from .data.pyav import VideoStream
+    from .io.errors import DataError
+    from .io.video import VideoStream
 
     settings = getattr(model, "data_settings", None)
     if settings is None or getattr(model, "class_names", None) is None:

@@ -42,19 +42,19 @@ pipeline - the route is probed once per codec and logged). "pyav" needs no DALI:
 sampling, same crops, same value mappings (pixels equal up to the resize filter). "auto": DALI when installed (PyAV
 for online flow, which is computed on the frames PyAV decodes).
 
-Sampling, crops and values: sampling.py and transforms.py. Bad input: errors.py (on_error="raise"|"skip").
+Sampling, crops and values: sampling.py and transforms.py. Bad input: jna_fast/io/errors.py (on_error="raise"|"skip").
 """
 
 from .._optional import require
 
 require("jna_fast.data", "av", "cv2")
 
+from ..io.errors import DataError
+from ..io.video import VideoInfo, decode_frames, frame_to_rgb, probe_video
 from .batch import ClipBatch, ClipRequest
-from .errors import DataError
 from .lists import KINDS, DatasetIndex, VideoRecord, load_index
 from .loader import (BACKENDS, FLOW_SOURCES, ClipLoader, ClipSampling, Decoding, FlowSource, Sharding,
                      build_loader, distributed_shard, loader_device, shard_bounds)
-from .pyav import VideoInfo, decode_frames, frame_to_rgb, probe_video
 from .rawframes import RawframesNaming
 from .synthetic import make_synthetic
 from .sampling import flow_stack_indices, snippet_span, tsn_snippet_starts

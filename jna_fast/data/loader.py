@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..flow.online import DEFAULT_ONLINE_ALGORITHM, OnlineFlow
 from ..flow.encoding import DEFAULT_BOUND
+from ..flow.online import DEFAULT_ONLINE_ALGORITHM, OnlineFlow
+from ..io.errors import DataError, IssueLog
+from ..io.video import VideoInfo, probe_video
 from .backends import DaliBackend, PyAVBackend
 from .batch import ClipBatch, ClipRequest
 from .dali_pipeline import dali_available
-from .errors import DataError, IssueLog
 from .lists import DatasetIndex, load_index
-from .pyav import VideoInfo, probe_video
 from .rawframes import DEFAULT_NAMING, FrameFolder, RawframesNaming, scan_frame_folder
 from .sampling import flow_stack_indices, tsn_snippet_starts
 from .transforms import (DEFAULT_TEST_CROP_SCALE, TRAIN_SCALES, sample_train_crop, tsn_test_crops,

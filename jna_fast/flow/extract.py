@@ -38,9 +38,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..data.lists import InvalidListLine, path_under
-from ..files import write_atomically
-from ..data.pyav import frame_to_rgb
+from ..files import path_under, write_atomically
+from ..io.errors import InvalidListLine
+from ..io.video import frame_to_rgb
 from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_flow
 
