@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..flow.algorithms import DEFAULT_ONLINE_ALGORITHM
 from ..flow.encoding import DEFAULT_BOUND
-from ..flow.online import DEFAULT_ONLINE_ALGORITHM, OnlineFlow
+from ..flow.online import OnlineFlow
 from ..io.errors import DataError, IssueLog
 from ..io.video import VideoInfo, probe_video
 from .backends import DaliBackend, PyAVBackend
