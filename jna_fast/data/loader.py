@@ -137,7 +137,7 @@ class FlowSource:
                quantise: bool = True) -> "FlowSource":
         return cls("online", algorithm, bound, quantise)
 
-    def estimator(self) -> OnlineFlow | None:
+    def online_flow(self) -> OnlineFlow | None:
         """The online flow computation (its algorithm checked here), or None when the flow is read from rawframes."""
         return OnlineFlow(self.algorithm, self.bound, self.quantise) if self.source == "online" else None
 
@@ -490,7 +490,7 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
     (:class:`FlowSource`). Settings left None are decided here: see each class.
     """
     backend = _resolve_backend(decoding.backend, flow.source)
-    online_flow = flow.estimator()
+    online_flow = flow.online_flow()
     issues = IssueLog(decoding.on_error)
     index = load_index(kind, root, split=split, subset=subset, list_file=list_file, frames_root=frames_root,
                        num_classes=num_classes, issues=issues)
