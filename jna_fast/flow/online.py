@@ -8,7 +8,7 @@ same uint8 grid as the flow JPEGs, so a loader reading flow online and one readi
 to the JPEG compression of the latter; ``quantise=False`` keeps the unrounded float32 values (finer than the
 rawframes, at no extra cost).
 
-:class:`OnlineFlow` is what the loader (``build_loader(..., flow_source="online")``) and single-video prediction
+:class:`OnlineFlow` is what the loader (``build_loader(..., flow=FlowSource.online())``) and single-video prediction
 hold: the algorithm, the bound and one estimator per thread (OpenCV's estimators keep per-instance buffers and must
 not be shared between threads; they release the GIL while they compute, so a thread pool uses several cores).
 """
