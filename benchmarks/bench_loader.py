@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 import torch
 
-from jna_fast.data import build_loader, flow_stack_indices, make_synthetic, sample_train_crop, tsn_snippet_starts
+from jna_fast.data import (ClipSampling, Decoding, FlowSource, build_loader, flow_stack_indices, make_synthetic,
+                           sample_train_crop, tsn_snippet_starts)
 from jna_fast.data.dali_pipeline import dali_available
 from jna_fast.data.transforms import crop_and_resize, normalise_flow, normalise_rgb
 
@@ -106,9 +107,10 @@ def clips_per_second(iterable_factory, epochs: int) -> float:
     return clips / (time.perf_counter() - start)
 
 
-def loader_factory(root: Path, codec: str, **options):
+def loader_factory(root: Path, codec: str, decoding: Decoding):
     loader = build_loader("videos", root / "videos", list_file=f"{codec}.txt", frames_root=root / "frames",
-                          num_segments=SEGMENTS, flow_length=FLOW_LENGTH, size=SIZE, batch_size=BATCH, **options)
+                          batch_size=BATCH, decoding=decoding,
+                          sampling=ClipSampling(num_segments=SEGMENTS, flow_length=FLOW_LENGTH, size=SIZE))
 
     def epoch_iterable(epoch):
         loader.set_epoch(epoch)
@@ -130,8 +132,10 @@ def online_flow_rows(threads: int, epochs: int, classes: int, per_class: int) ->
         make_synthetic(root, num_classes=classes, videos_per_class=per_class, frames=shape["frames"],
                        size=shape["video_px"])
         extract_flow(root / "UCF-101", root / "frames", algorithm="dis", workers=threads, progress=False)
-        common = dict(split=1, subset="train", num_segments=shape["segments"], flow_length=shape["flow_length"],
-                      size=shape["crop_px"], batch_size=shape["batch"], backend="pyav", num_threads=threads)
+        common = dict(split=1, subset="train", batch_size=shape["batch"],
+                      sampling=ClipSampling(num_segments=shape["segments"], flow_length=shape["flow_length"],
+                                            size=shape["crop_px"]),
+                      decoding=Decoding(backend="pyav", num_threads=threads))
 
         clips_per_epoch = len(build_loader("ucf101", root, **common, frames_root=root / "frames").index.records)
 
@@ -147,7 +151,7 @@ def online_flow_rows(threads: int, epochs: int, classes: int, per_class: int) ->
                  "clips_per_s": clips_per_second(factory(frames_root=root / "frames"), epochs)}]
         for algorithm in ("dis", "farneback", "tvl1"):
             rows.append({"flow": "online", "algorithm": algorithm, "clips_per_s": clips_per_second(
-                factory(flow_source="online", flow_algorithm=algorithm), epochs)})
+                factory(flow=FlowSource.online(algorithm)), epochs)})
     return rows, clips_per_epoch
 
 
@@ -200,13 +204,13 @@ def main() -> None:
         if dali_available():
             for codec, route in (("mjpeg", "DALI CPU decodes the video"), ("mpeg4", "PyAV decodes, feeds DALI CPU")):
                 rows.append((f"dali cpu, {codec}", route, clips_per_second(
-                    loader_factory(root, codec, backend="dali", device="cpu", num_threads=args.threads),
+                    loader_factory(root, codec, Decoding(backend="dali", device="cpu", num_threads=args.threads)),
                     args.epochs)))
         else:
             rows.append(("dali cpu", "skipped: nvidia-dali is not installed", float("nan")))
         for codec in ("mjpeg", "mpeg4"):
             rows.append((f"pyav, {codec}", "PyAV + OpenCV, thread pool", clips_per_second(
-                loader_factory(root, codec, backend="pyav", num_threads=args.threads), args.epochs)))
+                loader_factory(root, codec, Decoding(backend="pyav", num_threads=args.threads)), args.epochs)))
         for codec in ("mjpeg", "mpeg4"):
             dataset = OpenCVClips(root, codec, args.frames)
             rows.append((f"torch DataLoader + cv2, {codec}", f"{args.threads} worker processes", clips_per_second(
@@ -215,7 +219,7 @@ def main() -> None:
         if dali_available() and torch.cuda.is_available():
             for codec in ("mjpeg", "mpeg4"):
                 rows.append((f"dali gpu, {codec}", "NVDEC + nvJPEG", clips_per_second(
-                    loader_factory(root, codec, backend="dali", device="gpu", num_threads=args.threads),
+                    loader_factory(root, codec, Decoding(backend="dali", device="gpu", num_threads=args.threads)),
                     args.epochs)))
         else:
             rows.append(("dali gpu", "skipped: " + ("no CUDA device" if dali_available() else "no nvidia-dali"),

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import torch
 
-from jna_fast.data.pyav import VideoStream
+from jna_fast.io.video import VideoStream
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ class Demo:
     def timeline(self, video) -> str | None:
         """The timeline PNG of ``video`` when it lasts more than two windows (else None): the sliding windows of
         ``python -m jna_fast.predict --window``, drawn by the same code."""
-        from .data.pyav import VideoStream, probe_video
+        from .io.video import VideoStream, probe_video
         from .inference import predict_long_video
         from .visualize import write_timeline
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
-from .data.errors import DataError
+from .io.errors import DataError
 from .data.synthetic import GENERATOR_VERSION
 
 logger = logging.getLogger("jna_fast")
@@ -116,21 +116,23 @@ class SalientWindows:
 
 
 def build_loader_for(cfg: TrainConfig, subset: str, *, num_segments: int, device: str, backend: str,
-                     num_classes: int | None = None, **overrides):
-    """The loader of ``subset`` ("train" or "test") as the configuration says; ``overrides`` go to build_loader."""
-    from .data import build_loader
+                     num_classes: int | None = None, num_crops: int = 1, batch_size: int | None = None):
+    """The loader of ``subset`` ("train" or "test") as the configuration says (``batch_size``: cfg's when None)."""
+    from .data import ClipSampling, Decoding, FlowSource, RawframesNaming, Sharding, build_loader
 
     kind = "ucf101" if cfg.dataset == "synthetic" else cfg.dataset
     root, frames_root = dataset_roots(cfg)
     train = subset == "train"
-    options = dict(split=cfg.split, frames_root=frames_root, flow_length=cfg.flow_length, size=cfg.size,
-                   backend=backend, device=device, on_error=cfg.on_error, seed=cfg.seed, flip=flip_allowed(cfg),
-                   list_file=cfg.train_list if train else cfg.val_list, num_segments=num_segments,
-                   batch_size=cfg.batch_size, num_classes=num_classes, drop_last=train, flow_source=cfg.flow,
-                   flow_algorithm=cfg.flow_algorithm, rgb_template=cfg.rgb_template,
-                   flow_template=cfg.flow_template, start_index=cfg.start_index)
-    options.update(overrides)
-    return build_loader(kind, root, subset=subset, **options)
+    return build_loader(
+        kind, root, subset=subset, split=cfg.split, frames_root=frames_root,
+        list_file=cfg.train_list if train else cfg.val_list, num_classes=num_classes,
+        naming=RawframesNaming(cfg.rgb_template, cfg.flow_template, cfg.start_index),
+        batch_size=batch_size or cfg.batch_size,
+        sampling=ClipSampling(num_segments=num_segments, flow_length=cfg.flow_length, size=cfg.size,
+                              flip=flip_allowed(cfg), num_crops=num_crops),
+        sharding=Sharding(seed=cfg.seed, drop_last=train),
+        decoding=Decoding(backend=backend, device=device, on_error=cfg.on_error),
+        flow=FlowSource(cfg.flow, cfg.flow_algorithm))
 
 
 def data_settings(cfg: TrainConfig) -> dict:

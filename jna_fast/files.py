@@ -78,3 +78,10 @@ def remove_stale_temporaries(folder: str | os.PathLike, targets: Iterable[str]) 
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+def path_under(root: Path, relative: str) -> Path | None:
+    """``root / relative`` if it lies under ``root`` once both are resolved (``..`` and symlinks followed; an
+    absolute ``relative`` is tested as it is), else None."""
+    path = Path(root) / relative
+    return path if path.resolve().is_relative_to(Path(root).resolve()) else None

@@ -69,7 +69,7 @@ def analyse_video(model, video_path, *, top_k: int = 5, segments: int = DEFAULT_
 
 @torch.no_grad()
 def _run(model, video_path, *, top_k: int, segments: int, crops: int, device, keep_pictures: bool) -> VideoAnalysis:
-    from .data import build_loader
+    from .data import ClipSampling, Decoding, FlowSource, build_loader
     from .evaluate import snippet_pictures
     from .experiment import autocast_context
 
@@ -81,11 +81,11 @@ def _run(model, video_path, *, top_k: int, segments: int, crops: int, device, ke
     if not video_path.is_file():
         raise FileNotFoundError(f"{video_path}: no such video file")
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    loader = build_loader("video", video_path, subset="test", flow_source="online",
-                          flow_algorithm=settings["flow_algorithm"], flow_bound=settings["flow_bound"],
-                          num_segments=segments, flow_length=model.flow_length, size=settings["size"], batch_size=1,
-                          backend="pyav", device="cpu", num_crops=crops, flip=settings["flip"], on_error="raise",
-                          prefetch=0)
+    loader = build_loader("video", video_path, subset="test", batch_size=1,
+                          sampling=ClipSampling(num_segments=segments, flow_length=model.flow_length,
+                                                size=settings["size"], flip=settings["flip"], num_crops=crops),
+                          decoding=Decoding(backend="pyav", device="cpu", on_error="raise", prefetch=0),
+                          flow=FlowSource.online(settings["flow_algorithm"], settings["flow_bound"]))
     model.eval()
     batch = next(iter(loader)).to(device)
     with autocast_context(settings.get("precision", "fp32"), device):
@@ -270,8 +270,8 @@ def predict_long_video(model, video_path, *, window: float = 2.0, stride: float 
     scored as soon as its last frame is decoded, so memory does not grow with the video's length. The
     video-level result is the mean of the windows' probabilities. ``on_window(WindowPrediction)``, when given, is
     called as each window is scored (progress in a demo)."""
-    from .data.errors import DataError
-    from .data.pyav import VideoStream
+    from .io.errors import DataError
+    from .io.video import VideoStream
 
     settings = getattr(model, "data_settings", None)
     if settings is None or getattr(model, "class_names", None) is None:

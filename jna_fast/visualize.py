@@ -105,8 +105,8 @@ def write_annotated_video(prediction, video_path, path, codec: str | None = None
     (the video's, all of them). ``codec``: libx264 when this FFmpeg has it, else mpeg4."""
     import av
 
-    from .data.errors import DataError
-    from .data.pyav import VideoStream
+    from .io.errors import DataError
+    from .io.video import VideoStream
 
     windows = prediction.windows
     chosen = frame_windows(prediction)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jna_fast.data import DataError, build_loader
+from jna_fast.data import ClipSampling, DataError, Decoding, build_loader
 from jna_fast.data.dali_pipeline import dali_available
 from jna_fast.data.jpeg import jpeg_problem
 from test_data_common import coded_flow, smooth_frames, write_rawframes
@@ -159,8 +159,9 @@ def make_rawframes(root, videos=8, frames=12):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_both_backends_skip_the_clips_with_a_damaged_jpeg(tmp_path, backend):
     root = make_rawframes(tmp_path)
-    loader = build_loader("rawframes", root, list_file="list.txt", subset="test", batch_size=4, size=16,
-                          num_segments=12, flow_length=1, backend=backend, on_error="skip", num_threads=2)
+    sampling = ClipSampling(num_segments=12, flow_length=1, size=16)
+    loader = build_loader("rawframes", root, list_file="list.txt", subset="test", batch_size=4, sampling=sampling,
+                          decoding=Decoding(backend=backend, on_error="skip", num_threads=2))
     batches = list(loader)
     assert sorted({video for batch in batches for video in batch.video_ids}) == ["c0", "c2", "c5", "c7"]
     assert [entry["video"] for entry in loader.last_epoch_skipped] == sorted(CORRUPTIONS)
@@ -168,8 +169,8 @@ def test_both_backends_skip_the_clips_with_a_damaged_jpeg(tmp_path, backend):
         name = CORRUPTIONS[entry["video"]][0]
         assert f"{entry['video']}/{name}: corrupt JPEG: " in entry["reason"] and "list.txt:" in entry["reason"]
     with pytest.raises(DataError, match=r"c1/flow_x_00003\.jpg: corrupt JPEG: truncated"):
-        list(build_loader("rawframes", root, list_file="list.txt", subset="test", batch_size=4, size=16,
-                          num_segments=12, flow_length=1, backend=backend, on_error="raise", num_threads=2))
+        list(build_loader("rawframes", root, list_file="list.txt", subset="test", batch_size=4, sampling=sampling,
+                          decoding=Decoding(backend=backend, on_error="raise", num_threads=2)))
 
 
 @pytest.mark.slow

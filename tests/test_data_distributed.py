@@ -5,6 +5,7 @@ skipped (two gloo ranks with corrupt videos)."""
 import json
 import shutil
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from jna_fast.data import DataError, build_loader, loader, loader_device, make_synthetic
+from jna_fast.data import (ClipSampling, DataError, Decoding, FlowSource, Sharding, build_loader, loader, loader_device,
+                           make_synthetic)
 from jna_fast.data import dali_pipeline
 from jna_fast.flow import extract_flow
 
@@ -74,40 +76,43 @@ def _copy(synthetic, tmp_path):
     return shutil.copytree(synthetic, tmp_path / "data")
 
 
-def _train_loader(root, **options):
-    settings = dict(split=1, subset="train", frames_root=root / "frames", num_segments=2, flow_length=1,
-                    batch_size=1, size=16, backend="pyav", num_threads=1, drop_last=True, on_error="skip")
-    settings.update(options)
-    return build_loader("ucf101", root, **settings)
+DECODING = Decoding(backend="pyav", num_threads=1, on_error="skip")
+
+
+def _train_loader(root, *, decoding=DECODING, sharding=Sharding(drop_last=True), flow=FlowSource()):
+    return build_loader("ucf101", root, split=1, subset="train", frames_root=root / "frames", batch_size=1,
+                        sampling=ClipSampling(num_segments=2, flow_length=1, size=16), sharding=sharding,
+                        decoding=decoding, flow=flow)
 
 
 def test_cuda_without_dali_builds_a_cpu_loader_with_pinned_batches(machine, synthetic):
     machine(True, False)
-    clips = _train_loader(synthetic, backend="auto")  # device chosen by build_loader, as loader_device says
+    # the device chosen by build_loader, as loader_device says
+    clips = _train_loader(synthetic, decoding=replace(DECODING, backend="auto"))
     assert clips.device == "cpu" and clips.backend.name == "pyav"
     assert clips.pin_memory and clips.backend.pin_memory
 
 
 def test_online_flow_on_a_dali_cuda_machine_builds_the_pinned_pyav_loader(machine, synthetic):
     machine(True, True)
-    clips = _train_loader(synthetic, backend="auto", flow_source="online")
+    clips = _train_loader(synthetic, decoding=replace(DECODING, backend="auto"), flow=FlowSource.online())
     assert clips.device == "cpu" and clips.backend.name == "pyav" and clips.backend.online_flow is not None
     assert clips.pin_memory and clips.backend.pin_memory
     with pytest.raises(ValueError, match="device='gpu' needs backend='dali'"):
-        _train_loader(synthetic, backend="auto", flow_source="online", device="gpu")
+        _train_loader(synthetic, decoding=replace(DECODING, backend="auto", device="gpu"), flow=FlowSource.online())
 
 
 def test_pinned_memory_needs_cuda(machine, synthetic):
     machine(False, False)
     assert not _train_loader(synthetic).pin_memory
     with pytest.raises(ValueError, match="pin_memory=True needs CUDA"):
-        _train_loader(synthetic, pin_memory=True)
+        _train_loader(synthetic, decoding=replace(DECODING, pin_memory=True))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("flow_source", ["rawframes", "online"])
 def test_cpu_batches_are_pinned_on_a_cuda_machine(synthetic, flow_source):
-    batch = next(iter(_train_loader(synthetic, backend="pyav", flow_source=flow_source)))
+    batch = next(iter(_train_loader(synthetic, flow=FlowSource(flow_source))))
     assert all(t.is_pinned() for t in (batch.rgb, batch.flow, batch.mask, batch.label, batch.indices))
     moved = batch.to(torch.device("cuda"), non_blocking=True)
     torch.cuda.synchronize()
@@ -181,7 +186,7 @@ def test_ranks_make_equal_steps_when_one_skips_clips(synthetic, tmp_path):
     # unreadable flow JPEGs (found when decoding); rank 1's shard is clean, so a rank that skipped would make fewer
     # steps and the per-step collectives would stop matching
     root = _copy(synthetic, tmp_path)
-    shard0 = _train_loader(root, shard_id=0, num_shards=RANKS)
+    shard0 = _train_loader(root, sharding=Sharding(shard_id=0, num_shards=RANKS, drop_last=True))
     assert len(shard0.index.records) % RANKS == 0  # every clip is in a batch, so every bad one is met once
     first, second = (shard0.index.records[int(p)] for p in shard0.shard_positions(0)[:2])
     first.video_path.write_bytes(b"not a video" * 10)
@@ -206,7 +211,7 @@ def test_ranks_make_equal_steps_when_one_skips_clips(synthetic, tmp_path):
 
 def test_a_skipped_clip_is_reported_once_per_epoch_even_when_met_as_a_stand_in(synthetic, tmp_path):
     root = _copy(synthetic, tmp_path)
-    clips = _train_loader(root, shuffle=False, on_error="skip")
+    clips = _train_loader(root, sharding=Sharding(shuffle=False, drop_last=True))
     records = clips.index.records
     records[1].video_path.write_bytes(b"broken")
     records[2].video_path.write_bytes(b"broken")
@@ -217,4 +222,5 @@ def test_a_skipped_clip_is_reported_once_per_epoch_even_when_met_as_a_stand_in(s
     assert [bool(b.replaced[0]) for b in batches][:4] == [False, True, True, False]
     assert clips.skipped_clips == 2
     with pytest.raises(DataError, match="unreadable video"):
-        list(_train_loader(root, shuffle=False, on_error="raise"))
+        list(_train_loader(root, sharding=Sharding(shuffle=False, drop_last=True),
+                                decoding=replace(DECODING, on_error="raise")))

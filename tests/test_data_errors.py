@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from jna_fast.data import DataError, build_loader
+from jna_fast.data import ClipSampling, DataError, Decoding, build_loader
 from jna_fast.data.dali_pipeline import dali_available
 from test_data_common import VIDEO_CODECS, make_video_dataset, video_path
 
@@ -25,8 +25,9 @@ def dataset(tmp_path):
 
 def _loader(dataset, backend, on_error="raise"):
     root, frames_root = dataset
-    return build_loader("videos", root, list_file="list.txt", frames_root=frames_root, batch_size=3, size=16,
-                        num_segments=2, flow_length=2, backend=backend, on_error=on_error, num_threads=1)
+    return build_loader("videos", root, list_file="list.txt", frames_root=frames_root, batch_size=3,
+                        sampling=ClipSampling(num_segments=2, flow_length=2, size=16),
+                        decoding=Decoding(backend=backend, on_error=on_error, num_threads=1))
 
 
 def _truncate(path):

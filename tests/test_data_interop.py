@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from jna_fast.data import DataError, build_loader, decode_frames
+from jna_fast.data import ClipSampling, DataError, Decoding, FlowSource, Sharding, build_loader, decode_frames
 from jna_fast.data.dali_pipeline import dali_available
 from jna_fast.data.rawframes import RawframesNaming
 from jna_fast.flow import encoded_flow_stacks, extract_video, make_estimator
@@ -104,18 +104,19 @@ def make_rawframes(root: Path, convention: str, naming: RawframesNaming, count: 
     (root / "list.txt").write_text("\n".join(lines) + "\n")
 
 
-def tool_loader(tmp_path: Path, kind: str, convention: str, naming_name: str, backend: str = "pyav", **options):
+def tool_loader(tmp_path: Path, kind: str, convention: str, naming_name: str, backend: str = "pyav",
+                device: str | None = None, num_crops: int = 1):
     naming = NAMINGS[naming_name]
-    names = dict(rgb_template=naming.rgb_template, flow_template=naming.flow_template,
-                 start_index=naming.start_index)
-    common = dict(subset="test", num_segments=SEGMENTS, flow_length=FLOW_LENGTH, size=WIDTH // 2, batch_size=2,
-                  backend=backend, prefetch=0, **names, **options)
+    common = dict(subset="test", batch_size=2, naming=naming, sampling=ClipSampling(
+        num_segments=SEGMENTS, flow_length=FLOW_LENGTH, size=WIDTH // 2, num_crops=num_crops))
     if kind.startswith("rawframes"):
         make_rawframes(tmp_path, convention, naming, kind.split("_")[1])
-        return build_loader("rawframes", tmp_path, list_file="list.txt", **common)
+        return build_loader("rawframes", tmp_path, list_file="list.txt",
+                            decoding=Decoding(backend=backend, device=device, prefetch=0), **common)
     maker = {"ucf101": make_ucf101, "hmdb51": make_hmdb51}[kind]
     maker(tmp_path / "data", tmp_path / "frames", convention, naming)
-    return build_loader(kind, tmp_path / "data", frames_root=tmp_path / "frames", rgb_source="frames", **common)
+    return build_loader(kind, tmp_path / "data", frames_root=tmp_path / "frames",
+                        decoding=Decoding(backend=backend, device=device, rgb_source="frames", prefetch=0), **common)
 
 
 @pytest.mark.parametrize("naming_name", list(NAMINGS))
@@ -151,8 +152,9 @@ def test_dense_flow_folder_with_rgb_from_the_video_uses_every_flow(tmp_path):
     write_tool_folder(tmp_path / "frames" / "a", "later")
     (tmp_path / "videos" / "list.txt").write_text("a.avi 0\n")
     loader = build_loader("videos", tmp_path / "videos", list_file="list.txt", frames_root=tmp_path / "frames",
-                          subset="test", num_segments=NUM_FRAMES, flow_length=FLOW_LENGTH, size=WIDTH // 2,
-                          backend="pyav", prefetch=0)
+                          subset="test",
+                          sampling=ClipSampling(num_segments=NUM_FRAMES, flow_length=FLOW_LENGTH, size=WIDTH // 2),
+                          decoding=Decoding(backend="pyav", prefetch=0))
     (batch,) = list(loader)
     assert batch.indices[0, 0] == 0  # the video has frame 0, so flow 0 is used too
     values = denormalise_rgb(batch.rgb)[0, :, 0, 0, 0]
@@ -175,8 +177,9 @@ def test_img_count_of_neither_convention_is_an_error_naming_both_counts(tmp_path
 def test_list_count_neither_frames_nor_flows_names_the_line(tmp_path, count):
     make_rawframes(tmp_path, "all", DEFAULT, "frames")
     (tmp_path / "list.txt").write_text(f"v0 {NUM_FRAMES} 0\nv1 {count} 1\n")
-    loader = build_loader("rawframes", tmp_path, list_file="list.txt", subset="test", backend="pyav", prefetch=0,
-                          size=8, num_segments=2, flow_length=2)
+    loader = build_loader("rawframes", tmp_path, list_file="list.txt", subset="test",
+                          sampling=ClipSampling(num_segments=2, flow_length=2, size=8),
+                          decoding=Decoding(backend="pyav", prefetch=0))
     with pytest.raises(DataError, match=rf"list.txt:2: count {count} does not match .*v1.* frames \({NUM_FRAMES}\) "
                                         rf"or the flow pairs \({NUM_FRAMES - 1}\)"):
         list(loader)
@@ -184,24 +187,26 @@ def test_list_count_neither_frames_nor_flows_names_the_line(tmp_path, count):
 
 def test_wrong_start_index_names_the_file_it_looked_for(tmp_path):
     make_rawframes(tmp_path, "all", DEFAULT, "frames")
-    loader = build_loader("rawframes", tmp_path, list_file="list.txt", subset="test", backend="pyav", prefetch=0,
-                          start_index=0)
+    loader = build_loader("rawframes", tmp_path, list_file="list.txt", subset="test",
+                          naming=RawframesNaming(start_index=0), decoding=Decoding(backend="pyav", prefetch=0))
     with pytest.raises(DataError, match="no flow_x_00000.jpg / flow_y_00000.jpg"):
         list(loader)
 
 
 @pytest.mark.parametrize("options, problem", [
-    (dict(rgb_template="img_.jpg"), "rgb_template='img_.jpg' must have 1 positional field"),
-    (dict(flow_template="flow_{:05d}.jpg"), "flow_template='flow_{:05d}.jpg' must have 2 positional field"),
-    (dict(rgb_template="frames/img_{:05d}.jpg"), "must be a file name"),
-    (dict(start_index=-1), "start_index must be a non-negative integer"),
-    (dict(flow_source="disk"), "flow_source must be one of"),
-    (dict(flow_source="online", flow_algorithm="brox"), "flow_algorithm must be one of"),
+    (lambda: dict(naming=RawframesNaming(rgb_template="img_.jpg")),
+     "rgb_template='img_.jpg' must have 1 positional field"),
+    (lambda: dict(naming=RawframesNaming(flow_template="flow_{:05d}.jpg")),
+     "flow_template='flow_{:05d}.jpg' must have 2 positional field"),
+    (lambda: dict(naming=RawframesNaming(rgb_template="frames/img_{:05d}.jpg")), "must be a file name"),
+    (lambda: dict(naming=RawframesNaming(start_index=-1)), "start_index must be a non-negative integer"),
+    (lambda: dict(flow=FlowSource("disk")), "flow_source must be one of"),
+    (lambda: dict(flow=FlowSource.online("brox")), "flow_algorithm must be one of"),
 ])
 def test_bad_naming_and_flow_options_name_the_argument(tmp_path, options, problem):
     make_rawframes(tmp_path, "all", DEFAULT, "frames")
     with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace("{", r"\{").replace("}", r"\}")):
-        build_loader("rawframes", tmp_path, list_file="list.txt", **options)
+        build_loader("rawframes", tmp_path, list_file="list.txt", **options())
 
 
 # --- online flow -----------------------------------------------------------------------------------------------
@@ -257,10 +262,11 @@ def jpeg_error(extracted: Path) -> float:
 
 @pytest.mark.parametrize("train", [True, False])
 def test_online_loader_matches_the_rawframes_loader(extracted, train):
-    options = dict(list_file="list.txt", num_segments=3, flow_length=FLOW_LENGTH, size=24, batch_size=2,
-                   train=train, backend="pyav", prefetch=0, seed=3)
+    options = dict(list_file="list.txt", batch_size=2, sharding=Sharding(seed=3),
+                   sampling=ClipSampling(num_segments=3, flow_length=FLOW_LENGTH, size=24, train=train),
+                   decoding=Decoding(backend="pyav", prefetch=0))
     from_disk = build_loader("videos", extracted / "videos", frames_root=extracted / "frames", **options)
-    online = build_loader("videos", extracted / "videos", flow_source="online", flow_algorithm="dis", **options)
+    online = build_loader("videos", extracted / "videos", flow=FlowSource.online("dis"), **options)
     tolerance = jpeg_error(extracted) / 127.5 + 1e-6
     for epoch in range(2):
         from_disk.set_epoch(epoch)
@@ -273,11 +279,11 @@ def test_online_loader_matches_the_rawframes_loader(extracted, train):
 
 
 def test_online_flow_ten_views_match_the_rawframes_views_and_mirror_flow_x(extracted):
-    options = dict(list_file="list.txt", subset="test", num_segments=3, flow_length=FLOW_LENGTH, size=16,
-                   batch_size=2, num_crops=10, backend="pyav", prefetch=0)
+    options = dict(list_file="list.txt", subset="test", batch_size=2,
+                   sampling=ClipSampling(num_segments=3, flow_length=FLOW_LENGTH, size=16, num_crops=10),
+                   decoding=Decoding(backend="pyav", prefetch=0))
     (from_disk,) = list(build_loader("videos", extracted / "videos", frames_root=extracted / "frames", **options))
-    (online,) = list(build_loader("videos", extracted / "videos", flow_source="online", flow_algorithm="dis",
-                                  **options))
+    (online,) = list(build_loader("videos", extracted / "videos", flow=FlowSource.online("dis"), **options))
     assert online.num_views == 10 and online.video_ids == ["v0", "v1"]
     assert online.rgb.shape == (20, 3, 3, 16, 16) and online.flow.shape == (20, 3, 2 * FLOW_LENGTH, 16, 16)
     assert online.view_mask().shape == (20, 3)
@@ -294,10 +300,11 @@ def test_online_flow_ten_views_match_the_rawframes_views_and_mirror_flow_x(extra
 
 
 def test_unquantised_online_flow_stays_within_a_code_of_the_quantised(extracted):
-    options = dict(list_file="list.txt", num_segments=3, flow_length=FLOW_LENGTH, size=24, subset="test",
-                   backend="pyav", prefetch=0, flow_source="online")
-    (rounded,) = list(build_loader("videos", extracted / "videos", **options))
-    (fine,) = list(build_loader("videos", extracted / "videos", flow_quantise=False, **options))
+    options = dict(list_file="list.txt", subset="test",
+                   sampling=ClipSampling(num_segments=3, flow_length=FLOW_LENGTH, size=24),
+                   decoding=Decoding(backend="pyav", prefetch=0))
+    (rounded,) = list(build_loader("videos", extracted / "videos", flow=FlowSource.online(), **options))
+    (fine,) = list(build_loader("videos", extracted / "videos", flow=FlowSource.online(quantise=False), **options))
     difference = (rounded.flow - fine.flow).abs()
     # half a code from the quantisation, half a code from the uint8 resize's own rounding (float stays unrounded)
     assert 0 < difference.max() <= 1 / 127.5 + 1e-6
@@ -309,11 +316,12 @@ def test_corrupt_video_on_the_online_path_is_named(extracted, tmp_path, num_crop
     moving_video(videos / "good")
     (videos / "bad.avi").write_bytes(b"\x00not a video" * 100)
     (videos / "list.txt").write_text("good.avi 0\nbad.avi 1\n")
-    options = dict(list_file="list.txt", subset="test", size=16, backend="pyav", prefetch=0, flow_source="online",
-                   num_crops=num_crops)
+    options = dict(list_file="list.txt", subset="test", sampling=ClipSampling(size=16, num_crops=num_crops),
+                   flow=FlowSource.online())
     with pytest.raises(DataError, match=r"bad\.avi: unreadable video"):
-        list(build_loader("videos", videos, **options))
-    skipping = build_loader("videos", videos, on_error="skip", **options)
+        list(build_loader("videos", videos, decoding=Decoding(backend="pyav", prefetch=0), **options))
+    skipping = build_loader("videos", videos, decoding=Decoding(backend="pyav", prefetch=0, on_error="skip"),
+                            **options)
     (batch,) = list(skipping)
     # the bad clip's row is filled by the shard's good clip (all its views), flagged as a stand-in
     assert batch.video_ids == ["good", "good"] and batch.replaced.tolist() == [False, True]
@@ -325,8 +333,9 @@ def test_corrupt_video_on_the_online_path_is_named(extracted, tmp_path, num_crop
 
 
 def test_one_video_file_with_online_flow(extracted):
-    loader = build_loader("video", extracted / "videos" / "v1.avi", subset="test", num_segments=5, size=16,
-                          flow_source="online", prefetch=0)
+    loader = build_loader("video", extracted / "videos" / "v1.avi", subset="test",
+                          sampling=ClipSampling(num_segments=5, size=16), decoding=Decoding(prefetch=0),
+                          flow=FlowSource.online())
     (batch,) = list(loader)
     assert batch.video_ids == ["v1"] and batch.label.tolist() == [-1]
     assert batch.rgb.shape == (1, 5, 3, 16, 16) and batch.flow.shape == (1, 5, 10, 16, 16)
@@ -335,6 +344,7 @@ def test_one_video_file_with_online_flow(extracted):
 def test_online_flow_needs_a_video_kind_and_the_pyav_backend(extracted, tmp_path):
     make_rawframes(tmp_path, "all", DEFAULT, "frames")
     with pytest.raises(ValueError, match="use a video kind"):
-        build_loader("rawframes", tmp_path, list_file="list.txt", flow_source="online")
+        build_loader("rawframes", tmp_path, list_file="list.txt", flow=FlowSource.online())
     with pytest.raises(ValueError, match="backend='pyav'"):
-        build_loader("video", extracted / "videos" / "v0.avi", flow_source="online", backend="dali")
+        build_loader("video", extracted / "videos" / "v0.avi", flow=FlowSource.online(),
+                     decoding=Decoding(backend="dali"))

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from jna_fast.data import DataError, load_index
-from jna_fast.data.errors import IssueLog
-from jna_fast.data.lists import InvalidListLine
+from jna_fast.io.errors import InvalidListLine, IssueLog
 
 UCF_CLASSES = ["ApplyEyeMakeup", "Basketball", "YoYo"]
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from jna_fast.data import (FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD, build_loader, decode_frames,
-                           flow_stack_indices, tsn_snippet_starts)
+from jna_fast.data import (FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD, ClipSampling, Decoding, Sharding, build_loader,
+                           decode_frames, flow_stack_indices, tsn_snippet_starts)
 from jna_fast.data.dali_pipeline import dali_available, dali_decodes
 from test_data_common import (VIDEO_CODECS, flow_code, make_video_dataset, smooth_frames, video_path,
                               write_rawframes, write_video)
@@ -31,12 +31,12 @@ def dataset(tmp_path_factory):
     return root, frames_root, sources
 
 
-def loader(dataset, backend, **options):
+def loader(dataset, backend, *, subset="train", batch_size=2,
+           sampling=ClipSampling(num_segments=3, flow_length=2, size=16), sharding=Sharding()):
     root, frames_root, _ = dataset
-    settings = dict(list_file="list.txt", frames_root=frames_root, batch_size=2, size=16, num_segments=3,
-                    flow_length=2, backend=backend, num_threads=2)
-    settings.update(options)
-    return build_loader("videos", root, **settings)
+    return build_loader("videos", root, list_file="list.txt", frames_root=frames_root, subset=subset,
+                        batch_size=batch_size, sampling=sampling, sharding=sharding,
+                        decoding=Decoding(backend=backend, num_threads=2))
 
 
 def pyav_rgb24(path):
@@ -95,8 +95,8 @@ def denormalise_rgb(rgb):
 def test_test_mode_values_indices_and_flow_order(dataset, backend):
     _, _, sources = dataset
     # centre crop of the whole short side at its own size: no resampling, so values are exact
-    clips = loader(dataset, backend, subset="test", num_segments=4, flow_length=3, size=HEIGHT,
-                   test_crop_scale=1.0, batch_size=3)
+    clips = loader(dataset, backend, subset="test", batch_size=3,
+                   sampling=ClipSampling(num_segments=4, flow_length=3, size=HEIGHT, test_crop_scale=1.0))
     assert len(clips) == 2
     seen = []
     for batch in clips:
@@ -131,8 +131,8 @@ def test_test_mode_values_indices_and_flow_order(dataset, backend):
 def test_dali_and_pyav_backends_agree(dataset, num_crops):
     outputs = {}
     for backend in ("dali", "pyav"):
-        batches = list(loader(dataset, backend, subset="test", size=HEIGHT, test_crop_scale=1.0, batch_size=5,
-                              num_crops=num_crops))
+        batches = list(loader(dataset, backend, subset="test", batch_size=5, sampling=ClipSampling(
+            num_segments=3, flow_length=2, size=HEIGHT, test_crop_scale=1.0, num_crops=num_crops)))
         assert len(batches) == 1 and batches[0].rgb.shape[0] == 5 * num_crops
         outputs[backend] = batches[0]
     dali, pyav = outputs["dali"], outputs["pyav"]
@@ -145,7 +145,7 @@ def test_dali_and_pyav_backends_agree(dataset, num_crops):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_flip_mirrors_both_streams_and_negates_flow_x(dataset, backend):
-    clips = loader(dataset, backend, subset="train", seed=3)
+    clips = loader(dataset, backend, subset="train", sharding=Sharding(seed=3))
     request = clips.request(0)
     (crop,) = request.crops
     flipped = dataclasses.replace(request, crops=(dataclasses.replace(crop, flip=not crop.flip),))
@@ -166,8 +166,9 @@ def test_crop_and_flip_are_shared_by_rgb_and_flow(tmp_path, backend):
     pattern = blocks.repeat(8, axis=1).repeat(8, axis=2)  # [10 frames, 24, 32], constant on 8x8 blocks
     write_rawframes(tmp_path / "clip", np.repeat(pattern[..., None], 3, axis=-1), pattern[:-1], pattern[:-1])
     (tmp_path / "list.txt").write_text("clip 10 0\n")
-    clips = build_loader("rawframes", tmp_path, list_file="list.txt", num_segments=3, flow_length=1, size=20,
-                         backend=backend, batch_size=1, num_threads=1, prefetch=0)
+    clips = build_loader("rawframes", tmp_path, list_file="list.txt", batch_size=1,
+                         sampling=ClipSampling(num_segments=3, flow_length=1, size=20),
+                         decoding=Decoding(backend=backend, num_threads=1, prefetch=0))
     flips = set()
     for epoch in range(6):
         clips.set_epoch(epoch)
@@ -195,7 +196,8 @@ def test_rgb_from_video_aligns_with_flow_extracted_at_another_size(tmp_path, bac
     write_rawframes(tmp_path / "frames" / "v", None, big[:-1], big[:-1])
     (tmp_path / "videos" / "list.txt").write_text("v.avi 0\n")
     clips = build_loader("videos", tmp_path / "videos", list_file="list.txt", frames_root=tmp_path / "frames",
-                         num_segments=3, flow_length=1, size=16, backend=backend, batch_size=1, prefetch=0)
+                         batch_size=1, sampling=ClipSampling(num_segments=3, flow_length=1, size=16),
+                         decoding=Decoding(backend=backend, prefetch=0))
     for epoch in range(4):
         clips.set_epoch(epoch)
         (batch,) = list(clips)
@@ -213,7 +215,7 @@ def test_shards_are_disjoint_and_cover_every_video_once(dataset, num_shards):
     for epoch in (0, 1):
         seen = []
         for shard in range(num_shards):
-            clips = loader(dataset, "pyav", shard_id=shard, num_shards=num_shards)
+            clips = loader(dataset, "pyav", sharding=Sharding(shard_id=shard, num_shards=num_shards))
             clips.set_epoch(epoch)
             ids = [video_id for batch in clips for video_id in batch.video_ids]
             assert len(ids) <= len(clips) * clips.batch_size
@@ -226,7 +228,7 @@ def test_epochs_reshuffle_and_are_deterministic(dataset):
     orders = [clips.shard_positions(epoch).tolist() for epoch in range(4)]
     assert len({tuple(order) for order in orders}) > 1
     assert orders[2] == loader(dataset, "pyav").shard_positions(2).tolist()
-    first, again = (next(iter(loader(dataset, "pyav", seed=5))) for _ in range(2))
+    first, again = (next(iter(loader(dataset, "pyav", sharding=Sharding(seed=5)))) for _ in range(2))
     assert torch.equal(first.rgb, again.rgb) and torch.equal(first.indices, again.indices)
 
 
@@ -234,13 +236,13 @@ def test_drop_last_gives_every_rank_the_same_number_of_batches(dataset):
     # 5 videos over 2 shards: shards of 2 and 3 videos; with batch 2 and drop_last both ranks run 1 step.
     counts = []
     for shard in range(2):
-        clips = loader(dataset, "pyav", shard_id=shard, num_shards=2, drop_last=True)
+        clips = loader(dataset, "pyav", sharding=Sharding(shard_id=shard, num_shards=2, drop_last=True))
         counts.append((len(clips), sum(1 for _ in clips)))
     assert counts == [(1, 1), (1, 1)]
 
 
 def test_batches_resume_from_a_batch_number_without_repeating(dataset):
-    clips = loader(dataset, "pyav", seed=3)
+    clips = loader(dataset, "pyav", sharding=Sharding(seed=3))
     clips.set_epoch(1)
     full = [batch.video_ids for batch in clips]
     resumed = [batch.video_ids for batch in clips.batches(start_batch=1)]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from jna_fast.data import (FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD, build_loader, sample_train_crop, tsn_test_crops,
-                           tsn_view_count)
+from jna_fast.data import (FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD, ClipSampling, Decoding, build_loader,
+                           sample_train_crop, tsn_test_crops, tsn_view_count)
 from jna_fast.data import backends
 from jna_fast.data.dali_pipeline import dali_available
 from test_data_common import VIDEO_CODECS, make_video_dataset, write_rawframes
@@ -70,9 +70,10 @@ def block_dataset(tmp_path_factory):
 
 
 def _views_loader(root, backend, num_crops, flip=True):
-    return build_loader("rawframes", root, list_file="list.txt", subset="test", num_segments=3, flow_length=1,
-                        size=SIDE, test_crop_scale=SIDE / HEIGHT, backend=backend, batch_size=1, num_threads=1,
-                        prefetch=0, num_crops=num_crops, flip=flip)
+    return build_loader("rawframes", root, list_file="list.txt", subset="test", batch_size=1,
+                        sampling=ClipSampling(num_segments=3, flow_length=1, size=SIDE, test_crop_scale=SIDE / HEIGHT,
+                                              num_crops=num_crops, flip=flip),
+                        decoding=Decoding(backend=backend, num_threads=1, prefetch=0))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -129,7 +130,8 @@ def test_scores_average_over_each_clips_views(block_dataset):
 def test_num_crops_is_test_time_only(block_dataset):
     root, _ = block_dataset
     with pytest.raises(ValueError, match="num_crops=3 is a test-time setting"):
-        build_loader("rawframes", root, list_file="list.txt", subset="train", num_crops=3, backend="pyav")
+        build_loader("rawframes", root, list_file="list.txt", subset="train", sampling=ClipSampling(num_crops=3),
+                     decoding=Decoding(backend="pyav"))
 
 
 def test_pyav_decodes_each_clip_once_for_all_its_views(tmp_path, monkeypatch):
@@ -145,8 +147,9 @@ def test_pyav_decodes_each_clip_once_for_all_its_views(tmp_path, monkeypatch):
 
     monkeypatch.setattr(backends, "decode_frames", counted_decode)
     clips = build_loader("videos", tmp_path / "videos", list_file="list.txt", frames_root=tmp_path / "frames",
-                         subset="test", num_segments=2, flow_length=1, size=16, backend="pyav", batch_size=2,
-                         num_crops=10, prefetch=0)
+                         subset="test", batch_size=2,
+                         sampling=ClipSampling(num_segments=2, flow_length=1, size=16, num_crops=10),
+                         decoding=Decoding(backend="pyav", prefetch=0))
     (batch,) = list(clips)
     assert batch.rgb.shape[:2] == (20, 2) and batch.video_ids == ["a/v", "b/w"]
     assert len(calls) == 2 and len(set(calls)) == 2

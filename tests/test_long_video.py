@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from jna_fast.data.pyav import decode_frames
+from jna_fast.io.video import decode_frames
 from jna_fast.inference import (check_window_seconds, predict_long_video, window_bounds, window_frames)
 from jna_fast.predict import main as predict
 
@@ -133,7 +133,7 @@ def test_stride_longer_than_the_window(model, videos):
 
 
 def test_the_video_is_decoded_once_into_a_buffer_of_one_window(model, videos, monkeypatch):
-    import jna_fast.data.pyav as pyav
+    import jna_fast.io.video as pyav
     import jna_fast.inference as inference
 
     opened, streams, scored = [], [], []

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from jna_fast import JNA
-from jna_fast.data import build_loader, make_synthetic
+from jna_fast.data import ClipSampling, Decoding, Sharding, build_loader, make_synthetic
 from jna_fast.data.synthetic import FAMILIES
 from jna_fast.data.dali_pipeline import dali_available
 from jna_fast.flow import extract_flow
@@ -37,8 +37,9 @@ def synthetic(tmp_path_factory):
 def test_training_through_the_pipeline_lowers_the_loss(synthetic, backend):
     torch.manual_seed(0)
     loader = build_loader("ucf101", synthetic, split=1, subset="train", frames_root=synthetic / "frames",
-                          num_segments=2, flow_length=2, batch_size=6, size=32, backend=backend, seed=0,
-                          flip=False)  # SlideLeft and SlideRight: a flip would swap their labels
+                          batch_size=6, sharding=Sharding(seed=0), decoding=Decoding(backend=backend),
+                          # SlideLeft and SlideRight: a flip would swap their labels
+                          sampling=ClipSampling(num_segments=2, flow_length=2, size=32, flip=False))
     assert loader.num_classes == 3 and len(loader) == 1
     model = JNA(loader.num_classes, backbone="resnet18", num_segments=2, flow_length=2, dropout=0.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from ..flow.online import OnlineFlow, frames_for_flows
+from ..io.errors import DataError
+from ..io.video import decode_frames
 from .batch import ClipRequest
 from .dali_pipeline import DaliRunner, dali_decodes, dali_device_id, dali_error_summary
-from .errors import DataError
 from .jpeg import read_jpeg
-from .pyav import decode_frames
 from .transforms import FLOW_CENTRE, crop_and_resize, flow_channel_signs, normalise_flow, normalise_rgb
 
 

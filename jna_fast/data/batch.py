@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from ..io.video import VideoInfo
 from .lists import VideoRecord
-from .pyav import VideoInfo
 from .rawframes import FrameFolder
 from .transforms import Crop
 

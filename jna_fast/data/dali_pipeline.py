@@ -26,7 +26,8 @@ import os
 import numpy as np
 import torch
 
-from .errors import DataError
+from ..io.errors import DataError
+from ..io.video import decode_frames
 from .transforms import FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger("jna_fast.data")
@@ -176,8 +177,6 @@ def dali_decodes(codec: str, sample_path, device: str) -> bool:
     key = (codec, device)
     if key in _codec_support:
         return _codec_support[key]
-    from .pyav import decode_frames
-
     reason = ""
     try:
         reference = decode_frames(sample_path, [0])[0].astype(np.float32)

@@ -40,7 +40,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError, IssueLog, location
+from ..files import path_under
+from ..io.errors import DataError, InvalidListLine, IssueLog, location
 
 logger = logging.getLogger("jna_fast.data")
 
@@ -66,18 +67,6 @@ class VideoRecord:
 class DatasetIndex:
     records: list[VideoRecord]
     class_names: list[str]
-
-
-class InvalidListLine(DataError):
-    """A list line that contradicts the dataset, never skipped whatever on_error says: a path leading out of the
-    folder it must lie in, or a label out of range."""
-
-
-def path_under(root: Path, relative: str) -> Path | None:
-    """``root / relative`` if it lies under ``root`` once both are resolved (``..`` and symlinks followed; an
-    absolute ``relative`` is tested as it is), else None."""
-    path = Path(root) / relative
-    return path if path.resolve().is_relative_to(Path(root).resolve()) else None
 
 
 def _confined(root: Path, relative: str, what: str, where: str) -> Path:

@@ -8,20 +8,21 @@ import math
 import os
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..flow.online import DEFAULT_ONLINE_ALGORITHM, OnlineFlow
+from ..flow.algorithms import DEFAULT_ONLINE_ALGORITHM
 from ..flow.encoding import DEFAULT_BOUND
+from ..flow.online import OnlineFlow
+from ..io.errors import DataError, IssueLog
+from ..io.video import VideoInfo, probe_video
 from .backends import DaliBackend, PyAVBackend
 from .batch import ClipBatch, ClipRequest
 from .dali_pipeline import dali_available
-from .errors import DataError, IssueLog
 from .lists import DatasetIndex, load_index
-from .pyav import VideoInfo, probe_video
 from .rawframes import DEFAULT_NAMING, FrameFolder, RawframesNaming, scan_frame_folder
 from .sampling import flow_stack_indices, tsn_snippet_starts
 from .transforms import (DEFAULT_TEST_CROP_SCALE, TRAIN_SCALES, sample_train_crop, tsn_test_crops,
@@ -46,6 +47,101 @@ def shard_bounds(num_items: int, shard_id: int, num_shards: int) -> tuple[int, i
     return shard_id * num_items // num_shards, (shard_id + 1) * num_items // num_shards
 
 
+FLOW_SOURCES = ("rawframes", "online")
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """Which frames make a clip and how it is cut into views (TSN): ``num_segments`` snippets (T; None: 3 in
+    training, 25 at test), each an RGB frame and a stack of ``flow_length`` flow pairs, cropped and resized to
+    ``size``. ``train``: random snippet positions and crops with augmentation (None: the subset is "train");
+    otherwise the centre of each segment and ``num_crops`` test views per clip, 1 (centre), 3 (along the long side)
+    or 10 (corners + centre, and their mirrors when ``flip``; 5 views without), cut at ``test_crop_scale`` of the
+    short side. The views of a clip are adjacent rows of ClipBatch.rgb/flow (ClipBatch.num_views,
+    mean_over_views), cut from one decode of its frames (and one computation of its online flow). ``flip``:
+    horizontal flips in training and among the test views (False where labels depend on left/right; a mirrored
+    view's flow x is negated)."""
+
+    num_segments: int | None = None
+    flow_length: int = 5
+    size: int = 224
+    train: bool | None = None
+    flip: bool = True
+    num_crops: int = 1
+    test_crop_scale: float = DEFAULT_TEST_CROP_SCALE
+
+    def for_subset(self, subset: str) -> "ClipSampling":
+        """These settings with ``train`` and ``num_segments`` decided for ``subset`` where they were left None."""
+        train = subset == "train" if self.train is None else self.train
+        return replace(self, train=train,
+                       num_segments=self.num_segments or (DEFAULT_TRAIN_SEGMENTS if train else DEFAULT_TEST_SEGMENTS))
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """Which clips this process reads, in which order: shard ``shard_id`` of ``num_shards`` (None: the rank and
+    world size of torch.distributed, else 0 of 1) of a permutation drawn from (``seed``, epoch) when ``shuffle``
+    (None: in training), the same on every rank. ``drop_last``: every shard yields the smallest shard's number of
+    whole batches, so that the ranks of a distributed run make the same number of steps."""
+
+    shard_id: int | None = None
+    num_shards: int | None = None
+    seed: int = 0
+    shuffle: bool | None = None
+    drop_last: bool = False
+
+    def resolved(self, train: bool) -> "Sharding":
+        """These settings with the shard taken from torch.distributed and ``shuffle`` from ``train`` where None."""
+        rank, world = distributed_shard()
+        return replace(self, shard_id=rank if self.shard_id is None else self.shard_id,
+                       num_shards=world if self.num_shards is None else self.num_shards,
+                       shuffle=train if self.shuffle is None else self.shuffle)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How the pixels are read. ``backend``: "dali", "pyav" or "auto" (DALI when installed; always "pyav" for
+    online flow). ``device``: "gpu" (DALI mixed decoders, CUDA outputs on the local rank's GPU) or "cpu"; None:
+    "gpu" when DALI and CUDA are available and the flow comes from rawframes (:func:`loader_device` gives the
+    choice for a model's device). ``rgb_source``: "video" (decode the videos; None means it for video kinds) or
+    "frames" (the rawframes' img files; the only choice for kind="rawframes"). ``on_error``: "raise" or "skip"
+    (warn, count, report at epoch end; a skipped clip's row is filled by another clip of the shard, flagged in
+    ClipBatch.replaced, so every rank yields len(loader) batches). ``num_threads``: decoding threads (None: up to
+    4, as many as the CPUs). ``prefetch``: batches assembled ahead by a background thread (0: none).
+    ``pin_memory``: CPU batches in page-locked memory (None: when CUDA is available and device="cpu")."""
+
+    backend: str = "auto"
+    device: str | None = None
+    rgb_source: str | None = None
+    on_error: str = "raise"
+    num_threads: int | None = None
+    prefetch: int = 2
+    pin_memory: bool | None = None
+
+
+@dataclass(frozen=True)
+class FlowSource:
+    """Where the flow stacks come from: ``source`` "rawframes" reads the flow images of each video's rawframes
+    folder (under build_loader's ``frames_root``); "online" computes each stack from the video's decoded frames
+    with ``algorithm`` ("dis", "farneback", "tvl1" or "nvof": DALI, on a GPU with optical-flow hardware), clipped
+    at ``bound`` pixels as the extractor's --bound, rounded to the 8-bit grid of the flow JPEGs when ``quantise``
+    (jna_fast/flow/online.py); no rawframes needed."""
+
+    source: str = "rawframes"
+    algorithm: str = DEFAULT_ONLINE_ALGORITHM
+    bound: float = DEFAULT_BOUND
+    quantise: bool = True
+
+    @classmethod
+    def online(cls, algorithm: str = DEFAULT_ONLINE_ALGORITHM, bound: float = DEFAULT_BOUND,
+               quantise: bool = True) -> "FlowSource":
+        return cls("online", algorithm, bound, quantise)
+
+    def online_flow(self) -> OnlineFlow | None:
+        """The online flow computation (its algorithm checked here), or None when the flow is read from rawframes."""
+        return OnlineFlow(self.algorithm, self.bound, self.quantise) if self.source == "online" else None
+
+
 @dataclass(frozen=True)
 class _ClipSource:
     """A video's frames as the loader samples them: ``num_frames`` frames from video frame ``first_frame`` on
@@ -68,27 +164,31 @@ class ClipLoader:
     ``skipped_clips`` counts the clips skipped in the last finished epoch on this shard (sum it over ranks);
     ``last_epoch_skipped`` names them: ``{"video": video_id, "reason": message}`` each."""
 
-    def __init__(self, index: DatasetIndex, *, train: bool, num_segments: int, flow_length: int, batch_size: int,
-                 size: int, backend: str, device: str, rgb_from_video: bool, shard_id: int, num_shards: int,
-                 issues: IssueLog, seed: int, shuffle: bool, drop_last: bool, num_threads: int,
-                 test_crop_scale: float, prefetch: int, flip: bool = True, num_crops: int = 1,
-                 pin_memory: bool = False, naming: RawframesNaming = DEFAULT_NAMING,
+    def __init__(self, index: DatasetIndex, *, batch_size: int, sampling: ClipSampling, sharding: Sharding,
+                 decoding: Decoding, issues: IssueLog, naming: RawframesNaming = DEFAULT_NAMING,
                  online_flow: OnlineFlow | None = None):
+        """``sampling``, ``sharding`` and ``decoding`` as :func:`build_loader` resolves them (no None left);
+        ``issues`` applies on_error; ``online_flow``: None when the flow is read from rawframes."""
+        train, num_crops, flip = sampling.train, sampling.num_crops, sampling.flip
+        shard_id, num_shards = sharding.shard_id, sharding.num_shards
+        backend, device, pin_memory = decoding.backend, decoding.device, decoding.pin_memory
         if not 0 <= shard_id < num_shards:
             raise ValueError(f"shard_id must be in [0, num_shards={num_shards}), got {shard_id}")
-        for name, value in (("num_segments", num_segments), ("flow_length", flow_length),
-                            ("batch_size", batch_size), ("size", size), ("num_threads", num_threads)):
+        for name, value in (("num_segments", sampling.num_segments), ("flow_length", sampling.flow_length),
+                            ("batch_size", batch_size), ("size", sampling.size),
+                            ("num_threads", decoding.num_threads)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if train and num_crops != 1:
             raise ValueError(f"num_crops={num_crops} is a test-time setting; training draws one random crop per clip")
         if pin_memory and device != "cpu":
             raise ValueError("pin_memory applies to device='cpu' (the batches of device='gpu' are on the GPU)")
-        self.index, self.train, self.num_segments, self.flow_length = index, train, num_segments, flow_length
-        self.batch_size, self.size, self.rgb_from_video = batch_size, size, rgb_from_video
-        self.shard_id, self.num_shards, self.issues, self.seed = shard_id, num_shards, issues, seed
-        self.shuffle, self.drop_last = shuffle, drop_last
-        self.test_crop_scale, self.prefetch = test_crop_scale, prefetch
+        self.index, self.train = index, train
+        self.num_segments, self.flow_length, self.size = sampling.num_segments, sampling.flow_length, sampling.size
+        self.batch_size, self.rgb_from_video = batch_size, decoding.rgb_source == "video"
+        self.shard_id, self.num_shards, self.issues, self.seed = shard_id, num_shards, issues, sharding.seed
+        self.shuffle, self.drop_last = sharding.shuffle, sharding.drop_last
+        self.test_crop_scale, self.prefetch = sampling.test_crop_scale, decoding.prefetch
         self.flip, self.pin_memory = flip, pin_memory
         self.num_crops, self.num_views = num_crops, 1 if train else tsn_view_count(num_crops, flip)
         self.epoch = 0
@@ -100,16 +200,17 @@ class ClipLoader:
         self._videos: dict[int, VideoInfo] = {}
         self._known_bad: dict[int, str] = {}
         if backend == "dali":
-            self.backend = DaliBackend(size, num_segments, flow_length, batch_size, device, num_threads, seed,
-                                       self.num_views, pin_memory)
+            self.backend = DaliBackend(self.size, self.num_segments, self.flow_length, batch_size, device,
+                                       decoding.num_threads, self.seed, self.num_views, pin_memory)
         else:
-            self.backend = PyAVBackend(size, flow_length, num_threads, pin_memory, online_flow)
+            self.backend = PyAVBackend(self.size, self.flow_length, decoding.num_threads, pin_memory, online_flow)
         self.device = device
         flow_from = (f"computed online ({online_flow})" if online_flow is not None else
                      "rawframes images (%s)" % ("DALI " + ("nvJPEG" if device == "gpu" else "CPU JPEG decoder")
                                                 if backend == "dali" else "OpenCV"))
         logger.info("%d videos, shard %d/%d, backend %s on %s; RGB from %s, flow %s", len(index.records), shard_id,
-                    num_shards, backend, device, "the videos" if rgb_from_video else "rawframes images", flow_from)
+                    num_shards, backend, device, "the videos" if self.rgb_from_video else "rawframes images",
+                    flow_from)
 
     @property
     def class_names(self) -> list[str]:
@@ -341,9 +442,6 @@ class ClipLoader:
             worker.join()
 
 
-FLOW_SOURCES = ("rawframes", "online")
-
-
 def _resolve_backend(backend: str, flow_source: str = "rawframes") -> str:
     """The backend ("dali" | "pyav") that ``backend`` ("auto" included) means for flow from ``flow_source``."""
     if backend not in BACKENDS:
@@ -377,83 +475,52 @@ def loader_device(model_device: torch.device | str, backend: str = "auto",
 
 
 def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", frames_root=None, list_file=None,
-                 num_classes: int | None = None, num_segments: int | None = None, flow_length: int = 5,
-                 batch_size: int = 8, size: int = 224, backend: str = "auto", device: str | None = None,
-                 rgb_source: str | None = None, shard_id: int | None = None, num_shards: int | None = None,
-                 on_error: str = "raise", seed: int = 0, shuffle: bool | None = None, train: bool | None = None,
-                 drop_last: bool = False, num_threads: int | None = None,
-                 test_crop_scale: float = DEFAULT_TEST_CROP_SCALE, prefetch: int = 2, flip: bool = True,
-                 num_crops: int = 1, pin_memory: bool | None = None, flow_source: str = "rawframes",
-                 flow_algorithm: str = DEFAULT_ONLINE_ALGORITHM, flow_bound: float = DEFAULT_BOUND,
-                 flow_quantise: bool = True, rgb_template: str = DEFAULT_NAMING.rgb_template,
-                 flow_template: str = DEFAULT_NAMING.flow_template,
-                 start_index: int = DEFAULT_NAMING.start_index) -> ClipLoader:
+                 num_classes: int | None = None, naming: RawframesNaming = DEFAULT_NAMING, batch_size: int = 8,
+                 sampling: ClipSampling = ClipSampling(), sharding: Sharding = Sharding(),
+                 decoding: Decoding = Decoding(), flow: FlowSource = FlowSource()) -> ClipLoader:
     """A loader of two-stream clips (see jna_fast/data/__init__.py for the full description).
 
     kind/root/split/subset/list_file/num_classes: the dataset (lists.py; kind="video": ``root`` is one video file,
     its clips labelled -1). frames_root: the rawframes folder of a video dataset (``python -m jna_fast.flow extract
     --videos <video folder> --out <frames_root>``, or folders written by TSN's dense_flow, denseflow or mmaction2's
-    build_rawframes). rgb_template / flow_template / start_index: the rawframes' file names (mmaction2's
-    ``filename_tmpl`` of each modality and ``start_index``; conventions in jna_fast/data/rawframes.py).
-    flow_source: "rawframes" (read the flow images under frames_root) or "online" (compute each flow stack from
-    the video's decoded frames with ``flow_algorithm`` "dis", "farneback", "tvl1" or "nvof" (DALI, GPU with
-    optical-flow hardware); ``flow_bound`` pixels as the extractor's --bound; ``flow_quantise`` rounds to the
-    8-bit grid of the flow JPEGs; no frames_root needed; jna_fast/flow/online.py). rgb_source: "video" (decode
-    the videos; default for video kinds) or "frames" (the rawframes' img files; the only choice for
-    kind="rawframes"). num_segments: T (default 3 for train, 25 for test). train: random TSN sampling +
-    augmentation (default: subset == "train"); shuffle: reshuffle each epoch (default: train). backend: "dali",
-    "pyav" or "auto" (DALI when installed; always "pyav" for online flow). device: "gpu" (DALI mixed decoders,
-    CUDA outputs on the local rank's GPU) or "cpu"; default "gpu" when DALI and CUDA are available and the flow
-    comes from rawframes (:func:`loader_device` gives the choice for a model's device). pin_memory: CPU batches in
-    page-locked memory (default: when CUDA is available and device="cpu"). shard_id/num_shards: default from
-    torch.distributed. on_error: "raise" or "skip" (warn, count, report at epoch end; a skipped clip's row is
-    filled by another clip of the shard, flagged in ClipBatch.replaced, so every rank yields len(loader)
-    batches). flip: horizontal flips in training and among the test views (False where labels depend on
-    left/right; a mirrored view's flow x is negated). num_crops: test views per clip, 1 (centre), 3 (along the
-    long side) or 10 (corners + centre, and their mirrors when flip; 5 views without); the views of a clip are
-    adjacent rows of ClipBatch.rgb/flow (ClipBatch.num_views, mean_over_views), cut from one decode of its frames
-    (and one computation of its online flow).
+    build_rawframes). naming: the rawframes' file names (mmaction2's ``filename_tmpl`` of each modality and
+    ``start_index``; conventions in jna_fast/data/rawframes.py). sampling: the snippets and views of a clip
+    (:class:`ClipSampling`); sharding: which clips this process reads, in which order (:class:`Sharding`);
+    decoding: backend, device, RGB source, on_error and threads (:class:`Decoding`); flow: rawframes or online
+    (:class:`FlowSource`). Settings left None are decided here: see each class.
     """
-    backend = _resolve_backend(backend, flow_source)
-    naming = RawframesNaming(rgb_template, flow_template, start_index)
-    online_flow = OnlineFlow(flow_algorithm, flow_bound, flow_quantise) if flow_source == "online" else None
-    issues = IssueLog(on_error)
+    backend = _resolve_backend(decoding.backend, flow.source)
+    online_flow = flow.online_flow()
+    issues = IssueLog(decoding.on_error)
     index = load_index(kind, root, split=split, subset=subset, list_file=list_file, frames_root=frames_root,
                        num_classes=num_classes, issues=issues)
-    if kind == "rawframes" and flow_source == "online":
+    if kind == "rawframes" and flow.source == "online":
         raise ValueError("flow_source='online' computes flow from videos: use a video kind (videos, ucf101, hmdb51, "
                          "video), not kind='rawframes'")
-    if kind != "rawframes" and frames_root is None and flow_source == "rawframes":
+    if kind != "rawframes" and frames_root is None and flow.source == "rawframes":
         raise ValueError(f"kind={kind!r} needs frames_root= (the rawframes folder holding the flow, written by "
                          f"`python -m jna_fast.flow extract`), or flow_source='online'")
     if frames_root is not None and not Path(frames_root).is_dir():
         raise DataError(f"{frames_root}: frames_root not found")
-    rgb_source = rgb_source or ("frames" if kind == "rawframes" else "video")
+    rgb_source = decoding.rgb_source or ("frames" if kind == "rawframes" else "video")
     if rgb_source not in ("video", "frames") or (kind == "rawframes" and rgb_source == "video"):
         raise ValueError(f"rgb_source must be 'video' or 'frames' ('frames' for kind='rawframes'), got {rgb_source!r}")
-    if flow_source == "online" and rgb_source != "video":
+    if flow.source == "online" and rgb_source != "video":
         raise ValueError("flow_source='online' decodes the RGB from the videos too: rgb_source must be 'video'")
     cuda = torch.cuda.is_available()
+    device = decoding.device
     if device is None:
-        device = loader_device("cuda" if cuda else "cpu", backend, flow_source)[1]
+        device = loader_device("cuda" if cuda else "cpu", backend, flow.source)[1]
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
     if device == "gpu" and (backend != "dali" or not cuda):
         raise ValueError("device='gpu' needs backend='dali' and a CUDA device; loader_device(model_device, "
                          "backend) gives the loader device that fits (the CPU loader feeds a GPU without DALI)")
-    if pin_memory and not cuda:
+    if decoding.pin_memory and not cuda:
         raise ValueError("pin_memory=True needs CUDA (page-locked memory only speeds up copies to a GPU)")
-    train = subset == "train" if train is None else train
-    default_rank, default_world = distributed_shard()
-    return ClipLoader(
-        index, train=train,
-        num_segments=num_segments or (DEFAULT_TRAIN_SEGMENTS if train else DEFAULT_TEST_SEGMENTS),
-        flow_length=flow_length, batch_size=batch_size, size=size, backend=backend, device=device,
-        rgb_from_video=rgb_source == "video",
-        shard_id=default_rank if shard_id is None else shard_id,
-        num_shards=default_world if num_shards is None else num_shards,
-        issues=issues, seed=seed, shuffle=train if shuffle is None else shuffle, drop_last=drop_last,
-        num_threads=num_threads or min(4, os.cpu_count() or 1), test_crop_scale=test_crop_scale,
-        prefetch=prefetch, flip=flip, num_crops=num_crops,
-        pin_memory=cuda and device == "cpu" if pin_memory is None else pin_memory, naming=naming,
-        online_flow=online_flow)
+    sampling = sampling.for_subset(subset)
+    decoding = replace(decoding, backend=backend, device=device, rgb_source=rgb_source,
+                       num_threads=decoding.num_threads or min(4, os.cpu_count() or 1),
+                       pin_memory=cuda and device == "cpu" if decoding.pin_memory is None else decoding.pin_memory)
+    return ClipLoader(index, batch_size=batch_size, sampling=sampling, sharding=sharding.resolved(sampling.train),
+                      decoding=decoding, issues=issues, naming=naming, online_flow=online_flow)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import cv2
 
-from .errors import DataError
+from ..io.errors import DataError
 from .jpeg import read_jpeg
 
 DEFAULT_RGB_TEMPLATE = "img_{:05d}.jpg"

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..cli import add_debug_option, number_in, run_command
-from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM
+from .algorithms import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM
 from .encoding import DEFAULT_BOUND
 from .extract import DEFAULT_JPEG_QUALITY, SUMMARY_NAME, extract_flow
 
@@ -22,10 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
                     f"skipped; a summary goes to <out>/{SUMMARY_NAME}; exit code 1 if any video failed.")
     extract.add_argument("--videos", required=True, help="folder searched recursively for videos")
     extract.add_argument("--out", required=True, help="output folder of the rawframes")
-    extract.add_argument("--algorithm", choices=ALGORITHMS, default=DEFAULT_ALGORITHM,
+    extract.add_argument("--algorithm", choices=ALGORITHMS, default=DEFAULT_EXTRACTION_ALGORITHM,
                          help="tvl1: OpenCV TV-L1 (TSN's flow, slow); dis / farneback: much faster OpenCV "
                               "methods; nvof: NVIDIA optical-flow hardware via DALI (GPU only). "
-                              f"Default {DEFAULT_ALGORITHM}.")
+                              f"Default {DEFAULT_EXTRACTION_ALGORITHM}.")
     extract.add_argument("--short-side", type=number_in(int, minimum=1), default=None,
                          help="resize frames so the short side has this many pixels (TSN: 256); default: keep")
     extract.add_argument("--bound", type=float, default=DEFAULT_BOUND,

@@ -4,13 +4,14 @@ Every estimator turns a stream of greyscale uint8 frames into the N-1 forward fl
 each ``[H, W, 2]`` float32 in pixels with OpenCV's convention: ``previous[y, x] ~ next[y + fy, x + fx]``, so motion
 to the right gives positive x and motion down gives positive y.
 
-Algorithms:
-- ``tvl1`` (default): OpenCV-contrib Dual TV-L1 with its default parameters, the flow the two-stream/TSN results
-  are reported with. Slow on a CPU (measured ~0.9 s per 340x256 pair on one core), so it is the default for real
-  datasets, where flow quality drives the temporal stream's accuracy.
-- ``dis``: OpenCV DIS with the FAST preset (~5 ms per 340x256 pair, ~170x cheaper than TV-L1). Measured on the
-  synthetic dataset's 64x64 videos against the true object motion: mean error 0.07 px/frame for FAST, 0.09 for
-  TV-L1, 0.27 for the MEDIUM preset, whose larger patches smear small moving objects into the static background.
+Algorithms (the cost of each per flow field, by frame size: benchmarks/results/README.md, "online flow"):
+- ``tvl1`` (the extraction default, :data:`DEFAULT_EXTRACTION_ALGORITHM`): OpenCV-contrib Dual TV-L1 with its
+  default parameters, the flow the two-stream/TSN results are reported with. Some hundred times slower than DIS on
+  a CPU, so it is extracted once, for real datasets, where flow quality drives the temporal stream's accuracy.
+- ``dis`` (the online default, :data:`DEFAULT_ONLINE_ALGORITHM`): OpenCV DIS with the FAST preset, cheap enough to
+  compute while training. On the synthetic dataset's 64x64 videos, against the true object motion, FAST is as
+  accurate as TV-L1 and better than the MEDIUM preset, whose larger patches smear small moving objects into the
+  static background.
 - ``farneback``: OpenCV Farneback with the usual parameters (pyramid scale 0.5, 3 levels, window 15).
 - ``nvof``: NVIDIA optical-flow hardware (Turing or newer) through DALI's ``fn.optical_flow``; GPU only.
 """
@@ -29,7 +30,10 @@ import numpy as np
 from ..errors import JnaFastError
 
 ALGORITHMS = ("tvl1", "dis", "farneback", "nvof")
-DEFAULT_ALGORITHM = "tvl1"
+# Flow extracted once to disk (python -m jna_fast.flow extract) can afford the slow, reference algorithm.
+DEFAULT_EXTRACTION_ALGORITHM = "tvl1"
+# Flow computed per clip while training or predicting must keep up with the model (see the module docstring).
+DEFAULT_ONLINE_ALGORITHM = "dis"
 
 
 class FlowAlgorithmUnavailable(JnaFastError, RuntimeError):

@@ -38,10 +38,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..data.lists import InvalidListLine, path_under
-from ..files import write_atomically
-from ..data.pyav import frame_to_rgb
-from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, make_estimator
+from ..files import path_under, write_atomically
+from ..io.errors import InvalidListLine
+from ..io.video import frame_to_rgb
+from .algorithms import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_flow
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
@@ -183,8 +183,8 @@ def _process_alive(pid: int) -> bool:
 
 
 def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *, estimator=None,
-                  algorithm: str = DEFAULT_ALGORITHM, short_side: int | None = None, bound: float = DEFAULT_BOUND,
-                  jpeg_quality: int = DEFAULT_JPEG_QUALITY, flow_threads: int = 1) -> int:
+                  algorithm: str = DEFAULT_EXTRACTION_ALGORITHM, short_side: int | None = None,
+                  bound: float = DEFAULT_BOUND, jpeg_quality: int = DEFAULT_JPEG_QUALITY, flow_threads: int = 1) -> int:
     """Extract one video into ``frame_dir`` (atomically, see the module doc); returns its frame count N.
 
     ``estimator`` (from ``algorithms.make_estimator``) is reused when given, so a worker builds it once.
@@ -277,8 +277,8 @@ def _write_json_atomically(path: Path, payload: dict) -> None:
 
 
 def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                 algorithm: str = DEFAULT_ALGORITHM, short_side: int | None = None, bound: float = DEFAULT_BOUND,
-                 workers: int | None = None, list_file: str | os.PathLike | None = None,
+                 algorithm: str = DEFAULT_EXTRACTION_ALGORITHM, short_side: int | None = None,
+                 bound: float = DEFAULT_BOUND, workers: int | None = None, list_file: str | os.PathLike | None = None,
                  jpeg_quality: int = DEFAULT_JPEG_QUALITY, progress: bool = True) -> dict:
     """Extract every video under ``videos_dir`` into rawframes folders under ``out_dir``; returns the summary.
 

@@ -8,7 +8,7 @@ same uint8 grid as the flow JPEGs, so a loader reading flow online and one readi
 to the JPEG compression of the latter; ``quantise=False`` keeps the unrounded float32 values (finer than the
 rawframes, at no extra cost).
 
-:class:`OnlineFlow` is what the loader (``build_loader(..., flow_source="online")``) and single-video prediction
+:class:`OnlineFlow` is what the loader (``build_loader(..., flow=FlowSource.online())``) and single-video prediction
 hold: the algorithm, the bound and one estimator per thread (OpenCV's estimators keep per-instance buffers and must
 not be shared between threads; they release the GIL while they compute, so a thread pool uses several cores).
 """
@@ -21,12 +21,8 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from .algorithms import ALGORITHMS, make_estimator
+from .algorithms import ALGORITHMS, DEFAULT_ONLINE_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_component, scale_component
-
-# DIS by default: ~170x cheaper than TV-L1 on a CPU and as accurate on small moving objects (algorithms.py).
-DEFAULT_ONLINE_ALGORITHM = "dis"
-
 
 def frames_for_flows(flow_indices: np.ndarray) -> np.ndarray:
     """Sorted 0-based frame indices whose pixels the flow fields ``flow_indices`` (any shape) need: k and k+1."""

@@ -1,4 +1,5 @@
-"""Video probing and frame decoding with PyAV (FFmpeg), for codecs that DALI cannot decode on the device at hand.
+"""Video probing and frame decoding with PyAV (FFmpeg): the loader's PyAV backend (and its route for codecs that DALI
+cannot decode on the device at hand), the flow extractor and prediction all decode through it.
 
 Colour conversion: decoded YUV frames are turned into RGB the way DALI 2.4's video decoder does it (measured:
 BT.601 matrix, the stream's range - limited for ``yuv*`` and full for ``yuvj*``/JPEG-range streams - and

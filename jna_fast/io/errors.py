@@ -1,10 +1,10 @@
-"""Errors of the data pipeline and the on_error="raise"|"skip" policy.
+"""Errors about bad input data (videos, rawframes, list files) and the on_error="raise"|"skip" policy.
 
 Every problem is reported with the place it comes from (``file`` or ``file:line``), so a user can fix the input.
 With ``on_error="skip"`` the offending item is dropped, a warning is logged at once and the count is reported at the
 end of each epoch; nothing is ever replaced by zeros or given a wrong label. A skipped clip's batch row is filled by
 another real clip of the same shard, with its own label and flagged (``ClipBatch.replaced``), so that every rank of a
-distributed run makes the same number of steps (loader.py).
+distributed run makes the same number of steps (jna_fast/data/loader.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ ON_ERROR_CHOICES = ("raise", "skip")
 
 class DataError(JnaFastError, ValueError):
     """Bad input data; the message names the file (and the line, for list files)."""
+
+
+class InvalidListLine(DataError):
+    """A list line that contradicts the dataset, never skipped whatever on_error says: a path leading out of the
+    folder it must lie in, or a label out of range."""
 
 
 def location(path, line: int | None = None) -> str:
