@@ -22,7 +22,7 @@ attention variants, on data with known windows.
 
 Every option of ``python -m jna_fast.train`` sets the common configuration (dataset, backbone, epochs, the
 synthetic generator's difficulty: ``--synthetic-window-fraction``, ``--synthetic-decoys``, ...). Each run goes to
-``OUT/runs/<variant>-s<seed>`` and is evaluated by the TSN protocol (25 snippets, 1 crop) when it ends; a rerun
+``OUT/runs/<variant>-s<seed>`` and is evaluated by the TSN test protocol (``--eval-segments``, ``--eval-crops``) when it ends; a rerun
 skips the runs that have their report and resumes an interrupted one. Writes ``OUT/ablation.json``
 (``{"settings": ..., "runs": [{"variant", "seed", "top1", ...}], "summary": ...}``), ``OUT/ablation.md`` (the
 table, mean ± sd over seeds), ``OUT/ablation.png`` (bar chart with error bars) and ``OUT/attention/`` (strips of
@@ -41,6 +41,8 @@ from pathlib import Path
 
 from .cli import run_command
 from .config import TrainConfig, build_parser, config_from_dict, parse_command_line, read_config_file
+from .train import train
+from .visualize import pyplot
 
 logger = logging.getLogger("jna_fast.ablate")
 
@@ -78,8 +80,6 @@ def run_variant(cfg: TrainConfig) -> dict:
     """Train (resuming if interrupted) and return the final evaluation's report; a finished run is not redone."""
     report_path = Path(cfg.out) / "eval" / "report.json"
     if not report_path.exists():
-        from .train import train
-
         train(cfg)
     return json.loads(report_path.read_text(encoding="utf-8"))
 
@@ -196,8 +196,6 @@ def markdown_table(summary: dict, settings: dict, comparisons: list[dict] = ()) 
 
 
 def bar_chart(summary: dict, path: Path) -> None:
-    from .evaluate import pyplot
-
     plt = pyplot()
 
     variants = list(summary)

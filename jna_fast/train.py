@@ -20,7 +20,6 @@ Examples::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -34,13 +33,15 @@ from tqdm import tqdm
 
 from .checkpoint import BEST_NAME, LAST_NAME, CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from .cli import run_command
-from .config import CONFIG_NAME, TrainConfig, config_from_dict, parse_command_line, save_config
+from .builders import (build_loader_for, build_model, data_settings, prepare_synthetic, resolve_loader_device,
+                       salient_windows)
+from .config import (CONFIG_NAME, RESUMABLE_OPTIONS, TrainConfig, config_from_dict, parse_command_line,
+                     save_config)
 from .errors import JnaFastError
-from .evaluate import collect, summarize
-from .experiment import (SalientWindows, autocast_context, build_loader_for, build_model, data_settings,
-                         prepare_synthetic, resolve_loader_device)
+from .evaluation import collect, evaluate_checkpoint, summarize
 from .files import remove_stale_temporaries
-from .runtime import Distributed, all_reduce_sum, restore_rng_state, rng_state, seed_everything, setup_distributed
+from .runtime import (Distributed, all_reduce_sum, autocast_context, restore_rng_state, rng_state, seed_everything,
+                      setup_distributed)
 
 logger = logging.getLogger("jna_fast.train")
 
@@ -77,7 +78,7 @@ def check_resumable(cfg: TrainConfig, state: dict, path: Path) -> None:
     if differences:
         listed = "; ".join(f"--{name.replace('_', '-')}: {old!r} in the checkpoint, {new!r} now"
                            for name, (old, new) in differences.items())
-        resumable = ", ".join(spec.name for spec in dataclasses.fields(TrainConfig) if spec.metadata["resumable"])
+        resumable = ", ".join(RESUMABLE_OPTIONS)
         raise CheckpointError(
             f"{path} was written by a run with other options ({listed}). Resume with the same options (they are "
             f"in {Path(cfg.out) / CONFIG_NAME}), or start afresh with --resume never (it overwrites "
@@ -230,7 +231,7 @@ def train(cfg: TrainConfig) -> dict:
     val_loader = build_loader_for(cfg, "test", num_segments=cfg.test_segments, device=loader_device,
                                   backend=backend, num_classes=train_loader.num_classes)
     class_names = train_loader.class_names
-    windows = SalientWindows.of(cfg)
+    windows = salient_windows(cfg)
     data = data_settings(cfg)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
@@ -372,13 +373,12 @@ def train(cfg: TrainConfig) -> dict:
     # The final model, not best.pt: the validation split is the test split, so picking the best epoch on it
     # would flatter the reported figures.
     if cfg.final_eval and finished_training(cfg, step, steps_per_epoch):
-        from .evaluate import evaluate_checkpoint
-
-        report = evaluate_checkpoint(out / LAST_NAME, out / "eval", visualize=FINAL_EVAL_STRIPS,
-                                     batch_size=cfg.batch_size, device=env.device.type, progress=cfg.progress)
+        report = evaluate_checkpoint(out / LAST_NAME, out / "eval", segments=cfg.eval_segments,
+                                     crops=cfg.eval_crops, visualize=FINAL_EVAL_STRIPS, batch_size=cfg.batch_size,
+                                     device=env.device.type, progress=cfg.progress)
         if env.is_main:
-            logger.info("final evaluation of %s (TSN protocol, %d snippets, 1 crop) in %s: %s", out / LAST_NAME,
-                        report.get("segments", 0), out / "eval", json.dumps(
+            logger.info("final evaluation of %s (TSN protocol, %d snippets, %d crops) in %s: %s", out / LAST_NAME,
+                        report.get("segments", 0), report.get("crops", 0), out / "eval", json.dumps(
                             {k: round(v, 4) for k, v in report.items()
                              if isinstance(v, float) and not k.startswith("uniform")}))
     if dist.is_initialized():

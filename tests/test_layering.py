@@ -1,0 +1,54 @@
+"""The package's layers point one way (benchmarks/layering.py measures them from the source)."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("layering", ROOT / "benchmarks" / "layering.py")
+layering = importlib.util.module_from_spec(_spec)
+sys.modules["layering"] = layering  # dataclasses resolve their annotations through it
+_spec.loader.exec_module(layering)
+
+
+def test_no_import_cycles():
+    assert layering.measure(ROOT).cycles == []
+
+
+def test_library_layers_never_import_the_commands():
+    assert layering.measure(ROOT).upward_imports == []
+
+
+def test_in_function_imports_only_for_optional_dependencies():
+    assert layering.measure(ROOT).in_function_imports == []
+
+
+def test_no_signature_over_the_limit():
+    assert layering.measure(ROOT).long_signatures == []
+
+
+def test_the_measures_see_a_cycle_and_an_upward_import(tmp_path):
+    """The measures are not vacuous: a planted cycle, upward import and in-function import are all found."""
+    package = tmp_path / "jna_fast"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "models" / "__init__.py").write_text("from ..train import fit\n")
+    (package / "train.py").write_text("from .models import Net\n\ndef fit():\n    from . import evaluate\n")
+    (package / "evaluate.py").write_text("")
+    (package / "loader.py").write_text("def build(" + ", ".join(f"a{i}" for i in range(16)) + "):\n    pass\n")
+    found = layering.measure(tmp_path)
+    assert found.cycles == [["jna_fast.models", "jna_fast.train"]]
+    assert [entry.split(":")[0] for entry in found.upward_imports] == ["jna_fast.models"]
+    assert found.in_function_imports == ["jna_fast.train:4 -> jna_fast.evaluate"]
+    assert found.long_signatures == ["jna_fast.loader.build (16)"]
+
+
+def test_flow_command_line_imports_neither_torch_nor_the_data_package():
+    code = ("import runpy, sys\nsys.argv = ['jna_fast.flow', 'extract', '--help']\n"
+            "try:\n    runpy.run_module('jna_fast.flow', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('jna_fast.data'))\n"
+            "print('LOADED', bad)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stdout, result.stdout[-500:]
