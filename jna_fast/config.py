@@ -38,13 +38,16 @@ from .data.loader import DEFAULT_TEST_SEGMENTS, FLOW_SOURCES
 from .data.synthetic import DEFAULT_FAMILIES as DEFAULT_SYNTHETIC_FAMILIES
 from .data.synthetic import FAMILIES as SYNTHETIC_FAMILIES
 from .data.synthetic import TRAINING_VIDEOS_PER_CLASS
+from .data.errors import ON_ERROR_CHOICES
 from .data.transforms import TEST_CROP_COUNTS
 from .files import write_atomically
 from .flow import ALGORITHMS as FLOW_ALGORITHMS
 from .flow import DEFAULT_ALGORITHM as DEFAULT_EXTRACTION_ALGORITHM
 from .flow import DEFAULT_ONLINE_ALGORITHM
-from .models.jna import BACKBONE_DEPTHS, CONSENSUS, STREAMS
+from .models.jna import BACKBONE_DEPTHS, CONSENSUS, STREAMS, branches_fit
+from .models.resnet import STAGES
 from .ops import BACKEND_NAMES as OP_BACKENDS
+from .runtime import PRECISIONS
 
 # The synthetic set, and every kind the data package reads as a dataset (its "video" kind is one file, for
 # prediction).
@@ -112,7 +115,7 @@ class TrainConfig:
     data_backend: str = option("auto", "clip decoding backend", "data", choices=DATA_BACKENDS,
                                resumable=True)
     on_error: str = option("skip", "a corrupt video: stop, or warn, skip and count it", "data",
-                           choices=("raise", "skip"), resumable=True)
+                           choices=ON_ERROR_CHOICES, resumable=True)
     # synthetic data
     synthetic_classes: int = option(8, "classes of the synthetic set: the first of the catalogue of the chosen "
                                     "families (2..14 with all three; 10 of all three are 4 motion, 4 appearance and "
@@ -121,8 +124,8 @@ class TrainConfig:
         DEFAULT_SYNTHETIC_FAMILIES, "class families of the synthetic set: motion (told by the flow), "
         "appearance (told by the RGB), binding (which colour moves which way: told by neither stream alone)",
         "synthetic data", metavar="FAMILIES")
-    synthetic_videos_per_class: int = option(TRAINING_VIDEOS_PER_CLASS, "videos per class of the synthetic set", "synthetic data",
-                                             minimum=3)
+    synthetic_videos_per_class: int = option(TRAINING_VIDEOS_PER_CLASS, "videos per class of the synthetic set",
+                                             "synthetic data", minimum=3)
     synthetic_window_fraction: tuple[float, ...] = option(
         (0.3, 0.5), "the discriminative window covers LOW..HIGH of each video", "synthetic data",
         metavar="LOW,HIGH", above=0, maximum=1)
@@ -142,7 +145,8 @@ class TrainConfig:
                                 "model", minimum=1)
     flow_length: int = option(5, "L flow fields per stack", "model", minimum=1)
     share_after: tuple[int, ...] = option((3, 4), "stages followed by a cross-stitch unit (empty: no sharing)",
-                                          "model", metavar="STAGES", minimum=1, maximum=4)
+                                          "model", metavar="STAGES", minimum=min(STAGES),
+                                          maximum=max(STAGES))
     stitch_self_weight: float = option(0.9, "initial cross-stitch weights: each branch keeps this share of itself "
                                        "and takes the rest from the other (1.0: start apart, as TSN)", "model",
                                        minimum=0, maximum=1)
@@ -187,7 +191,7 @@ class TrainConfig:
                          choices=("stop", "skip"), resumable=True)
     # performance
     precision: str = option("auto", "auto: bf16 autocast on GPUs that support it, fp32 on CPU", "performance",
-                            choices=("auto", "fp32", "bf16"), resumable=True)
+                            choices=PRECISIONS, resumable=True)
     channels_last: bool | None = option(None, "channels_last memory format (default: on for CUDA)",
                                         "performance", resumable=True)
     compile: bool = option(False, "torch.compile the model", "performance", resumable=True)
@@ -207,7 +211,6 @@ class TrainConfig:
                               "--eval-crops) into OUT/eval when training ends", "run", resumable=True)
     tensorboard: bool | None = option(None, "write TensorBoard events to OUT/tensorboard (default: when "
                                       "tensorboard is installed)", "run", resumable=True)
-
     # evaluation: the TSN test protocol
     eval_segments: int = option(DEFAULT_TEST_SEGMENTS, "T evenly spaced snippets per video in the test protocol "
                                 "(the final evaluation, evaluate, predict, the demo)", "evaluation", minimum=1,
@@ -352,9 +355,11 @@ def read_config_file(path: str | os.PathLike) -> dict:
     return values
 
 
-def resolve(values: dict) -> TrainConfig:
-    """A TrainConfig from explicit values, with the dataset-dependent defaults filled in and the whole checked."""
-    cfg = TrainConfig(**values)
+def resolve(values: dict, defaults: dict | None = None) -> TrainConfig:
+    """A TrainConfig from explicit values, with the dataset-dependent defaults filled in and the whole checked.
+    ``defaults``: a command's own defaults (the ablation's budget, say), which explicit values override and which
+    override the field and dataset-dependent defaults."""
+    cfg = TrainConfig(**{**(defaults or {}), **values})
     fallback = DATASET_DEFAULTS["synthetic" if cfg.dataset == "synthetic" else "real"]
     for name, value in fallback.items():
         if getattr(cfg, name) is None:
@@ -375,8 +380,7 @@ def resolve(values: dict) -> TrainConfig:
     if unknown_families or not cfg.synthetic_families:
         raise ValueError(f"--synthetic-families must name some of {', '.join(SYNTHETIC_FAMILIES)}, got "
                          f"{','.join(cfg.synthetic_families) or 'none'}")
-    if cfg.streams != "both" and (cfg.share_after or cfg.consensus == "attention"):
-        # One branch has nothing to share with, and the joint attention is scored by both.
+    if not branches_fit(cfg.streams, cfg.share_after, cfg.consensus):
         raise ValueError(f"--streams {cfg.streams} needs --share-after '' and --consensus average")
     return cfg
 
@@ -388,8 +392,9 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m jna_fast.tr
 
 
 def parse_command_line(argv: list[str] | None = None, prog: str = "python -m jna_fast.train",
-                       description: str | None = None) -> tuple[TrainConfig, bool]:
-    """As :func:`parse_args`, and whether ``--debug`` (print the traceback of an error) was given."""
+                       description: str | None = None, defaults: dict | None = None) -> tuple[TrainConfig, bool]:
+    """As :func:`parse_args`, and whether ``--debug`` (print the traceback of an error) was given; ``defaults``
+    (checked as any option) go below the config file and the command line (:func:`resolve`)."""
     parser = build_parser(prog, description or "")
     given = vars(parser.parse_args(argv))
     debug = given.pop("debug", False)
@@ -397,7 +402,8 @@ def parse_command_line(argv: list[str] | None = None, prog: str = "python -m jna
         values = read_config_file(given.pop("config")) if "config" in given else {}
         for name, value in given.items():
             values[name] = _coerce(name, value, "command line")
-        return resolve(values), debug
+        own_defaults = {name: _coerce(name, value, f"{prog} defaults") for name, value in (defaults or {}).items()}
+        return resolve(values, own_defaults), debug
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
 

@@ -112,7 +112,8 @@ class Demo:
 
 
 # --- synthetic examples ---------------------------------------------------------------------------------------------
-def synthetic_examples(predictor: Predictor, cache: str | os.PathLike, count: int = EXAMPLE_CLASSES) -> list[tuple[str, Path]]:
+def synthetic_examples(predictor: Predictor, cache: str | os.PathLike,
+                       count: int = EXAMPLE_CLASSES) -> list[tuple[str, Path]]:
     """(class name, video file) of one fresh synthetic clip for each of the first ``count`` classes of a checkpoint
     trained on the synthetic set, rendered and encoded on first use into ``cache`` (reused afterwards); [] for a
     checkpoint trained on other data."""
@@ -206,7 +207,8 @@ def serve(args: argparse.Namespace) -> None:
     cache = Path(args.examples_cache) if args.examples_cache else cache_root() / "demo"
     examples = synthetic_examples(predictor, cache)
     title = f"{Path(args.checkpoint).name}, {len(predictor.class_names)} classes"
-    page = build_interface(Demo(predictor, segments=args.segments, window=args.window, stride=args.stride), examples, title)
+    demo = Demo(predictor, segments=args.segments, window=args.window, stride=args.stride)
+    page = build_interface(demo, examples, title)
     page.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(cache)], show_error=False)
 
 

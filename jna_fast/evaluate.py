@@ -1,8 +1,9 @@
 """Evaluate a checkpoint by the TSN test protocol: ``python -m jna_fast.evaluate CHECKPOINT --out DIR``.
 
-T evenly spaced snippets per video (``--segments``, default the configuration's ``eval_segments``: 25), 1, 3 or 10 crops (``--crops``; 10 = the 4 corners and
-the centre, and their mirror images with flow x negated, where the dataset allows flips), the scores (logits)
-averaged over the views of a video. The dataset and split default to those saved in the checkpoint.
+T evenly spaced snippets per video (``--segments``, default the configuration's ``eval_segments``: 25), 1, 3 or 10
+crops (``--crops``; 10 = the 4 corners and the centre, and their mirror images with flow x negated, where the
+dataset allows flips), the scores (logits) averaged over the views of a video. The dataset and split default to
+those saved in the checkpoint.
 
 Writes into DIR:
 

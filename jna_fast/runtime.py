@@ -84,6 +84,9 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 def autocast_context(precision: str, device: torch.device):
     """The autocast of ``precision`` on ``device``: "auto" is bf16 on GPUs that support it, fp32 elsewhere."""
     if precision == "auto":

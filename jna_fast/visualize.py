@@ -180,7 +180,7 @@ def pyplot():
 
 
 def plot_confusion(predictions, class_names: list[str], path: Path) -> None:
-    """The confusion matrix of ``predictions`` (jna_fast.evaluate.Predictions) as a PNG."""
+    """The confusion matrix of ``predictions`` (jna_fast.evaluation.Predictions) as a PNG."""
     plt = pyplot()
 
     confusion = confusion_matrix(predicted_classes(predictions.scores), predictions.labels, len(class_names)).numpy()

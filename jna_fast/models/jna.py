@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import cross_stitch, joint_attention_pool
-from .resnet import ResNet, cross_modality_conv1
+from .resnet import STAGES, ResNet, cross_modality_conv1
 
 BACKBONE_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
 
@@ -116,6 +116,12 @@ STREAMS = ("both", "rgb", "flow")
 CONSENSUS = ("attention", "average")
 
 
+def branches_fit(streams: str, share_after: tuple[int, ...], consensus: str) -> bool:
+    """Whether the sharing and the consensus fit the branches: one branch alone shares with nothing, and the joint
+    attention is scored by both, so ``streams`` other than "both" need no sharing and the average consensus."""
+    return streams == "both" or (not share_after and consensus == "average")
+
+
 class JNA(nn.Module):
     """Two-stream JNA network.
 
@@ -152,7 +158,7 @@ class JNA(nn.Module):
             raise ValueError(f"streams: expected one of {STREAMS}, got {streams!r}")
         if consensus not in CONSENSUS:
             raise ValueError(f"consensus: expected one of {CONSENSUS}, got {consensus!r}")
-        if streams != "both" and (share_after or consensus != "average"):
+        if not branches_fit(streams, share_after, consensus):
             raise ValueError(f"streams={streams!r}: one branch shares with nothing and the joint attention is "
                              f"scored by both; use share_after=() and consensus='average'")
         if backbone not in BACKBONE_DEPTHS:
@@ -161,9 +167,9 @@ class JNA(nn.Module):
             raise ValueError(f"num_classes: expected >= 1, got {num_classes}")
         if flow_length < 1:
             raise ValueError(f"flow_length: expected >= 1, got {flow_length}")
-        bad_stages = [s for s in share_after if s not in (1, 2, 3, 4)]
+        bad_stages = [s for s in share_after if s not in STAGES]
         if bad_stages:
-            raise ValueError(f"share_after: stages must be in 1..4, got {bad_stages}")
+            raise ValueError(f"share_after: stages must be in {min(STAGES)}..{max(STAGES)}, got {bad_stages}")
         depth = BACKBONE_DEPTHS[backbone]
         self.num_classes = num_classes
         self.backbone_name = backbone
