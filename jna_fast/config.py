@@ -315,7 +315,9 @@ def _add_option(group, spec: dataclasses.Field, **defaults) -> None:
     meta = spec.metadata
     flag = meta["flag"] or "--" + spec.name.replace("_", "-")
     default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
-    notes = ([] if default is None else [f"default: {_shown(default)}"]) + (
+    # Another command's own default (None: the checkpoint's value, say) replaces the configuration's in the help.
+    shown_default = None if "default" in defaults else default
+    notes = ([] if shown_default is None else [f"default: {_shown(shown_default)}"]) + (
         [f"{'each ' if isinstance(default, tuple) else ''}{meta['range']}"] if str(meta["range"]) else [])
     help_text = meta["help"] + (f" ({'; '.join(notes)})" if notes else "")
     kind, _ = _base_type(spec.name)
