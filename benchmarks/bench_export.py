@@ -30,7 +30,7 @@ from jna_fast.export import ONNX_OPSET, export_onnx, export_program
 
 def build(args) -> JNA:
     torch.manual_seed(0)
-    model = JNA(args.classes, backbone=args.backbone, num_segments=args.segments, flow_length=args.flow_length,
+    model = JNA(args.classes, backbone=args.backbone, flow_length=args.flow_length,
                 backend="cpp").eval()
     with torch.no_grad():
         channels = model.attention.w_rgb.numel()

@@ -51,7 +51,7 @@ def make_checkpoint(path: Path) -> None:
     """An untrained two-stream JNA (ResNet-18 branches, cross-stitch after stages 3 and 4, 32 px, L = 5)."""
     from jna_fast.checkpoint import save_checkpoint
     from jna_fast.config import parse_args
-    from jna_fast.experiment import build_model, data_settings
+    from jna_fast.builders import build_model, data_settings
 
     cfg = parse_args(["--root", str(path.parent / "no-data"), "--size", "32", "--out", str(path.parent / "run")])
     save_checkpoint(path, {"model": build_model(cfg, 8).state_dict(), "config": cfg.to_dict(),
@@ -62,13 +62,12 @@ def child(checkpoint: str, video: str) -> None:
     """Runs in the measured subprocess: one prediction, then its figures as one JSON line."""
     import torch
 
-    from jna_fast.inference import predict_long_video
-    from jna_fast.models import JNA
+    from jna_fast.inference import Predictor
 
     torch.set_num_threads(2)
-    model = JNA.from_checkpoint(checkpoint)
+    predictor = Predictor.from_checkpoint(checkpoint)
     started = time.perf_counter()
-    prediction = predict_long_video(model, video, window=2.0, stride=1.0, segments=25)
+    prediction = predictor.predict_long_video(video, window=2.0, stride=1.0, segments=25)
     seconds = time.perf_counter() - started
     print(json.dumps({"video": video, "frames": prediction.num_frames, "duration_s": prediction.duration,
                       "windows": len(prediction.windows), "seconds": round(seconds, 2),

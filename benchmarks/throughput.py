@@ -54,7 +54,7 @@ def run(args) -> list[dict]:
     results = []
     for backend in backends:
         torch.manual_seed(0)
-        model = JNA(args.classes, backbone=args.backbone, num_segments=args.segments, flow_length=args.flow_length,
+        model = JNA(args.classes, backbone=args.backbone, flow_length=args.flow_length,
                     backend=backend).to(device)
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)

@@ -7,9 +7,11 @@ worker processes) do not pay for importing torch and the compiled extension.
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["JNA", "JNAOutput", "ops", "__version__"]
+__all__ = ["JNA", "JNAOutput", "Predictor", "ops", "__version__"]
 
-_LAZY = {"JNA": "jna_fast.models", "JNAOutput": "jna_fast.models", "ops": None}
+# Predictor (a trained model, loaded from a checkpoint, that predicts videos) lives in the inference layer above the
+# model; reached from here by name only, so that importing the package loads neither.
+_LAZY = {"JNA": "jna_fast.models", "JNAOutput": "jna_fast.models", "Predictor": "jna_fast.inference", "ops": None}
 
 
 def __getattr__(name: str):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+from ._op_rules import register_fake_and_autograd
+
 
 @dataclass(frozen=True)
 class ExtensionStatus:
@@ -43,8 +45,6 @@ def _load() -> ExtensionStatus:
             stacklevel=3,
         )
         return ExtensionStatus(loaded=False, error=message)
-    from ._op_rules import register_fake_and_autograd
-
     register_fake_and_autograd("jna_fast")
     return ExtensionStatus(
         loaded=True,

@@ -20,13 +20,13 @@ Claim 1: ``sharing`` vs ``tsn`` and ``jna`` vs ``attention``; claim 2: ``attenti
 ``sharing``; claim 3: ``attention_on_salient`` against ``uniform_on_salient`` and ``top_snippet_in_window`` of the
 attention variants, on data with known windows.
 
-Every option of ``python -m jna_fast.train`` sets the common configuration (dataset, backbone, epochs, the
-synthetic generator's difficulty: ``--synthetic-window-fraction``, ``--synthetic-decoys``, ...). Each run goes to
-``OUT/runs/<variant>-s<seed>`` and is evaluated by the TSN protocol (25 snippets, 1 crop) when it ends; a rerun
-skips the runs that have their report and resumes an interrupted one. Writes ``OUT/ablation.json``
-(``{"settings": ..., "runs": [{"variant", "seed", "top1", ...}], "summary": ...}``), ``OUT/ablation.md`` (the
-table, mean ± sd over seeds), ``OUT/ablation.png`` (bar chart with error bars) and ``OUT/attention/`` (strips of
-the full model's attention).
+Every option of ``python -m jna_fast.train`` sets the common configuration (dataset, backbone, epochs, the synthetic
+generator's difficulty: ``--synthetic-window-fraction``, ``--synthetic-decoys``, ...). Each run goes to
+``OUT/runs/<variant>-s<seed>`` and is evaluated by the TSN test protocol (``--eval-segments``, ``--eval-crops``)
+when it ends; a rerun skips the runs that have their report and resumes an interrupted one. Writes
+``OUT/ablation.json`` (``{"settings": ..., "runs": [{"variant", "seed", "top1", ...}], "summary": ...}``),
+``OUT/ablation.md`` (the table, mean ± sd over seeds), ``OUT/ablation.png`` (bar chart with error bars) and
+``OUT/attention/`` (strips of the full model's attention).
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ import sys
 from pathlib import Path
 
 from .cli import run_command
-from .config import TrainConfig, build_parser, config_from_dict, parse_command_line, read_config_file
+from .config import TrainConfig, build_parser, config_from_dict, parse_command_line
+from .train import train
+from .visualize import pyplot
 
 logger = logging.getLogger("jna_fast.ablate")
 
@@ -59,8 +61,7 @@ ONE_STREAM_VARIANTS = ("rgb", "flow")
 DEFAULT_SEEDS, DEFAULT_ONE_STREAM_SEEDS = 5, 3
 METRICS = ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "attention_on_salient",
            "uniform_on_salient", "top_snippet_in_window")
-# The default budget: every variant x 3 seeds in under 30 minutes on a 2-core CPU (half the main run's epochs,
-# on 32 videos per class).
+# The default budget: half the main run's epochs, on 32 videos per class (its timings: benchmarks/results/).
 ABLATION_DEFAULTS = {"epochs": 6, "synthetic_videos_per_class": 32}
 # --quick: each variant trains briefly and evaluates; minutes in all.
 QUICK_SETTINGS = {"synthetic_videos_per_class": 8, "epochs": 1, "size": 32, "num_segments": 2, "test_segments": 2,
@@ -78,8 +79,6 @@ def run_variant(cfg: TrainConfig) -> dict:
     """Train (resuming if interrupted) and return the final evaluation's report; a finished run is not redone."""
     report_path = Path(cfg.out) / "eval" / "report.json"
     if not report_path.exists():
-        from .train import train
-
         train(cfg)
     return json.loads(report_path.read_text(encoding="utf-8"))
 
@@ -196,8 +195,6 @@ def markdown_table(summary: dict, settings: dict, comparisons: list[dict] = ()) 
 
 
 def bar_chart(summary: dict, path: Path) -> None:
-    from .evaluate import pyplot
-
     plt = pyplot()
 
     variants = list(summary)
@@ -287,16 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--variants must name some of {', '.join(VARIANTS)} (got {unknown or own.variants}); "
                      f"--seeds and --one-stream-seeds must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    given, debug = parse_command_line(rest, prog="python -m jna_fast.ablate")
-    explicit = set(vars(build_parser("", "").parse_args(rest)))
-    if "config" in explicit:
-        explicit |= set(read_config_file(vars(build_parser("", "").parse_args(rest))["config"]))
+    # The ablation's budget is a defaults layer: what the command line or --config FILE sets wins over it.
     defaults = {**ABLATION_DEFAULTS, **(QUICK_SETTINGS if own.quick else {})}
-    values = given.to_dict()
-    values.update({key: value for key, value in defaults.items() if key not in explicit})
+    base, debug = parse_command_line(rest, prog="python -m jna_fast.ablate", defaults=defaults)
 
     def ablate_and_print() -> None:
-        base = config_from_dict(values, "ablation settings")
         results = ablate(base, Path(own.out), variants, list(range(own.seeds)), own.one_stream_seeds)
         print(markdown_table(results["summary"], results["settings"], results["differences"]))
 

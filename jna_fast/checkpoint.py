@@ -1,4 +1,5 @@
-"""Checkpoints: written atomically, read with clear errors, and turned back into a model.
+"""Checkpoints: written atomically and read with clear errors (jna_fast.inference.Predictor turns one back into a
+model).
 
 A checkpoint is a ``torch.save`` of a dict with ``format`` (:data:`FORMAT`), ``version``, ``model`` (the state
 dict), ``config`` (the resolved TrainConfig as a dict), ``class_names``, ``data`` (what prediction needs to prepare
@@ -105,24 +106,6 @@ def _unpickler_reason(error: pickle.UnpicklingError) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reasons = [line for line in lines if "GLOBAL" in line or line.startswith("Unsupported")]
     return (reasons or lines or [type(error).__name__])[0][:300]
-
-
-def model_from_checkpoint(path: str | os.PathLike, map_location="cpu"):
-    """(model in eval mode, TrainConfig, class names) from a checkpoint; a model whose weights do not fit the
-    saved configuration is an error, never a half-loaded model."""
-    from .config import config_from_dict
-    from .experiment import build_model
-
-    state = load_checkpoint(path, map_location)
-    try:
-        cfg = config_from_dict(state["config"], f"{path}: saved configuration")
-    except ValueError as error:
-        raise CheckpointError(str(error)) from None
-    model = build_model(cfg, len(state["class_names"]))
-    load_model_state(model, state["model"], path)
-    model.config, model.class_names = cfg, list(state["class_names"])
-    model.data_settings = state.get("data")
-    return model.eval(), cfg, model.class_names
 
 
 def load_model_state(model, state_dict: dict, path) -> None:

@@ -7,11 +7,16 @@ come, lowest precedence first, from the field defaults, the dataset-dependent de
 a YAML file (``--config FILE``) and the command line. The resolved configuration is saved as ``OUT/config.yaml``
 and inside every checkpoint, and ``--config OUT/config.yaml`` repeats a run.
 
-Options that may change on resume (the rest must match the checkpoint's, or the run is refused): where and how
-often the run writes (``out``, ``checkpoint_every``, ``log_every``, ``progress``, ``tensorboard``, ``final_eval``),
-how long it trains (``epochs``, ``max_steps``), how it meets bad input (``on_error``, ``on_nan``), and how it
-computes without changing what it computes (``data_backend``, ``op_backend``, ``precision``, ``channels_last``,
-``compile``).
+Options that may change on resume (the rest must match the checkpoint's, or the run is refused) are those marked
+``resumable`` (:data:`RESUMABLE_OPTIONS`): where and how often the run writes, how long it trains, how it meets bad
+input, and how it computes without changing what it computes.
+
+The test protocol (TSN: ``eval_segments`` snippets, ``eval_crops`` views per video) is a pair of options too: the
+final evaluation of a training run, ``python -m jna_fast.evaluate``, ``predict``, the demo and the ablation all
+take their defaults from them.
+
+Every list of choices is the one of the module that owns the choice (the data backends, flow sources and
+algorithms, dataset kinds, backbones, streams and consensus, op backends), imported here.
 """
 
 from __future__ import annotations
@@ -24,15 +29,31 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cli import Range, add_debug_option
-from .files import write_atomically
+import yaml
 
-DATASET_KINDS = ("synthetic", "ucf101", "hmdb51", "videos", "rawframes")
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+from .cli import Range, add_debug_option
+from .data.lists import KINDS as DATA_KINDS
+from .data.loader import BACKENDS as DATA_BACKENDS
+from .data.loader import DEFAULT_TEST_SEGMENTS, FLOW_SOURCES
+from .data.synthetic import DEFAULT_FAMILIES as DEFAULT_SYNTHETIC_FAMILIES
+from .data.synthetic import FAMILIES as SYNTHETIC_FAMILIES
+from .data.synthetic import TRAINING_VIDEOS_PER_CLASS
+from .io.errors import ON_ERROR_CHOICES
+from .data.transforms import TEST_CROP_COUNTS
+from .files import write_atomically
+from .flow import ALGORITHMS as FLOW_ALGORITHMS
+from .flow import DEFAULT_EXTRACTION_ALGORITHM
+from .flow import DEFAULT_ONLINE_ALGORITHM
+from .models.jna import BACKBONE_DEPTHS, CONSENSUS, STREAMS, branches_fit
+from .models.resnet import STAGES
+from .ops import BACKEND_NAMES as OP_BACKENDS
+from .runtime import PRECISIONS
+
+# The synthetic set, and every kind the data package reads as a dataset (its "video" kind is one file, for
+# prediction).
+DATASET_KINDS = ("synthetic", *(kind for kind in DATA_KINDS if kind != "video"))
+BACKBONES = tuple(BACKBONE_DEPTHS)
 CONFIG_NAME = "config.yaml"
-# jna_fast.data.synthetic's FAMILIES and DEFAULT_FAMILIES (tested equal; this module does not import the generator)
-SYNTHETIC_FAMILIES = ("motion", "appearance", "binding")
-DEFAULT_SYNTHETIC_FAMILIES = ("motion", "appearance")
 
 # Defaults that depend on the data: the synthetic videos are 96 px and small enough to learn from scratch in
 # minutes on a CPU; real datasets get the TSN-standard 224 px crops and a ResNet-50.
@@ -81,20 +102,20 @@ class TrainConfig:
                                "SlideLeft/SlideRight labels a flip would swap)", "data")
     flow: str = option("rawframes", "where flow comes from: the rawframes under --frames-root, or computed on the "
                        "fly from the decoded videos (no rawframes needed)", "data",
-                       choices=("rawframes", "online"))
-    flow_algorithm: str | None = option(None, "online: the algorithm to compute flow with (default dis); "
-                                        "rawframes: the one they were extracted with (default tvl1, the "
-                                        "extractor's); prediction computes a video's flow with it", "data",
-                                        choices=("tvl1", "dis", "farneback", "nvof"))
+                       choices=FLOW_SOURCES)
+    flow_algorithm: str | None = option(None, f"online: the algorithm to compute flow with (default "
+                                        f"{DEFAULT_ONLINE_ALGORITHM}); rawframes: the one they were extracted with "
+                                        f"(default {DEFAULT_EXTRACTION_ALGORITHM}, the extractor's); prediction "
+                                        f"computes a video's flow with it", "data", choices=FLOW_ALGORITHMS)
     rgb_template: str = option("img_{:05d}.jpg", "RGB file names in a rawframes folder (mmaction2's "
                                "filename_tmpl)", "data")
     flow_template: str = option("flow_{}_{:05d}.jpg", "flow file names: {} takes x or y, then the number",
                                 "data")
     start_index: int = option(1, "number of the first file in a rawframes folder", "data", minimum=0)
-    data_backend: str = option("auto", "clip decoding backend", "data", choices=("auto", "dali", "pyav"),
+    data_backend: str = option("auto", "clip decoding backend", "data", choices=DATA_BACKENDS,
                                resumable=True)
     on_error: str = option("skip", "a corrupt video: stop, or warn, skip and count it", "data",
-                           choices=("raise", "skip"), resumable=True)
+                           choices=ON_ERROR_CHOICES, resumable=True)
     # synthetic data
     synthetic_classes: int = option(8, "classes of the synthetic set: the first of the catalogue of the chosen "
                                     "families (2..14 with all three; 10 of all three are 4 motion, 4 appearance and "
@@ -103,9 +124,8 @@ class TrainConfig:
         DEFAULT_SYNTHETIC_FAMILIES, "class families of the synthetic set: motion (told by the flow), "
         "appearance (told by the RGB), binding (which colour moves which way: told by neither stream alone)",
         "synthetic data", metavar="FAMILIES")
-    # At least 2 groups of 2 clips per class, so that every split has test and training videos of each class.
-    synthetic_videos_per_class: int = option(40, "videos per class of the synthetic set", "synthetic data",
-                                             minimum=3)
+    synthetic_videos_per_class: int = option(TRAINING_VIDEOS_PER_CLASS, "videos per class of the synthetic set",
+                                             "synthetic data", minimum=3)
     synthetic_window_fraction: tuple[float, ...] = option(
         (0.3, 0.5), "the discriminative window covers LOW..HIGH of each video", "synthetic data",
         metavar="LOW,HIGH", above=0, maximum=1)
@@ -118,14 +138,15 @@ class TrainConfig:
                                   choices=BACKBONES)
     weights: str | None = option(None, "torchvision ImageNet weight file (.pth) for both branches", "model")
     streams: str = option("both", "which branches: both (two-stream), or one alone", "model",
-                          choices=("both", "rgb", "flow"))
+                          choices=STREAMS)
     num_segments: int | None = option(None, "T for training (default: 5 on the synthetic data, 3 otherwise)",
                                       "model", minimum=1)
-    test_segments: int = option(5, "T for the per-epoch validation (python -m jna_fast.evaluate: 25)", "model",
-                                minimum=1)
+    test_segments: int = option(5, "T for the per-epoch validation (the test protocol: --eval-segments)",
+                                "model", minimum=1)
     flow_length: int = option(5, "L flow fields per stack", "model", minimum=1)
     share_after: tuple[int, ...] = option((3, 4), "stages followed by a cross-stitch unit (empty: no sharing)",
-                                          "model", metavar="STAGES", minimum=1, maximum=4)
+                                          "model", metavar="STAGES", minimum=min(STAGES),
+                                          maximum=max(STAGES))
     stitch_self_weight: float = option(0.9, "initial cross-stitch weights: each branch keeps this share of itself "
                                        "and takes the rest from the other (1.0: start apart, as TSN)", "model",
                                        minimum=0, maximum=1)
@@ -133,10 +154,10 @@ class TrainConfig:
                                     "(each channel's RMS activation), so that a weight means the same share in both",
                                     "model")
     consensus: str = option("attention", "pool the snippets by the joint attention, or average them (TSN)",
-                            "model", choices=("attention", "average"))
+                            "model", choices=CONSENSUS)
     dropout: float = option(0.5, "dropout before the classifiers", "model", minimum=0, below=1)
     op_backend: str | None = option(None, "force the fused ops' backend (default: the best available)", "model",
-                                    choices=("reference", "cpp", "cuda", "triton"), resumable=True)
+                                    choices=OP_BACKENDS, resumable=True)
     # optimisation
     epochs: int | None = option(None, "default: 12 on the synthetic data, 80 otherwise", "optimisation",
                                 resumable=True, minimum=1)
@@ -170,7 +191,7 @@ class TrainConfig:
                          choices=("stop", "skip"), resumable=True)
     # performance
     precision: str = option("auto", "auto: bf16 autocast on GPUs that support it, fp32 on CPU", "performance",
-                            choices=("auto", "fp32", "bf16"), resumable=True)
+                            choices=PRECISIONS, resumable=True)
     channels_last: bool | None = option(None, "channels_last memory format (default: on for CUDA)",
                                         "performance", resumable=True)
     compile: bool = option(False, "torch.compile the model", "performance", resumable=True)
@@ -186,10 +207,17 @@ class TrainConfig:
     seed: int = option(0, "seed of the data order, augmentation and initialisation", "run", minimum=0,
                        maximum=2**31 - 1)
     progress: bool = option(True, "progress bar", "run", resumable=True)
-    final_eval: bool = option(True, "evaluate the final model by the TSN protocol (25 snippets, 1 crop) into "
-                              "OUT/eval when training ends", "run", resumable=True)
+    final_eval: bool = option(True, "evaluate the final model by the TSN test protocol (--eval-segments, "
+                              "--eval-crops) into OUT/eval when training ends", "run", resumable=True)
     tensorboard: bool | None = option(None, "write TensorBoard events to OUT/tensorboard (default: when "
                                       "tensorboard is installed)", "run", resumable=True)
+    # evaluation: the TSN test protocol
+    eval_segments: int = option(DEFAULT_TEST_SEGMENTS, "T evenly spaced snippets per video in the test protocol "
+                                "(the final evaluation, evaluate, predict, the demo)", "evaluation", minimum=1,
+                                resumable=True)
+    eval_crops: int = option(1, "views per video in the test protocol: 1 (the centre), 3 (along the long side) or "
+                             "10 (4 corners and the centre, and their mirror images)", "evaluation",
+                             choices=TEST_CROP_COUNTS, resumable=True, minimum=1)
 
     def differences(self, other: "TrainConfig") -> dict[str, tuple]:
         """Options, other than the resumable ones, whose values differ: name -> (self's, other's)."""
@@ -198,6 +226,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+RESUMABLE_OPTIONS = tuple(spec.name for spec in dataclasses.fields(TrainConfig) if spec.metadata["resumable"])
 
 
 def _plain(value):
@@ -264,20 +295,39 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     add_debug_option(parser)
     groups: dict[str, argparse._ArgumentGroup] = {}
     for spec in dataclasses.fields(TrainConfig):
-        meta = spec.metadata
-        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        flag = meta["flag"] or "--" + spec.name.replace("_", "-")
-        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
-        notes = ([] if default is None else [f"default: {_shown(default)}"]) + (
-            [f"{'each ' if isinstance(default, tuple) else ''}{meta['range']}"] if str(meta["range"]) else [])
-        help_text = meta["help"] + (f" ({'; '.join(notes)})" if notes else "")
-        kind, _ = _base_type(spec.name)
-        if kind is bool:
-            group.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, help=help_text)
-        else:
-            group.add_argument(flag, dest=spec.name, metavar=meta["metavar"], choices=meta["choices"],
-                               help=help_text)
+        group = groups.setdefault(spec.metadata["group"], parser.add_argument_group(spec.metadata["group"]))
+        _add_option(group, spec)
     return parser
+
+
+def add_config_options(parser: argparse.ArgumentParser, names: tuple[str, ...], title: str):
+    """Add the TrainConfig options ``names`` to another command's ``parser``, in a group ``title``, with their
+    flags, help and choices, and None when not given (the command's values go through :func:`config_from_dict`,
+    which checks them as the configuration does)."""
+    group = parser.add_argument_group(title)
+    specs = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}
+    for name in names:
+        _add_option(group, specs[name], default=None)
+    return group
+
+
+def _add_option(group, spec: dataclasses.Field, **defaults) -> None:
+    meta = spec.metadata
+    flag = meta["flag"] or "--" + spec.name.replace("_", "-")
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+    # Another command's own default (None: the checkpoint's value, say) replaces the configuration's in the help.
+    shown_default = None if "default" in defaults else default
+    notes = ([] if shown_default is None else [f"default: {_shown(shown_default)}"]) + (
+        [f"{'each ' if isinstance(default, tuple) else ''}{meta['range']}"] if str(meta["range"]) else [])
+    help_text = meta["help"] + (f" ({'; '.join(notes)})" if notes else "")
+    kind, _ = _base_type(spec.name)
+    if kind is bool:
+        group.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, help=help_text, **defaults)
+    else:
+        # argparse compares the typed string with the choices: a numeric choice needs the value converted first.
+        typed = {"type": kind} if meta["choices"] and not isinstance(meta["choices"][0], str) else {}
+        group.add_argument(flag, dest=spec.name, metavar=meta["metavar"], choices=meta["choices"], help=help_text,
+                           **typed, **defaults)
 
 
 def _shown(value) -> str:
@@ -286,8 +336,6 @@ def _shown(value) -> str:
 
 def read_config_file(path: str | os.PathLike) -> dict:
     """The options in a YAML file, checked by name and type; errors name the file and the option."""
-    import yaml
-
     path = Path(path)
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -309,15 +357,18 @@ def read_config_file(path: str | os.PathLike) -> dict:
     return values
 
 
-def resolve(values: dict) -> TrainConfig:
-    """A TrainConfig from explicit values, with the dataset-dependent defaults filled in and the whole checked."""
-    cfg = TrainConfig(**values)
+def resolve(values: dict, defaults: dict | None = None) -> TrainConfig:
+    """A TrainConfig from explicit values, with the dataset-dependent defaults filled in and the whole checked.
+    ``defaults``: a command's own defaults (the ablation's budget, say), which explicit values override and which
+    override the field and dataset-dependent defaults."""
+    cfg = TrainConfig(**{**(defaults or {}), **values})
     fallback = DATASET_DEFAULTS["synthetic" if cfg.dataset == "synthetic" else "real"]
     for name, value in fallback.items():
         if getattr(cfg, name) is None:
             setattr(cfg, name, value)
     if cfg.flow_algorithm is None:
-        cfg.flow_algorithm = "dis" if cfg.flow == "online" or cfg.dataset == "synthetic" else "tvl1"
+        online = cfg.flow == "online" or cfg.dataset == "synthetic"  # the synthetic set's flow is computed with it
+        cfg.flow_algorithm = DEFAULT_ONLINE_ALGORITHM if online else DEFAULT_EXTRACTION_ALGORITHM
     if cfg.dataset != "synthetic" and cfg.root is None:
         raise ValueError(f"--dataset {cfg.dataset} needs --root")
     if cfg.dataset in ("videos", "rawframes") and not (cfg.train_list and cfg.val_list):
@@ -331,8 +382,7 @@ def resolve(values: dict) -> TrainConfig:
     if unknown_families or not cfg.synthetic_families:
         raise ValueError(f"--synthetic-families must name some of {', '.join(SYNTHETIC_FAMILIES)}, got "
                          f"{','.join(cfg.synthetic_families) or 'none'}")
-    if cfg.streams != "both" and (cfg.share_after or cfg.consensus == "attention"):
-        # One branch has nothing to share with, and the joint attention is scored by both.
+    if not branches_fit(cfg.streams, cfg.share_after, cfg.consensus):
         raise ValueError(f"--streams {cfg.streams} needs --share-after '' and --consensus average")
     return cfg
 
@@ -344,8 +394,9 @@ def parse_args(argv: list[str] | None = None, prog: str = "python -m jna_fast.tr
 
 
 def parse_command_line(argv: list[str] | None = None, prog: str = "python -m jna_fast.train",
-                       description: str | None = None) -> tuple[TrainConfig, bool]:
-    """As :func:`parse_args`, and whether ``--debug`` (print the traceback of an error) was given."""
+                       description: str | None = None, defaults: dict | None = None) -> tuple[TrainConfig, bool]:
+    """As :func:`parse_args`, and whether ``--debug`` (print the traceback of an error) was given; ``defaults``
+    (checked as any option) go below the config file and the command line (:func:`resolve`)."""
     parser = build_parser(prog, description or "")
     given = vars(parser.parse_args(argv))
     debug = given.pop("debug", False)
@@ -353,7 +404,8 @@ def parse_command_line(argv: list[str] | None = None, prog: str = "python -m jna
         values = read_config_file(given.pop("config")) if "config" in given else {}
         for name, value in given.items():
             values[name] = _coerce(name, value, "command line")
-        return resolve(values), debug
+        own_defaults = {name: _coerce(name, value, f"{prog} defaults") for name, value in (defaults or {}).items()}
+        return resolve(values, own_defaults), debug
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
 
@@ -369,7 +421,5 @@ def config_from_dict(values: dict, where: str) -> TrainConfig:
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved configuration as YAML, atomically."""
-    import yaml
-
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
     write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))

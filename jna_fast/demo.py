@@ -5,7 +5,7 @@ synthetic set) and the page shows the top-5 classes with their probabilities and
 snippet's RGB frame, its flow magnitude and its attention weight; for a video longer than two windows
 (``--window``, 2 s), the timeline of ``python -m jna_fast.predict --window``: each window's class probabilities
 over time and the attention on its snippets. The video goes through the same inference code
-as ``python -m jna_fast.predict`` and ``JNA.predict`` (``jna_fast.inference``), so the page shows what they print.
+as ``python -m jna_fast.predict`` and ``Predictor.predict`` (``jna_fast.inference``), so the page shows what they print.
 
 Needs gradio (``pip install 'jna_fast[demo]'``); importing this module does not.
 """
@@ -23,8 +23,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._optional import require
+from .builders import cache_root
 from .cli import REPORTED_ERRORS, add_debug_option, describe, number_in, run_command, torch_device
-from .inference import check_window_seconds
+from .data.synthetic import (CLASS_CATALOGUE, GENERATOR_VERSION, encode_video, make_synthetic, plan_video,
+                             render_video, video_name)
+from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor, check_window_seconds
+from .visualize import attention_strip_image, write_timeline
 
 logger = logging.getLogger("jna_fast.demo")
 
@@ -50,24 +55,22 @@ class DemoResult:
 class Demo:
     """The demo's computation, without any user interface: a video file in, :class:`DemoResult` out."""
 
-    def __init__(self, model, *, segments: int = 25, crops: int = 1, top_k: int = TOP_K, window: float = 2.0,
-                 stride: float = 1.0):
-        self.model, self.segments, self.crops, self.top_k = model, segments, crops, top_k
+    def __init__(self, predictor: Predictor, *, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
+                 top_k: int = TOP_K, window: float = 2.0, stride: float = 1.0):
+        self.predictor, self.segments, self.crops, self.top_k = predictor, segments, crops, top_k
         self.window, self.stride = window, stride
         self._timelines = None  # a folder of this process's own, made on the first long video
 
     def timeline(self, video) -> str | None:
         """The timeline PNG of ``video`` when it lasts more than two windows (else None): the sliding windows of
         ``python -m jna_fast.predict --window``, drawn by the same code."""
-        from .io.video import VideoStream, probe_video
-        from .inference import predict_long_video
-        from .visualize import write_timeline
+        from .io.video import VideoStream, probe_video  # the video extra (PyAV)
 
         with VideoStream(video) as stream:  # opened for its frame rate only, not decoded
             fps = stream.fps
         if probe_video(Path(video)).num_frames / fps <= 2 * self.window:
             return None
-        prediction = predict_long_video(self.model, video, window=self.window, stride=self.stride,
+        prediction = self.predictor.predict_long_video(video, window=self.window, stride=self.stride,
                                         top_k=self.top_k, segments=self.segments, crops=self.crops)
         if self._timelines is None:
             self._timelines = Path(tempfile.mkdtemp(prefix="jna_fast_demo_"))
@@ -76,15 +79,12 @@ class Demo:
         return str(path)
 
     def classify(self, video: str | os.PathLike | None) -> DemoResult:
-        """Classify ``video`` as ``model.predict`` does and draw its attention strip. Bad input (a corrupt or
+        """Classify ``video`` as ``Predictor.predict`` does and draw its attention strip. Bad input (a corrupt or
         missing file, a video too short) gives a result whose message says so; anything else is a bug and raises."""
-        from .evaluate import attention_strip_image
-        from .inference import analyse_video
-
         if video is None:
             return DemoResult("Upload a video or pick an example.")
         try:
-            analysis = analyse_video(self.model, video, top_k=self.top_k, segments=self.segments, crops=self.crops)
+            analysis = self.predictor.analyse(video, top_k=self.top_k, segments=self.segments, crops=self.crops)
         except REPORTED_ERRORS as error:
             logger.warning("%s", describe(error))
             # The page names the file as its user knows it, not by the server's copy of the upload.
@@ -113,17 +113,14 @@ class Demo:
 
 
 # --- synthetic examples ---------------------------------------------------------------------------------------------
-def synthetic_examples(model, cache: str | os.PathLike, count: int = EXAMPLE_CLASSES) -> list[tuple[str, Path]]:
+def synthetic_examples(predictor: Predictor, cache: str | os.PathLike,
+                       count: int = EXAMPLE_CLASSES) -> list[tuple[str, Path]]:
     """(class name, video file) of one fresh synthetic clip for each of the first ``count`` classes of a checkpoint
     trained on the synthetic set, rendered and encoded on first use into ``cache`` (reused afterwards); [] for a
     checkpoint trained on other data."""
-    from .data import make_synthetic
-    from .data.synthetic import CLASS_CATALOGUE, GENERATOR_VERSION, encode_video, plan_video, render_video, video_name
-
-    cfg = getattr(model, "config", None)
-    names = getattr(model, "class_names", None) or []
+    cfg, names = predictor.config, predictor.class_names
     catalogue = {spec.name: spec for spec in CLASS_CATALOGUE}
-    if cfg is None or cfg.dataset != "synthetic" or not names or any(name not in catalogue for name in names):
+    if cfg.dataset != "synthetic" or not names or any(name not in catalogue for name in names):
         return []
     specs = [catalogue[name] for name in names]
     # The training set's frames and size are make_synthetic's defaults (the training command keeps them).
@@ -188,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"default {DEFAULT_PORT}")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
-    parser.add_argument("--segments", type=number_in(int, minimum=1), default=25, help="snippets per video (25)")
+    parser.add_argument("--segments", type=number_in(int, minimum=1), default=TEST_SEGMENTS,
+                        help=f"snippets per video ({TEST_SEGMENTS})")
     parser.add_argument("--device", type=torch_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--window", type=lambda v: check_window_seconds("--window", v), default=2.0,
                         help="seconds per window of a long video's timeline (2.0); videos over two windows get one")
@@ -203,19 +201,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from ._optional import require
-
     # No usage reports from the server to gradio's site: the demo talks to its browser only.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     require("the demo", "gradio")
-    from .experiment import cache_root
-    from .models import JNA
-
-    model = JNA.from_checkpoint(args.checkpoint, device=args.device)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     cache = Path(args.examples_cache) if args.examples_cache else cache_root() / "demo"
-    examples = synthetic_examples(model, cache)
-    title = f"{Path(args.checkpoint).name}, {len(model.class_names)} classes"
-    page = build_interface(Demo(model, segments=args.segments, window=args.window, stride=args.stride), examples, title)
+    examples = synthetic_examples(predictor, cache)
+    title = f"{Path(args.checkpoint).name}, {len(predictor.class_names)} classes"
+    demo = Demo(predictor, segments=args.segments, window=args.window, stride=args.stride)
+    page = build_interface(demo, examples, title)
     page.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(cache)], show_error=False)
 
 

@@ -34,9 +34,19 @@ import sys
 import warnings
 from pathlib import Path
 
+import torch
+from torch import nn
+
+from . import __version__
+from ._ext import extension_status
+from ._optional import require
 from .cli import add_debug_option, run_command
+from .data.transforms import DEFAULT_TEST_CROP_SCALE, FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD
 from .errors import JnaFastError
 from .files import write_atomically
+from .inference import Predictor
+from .models.jna import CrossStitch, JointTemporalAttention
+from .ops import cross_stitch_ref, joint_attention_pool_ref
 
 FORMATS = ("pt2", "onnx")
 SUFFIXES = {".pt2": "pt2", ".onnx": "onnx"}
@@ -66,8 +76,6 @@ def output_names(streams: str) -> tuple[str, ...]:
 
 def _graph_module(model):
     """The model as a module of tensors in, a tuple of tensors out, with the inputs named as exported."""
-    from torch import nn
-
     def outputs(out):
         branches = {"both": (out.logits_rgb, out.logits_flow), "rgb": (out.logits_rgb,),
                     "flow": (out.logits_flow,)}[model.streams]
@@ -99,20 +107,16 @@ def _input_shapes(model, size: int) -> dict[str, list]:
     return {name: shapes[name] for name in input_names(model.streams)}
 
 
-def _crop_size(model, size: int | None) -> int:
+def _crop_size(size: int | None) -> int:
     if size is None:
-        size = (getattr(model, "data_settings", None) or {}).get("size")
-    if size is None:
-        raise ExportError("size: the model carries no data settings (it was not loaded with "
-                          "JNA.from_checkpoint); give the crop size it was trained at")
+        raise ExportError("size: give the crop size the model was trained at (a Predictor's "
+                          "data_settings['size'])")
     if int(size) < 32:
         raise ExportError(f"size: must be an integer >= 32 (the backbones reduce their input 32 times), got {size}")
     return int(size)
 
 
 def _require_extension(what: str) -> None:
-    from ._ext import extension_status
-
     status = extension_status()
     if not status.loaded or "cpu" not in status.compiled_backends:
         reason = status.error or "built without them"
@@ -121,17 +125,13 @@ def _require_extension(what: str) -> None:
                           f"pip install -e .")
 
 
-def export_program(model, size: int | None = None):
+def export_program(model, size: int):
     """``torch.export`` of ``model`` (a :class:`jna_fast.JNA`) for inference: a ``torch.export.ExportedProgram``
     whose inputs are named as :func:`input_names` says, with dynamic ``batch`` and ``segments``, returning the
     tuple :func:`output_names` names. The fused ops are kept as ``torch.ops.jna_fast.*`` nodes. ``size``: the crop
-    size (default: the one in the model's data settings). ``model`` itself is not changed."""
-    import torch
-
-    from .models.jna import CrossStitch, JointTemporalAttention
-
+    size it was trained at. ``model`` itself is not changed."""
     _require_extension("export")
-    size = _crop_size(model, size)
+    size = _crop_size(size)
     model = copy.deepcopy(model).float().cpu().eval()
     for module in model.modules():
         # Trace the registered ops whatever backend the model was trained with: the cpp backend calls exactly the
@@ -162,24 +162,17 @@ def _quiet_torch_internals():
 def reference_decompositions() -> dict:
     """The decomposition table that lowers the two fused ops to their pure-PyTorch reference. The reference's
     all-False-mask check is left out: it depends on the data, and a graph cannot raise (:func:`check_inputs` does)."""
-    import torch
-
-    from .ops import cross_stitch_ref, joint_attention_pool_ref
-
     return {torch.ops.jna_fast.cross_stitch.default: cross_stitch_ref,
             torch.ops.jna_fast.joint_attention_pool.default: joint_attention_pool_ref}
 
 
-def export_onnx(model, size: int | None = None, metadata: dict | None = None):
+def export_onnx(model, size: int, metadata: dict | None = None):
     """An ``onnx.ModelProto`` of ``model`` in standard ONNX ops (opset :data:`ONNX_OPSET`), inputs and outputs as
-    :func:`export_program`, the dynamic dimensions named ``batch`` and ``segments``; ``metadata`` (default
-    :func:`deployment_metadata` when the model carries class names and data settings) goes into
-    ``metadata_props``, each value JSON-encoded. Checked with ``onnx.checker.check_model``."""
-    from ._optional import require
-
+    :func:`export_program`, the dynamic dimensions named ``batch`` and ``segments``; ``metadata`` (of a trained
+    model: :func:`deployment_metadata`) goes into ``metadata_props``, each value JSON-encoded. Checked with
+    ``onnx.checker.check_model``."""
     require("ONNX export", "onnx", "onnxscript")
     import onnx
-    import torch
 
     with _quiet_torch_internals():
         program = export_program(model, size).run_decompositions(reference_decompositions())
@@ -202,9 +195,7 @@ def export_onnx(model, size: int | None = None, metadata: dict | None = None):
         raise ExportError(f"the ONNX graph uses the non-standard domains {foreign}; jna_fast exports only "
                           f"standard ops")
     _name_dynamic_dims(proto, program)
-    if metadata is None and getattr(model, "class_names", None) is not None:
-        metadata = deployment_metadata(model, "onnx", size)
-    proto.producer_name, proto.producer_version = "jna_fast", _version()
+    proto.producer_name, proto.producer_version = "jna_fast", __version__
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
@@ -228,24 +219,14 @@ def _name_dynamic_dims(proto, program) -> None:
                 dim.dim_param = pattern.sub(lambda match: names[match[1]], dim.dim_param)
 
 
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def deployment_metadata(model, exported_as: str, size: int | None = None) -> dict:
-    """What a user needs to feed an exported model and read its outputs, from a model loaded by
-    ``JNA.from_checkpoint`` (its class names, configuration and data settings)."""
-    from .data.transforms import DEFAULT_TEST_CROP_SCALE, FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD
-    from .evaluate import DEFAULT_TEST_SEGMENTS
-
-    settings = getattr(model, "data_settings", None)
-    class_names = getattr(model, "class_names", None)
-    if settings is None or class_names is None:
-        raise ExportError("the model carries no class names and data settings: load it with "
-                          "JNA.from_checkpoint(path), or export a checkpoint file")
-    size = _crop_size(model, size)
+def deployment_metadata(predictor: Predictor, exported_as: str) -> dict:
+    """What a user needs to feed an exported model and read its outputs, from a trained model (its class names,
+    configuration and data settings)."""
+    model, settings, class_names = predictor.model, predictor.data_settings, predictor.class_names
+    if settings is None:
+        raise ExportError("the checkpoint carries no data settings (crop size, flow algorithm and bound, flips): "
+                          "export a checkpoint written by python -m jna_fast.train")
+    size = _crop_size(settings["size"])
     streams = model.streams
     fusion = {"both": f"{model.fusion_weights[0]:g} * logits_rgb + {model.fusion_weights[1]:g} * logits_flow",
               "rgb": "logits_rgb", "flow": "logits_flow"}[streams]
@@ -267,7 +248,7 @@ def deployment_metadata(model, exported_as: str, size: int | None = None) -> dic
                "attention": "[batch, segments] float32 weight of each snippet, rows sum to 1, 0 at padding"
                             + ("" if model.consensus == "attention" else " (average consensus: uniform)")}
     return {
-        "format": METADATA_FORMAT, "version": METADATA_VERSION, "jna_fast_version": _version(),
+        "format": METADATA_FORMAT, "version": METADATA_VERSION, "jna_fast_version": __version__,
         "exported_as": exported_as, **({"onnx_opset": ONNX_OPSET} if exported_as == "onnx" else {}),
         "class_names": list(class_names), "num_classes": model.num_classes,
         "streams": streams, "consensus": model.consensus, "backbone": model.backbone_name,
@@ -277,7 +258,7 @@ def deployment_metadata(model, exported_as: str, size: int | None = None) -> dic
         "data": {"size": size, "flow_length": model.flow_length, "rgb_mean": list(IMAGENET_MEAN),
                  "rgb_std": list(IMAGENET_STD), "flow_centre": FLOW_CENTRE, "flow_bound": settings["flow_bound"],
                  "flow_algorithm": settings["flow_algorithm"], "flip": settings["flip"],
-                 "test_segments": DEFAULT_TEST_SEGMENTS, "test_crop_scale": DEFAULT_TEST_CROP_SCALE,
+                 "test_segments": predictor.config.eval_segments, "test_crop_scale": DEFAULT_TEST_CROP_SCALE,
                  "snippet": "T evenly spaced snippets; snippet t is RGB frame i with flow fields i .. i+L-1; each "
                             "view a square of test_crop_scale times the short side, resized to size x size"},
     }
@@ -287,35 +268,29 @@ def export_model(checkpoint, format: str, out) -> dict:
     """Export the model of ``checkpoint`` (a file written by ``python -m jna_fast.train``) as ``format``
     (``pt2`` or ``onnx``) into ``out``, written atomically; returns the metadata stored with it. The checkpoint
     is read with ``torch.load(weights_only=True)`` (:mod:`jna_fast.checkpoint`)."""
-    from .checkpoint import model_from_checkpoint
-
     if format not in FORMATS:
         raise ExportError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}")
     out = Path(out)
     if out.is_dir():
         raise ExportError(f"{out}: --out is a folder; give the file to write")
-    model, _, _ = model_from_checkpoint(checkpoint)
-    metadata = deployment_metadata(model, format)
+    predictor = Predictor.from_checkpoint(checkpoint)
+    metadata = deployment_metadata(predictor, format)
+    size = metadata["data"]["size"]
     if format == "pt2":
-        import torch
-
-        program = export_program(model)
+        program = export_program(predictor.model, size)
         extra = {PT2_METADATA_FILE: json.dumps(metadata, indent=1)}
         with _quiet_torch_internals():
             write_atomically(out, lambda handle: torch.export.save(program, handle, extra_files=extra))
     else:
-        proto = export_onnx(model, metadata=metadata)
+        proto = export_onnx(predictor.model, size, metadata=metadata)
         write_atomically(out, lambda handle: handle.write(proto.SerializeToString()))
     return metadata
 
 
 def load_pt2(path):
     """``(ExportedProgram, metadata)`` of a ``.pt2`` written by :func:`export_model`; ``program.module()`` runs
-    it. It is traced on CPU tensors, and tested on them only."""
-    import torch
-
-    from . import ops  # noqa: F401  (loads the extension: the program's jna_fast ops and their fake kernels)
-
+    it. It is traced on CPU tensors, and tested on them only. (jna_fast.ops, imported with this module, registers
+    the program's jna_fast ops and their fake kernels.)"""
     extra = {PT2_METADATA_FILE: ""}
     with _quiet_torch_internals():
         program = torch.export.load(path, extra_files=extra)

@@ -1,18 +1,21 @@
-"""Prediction on one video file, as ``JNA.from_checkpoint(path).predict(video)`` and ``python -m jna_fast.predict``.
+"""Prediction with a trained model: :class:`Predictor` (``Predictor.from_checkpoint(path).predict(video)``, and
+``python -m jna_fast.predict``) sits above the model: it holds the model with what its checkpoint says about it (the
+class names, the training configuration, the data settings), which the model itself knows nothing of.
 
 The video is decoded and its flow computed on the fly (jna_fast/flow/online.py) with the algorithm and bound of
-the training data (saved in the checkpoint), then sampled and cropped exactly as the evaluation does (TSN: T evenly
-spaced snippets, 1/3/10 crops), through the same loader.
+the training data (saved in the checkpoint), then sampled and cropped exactly as the evaluation does (the TSN test
+protocol of jna_fast/config.py: T evenly spaced snippets, 1/3/10 crops), through the same loader.
 
-Long videos (:func:`predict_long_video`, ``python -m jna_fast.predict --window``): windows of a few seconds every
-stride, each sampled and scored as a short video is, from a single streaming decode that holds one window's frames
-at most; the pictures and the annotated copy are in jna_fast/visualize.py.
+Long videos (:meth:`Predictor.predict_long_video`, ``python -m jna_fast.predict --window``): windows of a few
+seconds every stride, each sampled and scored as a short video is, from a single streaming decode that holds one
+window's frames at most; the pictures and the annotated copy are in jna_fast/visualize.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +23,71 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .evaluate import DEFAULT_TEST_SEGMENTS
+from . import data
+from .builders import build_model
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state
+from .config import TrainConfig, config_from_dict
+from .data.backends import clip_views
+from .io import video as video_io
+from .io.errors import DataError
+from .data.sampling import flow_stack_indices, tsn_snippet_starts
+from .data.transforms import DEFAULT_TEST_CROP_SCALE, tsn_test_crops
+from .flow.online import OnlineFlow
 from .metrics import ranked_classes
+from .models import JNA
+from .runtime import autocast_context
+from .visualize import snippet_pictures
+
+# The test protocol's defaults (jna_fast/config.py's eval_segments and eval_crops).
+_PROTOCOL = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)}
+TEST_SEGMENTS, TEST_CROPS = _PROTOCOL["eval_segments"], _PROTOCOL["eval_crops"]
+
+
+@dataclass
+class Predictor:
+    """A trained model and what its checkpoint says about it: the class names, the configuration it was trained
+    with, and the data settings (crop size, flip policy, flow algorithm and bound, precision) that prepare a video
+    as its training data was prepared."""
+
+    model: JNA
+    config: TrainConfig
+    class_names: list[str]
+    data_settings: dict
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Predictor":
+        """The model saved by ``python -m jna_fast.train`` (``best.pt`` or ``last.pt``), in eval mode on
+        ``device``. A foreign, truncated or mismatched file raises :class:`jna_fast.checkpoint.CheckpointError`;
+        no model is half-loaded."""
+        state = load_checkpoint(path)
+        try:
+            cfg = config_from_dict(state["config"], f"{path}: saved configuration")
+        except ValueError as error:
+            raise CheckpointError(str(error)) from None
+        model = build_model(cfg, len(state["class_names"]))
+        load_model_state(model, state["model"], path)
+        return cls(model.eval().to(device), cfg, list(state["class_names"]), state.get("data"))
+
+    def predict(self, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
+                device: str | torch.device | None = None) -> "VideoPrediction":
+        """Classify one video file: the top-k class names, their probabilities and the attention on each
+        snippet."""
+        return predict_video(self, video_path, top_k=top_k, segments=segments, crops=crops, device=device)
+
+    def analyse(self, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
+                device: str | torch.device | None = None) -> "VideoAnalysis":
+        """:meth:`predict`'s prediction with the snippets' pictures for the attention strip."""
+        return analyse_video(self, video_path, top_k=top_k, segments=segments, crops=crops, device=device)
+
+    def predict_long_video(self, video_path, **options) -> "LongVideoPrediction":
+        """:func:`predict_long_video` with this predictor."""
+        return predict_long_video(self, video_path, **options)
+
+    def _settings(self, what: str) -> dict:
+        if self.data_settings is None:
+            raise ValueError(f"{what} needs the data settings (crop size, flow algorithm, flips) saved with the "
+                             f"weights, and this checkpoint has none")
+        return self.data_settings
 
 
 @dataclass
@@ -52,31 +118,24 @@ class VideoAnalysis:
     pictures: dict                     # "rgb": uint8 [T, S, S, 3], "flow_magnitude": [T, S, S] (per stream present)
 
 
-def predict_video(model, video_path, *, top_k: int = 5, segments: int = DEFAULT_TEST_SEGMENTS, crops: int = 1,
-                  device: str | torch.device | None = None) -> VideoPrediction:
-    """Classify one video with a model loaded by ``JNA.from_checkpoint`` (it carries the class names and the data
-    settings of its training)."""
-    return _run(model, video_path, top_k=top_k, segments=segments, crops=crops, device=device,
+def predict_video(predictor: Predictor, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS,
+                  crops: int = TEST_CROPS, device: str | torch.device | None = None) -> VideoPrediction:
+    """Classify one video with a trained model (:meth:`Predictor.from_checkpoint`)."""
+    return _run(predictor, video_path, top_k=top_k, segments=segments, crops=crops, device=device,
                 keep_pictures=False).prediction
 
 
-def analyse_video(model, video_path, *, top_k: int = 5, segments: int = DEFAULT_TEST_SEGMENTS, crops: int = 1,
-                  device: str | torch.device | None = None) -> VideoAnalysis:
+def analyse_video(predictor: Predictor, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS,
+                  crops: int = TEST_CROPS, device: str | torch.device | None = None) -> VideoAnalysis:
     """:func:`predict_video`'s prediction, from the same computation, with the snippets' pictures for the
-    attention strip (``jna_fast.evaluate.attention_strip_figure``)."""
-    return _run(model, video_path, top_k=top_k, segments=segments, crops=crops, device=device, keep_pictures=True)
+    attention strip (``jna_fast.visualize.attention_strip_figure``)."""
+    return _run(predictor, video_path, top_k=top_k, segments=segments, crops=crops, device=device, keep_pictures=True)
 
 
 @torch.no_grad()
-def _run(model, video_path, *, top_k: int, segments: int, crops: int, device, keep_pictures: bool) -> VideoAnalysis:
-    from .data import ClipSampling, Decoding, FlowSource, build_loader
-    from .evaluate import snippet_pictures
-    from .experiment import autocast_context
-
-    settings = getattr(model, "data_settings", None)
-    if settings is None or getattr(model, "class_names", None) is None:
-        raise ValueError("predict needs a model loaded with JNA.from_checkpoint(path): it uses the class names "
-                         "and the data settings (crop size, flow algorithm, flips) saved with the weights")
+def _run(predictor: Predictor, video_path, *, top_k: int, segments: int, crops: int, device,
+         keep_pictures: bool) -> VideoAnalysis:
+    model, settings = predictor.model, predictor._settings("predict")
     video_path = Path(video_path)
     if not video_path.is_file():
         raise FileNotFoundError(f"{video_path}: no such video file")
@@ -98,7 +157,7 @@ def _run(model, video_path, *, top_k: int, segments: int, crops: int, device, ke
     real = batch.mask[0].cpu().bool()
     top = ranked_classes(probabilities.view(1, -1), top_k)[0].tolist()
     prediction = VideoPrediction(
-        video=str(video_path), classes=[model.class_names[i] for i in top],
+        video=str(video_path), classes=[predictor.class_names[i] for i in top],
         class_indices=top, probabilities=probabilities[top].tolist(),
         snippet_starts=batch.indices[0].cpu()[real].tolist(), attention=attention[real].tolist())
     # The clip's first view (with one crop, the centre crop), its padding snippets left out.
@@ -217,11 +276,8 @@ class _WindowScorer:
     algorithm and bound, cut into the same test crops (data.backends.clip_views) and given to the model in one
     call."""
 
-    def __init__(self, model, *, segments: int, crops: int, device, frame_size: tuple[int, int]):
-        from .flow.online import OnlineFlow
-        from .data.transforms import DEFAULT_TEST_CROP_SCALE, tsn_test_crops
-
-        settings = model.data_settings
+    def __init__(self, predictor: Predictor, *, segments: int, crops: int, device, frame_size: tuple[int, int]):
+        model, settings = predictor.model, predictor._settings("predict_long_video")
         self.model, self.segments, self.device, self.frame_size = model, segments, device, frame_size
         self.size, self.flow_length = settings["size"], model.flow_length
         self.precision = settings.get("precision", "fp32")
@@ -234,10 +290,6 @@ class _WindowScorer:
     def __call__(self, frames: list) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
         """(probabilities [classes], real snippet starts relative to the window, their attention) of a window
         given as its consecutive RGB frames."""
-        from .data.backends import clip_views
-        from .data.sampling import flow_stack_indices, tsn_snippet_starts
-        from .experiment import autocast_context
-
         count = len(frames)
         starts, mask = tsn_snippet_starts(count, self.segments, self.flow_length, train=False)
         flow_images = None
@@ -258,10 +310,10 @@ class _WindowScorer:
 
 
 @torch.no_grad()
-def predict_long_video(model, video_path, *, window: float = 2.0, stride: float = 1.0, top_k: int = 5,
-                       segments: int = DEFAULT_TEST_SEGMENTS, crops: int = 1,
+def predict_long_video(predictor: Predictor, video_path, *, window: float = 2.0, stride: float = 1.0, top_k: int = 5,
+                       segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
                        device: str | torch.device | None = None, on_window=None) -> LongVideoPrediction:
-    """Classify a long video window by window, with a model loaded by ``JNA.from_checkpoint``.
+    """Classify a long video window by window, with a trained model (:meth:`Predictor.from_checkpoint`).
 
     Windows of ``window`` seconds start every ``stride`` seconds (:func:`window_bounds`; a video shorter than one
     window is one window, scored exactly as :func:`predict_video` scores it). Each window is sampled and scored
@@ -270,13 +322,8 @@ def predict_long_video(model, video_path, *, window: float = 2.0, stride: float 
     scored as soon as its last frame is decoded, so memory does not grow with the video's length. The
     video-level result is the mean of the windows' probabilities. ``on_window(WindowPrediction)``, when given, is
     called as each window is scored (progress in a demo)."""
-    from .io.errors import DataError
-    from .io.video import VideoStream
-
-    settings = getattr(model, "data_settings", None)
-    if settings is None or getattr(model, "class_names", None) is None:
-        raise ValueError("predict_long_video needs a model loaded with JNA.from_checkpoint(path): it uses the class "
-                         "names and the data settings (crop size, flow algorithm, flips) saved with the weights")
+    model = predictor.model
+    predictor._settings("predict_long_video")
     window, stride = check_window_seconds("window", window), check_window_seconds("stride", stride)
     if int(top_k) < 1:
         raise ValueError(f"top_k: must be >= 1, got {top_k}")
@@ -285,13 +332,13 @@ def predict_long_video(model, video_path, *, window: float = 2.0, stride: float 
         raise FileNotFoundError(f"{video_path}: no such video file")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
-    names = model.class_names
+    names = predictor.class_names
     windows: list[WindowPrediction] = []
     total = None
 
-    with VideoStream(video_path) as video:
+    with video_io.VideoStream(video_path) as video:
         length, step = window_frames(window, stride, video.fps)
-        scorer = _WindowScorer(model, segments=segments, crops=crops, device=device,
+        scorer = _WindowScorer(predictor, segments=segments, crops=crops, device=device,
                                frame_size=(video.height, video.width))
         buffer: deque = deque(maxlen=length)  # the last `length` frames: every frame a pending window needs
         peak = 0

@@ -22,6 +22,10 @@ import sys
 from pathlib import Path
 
 from .cli import ERROR_STATUS, REPORTED_ERRORS, add_debug_option, number_in, report_error, run_command, torch_device
+from .data.transforms import TEST_CROP_COUNTS
+from .files import remove_stale_temporaries
+from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
+from .visualize import write_annotated_video, write_predictions_json, write_timeline
 
 LONG_VIDEO_OUTPUTS = ("predictions.json", "timeline.png", "annotated.mp4")
 
@@ -32,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="best.pt or last.pt written by python -m jna_fast.train")
     parser.add_argument("videos", nargs="+", help="video files")
     parser.add_argument("--top-k", type=number_in(int, minimum=1), default=5, help="classes shown per video (5)")
-    parser.add_argument("--segments", type=number_in(int, minimum=1), default=25,
-                        help="snippets per video, or per window with --window (25)")
-    parser.add_argument("--crops", type=int, choices=(1, 3, 10), default=1)
+    parser.add_argument("--segments", type=number_in(int, minimum=1), default=TEST_SEGMENTS,
+                        help=f"snippets per video, or per window with --window ({TEST_SEGMENTS})")
+    parser.add_argument("--crops", type=int, choices=TEST_CROP_COUNTS, default=TEST_CROPS)
     parser.add_argument("--device", type=torch_device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--json", action="store_true", help="one JSON object per video")
     parser.add_argument("--window", type=number_in(float, above=0), default=None, metavar="SECONDS",
@@ -61,17 +65,15 @@ def main(argv: list[str] | None = None) -> int:
 def predict_videos(args: argparse.Namespace) -> int:
     """Print each video's prediction; a video that fails is reported (one ``error:`` line) and the others still
     run, and the status is then ERROR_STATUS (2)."""
-    from .models import JNA
-
-    model = JNA.from_checkpoint(args.checkpoint, device=args.device)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     status = 0
     for video in args.videos:
         try:
             if args.window is None:
-                prediction = model.predict(video, top_k=args.top_k, segments=args.segments, crops=args.crops)
+                prediction = predictor.predict(video, top_k=args.top_k, segments=args.segments, crops=args.crops)
                 text = json.dumps(dataclasses.asdict(prediction)) if args.json else str(prediction)
             else:
-                prediction = predict_long(model, video, args)
+                prediction = predict_long(predictor, video, args)
                 text = json.dumps(prediction.to_dict()) if args.json else str(prediction)
         except REPORTED_ERRORS as error:
             report_error(error, args.debug)
@@ -81,17 +83,12 @@ def predict_videos(args: argparse.Namespace) -> int:
     return status
 
 
-def predict_long(model, video: str, args: argparse.Namespace):
+def predict_long(predictor: Predictor, video: str, args: argparse.Namespace):
     """The sliding-window prediction of one video, and its files when ``--out`` is given."""
-    from .files import remove_stale_temporaries
-    from .inference import predict_long_video
-
     stride = args.stride if args.stride is not None else args.window / 2
-    prediction = predict_long_video(model, video, window=args.window, stride=stride, top_k=args.top_k,
+    prediction = predictor.predict_long_video(video, window=args.window, stride=stride, top_k=args.top_k,
                                     segments=args.segments, crops=args.crops)
     if args.out is not None:
-        from .visualize import write_annotated_video, write_predictions_json, write_timeline
-
         out = args.out if len(args.videos) == 1 else args.out / Path(video).stem
         remove_stale_temporaries(out, LONG_VIDEO_OUTPUTS)
         write_predictions_json(prediction, out / "predictions.json")

@@ -11,7 +11,7 @@ not finite stops the run (``--on-nan stop``, the default; the checkpoints keep t
 
 Examples::
 
-    python -m jna_fast.train                                   # synthetic data, ResNet-18, about 5 minutes
+    python -m jna_fast.train                                   # synthetic data, ResNet-18; see benchmarks/results/
     python -m jna_fast.flow extract --videos UCF101/UCF-101 --out UCF101/frames --short-side 256
     python -m jna_fast.train --dataset ucf101 --root UCF101 --frames-root UCF101/frames --split 1 \\
         --backbone resnet50 --weights resnet50-0676ba61.pth --epochs 80 --batch-size 16
@@ -20,12 +20,12 @@ Examples::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,13 +34,15 @@ from tqdm import tqdm
 
 from .checkpoint import BEST_NAME, LAST_NAME, CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from .cli import run_command
-from .config import CONFIG_NAME, TrainConfig, config_from_dict, parse_command_line, save_config
+from .builders import (build_loader_for, build_model, data_settings, prepare_synthetic, resolve_loader_device,
+                       salient_windows)
+from .config import (CONFIG_NAME, RESUMABLE_OPTIONS, TrainConfig, config_from_dict, parse_command_line,
+                     save_config)
 from .errors import JnaFastError
-from .evaluate import collect, summarize
-from .experiment import (SalientWindows, autocast_context, build_loader_for, build_model, data_settings,
-                         prepare_synthetic, resolve_loader_device)
+from .evaluation import collect, evaluate_checkpoint, summarize
 from .files import remove_stale_temporaries
-from .runtime import Distributed, all_reduce_sum, restore_rng_state, rng_state, seed_everything, setup_distributed
+from .runtime import (Distributed, all_reduce_sum, autocast_context, restore_rng_state, rng_state, seed_everything,
+                      setup_distributed)
 
 logger = logging.getLogger("jna_fast.train")
 
@@ -77,7 +79,7 @@ def check_resumable(cfg: TrainConfig, state: dict, path: Path) -> None:
     if differences:
         listed = "; ".join(f"--{name.replace('_', '-')}: {old!r} in the checkpoint, {new!r} now"
                            for name, (old, new) in differences.items())
-        resumable = ", ".join(spec.name for spec in dataclasses.fields(TrainConfig) if spec.metadata["resumable"])
+        resumable = ", ".join(RESUMABLE_OPTIONS)
         raise CheckpointError(
             f"{path} was written by a run with other options ({listed}). Resume with the same options (they are "
             f"in {Path(cfg.out) / CONFIG_NAME}), or start afresh with --resume never (it overwrites "
@@ -198,6 +200,109 @@ class MetricsLog:
             self.writer.close()
 
 
+@dataclass
+class Progress:
+    """Where a run stands: the epoch and the batch within it to continue at, the optimiser steps taken so far, and
+    the best validation top-1 (best.pt's)."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    best_top1: float = -1.0
+
+
+def resume_training(model, optimizer, resumed: dict, path: Path) -> Progress:
+    """Load the model, the optimiser and the RNG state of a last.pt (checked by :func:`check_resumable`); returns
+    where its run stood."""
+    load_model_state(model, resumed["model"], path)
+    optimizer.load_state_dict(resumed["optimizer"])
+    restore_rng_state(resumed["rng"])
+    return Progress(resumed["epoch"], resumed["batch"], resumed["step"], resumed.get("best_top1", -1.0))
+
+
+def checkpoint_state(model, cfg: TrainConfig, class_names: list[str], data: dict, **extra) -> dict:
+    """What every checkpoint holds (the model, the configuration, the class names, the data settings), and
+    ``extra``: the training state for last.pt, the epoch and its metrics for best.pt."""
+    return {"model": model.state_dict(), "config": cfg.to_dict(), "class_names": class_names, "data": data,
+            **extra}
+
+
+@dataclass
+class EpochRun:
+    """What one pass over the training loader did."""
+
+    sums: torch.Tensor          # float64 [3] on the device: clips, loss * clips, correct (over the applied steps)
+    batch: int                  # the batch number reached
+    skipped_steps: int          # steps not applied (--on-nan skip)
+    reached_max_steps: bool
+    began: float                # time.perf_counter() at the start
+
+
+def train_epoch(net, model, optimizer, loader, cfg: TrainConfig, env: Distributed, progress: Progress, epoch: int,
+                skip: int, log: "MetricsLog", save_last) -> EpochRun:
+    """One epoch from batch ``skip`` on (a resumed run's first epoch skips the batches it already trained); counts
+    ``progress.step``; ``save_last(epoch, batch)`` writes last.pt every ``checkpoint_every`` steps."""
+    steps_per_epoch = len(loader)
+    out = Path(cfg.out)
+    # Running sums stay on the device; they are read (a sync) every log_every steps and at the epoch's end.
+    run = EpochRun(torch.zeros(3, dtype=torch.float64, device=env.device), skip, 0, False, time.perf_counter())
+    bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+               disable=not (env.is_main and cfg.progress), dynamic_ncols=True)
+    for batch in loader.batches(start_batch=skip):
+        batch = batch.to(env.device, non_blocking=True)
+        set_learning_rates(optimizer, cfg, progress.step, steps_per_epoch)
+        # A skipped step must leave the model as it was, BatchNorm's running statistics (which the forward
+        # pass updates) included.
+        saved_buffers = [buffer.detach().clone() for buffer in model.buffers()] if cfg.on_nan == "skip" else None
+        with autocast_context(cfg.precision, env.device):
+            output = net(batch.rgb, batch.flow, batch.mask)
+        loss = model.loss(output, batch.label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad) if cfg.clip_grad > 0
+                     else None)
+        progress.step += 1
+        run.batch += 1
+        bar.update(1)
+        problem = non_finite_step(loss, grad_norm)
+        if problem is None:
+            optimizer.step()
+            clips = len(batch.label)
+            run.sums += torch.stack([torch.tensor(float(clips), device=env.device, dtype=torch.float64),
+                                     loss.detach().double() * clips,
+                                     (output.logits.argmax(1) == batch.label).sum().double()])
+        elif cfg.on_nan == "stop":
+            kept = (f"{out / LAST_NAME} keeps the last checkpoint written" if (out / LAST_NAME).exists()
+                    else "no checkpoint was written yet")
+            raise TrainingDiverged(
+                f"step {progress.step} (epoch {epoch + 1}, batch {run.batch}): not finite: {problem}; training "
+                f"stopped before applying it, and {kept}. Lower --lr, check the data, or pass --on-nan skip "
+                f"to skip such steps")
+        else:
+            with torch.no_grad():
+                for buffer, saved in zip(model.buffers(), saved_buffers):
+                    buffer.copy_(saved)
+            run.skipped_steps += 1
+            if env.is_main:
+                logger.warning("step %d (epoch %d, batch %d): not finite: %s; its update is skipped "
+                               "(--on-nan skip; %d skipped steps this epoch)", progress.step, epoch + 1, run.batch,
+                               problem, run.skipped_steps)
+        if progress.step % cfg.log_every == 0:
+            seen, loss_sum, correct = run.sums.tolist()
+            if seen:  # every step so far skipped: nothing to show
+                elapsed = time.perf_counter() - run.began
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2f}",
+                                clips_s=f"{seen * env.world_size / elapsed:.1f}")
+                log.scalars({"train/loss": loss_sum / seen, "train/top1": correct / seen}, progress.step)
+        if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
+            save_last(epoch, run.batch)
+        if cfg.max_steps is not None and progress.step >= cfg.max_steps:
+            run.reached_max_steps = True
+            break
+    bar.close()
+    return run
+
+
 def train(cfg: TrainConfig) -> dict:
     """Run the training that ``cfg`` describes; returns the last epoch's metrics (rank 0)."""
     env = setup_distributed()
@@ -230,7 +335,7 @@ def train(cfg: TrainConfig) -> dict:
     val_loader = build_loader_for(cfg, "test", num_segments=cfg.test_segments, device=loader_device,
                                   backend=backend, num_classes=train_loader.num_classes)
     class_names = train_loader.class_names
-    windows = SalientWindows.of(cfg)
+    windows = salient_windows(cfg)
     data = data_settings(cfg)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
@@ -243,17 +348,13 @@ def train(cfg: TrainConfig) -> dict:
     model = model.to(env.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = make_optimizer(model, cfg)
 
-    start_epoch, start_batch, step, best_top1 = 0, 0, 0, -1.0
+    progress = Progress()
     if resumed is not None:
-        load_model_state(model, resumed["model"], resume_from)
-        optimizer.load_state_dict(resumed["optimizer"])
-        start_epoch, start_batch, step = resumed["epoch"], resumed["batch"], resumed["step"]
-        best_top1 = resumed.get("best_top1", -1.0)
-        restore_rng_state(resumed["rng"])
+        progress = resume_training(model, optimizer, resumed, resume_from)
         del resumed  # the weights and optimizer state now live in the model and optimizer
         if env.is_main:
-            logger.info("resumed from %s at epoch %d, batch %d (step %d)", resume_from, start_epoch,
-                        start_batch, step)
+            logger.info("resumed from %s at epoch %d, batch %d (step %d)", resume_from, progress.epoch,
+                        progress.batch, progress.step)
 
     net = model
     if env.world_size > 1:
@@ -262,12 +363,11 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.compile:
         net = torch.compile(net)
 
-    def checkpoint(epoch: int, batch: int) -> None:
+    def save_last(epoch: int, batch: int) -> None:
         if env.is_main:
-            save_checkpoint(out / LAST_NAME, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "batch": batch,
-                "step": step, "rng": rng_state(), "config": cfg.to_dict(), "class_names": class_names,
-                "data": data, "best_top1": best_top1})
+            save_checkpoint(out / LAST_NAME, checkpoint_state(
+                model, cfg, class_names, data, optimizer=optimizer.state_dict(), epoch=epoch, batch=batch,
+                step=progress.step, rng=rng_state(), best_top1=progress.best_top1))
 
     if env.is_main:
         save_config(cfg, out / CONFIG_NAME)
@@ -277,91 +377,34 @@ def train(cfg: TrainConfig) -> dict:
                     env.device, env.world_size, backend, loader_device)
     log = MetricsLog(cfg, out, env.is_main)
     record: dict = {}
-    finished = cfg.max_steps is not None and step >= cfg.max_steps  # a resumed run may have no step left
+    finished = cfg.max_steps is not None and progress.step >= cfg.max_steps  # a resumed run may have no step left
+    start_epoch, start_batch = progress.epoch, progress.batch
     for epoch in range(start_epoch, cfg.epochs):
         if finished:
             break
         net.train()
         train_loader.set_epoch(epoch)
-        skip = start_batch if epoch == start_epoch else 0
-        # Running sums stay on the device; they are read (a sync) every log_every steps and at the epoch's end.
-        sums = torch.zeros(3, dtype=torch.float64, device=env.device)  # clips, loss * clips, correct
-        began = time.perf_counter()
-        bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not (env.is_main and cfg.progress), dynamic_ncols=True)
-        batch_number = skip
-        skipped_steps = 0
-        for batch in train_loader.batches(start_batch=skip):
-            batch = batch.to(env.device, non_blocking=True)
-            set_learning_rates(optimizer, cfg, step, steps_per_epoch)
-            # A skipped step must leave the model as it was, BatchNorm's running statistics (which the forward
-            # pass updates) included.
-            saved_buffers = [buffer.detach().clone() for buffer in model.buffers()] if cfg.on_nan == "skip" else None
-            with autocast_context(cfg.precision, env.device):
-                output = net(batch.rgb, batch.flow, batch.mask)
-            loss = model.loss(output, batch.label)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad) if cfg.clip_grad > 0
-                         else None)
-            step += 1
-            batch_number += 1
-            bar.update(1)
-            problem = non_finite_step(loss, grad_norm)
-            if problem is None:
-                optimizer.step()
-                clips = len(batch.label)
-                sums += torch.stack([torch.tensor(float(clips), device=env.device, dtype=torch.float64),
-                                     loss.detach().double() * clips,
-                                     (output.logits.argmax(1) == batch.label).sum().double()])
-            elif cfg.on_nan == "stop":
-                kept = (f"{out / LAST_NAME} keeps the last checkpoint written" if (out / LAST_NAME).exists()
-                        else "no checkpoint was written yet")
-                raise TrainingDiverged(
-                    f"step {step} (epoch {epoch + 1}, batch {batch_number}): not finite: {problem}; training "
-                    f"stopped before applying it, and {kept}. Lower --lr, check the data, or pass --on-nan skip "
-                    f"to skip such steps")
-            else:
-                with torch.no_grad():
-                    for buffer, saved in zip(model.buffers(), saved_buffers):
-                        buffer.copy_(saved)
-                skipped_steps += 1
-                if env.is_main:
-                    logger.warning("step %d (epoch %d, batch %d): not finite: %s; its update is skipped "
-                                   "(--on-nan skip; %d skipped steps this epoch)", step, epoch + 1, batch_number,
-                                   problem, skipped_steps)
-            if step % cfg.log_every == 0:
-                seen, loss_sum, correct = sums.tolist()
-                if seen:  # every step so far skipped: nothing to show
-                    elapsed = time.perf_counter() - began
-                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2f}",
-                                    clips_s=f"{seen * env.world_size / elapsed:.1f}")
-                    log.scalars({"train/loss": loss_sum / seen, "train/top1": correct / seen}, step)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                checkpoint(epoch, batch_number)
-            if cfg.max_steps is not None and step >= cfg.max_steps:
-                finished = True
-                break
-        bar.close()
-        if finished and batch_number < steps_per_epoch:
-            checkpoint(epoch, batch_number)
+        run = train_epoch(net, model, optimizer, train_loader, cfg, env, progress, epoch,
+                          start_batch if epoch == start_epoch else 0, log, save_last)
+        finished = run.reached_max_steps
+        if finished and run.batch < steps_per_epoch:
+            save_last(epoch, run.batch)
             break
-        seen, loss_sum, correct = all_reduce_sum(sums).tolist()
+        seen, loss_sum, correct = all_reduce_sum(run.sums).tolist()
         skipped = int(all_reduce_sum(torch.tensor(train_loader.skipped_clips, device=env.device)))
         # None when every step of the epoch was skipped (--on-nan skip): there is no training loss to report.
-        record = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen if seen else None,
+        record = {"epoch": epoch + 1, "step": progress.step, "train_loss": loss_sum / seen if seen else None,
                   "train_top1": correct / seen if seen else None,
-                  "train_clips_per_s": seen / max(time.perf_counter() - began, 1e-9), "skipped_clips": skipped,
-                  "skipped_steps": skipped_steps}
+                  "train_clips_per_s": seen / max(time.perf_counter() - run.began, 1e-9), "skipped_clips": skipped,
+                  "skipped_steps": run.skipped_steps}
         # The unwrapped model: a DDP forward may broadcast buffers, and ranks' test shards can differ in length.
         record.update(validate(model, val_loader, cfg, env, class_names, windows))
-        if record["val_top1"] > best_top1:
-            best_top1 = record["val_top1"]
+        if record["val_top1"] > progress.best_top1:
+            progress.best_top1 = record["val_top1"]
             if env.is_main:
-                save_checkpoint(out / BEST_NAME, {"model": model.state_dict(), "config": cfg.to_dict(),
-                                                  "class_names": class_names, "data": data, "epoch": epoch + 1,
-                                                  "step": step, "metrics": record})
-        checkpoint(epoch + 1, 0)
+                save_checkpoint(out / BEST_NAME, checkpoint_state(model, cfg, class_names, data, epoch=epoch + 1,
+                                                                  step=progress.step, metrics=record))
+        save_last(epoch + 1, 0)
         if env.is_main:
             logger.info("epoch %d: %s", epoch + 1, ", ".join(
                 f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
@@ -371,14 +414,13 @@ def train(cfg: TrainConfig) -> dict:
     log.close()
     # The final model, not best.pt: the validation split is the test split, so picking the best epoch on it
     # would flatter the reported figures.
-    if cfg.final_eval and finished_training(cfg, step, steps_per_epoch):
-        from .evaluate import evaluate_checkpoint
-
-        report = evaluate_checkpoint(out / LAST_NAME, out / "eval", visualize=FINAL_EVAL_STRIPS,
-                                     batch_size=cfg.batch_size, device=env.device.type, progress=cfg.progress)
+    if cfg.final_eval and finished_training(cfg, progress.step, steps_per_epoch):
+        report = evaluate_checkpoint(out / LAST_NAME, out / "eval", segments=cfg.eval_segments,
+                                     crops=cfg.eval_crops, visualize=FINAL_EVAL_STRIPS, batch_size=cfg.batch_size,
+                                     device=env.device.type, progress=cfg.progress)
         if env.is_main:
-            logger.info("final evaluation of %s (TSN protocol, %d snippets, 1 crop) in %s: %s", out / LAST_NAME,
-                        report.get("segments", 0), out / "eval", json.dumps(
+            logger.info("final evaluation of %s (TSN protocol, %d snippets, %d crops) in %s: %s", out / LAST_NAME,
+                        report.get("segments", 0), report.get("crops", 0), out / "eval", json.dumps(
                             {k: round(v, 4) for k, v in report.items()
                              if isinstance(v, float) and not k.startswith("uniform")}))
     if dist.is_initialized():

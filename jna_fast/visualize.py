@@ -1,4 +1,7 @@
-"""Pictures and videos of a long-video prediction (jna_fast.inference.predict_long_video).
+"""Pictures: of a long-video prediction (jna_fast.inference.predict_long_video), and of an evaluation (the
+confusion matrix, the attention strips). matplotlib is imported only when a picture is drawn (:func:`pyplot`).
+
+Long videos:
 
 - :func:`write_predictions_json`: ``predictions.json``, the prediction's JSON form;
 - :func:`write_timeline`: a PNG of the top classes' probabilities over time, window by window, with the attention
@@ -7,7 +10,11 @@
   every frame, written in a second streaming pass over the video (the windows must all be scored before the
   first frame can be labelled by the window centred nearest to it), so memory stays flat here too.
 
-Every file is written atomically (jna_fast/files.py): a failure leaves what was there before.
+Evaluation: :func:`plot_confusion`, and :func:`attention_strip_figure` (each snippet's RGB frame, flow magnitude and
+attention weight) as a file (:func:`plot_attention_strip`) or an image array (:func:`attention_strip_image`), from
+the pictures :func:`snippet_pictures` takes out of a batch.
+
+Every long-video file is written atomically (jna_fast/files.py): a failure leaves what was there before.
 """
 
 from __future__ import annotations
@@ -17,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+import torch
+
+from ._optional import require
+from .io.errors import DataError
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .files import write_atomically
+from .metrics import confusion_matrix, predicted_classes
 
 TIMELINE_CLASSES = 5
 
@@ -38,8 +51,6 @@ def write_timeline(prediction, path, classes: int = TIMELINE_CLASSES) -> None:
     """The timeline PNG of ``prediction`` (a LongVideoPrediction) at ``path``: above, the probability of the
     ``classes`` best classes in each window, placed at the window's centre; below, one row per window with a dot
     per snippet at its start time, coloured by its attention relative to uniform (1 = the mean weight)."""
-    from .evaluate import pyplot
-
     plt = pyplot()
     fps, windows = prediction.fps, prediction.windows
     centres = np.array([(w.start + w.end) / 2 for w in windows])
@@ -105,8 +116,8 @@ def write_annotated_video(prediction, video_path, path, codec: str | None = None
     (the video's, all of them). ``codec``: libx264 when this FFmpeg has it, else mpeg4."""
     import av
 
-    from .io.errors import DataError
     from .io.video import VideoStream
+
 
     windows = prediction.windows
     chosen = frame_windows(prediction)
@@ -141,3 +152,114 @@ def write_annotated_video(prediction, video_path, path, codec: str | None = None
 
     write_atomically(path, encode)
     return written
+
+
+# --- evaluation: the confusion matrix and the attention strips -------------------------------------------------
+def snippet_pictures(batch, row: int) -> dict:
+    """uint8 RGB frames [T, S, S, 3] and flow magnitudes [T, S, S] (first flow field of each stack) of one view."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    pictures = {}
+    if batch.rgb is not None:
+        rgb = batch.rgb[row].detach().float().cpu() * std + mean
+        pictures["rgb"] = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    if batch.flow is not None:
+        flow = batch.flow[row].detach().float().cpu()
+        pictures["flow_magnitude"] = flow[:, 0:2].norm(dim=1).numpy()
+    return pictures
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (an error names the extra when it is missing)."""
+    require("jna_fast's plots", "matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(predictions, class_names: list[str], path: Path) -> None:
+    """The confusion matrix of ``predictions`` (jna_fast.evaluation.Predictions) as a PNG."""
+    plt = pyplot()
+
+    confusion = confusion_matrix(predicted_classes(predictions.scores), predictions.labels, len(class_names)).numpy()
+    size = max(4.0, 0.35 * len(class_names) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(confusion, cmap="Blues")
+    axes.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+    axes.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    if len(class_names) <= 20:
+        for (row, column), count in zip(((r, c) for r in range(len(class_names)) for c in range(len(class_names))),
+                                        confusion.flatten()):
+            if count:
+                axes.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                          color="white" if count > confusion.max() / 2 else "black")
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_attention_strip(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,
+                         label: str | None, prediction: str, path: Path) -> None:
+    """Write :func:`attention_strip_figure` to ``path``."""
+    plt = pyplot()
+    figure = attention_strip_figure(video_id, pictures, attention, starts, mask, window, label, prediction)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def attention_strip_image(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,
+                          label: str | None, prediction: str):
+    """:func:`attention_strip_figure` as a uint8 RGB array [H, W, 3] (for a user interface; no file)."""
+    plt = pyplot()
+    figure = attention_strip_figure(video_id, pictures, attention, starts, mask, window, label, prediction)
+    figure.set_dpi(100)
+    figure.canvas.draw()
+    image = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return image
+
+
+def attention_strip_figure(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,
+                           label: str | None, prediction: str):
+    """One column per real snippet: its RGB frame over its flow magnitude, its attention weight as a bar (a
+    matplotlib figure; the caller closes it). ``label`` None: the true class is unknown (a user's video)."""
+    plt = pyplot()
+
+    columns = [t for t in range(len(attention)) if bool(mask[t])]
+    rows = [name for name in ("rgb", "flow_magnitude") if name in pictures]
+    figure, axes = plt.subplots(len(rows) + 1, len(columns), figsize=(1.1 * len(columns) + 0.5, 1.2 * len(rows) + 1.6),
+                                squeeze=False, gridspec_kw={"height_ratios": [1] * len(rows) + [0.8]})
+    peak = max(float(max(attention[t] for t in columns)), 1e-6)
+    flow_scale = max(float(np.max(pictures["flow_magnitude"])), 1e-6) if "flow_magnitude" in pictures else 1.0
+    for column, t in enumerate(columns):
+        inside = window is not None and window[0] <= int(starts[t]) < window[1]
+        for row, name in enumerate(rows):
+            ax = axes[row][column]
+            if name == "rgb":
+                ax.imshow(pictures["rgb"][t])
+            else:
+                ax.imshow(pictures["flow_magnitude"][t], cmap="magma", vmin=0, vmax=flow_scale)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if inside:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("limegreen")
+                    spine.set_linewidth(2.5)
+        bar = axes[len(rows)][column]
+        bar.bar([0], [float(attention[t])], color="limegreen" if inside else "tab:blue")
+        bar.set_ylim(0, peak * 1.05)
+        bar.set_xticks([])
+        bar.set_yticks([])
+        bar.set_xlabel(f"{int(starts[t])}\n{float(attention[t]):.2f}", fontsize=6)
+    title = f"{video_id}: {'' if label is None else f'true {label}, '}predicted {prediction}"
+    if window is not None:
+        title += f"; green = snippet starts in the window [{window[0]}, {window[1]})"
+    figure.suptitle(title, fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -21,7 +21,7 @@ def tiny_checkpoint(tmp_path_factory):
     keeps it quick to load), made without any data: for the tests of what loads one."""
     from jna_fast.checkpoint import save_checkpoint
     from jna_fast.config import parse_args
-    from jna_fast.experiment import build_model, data_settings
+    from jna_fast.builders import build_model, data_settings
 
     folder = tmp_path_factory.mktemp("checkpoint")
     cfg = parse_args(["--root", str(folder / "no-data"), "--size", "32", "--num-segments", "2", "--flow-length", "2",
@@ -41,7 +41,7 @@ def synthetic_checkpoint(tmp_path_factory):
     from jna_fast.checkpoint import save_checkpoint
     from jna_fast.config import parse_args
     from jna_fast.data.synthetic import DEFAULT_FAMILIES, catalogue
-    from jna_fast.experiment import build_model, data_settings
+    from jna_fast.builders import build_model, data_settings
 
     folder = tmp_path_factory.mktemp("synthetic-checkpoint")
     cfg = parse_args(["--dataset", "synthetic", "--root", str(folder / "no-data"), "--synthetic-classes", "3",

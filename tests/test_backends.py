@@ -128,7 +128,7 @@ def test_base_package_runs_without_optional_dependencies():
         "import torch\n"
         "from jna_fast import JNA\n"
         "from jna_fast.ops import availability\n"
-        "model = JNA(3, backbone='resnet18', num_segments=2, flow_length=1).eval()\n"
+        "model = JNA(3, backbone='resnet18', flow_length=1).eval()\n"
         "out = model(torch.randn(1, 2, 3, 32, 32), torch.randn(1, 2, 2, 32, 32))\n"
         "assert out.logits.shape == (1, 3)\n"
         "assert \"pip install 'jna_fast[triton]'\" in availability(torch.device('cpu'))['triton']\n"

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from jna_fast import JNA
+from jna_fast.inference import Predictor
 from jna_fast.checkpoint import FORMAT, VERSION, CheckpointError, load_checkpoint, save_checkpoint
 from jna_fast.files import remove_stale_temporaries
 from jna_fast.runtime import restore_rng_state, rng_state
@@ -41,7 +42,7 @@ def crafted_checkpoint(path, marker, *, legacy_pickle=False):
 
 def from_checkpoint(path, out, capsys):
     with pytest.raises(CheckpointError) as error:
-        JNA.from_checkpoint(path)
+        Predictor.from_checkpoint(path)
     return str(error.value)
 
 
@@ -115,7 +116,7 @@ def test_a_checkpoint_with_non_finite_weights_is_not_loaded(tiny_checkpoint, tmp
     broken = tmp_path / "diverged.pt"
     torch.save(state, broken)  # as a run without the guard wrote it
     with pytest.raises(CheckpointError, match=f"{broken}: its weights are not finite \\(fc_rgb.weight\\)"):
-        JNA.from_checkpoint(broken)
+        Predictor.from_checkpoint(broken)
 
 
 def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):

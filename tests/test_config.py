@@ -130,7 +130,7 @@ def test_the_edges_of_the_ranges_are_accepted():
 def test_synthetic_families_option(tmp_path, capsys):
     from jna_fast.config import DEFAULT_SYNTHETIC_FAMILIES, SYNTHETIC_FAMILIES
     from jna_fast.data.synthetic import DEFAULT_FAMILIES, FAMILIES
-    from jna_fast.experiment import synthetic_parameters, synthetic_root
+    from jna_fast.builders import synthetic_parameters, synthetic_root
 
     assert SYNTHETIC_FAMILIES == FAMILIES and DEFAULT_SYNTHETIC_FAMILIES == DEFAULT_FAMILIES
     assert parse_args([]).synthetic_families == DEFAULT_FAMILIES
@@ -146,3 +146,16 @@ def test_synthetic_families_option(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--synthetic-families", "motion,colour"])
     assert "--synthetic-families must name some of motion, appearance, binding" in capsys.readouterr().err
+
+
+def test_readme_lists_the_resumable_options_of_the_metadata():
+    import re
+    from pathlib import Path
+
+    from jna_fast.config import RESUMABLE_OPTIONS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    paragraph = readme[readme.index("What may change on resume"):]
+    paragraph = paragraph[:paragraph.index(". A run killed")]
+    listed = re.findall(r"`(\w+)`", paragraph.split(":", 1)[1])
+    assert listed == list(RESUMABLE_OPTIONS)

@@ -177,7 +177,7 @@ def test_both_backends_skip_the_clips_with_a_damaged_jpeg(tmp_path, backend):
 def test_evaluate_reports_damaged_clips_instead_of_crashing(tmp_path):
     from jna_fast.checkpoint import save_checkpoint
     from jna_fast.config import parse_args
-    from jna_fast.experiment import build_model
+    from jna_fast.builders import build_model
 
     root = make_rawframes(tmp_path / "data")
     cfg = parse_args(["--dataset", "rawframes", "--root", str(root), "--train-list", "list.txt", "--val-list",

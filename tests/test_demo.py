@@ -7,10 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from jna_fast import JNA
 from jna_fast.data.synthetic import encode_video, plan_video, render_video
 from jna_fast.demo import Demo, main, synthetic_examples
-from jna_fast.inference import predict_long_video
+from jna_fast.inference import Predictor, predict_long_video
 from jna_fast.visualize import write_timeline
 
 plt = pytest.importorskip("matplotlib.pyplot")
@@ -29,7 +28,7 @@ def synthetic_clip(path, class_name="SlideLeft"):
 
 @pytest.fixture(scope="module")
 def model(synthetic_checkpoint):
-    return JNA.from_checkpoint(synthetic_checkpoint)
+    return Predictor.from_checkpoint(synthetic_checkpoint)
 
 
 def test_the_demo_shows_what_predict_says_and_the_attention_strip(model, tmp_path):
@@ -92,7 +91,7 @@ def test_synthetic_examples_are_made_once_for_the_checkpoints_classes(model, tin
     again = synthetic_examples(model, tmp_path / "cache")
     assert again == examples and all(path.stat().st_mtime_ns == made[path] for _, path in again)
     # Classes a, b, c of a checkpoint trained on other data: no examples, only the upload.
-    assert synthetic_examples(JNA.from_checkpoint(tiny_checkpoint), tmp_path / "other") == []
+    assert synthetic_examples(Predictor.from_checkpoint(tiny_checkpoint), tmp_path / "other") == []
 
 
 def test_a_synthetic_example_is_a_clip_of_its_class_the_demo_reads(model, tmp_path):

@@ -100,10 +100,10 @@ def test_the_page_shows_predicts_class_and_the_attention_strip(synthetic_checkpo
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from jna_fast import JNA
+    from jna_fast.inference import Predictor
 
     clip = synthetic_clip(tmp_path / "clip.avi")
-    expected = JNA.from_checkpoint(synthetic_checkpoint).predict(clip, segments=SEGMENTS)
+    expected = Predictor.from_checkpoint(synthetic_checkpoint).predict(clip, segments=SEGMENTS)
 
     def message():
         return browser.find_element(By.ID, "message").text

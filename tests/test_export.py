@@ -21,9 +21,10 @@ from op_testing import fresh_seed
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from jna_fast.checkpoint import model_from_checkpoint, save_checkpoint  # noqa: E402
+from jna_fast.checkpoint import save_checkpoint  # noqa: E402
 from jna_fast.config import parse_args  # noqa: E402
-from jna_fast.experiment import build_model, data_settings  # noqa: E402
+from jna_fast.builders import build_model, data_settings  # noqa: E402
+from jna_fast.inference import Predictor  # noqa: E402
 from jna_fast.export import (ONNX_OPSET, PT2_METADATA_FILE, ExportError, check_inputs, export_model,  # noqa: E402
                              load_pt2, main, onnx_metadata)
 
@@ -135,7 +136,7 @@ def runner(format, path):
                                          ("flow", "pt2")])
 def test_parity_with_eager(kind, format, checkpoints, exported, monkeypatch):
     run = runner(format, exported(kind, format))
-    model, _, _ = model_from_checkpoint(checkpoints[kind])
+    model = Predictor.from_checkpoint(checkpoints[kind]).model
     names = ["logits", *{"jna": ["logits_rgb", "logits_flow"], "tsn": ["logits_rgb", "logits_flow"],
                          "rgb": ["logits_rgb"], "flow": ["logits_flow"]}[kind], "attention"]
     seed = fresh_seed()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from jna_fast.io.video import decode_frames
-from jna_fast.inference import (check_window_seconds, predict_long_video, window_bounds, window_frames)
+from jna_fast.inference import (Predictor, check_window_seconds, predict_long_video, window_bounds, window_frames)
 from jna_fast.predict import main as predict
 
 FPS = 10
@@ -40,7 +40,7 @@ def two_stream_checkpoint(tmp_path_factory):
     3 classes): the flow branch makes prediction compute the online flow."""
     from jna_fast.checkpoint import save_checkpoint
     from jna_fast.config import parse_args
-    from jna_fast.experiment import build_model, data_settings
+    from jna_fast.builders import build_model, data_settings
 
     folder = tmp_path_factory.mktemp("two_stream")
     cfg = parse_args(["--root", str(folder / "no-data"), "--size", "32", "--num-segments", "2", "--flow-length", "2",
@@ -56,7 +56,7 @@ def two_stream_checkpoint(tmp_path_factory):
 def model(two_stream_checkpoint):
     from jna_fast.models import JNA
 
-    return JNA.from_checkpoint(two_stream_checkpoint)
+    return Predictor.from_checkpoint(two_stream_checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_window_seconds_are_checked(value):
 def test_a_video_shorter_than_a_window_is_scored_as_predict_scores_it(which, model, tiny_checkpoint, videos):
     from jna_fast.models import JNA
 
-    net = model if which == "two_stream" else JNA.from_checkpoint(tiny_checkpoint)
+    net = model if which == "two_stream" else Predictor.from_checkpoint(tiny_checkpoint)
     short = net.predict(videos["short"], top_k=3, segments=4, crops=3)
     long = predict_long_video(net, videos["short"], window=2.0, stride=1.0, top_k=3, segments=4, crops=3)
     assert len(long.windows) == 1 and long.num_frames == 15

@@ -59,7 +59,7 @@ def test_ties_go_to_the_lower_class_index_in_top_k_predictions_and_the_confusion
 
 
 def test_evaluation_counts_a_tie_the_same_way_in_top1_predictions_and_per_class(tmp_path):
-    from jna_fast.evaluate import Predictions, summarize, write_predictions
+    from jna_fast.evaluation import Predictions, summarize, write_predictions
 
     scores = torch.zeros(3, 40)
     scores[:, [5, 31]] = 1.0  # every clip: a tie between classes 5 and 31

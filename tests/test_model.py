@@ -15,7 +15,6 @@ TORCHVISION_KEYS = json.loads((Path(__file__).parent / "data" / "torchvision_res
 
 def small_model(**kwargs):
     kwargs.setdefault("backbone", "resnet18")
-    kwargs.setdefault("num_segments", 3)
     kwargs.setdefault("flow_length", 2)
     return JNA(5, **kwargs)
 

@@ -15,7 +15,7 @@ import torch.distributed.run as torchrun
 import yaml
 
 from jna_fast.config import TrainConfig, parse_args, read_config_file
-from jna_fast.experiment import build_loader_for, build_model
+from jna_fast.builders import build_loader_for, build_model
 from test_data_common import make_video_dataset
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from jna_fast import JNA
+from jna_fast.inference import Predictor
 from jna_fast.data import ClipSampling, Decoding, Sharding, build_loader, make_synthetic
 from jna_fast.data.synthetic import FAMILIES
 from jna_fast.data.dali_pipeline import dali_available
@@ -41,7 +42,7 @@ def test_training_through_the_pipeline_lowers_the_loss(synthetic, backend):
                           # SlideLeft and SlideRight: a flip would swap their labels
                           sampling=ClipSampling(num_segments=2, flow_length=2, size=32, flip=False))
     assert loader.num_classes == 3 and len(loader) == 1
-    model = JNA(loader.num_classes, backbone="resnet18", num_segments=2, flow_length=2, dropout=0.0)
+    model = JNA(loader.num_classes, backbone="resnet18", flow_length=2, dropout=0.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for epoch in range(10):
@@ -188,7 +189,7 @@ def test_evaluate_writes_every_output(trained, tmp_path):
 
 def test_predict_one_video(trained, synthetic):
     out, _ = trained
-    model = JNA.from_checkpoint(out / "best.pt")
+    model = Predictor.from_checkpoint(out / "best.pt")
     video = next((synthetic / "UCF-101").rglob("*.avi"))
     prediction = model.predict(video, top_k=2, segments=5)
     assert len(prediction.classes) == 2 and set(prediction.classes) <= set(model.class_names)
@@ -199,9 +200,9 @@ def test_predict_one_video(trained, synthetic):
 
 
 def test_predict_never_shows_probabilities_that_are_not_finite(trained, synthetic):
-    model = JNA.from_checkpoint(trained[0] / "best.pt")
+    model = Predictor.from_checkpoint(trained[0] / "best.pt")
     with torch.no_grad():
-        model.fc_flow.bias.fill_(float("nan"))  # as weights that diverged would make every score
+        model.model.fc_flow.bias.fill_(float("nan"))  # as weights that diverged would make every score
     video = next((synthetic / "UCF-101").rglob("*.avi"))
     with pytest.raises(ValueError, match=f"{video}: the model's scores are not finite"):
         model.predict(video, top_k=2, segments=3)
@@ -212,13 +213,13 @@ def test_from_checkpoint_rejects_foreign_and_truncated_files(trained, tmp_path):
     foreign = tmp_path / "resnet.pth"
     torch.save(JNA(3, backbone="resnet18").rgb.state_dict(), foreign)
     with pytest.raises(CheckpointError, match="not a jna_fast checkpoint"):
-        JNA.from_checkpoint(foreign)
+        Predictor.from_checkpoint(foreign)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((out / "best.pt").read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        JNA.from_checkpoint(truncated)
+        Predictor.from_checkpoint(truncated)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
-        JNA.from_checkpoint(tmp_path / "missing.pt")
+        Predictor.from_checkpoint(tmp_path / "missing.pt")
     result = run_cli(str(truncated), "--out", str(tmp_path / "e"), module="jna_fast.evaluate")
     assert result.returncode == 2 and "not a readable checkpoint" in result.stderr
 
@@ -254,7 +255,7 @@ def test_parameter_groups_cover_every_parameter_once():
 
 def test_stitch_recipe_warm_up_and_rate():
     from jna_fast.config import config_from_dict, parse_args
-    from jna_fast.experiment import build_model
+    from jna_fast.builders import build_model
     from jna_fast.train import make_optimizer, set_learning_rates
 
     cfg = parse_args(["--stitch-self-weight", "1.0", "--stitch-lr-scale", "5", "--stitch-warmup", "0.5",
@@ -280,7 +281,7 @@ def test_stitch_recipe_warm_up_and_rate():
 def test_trainer_asks_for_the_loader_that_can_feed_a_cuda_model(monkeypatch, dali, flow, expected):
     import jna_fast.data.loader as loader_module
     from jna_fast.config import parse_args
-    from jna_fast.experiment import resolve_loader_device
+    from jna_fast.builders import resolve_loader_device
 
     monkeypatch.setattr(loader_module, "dali_available", lambda: dali)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -290,7 +291,7 @@ def test_trainer_asks_for_the_loader_that_can_feed_a_cuda_model(monkeypatch, dal
 
 def test_flip_policy_per_dataset(synthetic, tmp_path):
     from jna_fast.config import parse_args
-    from jna_fast.experiment import build_loader_for, flip_allowed
+    from jna_fast.builders import build_loader_for, flip_allowed
 
     synthetic_cfg = parse_args(["--root", str(synthetic), "--frames-root", str(synthetic / "frames")])
     assert flip_allowed(synthetic_cfg) is False  # synthetic_meta.json: a flip swaps SlideLeft and SlideRight

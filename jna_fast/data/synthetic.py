@@ -97,9 +97,10 @@ EDGE_MARGIN = 0.03
 WINDOW_FRACTION = (0.3, 0.5)  # of the video's frames
 DECOY_LENGTH_FRACTION = 0.5   # a decoy lasts at most this fraction of the shortest window
 MIN_FRAMES = 8
-# The training's default too (jna_fast.config); at least 2 groups of clips_per_group clips per class, so that every
-# split has test and training videos of each class.
-DEFAULT_VIDEOS_PER_CLASS = 40
+DEFAULT_VIDEOS_PER_CLASS = 8
+# The training command's set is larger than make_synthetic's default (a quick example set): enough clips per class
+# to learn from, at least 2 groups of 2 clips so that every split has test and training videos of each class.
+TRAINING_VIDEOS_PER_CLASS = 40
 DEFAULT_NUM_CLASSES = 8
 # The binding family is left out of the default set: with the default recipe and budget JNA does not learn it
 # (benchmarks/results/sharing_2026-12-01.md); --synthetic-families adds it.
@@ -609,6 +610,59 @@ def make_synthetic(root: str | os.PathLike, num_classes: int = DEFAULT_NUM_CLASS
     write_atomically(meta_path, lambda handle: handle.write(json.dumps(metadata, indent=1).encode("utf-8")))
     (root / INCOMPLETE_MARKER).unlink()
     return metadata
+
+
+def cache_folder_name(num_classes: int, videos_per_class: int, window_fraction: tuple[float, float], decoys: int,
+                      seed: int, families: tuple[str, ...]) -> str:
+    """The cache folder of a dataset made with these parameters: the generator's version is in the name, so a cache
+    written by an older generator is never reused, and runs with other parameters never see a stale one."""
+    low, high = window_fraction
+    return (f"g{GENERATOR_VERSION}-c{num_classes}-v{videos_per_class}-w{low:g}-{high:g}-d{decoys}-s{seed}-"
+            f"{'+'.join(families)}")
+
+
+def complete_dataset_parameters(root: str | os.PathLike) -> dict | None:
+    """The parameters a complete synthetic dataset in ``root`` was made with, or None when there is none (or an
+    interrupted one)."""
+    root = Path(root)
+    meta_path = root / META_NAME
+    if not meta_path.exists() or (root / INCOMPLETE_MARKER).exists():
+        return None
+    return json.loads(meta_path.read_text(encoding="utf-8"))["parameters"]
+
+
+def read_metadata(root: str | os.PathLike) -> dict | None:
+    """The synthetic_meta.json of ``root``, or None when ``root`` holds no synthetic dataset."""
+    path = Path(root) / META_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def flips_preserve_labels(root: str | os.PathLike) -> bool:
+    """Whether a horizontal flip keeps the labels of the dataset in ``root``: not for the synthetic set (a flip swaps
+    SlideLeft and SlideRight), as its metadata declares; any other dataset (no metadata) keeps them, as in TSN."""
+    meta = read_metadata(root)
+    return True if meta is None else bool(meta.get("horizontal_flip_preserves_label", True))
+
+
+@dataclass(frozen=True)
+class SalientWindows:
+    """Known discriminative windows: video_id -> [start, end) frames, and video_id -> class family."""
+
+    windows: dict[str, tuple[int, int]]
+    families: dict[str, str]
+
+    @classmethod
+    def read(cls, root: str | os.PathLike) -> "SalientWindows | None":
+        """The windows of the synthetic dataset in ``root``; None for a dataset without known windows."""
+        meta = read_metadata(root)
+        if meta is None:
+            return None
+        windows, families = {}, {}
+        for video in meta["videos"]:
+            video_id = os.path.splitext(video["video"])[0]
+            windows[video_id] = tuple(video["discriminative_frames"])
+            families[video_id] = video["family"]
+        return cls(windows, families)
 
 
 def _jsonable(value):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import cross_stitch, joint_attention_pool
-from .resnet import ResNet, cross_modality_conv1
+from .resnet import STAGES, ResNet, cross_modality_conv1
 
 BACKBONE_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
 
@@ -116,11 +116,19 @@ STREAMS = ("both", "rgb", "flow")
 CONSENSUS = ("attention", "average")
 
 
+def branches_fit(streams: str, share_after: tuple[int, ...], consensus: str) -> bool:
+    """Whether the sharing and the consensus fit the branches: one branch alone shares with nothing, and the joint
+    attention is scored by both, so ``streams`` other than "both" need no sharing and the average consensus."""
+    return streams == "both" or (not share_after and consensus == "average")
+
+
 class JNA(nn.Module):
     """Two-stream JNA network.
 
     ``model(rgb [B,T,3,H,W], flow [B,T,2L,H,W], mask=None [B,T] bool)`` returns a :class:`JNAOutput`.
-    ``backend`` forces the ops' backend (None: the best available; see ``jna_fast.ops.backends``).
+    ``backend`` forces the ops' backend (None: the best available; see ``jna_fast.ops.backends``). The number of
+    snippets T is the input's: the model takes any. Loading a trained checkpoint and predicting are
+    ``jna_fast.inference.Predictor``'s.
 
     The ablations of the paper's claims are configurations of this one model: ``share_after=()`` processes the
     branches apart (no sharing); ``consensus="average"`` pools the snippets by TSN's average instead of the
@@ -133,7 +141,6 @@ class JNA(nn.Module):
         self,
         num_classes: int,
         backbone: str = "resnet50",
-        num_segments: int = 3,
         flow_length: int = 5,
         share_after: tuple[int, ...] = (3, 4),
         dropout: float = 0.5,
@@ -151,7 +158,7 @@ class JNA(nn.Module):
             raise ValueError(f"streams: expected one of {STREAMS}, got {streams!r}")
         if consensus not in CONSENSUS:
             raise ValueError(f"consensus: expected one of {CONSENSUS}, got {consensus!r}")
-        if streams != "both" and (share_after or consensus != "average"):
+        if not branches_fit(streams, share_after, consensus):
             raise ValueError(f"streams={streams!r}: one branch shares with nothing and the joint attention is "
                              f"scored by both; use share_after=() and consensus='average'")
         if backbone not in BACKBONE_DEPTHS:
@@ -160,13 +167,12 @@ class JNA(nn.Module):
             raise ValueError(f"num_classes: expected >= 1, got {num_classes}")
         if flow_length < 1:
             raise ValueError(f"flow_length: expected >= 1, got {flow_length}")
-        bad_stages = [s for s in share_after if s not in (1, 2, 3, 4)]
+        bad_stages = [s for s in share_after if s not in STAGES]
         if bad_stages:
-            raise ValueError(f"share_after: stages must be in 1..4, got {bad_stages}")
+            raise ValueError(f"share_after: stages must be in {min(STAGES)}..{max(STAGES)}, got {bad_stages}")
         depth = BACKBONE_DEPTHS[backbone]
         self.num_classes = num_classes
         self.backbone_name = backbone
-        self.num_segments = num_segments
         self.flow_length = flow_length
         self.share_after = tuple(sorted(set(share_after)))
         self.fusion_weights = tuple(float(w) for w in fusion_weights)
@@ -263,24 +269,6 @@ class JNA(nn.Module):
         if self.attention_supervision > 0 and output.snippet_logits is not None:
             loss = loss + self.attention_supervision * attention_evidence_loss(output, target)
         return loss
-
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "JNA":
-        """The model saved by ``python -m jna_fast.train`` (``best.pt`` or ``last.pt``), in eval mode, with its
-        ``class_names``, ``config`` and ``data_settings``. A foreign, truncated or mismatched file raises
-        :class:`jna_fast.checkpoint.CheckpointError`; no model is half-loaded."""
-        from ..checkpoint import model_from_checkpoint
-
-        model, _, _ = model_from_checkpoint(path)
-        return model.to(device)
-
-    def predict(self, video_path: str | os.PathLike, top_k: int = 5, segments: int = 25, crops: int = 1):
-        """Classify one video file (decoded, flow computed on the fly): a :class:`jna_fast.inference.VideoPrediction`
-        with the top-k class names, their probabilities and the attention on each snippet. Needs a model from
-        :meth:`from_checkpoint`."""
-        from ..inference import predict_video
-
-        return predict_video(self, video_path, top_k=top_k, segments=segments, crops=crops)
 
     def load_backbone_weights(self, path: str | os.PathLike) -> None:
         """Load a torchvision-format ResNet weight file into each branch; the flow branch's first conv is

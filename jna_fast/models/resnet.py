@@ -16,6 +16,7 @@ ARCHITECTURES = {
     101: ("bottleneck", (3, 4, 23, 3)),
     152: ("bottleneck", (3, 8, 36, 3)),
 }
+STAGES = (1, 2, 3, 4)  # the residual stages, numbered as in the ResNet paper (conv2_x .. conv5_x)
 STAGE_WIDTHS = (64, 128, 256, 512)
 
 
@@ -114,14 +115,14 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def stage_channels(self, stage: int) -> int:
-        """Channels of the output of stage 1..4."""
+        """Channels of the output of a stage (one of STAGES)."""
         return STAGE_WIDTHS[stage - 1] * BLOCKS[ARCHITECTURES[self.depth][0]].expansion
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
     def stages(self) -> Iterator[tuple[int, nn.Module]]:
-        for index in range(1, 5):
+        for index in STAGES:
             yield index, getattr(self, f"layer{index}")
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,221 @@
+"""Evaluation: a model's predictions over a loader (:func:`collect`), the report they make (:func:`summarize`:
+accuracies, per class, the attention's localisation) and its files (:func:`write_outputs`); and a checkpoint
+evaluated end to end by the TSN test protocol (:func:`evaluate_checkpoint`), as ``python -m jna_fast.evaluate`` and
+the final evaluation of a training run do. The pictures are jna_fast/visualize.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from .builders import build_loader_for, resolve_loader_device, salient_windows
+from .config import config_from_dict
+from .data.synthetic import SalientWindows
+from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
+from .metrics import (confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy, predicted_classes,
+                      topk_correct)
+from .runtime import autocast_context, setup_distributed
+from .visualize import plot_attention_strip, plot_confusion, snippet_pictures
+
+REPORT_NAME = "report.json"
+
+
+@dataclass
+class Predictions:
+    """What a model said about each video of a loader, its views averaged."""
+
+    video_ids: list[str]
+    labels: torch.Tensor                       # int64 [N]
+    scores: torch.Tensor                       # float32 [N, K] fused logits
+    scores_rgb: torch.Tensor | None            # float32 [N, K], None for a model without that branch
+    scores_flow: torch.Tensor | None
+    attention: torch.Tensor                    # float32 [N, T]
+    indices: torch.Tensor                      # int64 [N, T] snippet start frames
+    mask: torch.Tensor                         # bool [N, T]
+    snippets: dict[str, dict] = field(default_factory=dict)  # video_id -> images kept for visualisation
+
+    @classmethod
+    def concatenate(cls, parts: list["Predictions"]) -> "Predictions":
+        def cat(name):
+            values = [getattr(part, name) for part in parts]
+            return None if values[0] is None else torch.cat(values)
+
+        snippets = {}
+        for part in parts:
+            snippets.update(part.snippets)
+        return cls([video for part in parts for video in part.video_ids], cat("labels"), cat("scores"),
+                   cat("scores_rgb"), cat("scores_flow"), cat("attention"), cat("indices"), cat("mask"), snippets)
+
+
+def _per_clip(batch, per_view: torch.Tensor | None, kept: torch.Tensor) -> torch.Tensor | None:
+    """[B*V, ...] per view -> [clips kept, ...] averaged over each clip's views, float32 on the CPU."""
+    if per_view is None:
+        return None
+    return batch.mean_over_views(per_view.detach().float()).cpu()[kept]
+
+
+@torch.no_grad()
+def collect(model, loader, device: torch.device, precision: str = "fp32", keep_snippets: int = 0,
+            progress: bool = False) -> Predictions:
+    """Run ``model`` over ``loader`` (this rank's shard; gathered from every rank under torchrun). Rows that stand
+    in for skipped clips (``batch.replaced``) are left out, so each clip counts once. Keeps the pictures of
+    ``keep_snippets`` videos, spread over the classes."""
+    model.eval()
+    parts, kept_pictures, pictured = [], 0, {}
+    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress, dynamic_ncols=True):
+        batch = batch.to(device, non_blocking=True)
+        with autocast_context(precision, device):
+            out = model(batch.rgb, batch.flow, batch.view_mask())
+        kept = ~batch.replaced.cpu()
+        video_ids = [video for video, keep in zip(batch.video_ids, kept.tolist()) if keep]
+        part = Predictions(
+            video_ids=video_ids, labels=batch.label.cpu()[kept], scores=_per_clip(batch, out.logits, kept),
+            scores_rgb=_per_clip(batch, out.logits_rgb, kept), scores_flow=_per_clip(batch, out.logits_flow, kept),
+            attention=_per_clip(batch, out.attention, kept), indices=batch.indices.cpu()[kept],
+            mask=batch.mask.cpu()[kept].bool())
+        # Pictures of the first videos of each class in turn, so that the strips show several classes.
+        per_class = math.ceil(keep_snippets / out.logits.shape[1])
+        for row in (row for row, keep in enumerate(kept.tolist()) if keep):
+            label = int(batch.label[row])
+            if kept_pictures < keep_snippets and pictured.get(label, 0) < per_class:
+                part.snippets[batch.video_ids[row]] = snippet_pictures(batch, row * batch.num_views)
+                pictured[label] = pictured.get(label, 0) + 1
+                kept_pictures += 1
+        parts.append(part)
+    predictions = Predictions.concatenate(parts)
+    if dist.is_initialized():
+        gathered = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, predictions)
+        predictions = Predictions.concatenate(gathered)
+    return predictions
+
+
+def _accuracies(scores: torch.Tensor | None, labels: torch.Tensor, suffix: str = "") -> dict:
+    if scores is None:
+        return {f"top1{suffix}": None, f"top5{suffix}": None, f"mean_class_accuracy{suffix}": None}
+    confusion = confusion_matrix(predicted_classes(scores), labels, scores.shape[1])
+    return {f"top1{suffix}": float(topk_correct(scores, labels, 1).float().mean()),
+            f"top5{suffix}": float(topk_correct(scores, labels, 5).float().mean()),
+            f"mean_class_accuracy{suffix}": mean_class_accuracy(confusion)}
+
+
+def _localisation(predictions: Predictions, windows: SalientWindows, rows: torch.Tensor) -> dict:
+    scores = localisation(predictions.attention[rows], predictions.indices[rows], predictions.mask[rows],
+                          [windows.windows[predictions.video_ids[int(row)]] for row in rows])
+    return {name: float(values.mean()) for name, values in scores.items()}
+
+
+def summarize(predictions: Predictions, class_names: list[str], windows: SalientWindows | None) -> dict:
+    """The report: accuracies (fused and per branch), per class, and the attention's localisation."""
+    labels = predictions.labels
+    report = {"clips": len(labels)}
+    for suffix, scores in (("", predictions.scores), ("_rgb", predictions.scores_rgb),
+                           ("_flow", predictions.scores_flow)):
+        report.update(_accuracies(scores, labels, suffix))
+    confusion = confusion_matrix(predicted_classes(predictions.scores), labels, len(class_names))
+    report["per_class"] = {name: (None if value != value else value) for name, value in
+                           zip(class_names, per_class_accuracy(confusion).tolist())}
+    if windows is None:
+        return report
+    everything = torch.arange(len(labels))
+    report.update(_localisation(predictions, windows, everything))
+    families = {}
+    for family in sorted(set(windows.families[video] for video in predictions.video_ids)):
+        rows = torch.tensor([row for row, video in enumerate(predictions.video_ids)
+                             if windows.families[video] == family])
+        entry = {"clips": len(rows)}
+        for suffix, scores in (("", predictions.scores), ("_rgb", predictions.scores_rgb),
+                               ("_flow", predictions.scores_flow)):
+            entry[f"top1{suffix}"] = (None if scores is None
+                                      else float(topk_correct(scores[rows], labels[rows], 1).float().mean()))
+        entry.update(_localisation(predictions, windows, rows))
+        families[family] = entry
+    report["families"] = families
+    return report
+
+
+# --- files ---------------------------------------------------------------------------------------------------
+def write_predictions(predictions: Predictions, class_names: list[str], path: Path) -> None:
+    def row(tensor, index):
+        return None if tensor is None else [round(v, 5) for v in tensor[index].tolist()]
+
+    predicted = predicted_classes(predictions.scores).tolist()
+    with open(path, "w", encoding="utf-8") as handle:
+        for index, video in enumerate(predictions.video_ids):
+            real = predictions.mask[index]
+            handle.write(json.dumps({
+                "video": video, "label": int(predictions.labels[index]),
+                "class": class_names[int(predictions.labels[index])],
+                "prediction": predicted[index],
+                "scores": row(predictions.scores, index), "scores_rgb": row(predictions.scores_rgb, index),
+                "scores_flow": row(predictions.scores_flow, index),
+                "snippet_starts": predictions.indices[index][real].tolist(),
+                "attention": [round(v, 5) for v in predictions.attention[index][real].tolist()],
+            }) + "\n")
+
+
+def write_outputs(predictions: Predictions, class_names: list[str], windows: SalientWindows | None, out: Path,
+                  extra: dict | None = None) -> dict:
+    """report.json, predictions.jsonl, confusion.png, and the attention strips of the kept videos."""
+    out.mkdir(parents=True, exist_ok=True)
+    report = {**(extra or {}), **summarize(predictions, class_names, windows)}
+    (out / REPORT_NAME).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    write_predictions(predictions, class_names, out / "predictions.jsonl")
+    plot_confusion(predictions, class_names, out / "confusion.png")
+    if predictions.snippets:
+        strips = out / "attention"
+        strips.mkdir(exist_ok=True)
+        predicted = predicted_classes(predictions.scores).tolist()
+        for video, pictures in predictions.snippets.items():
+            index = predictions.video_ids.index(video)
+            plot_attention_strip(
+                video, pictures, predictions.attention[index], predictions.indices[index], predictions.mask[index],
+                None if windows is None else windows.windows.get(video),
+                class_names[int(predictions.labels[index])], class_names[predicted[index]],
+                strips / (video.replace("/", "__") + ".png"))
+    return report
+
+
+# --- a checkpoint, end to end ----------------------------------------------------------------------------------
+def skipped_videos(loader) -> list[dict]:
+    """The videos the loader skipped as bad data in its last epoch, from every rank: ``{"video", "reason"}``."""
+    skipped = loader.last_epoch_skipped
+    if dist.is_initialized():
+        gathered = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, skipped)
+        skipped = [entry for part in gathered for entry in part]
+    return sorted(skipped, key=lambda entry: entry["video"])
+
+
+def evaluate_checkpoint(checkpoint, out, *, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
+                        visualize: int = 0, batch_size: int | None = None, device: str | None = None,
+                        overrides: dict | None = None, progress: bool = True) -> dict:
+    """Evaluate ``checkpoint`` by the TSN protocol and write the outputs into ``out``; returns the report."""
+    trained = Predictor.from_checkpoint(checkpoint)
+    model, cfg, class_names = trained.model, trained.config, trained.class_names
+    if overrides:
+        cfg = config_from_dict({**cfg.to_dict(), **overrides}, "evaluate options")
+    env = setup_distributed(device)
+    if env.is_main:
+        Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the evaluation
+    model = model.to(env.device)
+    backend, loader_device = resolve_loader_device(cfg, env.device)
+    loader = build_loader_for(cfg, "test", num_segments=segments, device=loader_device, backend=backend,
+                              num_classes=len(class_names), num_crops=crops,
+                              batch_size=batch_size or max(1, cfg.batch_size // max(1, crops)))
+    predictions = collect(model, loader, env.device, cfg.precision, keep_snippets=visualize,
+                          progress=progress and env.is_main)
+    skipped = skipped_videos(loader)
+    if not env.is_main:
+        return {}
+    settings = {"checkpoint": str(checkpoint), "dataset": cfg.dataset, "split": cfg.split, "segments": segments,
+                "crops": crops, "views_per_video": loader.num_views, "skipped": skipped,
+                "skipped_list_lines": loader.list_issues}
+    return write_outputs(predictions, class_names, salient_windows(cfg), Path(out), settings)
