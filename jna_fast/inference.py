@@ -23,16 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data
 from .builders import build_model
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import TrainConfig, config_from_dict
+from .data import ClipSampling, Decoding, FlowSource, build_loader
 from .data.backends import clip_views
-from .io import video as video_io
-from .io.errors import DataError
 from .data.sampling import flow_stack_indices, tsn_snippet_starts
 from .data.transforms import DEFAULT_TEST_CROP_SCALE, tsn_test_crops
 from .flow.online import OnlineFlow
+from .io import video as video_io
+from .io.errors import DataError
 from .metrics import ranked_classes
 from .models import JNA
 from .runtime import autocast_context

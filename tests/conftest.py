@@ -15,41 +15,37 @@ if not torch.cuda.is_available():
 sys.path.insert(0, os.path.dirname(__file__))
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """The path of a real jna_fast checkpoint (an untrained ResNet-18 RGB branch, 3 classes, 32 px; one branch
-    keeps it quick to load), made without any data: for the tests of what loads one."""
+def make_checkpoint(folder, options, class_names):
+    """``folder/best.pt``: a real jna_fast checkpoint of an untrained model configured by ``options`` (train's
+    command-line options; the dataset root does not exist), made without any data."""
+    from jna_fast.builders import build_model, data_settings
     from jna_fast.checkpoint import save_checkpoint
     from jna_fast.config import parse_args
-    from jna_fast.builders import build_model, data_settings
 
-    folder = tmp_path_factory.mktemp("checkpoint")
     cfg = parse_args(["--root", str(folder / "no-data"), "--size", "32", "--num-segments", "2", "--flow-length", "2",
-                      "--test-segments", "2", "--streams", "rgb", "--share-after", "", "--consensus", "average",
-                      "--out", str(folder / "run")])
+                      *options, "--out", str(folder / "run")])
+    torch.manual_seed(0)
     path = folder / "best.pt"
-    save_checkpoint(path, {"model": build_model(cfg, 3).state_dict(), "config": cfg.to_dict(),
-                           "class_names": ["a", "b", "c"], "data": data_settings(cfg)})
+    save_checkpoint(path, {"model": build_model(cfg, len(class_names)).state_dict(), "config": cfg.to_dict(),
+                           "class_names": list(class_names), "data": data_settings(cfg)})
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """An untrained ResNet-18 RGB branch, 3 classes, 32 px (one branch keeps it quick to load): for the tests of
+    what loads one."""
+    return make_checkpoint(tmp_path_factory.mktemp("checkpoint"),
+                           ["--test-segments", "2", "--streams", "rgb", "--share-after", "", "--consensus", "average"],
+                           ["a", "b", "c"])
 
 
 @pytest.fixture(scope="session")
 def synthetic_checkpoint(tmp_path_factory):
-    """A checkpoint of an untrained two-stream model (ResNet-18, 32 px, cross-stitch after stages 3 and 4) whose
-    classes are the first 3 of the synthetic set, marked as trained on it: what the demo offers synthetic examples
-    for. Made without any data (its dataset root does not exist)."""
-    from jna_fast.checkpoint import save_checkpoint
-    from jna_fast.config import parse_args
+    """An untrained two-stream model (ResNet-18, 32 px, cross-stitch after stages 3 and 4) whose classes are the
+    first 3 of the synthetic set, marked as trained on it: what the demo offers synthetic examples for."""
     from jna_fast.data.synthetic import DEFAULT_FAMILIES, catalogue
-    from jna_fast.builders import build_model, data_settings
 
-    folder = tmp_path_factory.mktemp("synthetic-checkpoint")
-    cfg = parse_args(["--dataset", "synthetic", "--root", str(folder / "no-data"), "--synthetic-classes", "3",
-                      "--size", "32", "--num-segments", "2", "--flow-length", "2", "--no-flip",
-                      "--out", str(folder / "run")])
-    names = [spec.name for spec in catalogue(DEFAULT_FAMILIES)[:3]]
-    torch.manual_seed(0)
-    path = folder / "best.pt"
-    save_checkpoint(path, {"model": build_model(cfg, 3).state_dict(), "config": cfg.to_dict(),
-                           "class_names": names, "data": data_settings(cfg)})
-    return path
+    return make_checkpoint(tmp_path_factory.mktemp("synthetic-checkpoint"),
+                           ["--dataset", "synthetic", "--synthetic-classes", "3", "--no-flip"],
+                           [spec.name for spec in catalogue(DEFAULT_FAMILIES)[:3]])

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from jna_fast import JNA
 from jna_fast.inference import Predictor
 from jna_fast.checkpoint import FORMAT, VERSION, CheckpointError, load_checkpoint, save_checkpoint
 from jna_fast.files import remove_stale_temporaries

@@ -9,8 +9,8 @@ import sys
 import av
 import numpy as np
 import pytest
-import torch
 
+from conftest import make_checkpoint
 from jna_fast.io.video import decode_frames
 from jna_fast.inference import (Predictor, check_window_seconds, predict_long_video, window_bounds, window_frames)
 from jna_fast.predict import main as predict
@@ -38,24 +38,11 @@ def make_video(path, frames: int, fps: int = FPS, height: int = 48, width: int =
 def two_stream_checkpoint(tmp_path_factory):
     """A two-stream JNA checkpoint (untrained ResNet-18 branches, cross-stitch, joint attention, 32 px, L = 2,
     3 classes): the flow branch makes prediction compute the online flow."""
-    from jna_fast.checkpoint import save_checkpoint
-    from jna_fast.config import parse_args
-    from jna_fast.builders import build_model, data_settings
-
-    folder = tmp_path_factory.mktemp("two_stream")
-    cfg = parse_args(["--root", str(folder / "no-data"), "--size", "32", "--num-segments", "2", "--flow-length", "2",
-                      "--test-segments", "2", "--out", str(folder / "run")])
-    torch.manual_seed(0)
-    path = folder / "best.pt"
-    save_checkpoint(path, {"model": build_model(cfg, 3).state_dict(), "config": cfg.to_dict(),
-                           "class_names": ["a", "b", "c"], "data": data_settings(cfg)})
-    return path
+    return make_checkpoint(tmp_path_factory.mktemp("two_stream"), ["--test-segments", "2"], ["a", "b", "c"])
 
 
 @pytest.fixture(scope="module")
 def model(two_stream_checkpoint):
-    from jna_fast.models import JNA
-
     return Predictor.from_checkpoint(two_stream_checkpoint)
 
 
@@ -94,8 +81,6 @@ def test_window_seconds_are_checked(value):
 # --- scoring ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("which", ["two_stream", "rgb"])
 def test_a_video_shorter_than_a_window_is_scored_as_predict_scores_it(which, model, tiny_checkpoint, videos):
-    from jna_fast.models import JNA
-
     net = model if which == "two_stream" else Predictor.from_checkpoint(tiny_checkpoint)
     short = net.predict(videos["short"], top_k=3, segments=4, crops=3)
     long = predict_long_video(net, videos["short"], window=2.0, stride=1.0, top_k=3, segments=4, crops=3)
