@@ -34,13 +34,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
+import os
 import shutil
 import statistics
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from .cli import run_command
 from .config import TrainConfig, build_parser, config_from_dict, parse_command_line
+from .builders import prepare_synthetic
 from .train import train
 from .visualize import pyplot
 
@@ -61,12 +65,14 @@ ONE_STREAM_VARIANTS = ("rgb", "flow")
 DEFAULT_SEEDS, DEFAULT_ONE_STREAM_SEEDS = 5, 3
 METRICS = ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "attention_on_salient",
            "uniform_on_salient", "top_snippet_in_window")
-# The default budget: half the main run's epochs, on 32 videos per class (its timings: benchmarks/results/).
-ABLATION_DEFAULTS = {"epochs": 6, "synthetic_videos_per_class": 32}
+# The default budget, what 26 runs fit in 45 minutes on 2 CPU cores: 5 epochs on 32 videos per class (the main run:
+# 12 on 40; timings in benchmarks/results/ablation_2026-12-06.md).
+ABLATION_DEFAULTS = {"epochs": 5, "synthetic_videos_per_class": 32}
 # --quick: each variant trains briefly and evaluates; minutes in all.
 QUICK_SETTINGS = {"synthetic_videos_per_class": 8, "epochs": 1, "size": 32, "num_segments": 2, "test_segments": 2,
                   "flow_length": 2, "batch_size": 4, "progress": False}
 STRIPS = 4
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
 
 def variant_config(base: TrainConfig, variant: str, seed: int, out: Path) -> TrainConfig:
@@ -224,27 +230,70 @@ def bar_chart(summary: dict, path: Path) -> None:
 
 
 def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
-           one_stream_seeds: int | None = None) -> dict:
+           one_stream_seeds: int | None = None, jobs: int = 1) -> dict:
     """Train and evaluate every variant with every seed (the one-stream variants with the first
-    ``one_stream_seeds`` only; None: all of them)."""
+    ``one_stream_seeds`` only; None: all of them), ``jobs`` runs at a time (each in its own process, with
+    ``cores / jobs`` threads); the results are the same whatever ``jobs`` is."""
     out.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for position, seed in enumerate(seeds):
-        for variant in variants:
-            if variant in ONE_STREAM_VARIANTS and one_stream_seeds is not None and position >= one_stream_seeds:
-                continue
-            run_dir = out / "runs" / f"{variant}-s{seed}"
-            logger.info("ablation run %s, seed %d -> %s", variant, seed, run_dir)
-            runs.append(run_record(variant, seed, run_variant(variant_config(base, variant, seed, run_dir))))
-            write_results(out, base, runs)
+    planned = [(variant, seed) for position, seed in enumerate(seeds) for variant in variants
+               if not (variant in ONE_STREAM_VARIANTS and one_stream_seeds is not None
+                       and position >= one_stream_seeds)]
+    configs = {}
+    for variant, seed in planned:
+        configs[variant, seed] = variant_config(base, variant, seed, out / "runs" / f"{variant}-s{seed}")
+        if jobs > 1:  # progress bars of parallel runs would write over each other: each run logs its epochs
+            configs[variant, seed].progress = False
+    if base.dataset == "synthetic":  # made once, before parallel runs would race to make it
+        prepare_synthetic(base, progress=base.progress)
+    reports = {}
+
+    def record(key, report: dict) -> None:
+        reports[key] = run_record(*key, report)
+        write_results(out, base, [reports[k] for k in planned if k in reports])
+
+    if jobs == 1:
+        for key in planned:
+            logger.info("ablation run %s, seed %d -> %s", *key, configs[key].out)
+            record(key, run_variant(configs[key]))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                 initargs=(threads,)) as pool:
+            futures = {}
+            for key in planned:
+                logger.info("ablation run %s, seed %d -> %s (%d at a time, %d threads each)", *key,
+                            configs[key].out, jobs, threads)
+                futures[pool.submit(run_variant, configs[key])] = key
+            for future in as_completed(futures):
+                record(futures[future], future.result())
     strips = out / "attention"
     for variant in ATTENTION_VARIANTS:
         source = out / "runs" / f"{variant}-s{seeds[0]}" / "eval" / "attention"
         if variant in variants and source.is_dir():
-            for index, strip in enumerate(sorted(source.glob("*.png"))[:STRIPS]):
+            for strip in sorted(source.glob("*.png"))[:STRIPS]:
                 strips.mkdir(exist_ok=True)
                 shutil.copyfile(strip, strips / f"{variant}-{strip.name}")
-    return write_results(out, base, runs)
+    return write_results(out, base, [reports[key] for key in planned])
+
+
+def default_jobs() -> int:
+    """One run at a time on a GPU (they would share it); on a CPU two runs side by side, each on half the cores,
+    train more clips per second than one run on all of them (small convolutions use many threads poorly:
+    benchmarks/results/)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 1
+    return min(2, os.cpu_count() or 1)
+
+
+def _start_worker(threads: int) -> None:
+    """A parallel run's process: its share of the cores, and the parent's log format."""
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
 
 def write_results(out: Path, base: TrainConfig, runs: list[dict]) -> dict:
@@ -265,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds per variant (0..N-1)")
     parser.add_argument("--one-stream-seeds", type=int, default=DEFAULT_ONE_STREAM_SEEDS,
                         help="seeds of the rgb and flow variants (the first of --seeds)")
+    parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="runs/ablation")
     parser.add_argument("-h", "--help", action="store_true")
@@ -274,22 +324,24 @@ def main(argv: list[str] | None = None) -> int:
         print("ablation options:\n  --variants LIST        comma-separated, of " + ", ".join(VARIANTS) +
               f"\n  --seeds N              seeds per two-stream variant (default {DEFAULT_SEEDS})"
               f"\n  --one-stream-seeds N   seeds of rgb and flow (default {DEFAULT_ONE_STREAM_SEEDS})"
+              "\n  --jobs N               runs at a time (default: 1 with a GPU, 2 on a CPU of 2 or more cores)"
               "\n  --quick                a tiny setting (minutes)"
               "\n  --out DIR              default runs/ablation\n\ncommon configuration (python -m jna_fast.train):")
         build_parser("python -m jna_fast.ablate", "").print_help()
         return 0
     variants = [name for name in own.variants.split(",") if name]
     unknown = [name for name in variants if name not in VARIANTS]
-    if unknown or not variants or own.seeds < 1 or own.one_stream_seeds < 1:
+    if unknown or not variants or own.seeds < 1 or own.one_stream_seeds < 1 or (own.jobs or 1) < 1:
         parser.error(f"--variants must name some of {', '.join(VARIANTS)} (got {unknown or own.variants}); "
-                     f"--seeds and --one-stream-seeds must be >= 1")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+                     f"--seeds, --one-stream-seeds and --jobs must be >= 1")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # The ablation's budget is a defaults layer: what the command line or --config FILE sets wins over it.
     defaults = {**ABLATION_DEFAULTS, **(QUICK_SETTINGS if own.quick else {})}
     base, debug = parse_command_line(rest, prog="python -m jna_fast.ablate", defaults=defaults)
 
     def ablate_and_print() -> None:
-        results = ablate(base, Path(own.out), variants, list(range(own.seeds)), own.one_stream_seeds)
+        jobs = own.jobs if own.jobs is not None else default_jobs()
+        results = ablate(base, Path(own.out), variants, list(range(own.seeds)), own.one_stream_seeds, jobs)
         print(markdown_table(results["summary"], results["settings"], results["differences"]))
 
     return run_command(ablate_and_print, debug)

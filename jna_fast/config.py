@@ -36,6 +36,7 @@ from .data.lists import KINDS as DATA_KINDS
 from .data.loader import BACKENDS as DATA_BACKENDS
 from .data.loader import DEFAULT_TEST_SEGMENTS, FLOW_SOURCES
 from .data.synthetic import DEFAULT_FAMILIES as DEFAULT_SYNTHETIC_FAMILIES
+from .data.synthetic import DEFAULT_NUM_CLASSES as DEFAULT_SYNTHETIC_CLASSES
 from .data.synthetic import FAMILIES as SYNTHETIC_FAMILIES
 from .data.synthetic import TRAINING_VIDEOS_PER_CLASS
 from .io.errors import ON_ERROR_CHOICES
@@ -60,11 +61,17 @@ CONFIG_NAME = "config.yaml"
 # From scratch on the small synthetic set AdamW learns in a third of SGD's epochs, and 5 training snippets give
 # the attention more to choose from than TSN's 3 (benchmarks/results/attention_2026-11-29.md); on real data
 # TSN's recipe: SGD from ImageNet weights, 3 segments.
+# The cross-stitch recipe: from scratch, a stitch after every stage, starting half mixed, on branches brought to one
+# scale, learning 10x faster than the convolutions, is what learns the binding family (which colour moves which way:
+# benchmarks/results/sharing_2026-12-06.md); from ImageNet weights the branches start nearly apart after the last
+# two stages, so that sharing does not overwrite the pretrained RGB features (untested on real data so far).
 DATASET_DEFAULTS = {
     "synthetic": {"backbone": "resnet18", "size": 64, "epochs": 12, "optimizer": "adamw", "lr": 1e-3,
-                  "weight_decay": 0.05, "num_segments": 5},
+                  "weight_decay": 0.05, "num_segments": 5, "share_after": (1, 2, 3, 4), "stitch_self_weight": 0.5,
+                  "stitch_normalise": True, "stitch_lr_scale": 10.0},
     "real": {"backbone": "resnet50", "size": 224, "epochs": 80, "optimizer": "sgd", "lr": 0.01,
-             "weight_decay": 5e-4, "num_segments": 3},
+             "weight_decay": 5e-4, "num_segments": 3, "share_after": (3, 4), "stitch_self_weight": 0.9,
+             "stitch_normalise": False, "stitch_lr_scale": 1.0},
 }
 
 
@@ -117,9 +124,10 @@ class TrainConfig:
     on_error: str = option("skip", "a corrupt video: stop, or warn, skip and count it", "data",
                            choices=ON_ERROR_CHOICES, resumable=True)
     # synthetic data
-    synthetic_classes: int = option(8, "classes of the synthetic set: the first of the catalogue of the chosen "
-                                    "families (2..14 with all three; 10 of all three are 4 motion, 4 appearance and "
-                                    "2 binding classes)", "synthetic data", minimum=2, maximum=14)
+    synthetic_classes: int = option(DEFAULT_SYNTHETIC_CLASSES, "classes of the synthetic set: the first of the "
+                                    "catalogue of the chosen families (2..14 with all three; 10 of all three are 4 "
+                                    "motion, 4 appearance and 2 binding classes)", "synthetic data", minimum=2,
+                                    maximum=14)
     synthetic_families: tuple[str, ...] = option(
         DEFAULT_SYNTHETIC_FAMILIES, "class families of the synthetic set: motion (told by the flow), "
         "appearance (told by the RGB), binding (which colour moves which way: told by neither stream alone)",
@@ -144,15 +152,16 @@ class TrainConfig:
     test_segments: int = option(5, "T for the per-epoch validation (the test protocol: --eval-segments)",
                                 "model", minimum=1)
     flow_length: int = option(5, "L flow fields per stack", "model", minimum=1)
-    share_after: tuple[int, ...] = option((3, 4), "stages followed by a cross-stitch unit (empty: no sharing)",
-                                          "model", metavar="STAGES", minimum=min(STAGES),
-                                          maximum=max(STAGES))
-    stitch_self_weight: float = option(0.9, "initial cross-stitch weights: each branch keeps this share of itself "
-                                       "and takes the rest from the other (1.0: start apart, as TSN)", "model",
-                                       minimum=0, maximum=1)
-    stitch_normalise: bool = option(False, "apply the cross-stitch weights to the branches brought to one scale "
-                                    "(each channel's RMS activation), so that a weight means the same share in both",
-                                    "model")
+    share_after: tuple[int, ...] | None = option(None, "stages followed by a cross-stitch unit (empty: no sharing; "
+                                                 "default: 1,2,3,4 on the synthetic data, 3,4 otherwise)", "model",
+                                                 metavar="STAGES", minimum=min(STAGES), maximum=max(STAGES))
+    stitch_self_weight: float | None = option(None, "initial cross-stitch weights: each branch keeps this share of "
+                                              "itself and takes the rest from the other (1.0: start apart, as TSN; "
+                                              "default: 0.5 on the synthetic data, 0.9 otherwise)", "model",
+                                              minimum=0, maximum=1)
+    stitch_normalise: bool | None = option(None, "apply the cross-stitch weights to the branches brought to one "
+                                           "scale (each channel's RMS activation), so that a weight means the same "
+                                           "share in both (default: on for the synthetic data)", "model")
     consensus: str = option("attention", "pool the snippets by the joint attention, or average them (TSN)",
                             "model", choices=CONSENSUS)
     dropout: float = option(0.5, "dropout before the classifiers", "model", minimum=0, below=1)
@@ -176,8 +185,8 @@ class TrainConfig:
                                      "before the attention vectors learn: until the classifiers are mostly "
                                      "right, the gradient steers the attention away from the snippets that "
                                      "carry the class", "optimisation", minimum=0, maximum=1)
-    stitch_lr_scale: float = option(1.0, "learning-rate factor of the cross-stitch weights", "optimisation",
-                                    minimum=0)
+    stitch_lr_scale: float | None = option(None, "learning-rate factor of the cross-stitch weights (default: 10 on "
+                                           "the synthetic data, 1 otherwise)", "optimisation", minimum=0)
     stitch_warmup: float = option(0.0, "share of the epochs during which the cross-stitch weights stay at their "
                                   "initial values before they learn", "optimisation", minimum=0, maximum=1)
     attention_supervision: float = option(1.0, "weight of the snippet-evidence term that teaches the attention "
@@ -192,7 +201,8 @@ class TrainConfig:
     # performance
     precision: str = option("auto", "auto: bf16 autocast on GPUs that support it, fp32 on CPU", "performance",
                             choices=PRECISIONS, resumable=True)
-    channels_last: bool | None = option(None, "channels_last memory format (default: on for CUDA)",
+    channels_last: bool | None = option(None, "channels_last memory format (default: on; "
+                                        "faster on CUDA and on the CPU)",
                                         "performance", resumable=True)
     compile: bool = option(False, "torch.compile the model", "performance", resumable=True)
     # run

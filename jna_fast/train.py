@@ -344,8 +344,8 @@ def train(cfg: TrainConfig) -> dict:
     model = build_model(cfg, train_loader.num_classes)
     if cfg.weights:
         model.load_backbone_weights(cfg.weights)
-    channels_last = env.device.type == "cuda" if cfg.channels_last is None else cfg.channels_last
-    model = model.to(env.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    memory_format = torch.preserve_format if cfg.channels_last is False else torch.channels_last
+    model = model.to(env.device, memory_format=memory_format)
     optimizer = make_optimizer(model, cfg)
 
     progress = Progress()

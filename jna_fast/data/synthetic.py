@@ -18,8 +18,7 @@ motion. Classes come in three families (``FAMILIES``; ``families=`` selects some
 So a single RGB frame can't tell the motion classes apart, the flow can't tell the colours apart, neither can tell
 the binding classes apart, and outside the window neither stream sees anything of the class. Every object carries
 a texture so that flow is measurable inside it. The catalogue interleaves the families: the first 10 classes of all
-three are 4 motion, 4 appearance and the 2 binding classes; the default set is the first 8 of the motion and
-appearance families (4 of each).
+three are 4 motion, 4 appearance and the 2 binding classes, and they are the default set.
 
 No shortcut: the scene (background texture, tint, grain and the grey distractor's path) is drawn from
 ``(seed, group, clip)`` alone, so the clip ``g<GG>_c<CC>`` of every class has the same scene, pixel for pixel outside
@@ -101,10 +100,8 @@ DEFAULT_VIDEOS_PER_CLASS = 8
 # The training command's set is larger than make_synthetic's default (a quick example set): enough clips per class
 # to learn from, at least 2 groups of 2 clips so that every split has test and training videos of each class.
 TRAINING_VIDEOS_PER_CLASS = 40
-DEFAULT_NUM_CLASSES = 8
-# The binding family is left out of the default set: with the default recipe and budget JNA does not learn it
-# (benchmarks/results/sharing_2026-12-01.md); --synthetic-families adds it.
-DEFAULT_FAMILIES = ("motion", "appearance")
+DEFAULT_NUM_CLASSES = 10
+
 # Bumped whenever the same parameters would give different videos, so a cached dataset of an older generator is
 # never mistaken for a current one.
 GENERATOR_VERSION = 3
@@ -124,6 +121,7 @@ DISTRACTOR_COLOUR = (150, 150, 150)
 
 
 FAMILIES = ("motion", "appearance", "binding")
+DEFAULT_FAMILIES = FAMILIES
 
 
 @dataclass(frozen=True)
