@@ -42,7 +42,7 @@ def tiny_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synthetic_checkpoint(tmp_path_factory):
-    """An untrained two-stream model (ResNet-18, 32 px, cross-stitch after stages 3 and 4) whose classes are the
+    """An untrained two-stream model (ResNet-18, 32 px, the synthetic recipe's cross-stitches) whose classes are the
     first 3 of the synthetic set, marked as trained on it: what the demo offers synthetic examples for."""
     from jna_fast.data.synthetic import DEFAULT_FAMILIES, catalogue
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from jna_fast.ablate import VARIANTS, ablate, main
-from jna_fast.config import config_from_dict, parse_args
+from jna_fast.config import config_from_dict, parse_args, read_config_file
 from jna_fast.data import make_synthetic
 from jna_fast.data.synthetic import FAMILIES
 
@@ -62,3 +62,14 @@ def test_an_interrupted_ablation_resumes_and_skips_finished_runs(root, tmp_path)
     assert (out / "runs" / "rgb-s0" / "eval" / "report.json").stat().st_mtime_ns == finished
     assert [run["variant"] for run in results["runs"]] == ["rgb", "jna"]
     assert json.loads((out / "runs" / "jna-s0" / "eval" / "report.json").read_text())["clips"] == 6
+
+
+def test_parallel_runs_are_the_planned_runs_in_order(root, tmp_path):
+    base = config_from_dict(parse_args(["--root", str(root), *TINY]).to_dict(), "test")
+    results = ablate(base, tmp_path / "parallel", ["rgb", "tsn"], [0, 1], one_stream_seeds=1, jobs=2)
+    # the records come in the planned order (seed, then variant), whichever run finished first
+    assert [(run["variant"], run["seed"]) for run in results["runs"]] == [("rgb", 0), ("tsn", 0), ("tsn", 1)]
+    for run in results["runs"]:
+        saved = read_config_file(tmp_path / "parallel" / "runs" / f"{run['variant']}-s{run['seed']}" / "config.yaml")
+        assert saved["seed"] == run["seed"] and saved["progress"] is False  # bars of parallel runs would mix
+    assert set(results["summary"]) == {"rgb", "tsn"} and results["summary"]["tsn"]["seeds"] == 2

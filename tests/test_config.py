@@ -11,6 +11,17 @@ def test_defaults_resolve_per_dataset():
     assert (synthetic.backbone, synthetic.size, synthetic.dataset) == ("resnet18", 64, "synthetic")
     real = parse_args(["--dataset", "ucf101", "--root", "x"])
     assert (real.backbone, real.size, real.epochs) == ("resnet50", 224, 80)
+    # the stitch recipe: from scratch a stitch after every stage, half mixed; from ImageNet after stages 3 and 4,
+    # nearly apart (so that the pretrained RGB features are not overwritten)
+    stitches = ("share_after", "stitch_self_weight", "stitch_normalise", "stitch_lr_scale")
+    assert [getattr(synthetic, name) for name in stitches] == [(1, 2, 3, 4), 0.5, True, 10.0]
+    assert [getattr(real, name) for name in stitches] == [(3, 4), 0.9, False, 1.0]
+    # what is typed wins, "no sharing" included, and the recipe round-trips through a checkpoint's config
+    typed = parse_args(["--share-after", "", "--no-stitch-normalise", "--stitch-self-weight", "1",
+                        "--stitch-lr-scale", "2"])
+    assert [getattr(typed, name) for name in stitches] == [(), 1.0, False, 2.0]
+    assert config_from_dict(typed.to_dict(), "checkpoint") == typed
+    assert config_from_dict(synthetic.to_dict(), "checkpoint") == synthetic
 
 
 def test_cli_types_and_tuples():
