@@ -44,9 +44,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from .builders import prepare_synthetic
 from .cli import run_command
 from .config import TrainConfig, build_parser, config_from_dict, parse_command_line
-from .builders import prepare_synthetic
 from .train import train
 from .visualize import pyplot
 
@@ -235,7 +235,8 @@ def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
            one_stream_seeds: int | None = None, jobs: int = 1) -> dict:
     """Train and evaluate every variant with every seed (the one-stream variants with the first
     ``one_stream_seeds`` only; None: all of them), ``jobs`` runs at a time (each in its own process, with
-    ``cores / jobs`` threads); the results are the same whatever ``jobs`` is."""
+    ``cores / jobs`` threads). The runs and their configurations are the same whatever ``jobs`` is; a run's thread
+    count changes the order of its floating-point sums, so its figures can differ between ``jobs`` values."""
     out.mkdir(parents=True, exist_ok=True)
     planned = [(variant, seed) for position, seed in enumerate(seeds) for variant in variants
                if not (variant in ONE_STREAM_VARIANTS and one_stream_seeds is not None

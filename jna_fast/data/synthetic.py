@@ -101,7 +101,6 @@ DEFAULT_VIDEOS_PER_CLASS = 8
 # to learn from, at least 2 groups of 2 clips so that every split has test and training videos of each class.
 TRAINING_VIDEOS_PER_CLASS = 40
 DEFAULT_NUM_CLASSES = 10
-
 # Bumped whenever the same parameters would give different videos, so a cached dataset of an older generator is
 # never mistaken for a current one.
 GENERATOR_VERSION = 3
