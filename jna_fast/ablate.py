@@ -44,6 +44,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import torch
+
 from .builders import prepare_synthetic
 from .cli import run_command
 from .config import TrainConfig, build_parser, config_from_dict, parse_command_line
@@ -283,8 +285,6 @@ def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
 def default_jobs() -> int:
     """One run at a time on a GPU (they would share it); on a CPU two runs side by side, each on half the cores,
     train more clips per second than one run on all of them (benchmarks/results/ablation_2026-12-06.md)."""
-    import torch
-
     if torch.cuda.is_available():
         return 1
     return min(2, os.cpu_count() or 1)
@@ -292,8 +292,6 @@ def default_jobs() -> int:
 
 def _start_worker(threads: int) -> None:
     """A parallel run's process: its share of the cores, and the parent's log format."""
-    import torch
-
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 

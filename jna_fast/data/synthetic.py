@@ -621,11 +621,8 @@ def cache_folder_name(num_classes: int, videos_per_class: int, window_fraction: 
 def complete_dataset_parameters(root: str | os.PathLike) -> dict | None:
     """The parameters a complete synthetic dataset in ``root`` was made with, or None when there is none (or an
     interrupted one)."""
-    root = Path(root)
-    meta_path = root / META_NAME
-    if not meta_path.exists() or (root / INCOMPLETE_MARKER).exists():
-        return None
-    return json.loads(meta_path.read_text(encoding="utf-8"))["parameters"]
+    meta = None if (Path(root) / INCOMPLETE_MARKER).exists() else read_metadata(root)
+    return None if meta is None else meta["parameters"]
 
 
 def read_metadata(root: str | os.PathLike) -> dict | None:
