@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     variants = [name for name in own.variants.split(",") if name]
     unknown = [name for name in variants if name not in VARIANTS]
-    if unknown or not variants or own.seeds < 1 or own.one_stream_seeds < 1 or (own.jobs or 1) < 1:
+    if unknown or not variants or own.seeds < 1 or own.one_stream_seeds < 1 or (own.jobs is not None and own.jobs < 1):
         parser.error(f"--variants must name some of {', '.join(VARIANTS)} (got {unknown or own.variants}); "
                      f"--seeds, --one-stream-seeds and --jobs must be >= 1")
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)

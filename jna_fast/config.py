@@ -352,7 +352,10 @@ def read_config_file(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise FileNotFoundError(f"--config {path}: no such file") from None
     except yaml.YAMLError as error:
-        raise ValueError(f"--config {path}: not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ValueError(f"--config {path}: not valid YAML{where}: {' '.join(problem.split())}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -73,3 +73,10 @@ def test_parallel_runs_are_the_planned_runs_in_order(root, tmp_path):
         saved = read_config_file(tmp_path / "parallel" / "runs" / f"{run['variant']}-s{run['seed']}" / "config.yaml")
         assert saved["seed"] == run["seed"] and saved["progress"] is False  # bars of parallel runs would mix
     assert set(results["summary"]) == {"rgb", "tsn"} and results["summary"]["tsn"]["seeds"] == 2
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1"])
+def test_jobs_below_one_are_refused_before_anything_is_written(tmp_path, capsys, jobs):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "ablation"), "--jobs", jobs])
+    assert "--jobs must be >= 1" in capsys.readouterr().err and not (tmp_path / "ablation").exists()

@@ -170,3 +170,14 @@ def test_readme_lists_the_resumable_options_of_the_metadata():
     paragraph = paragraph[:paragraph.index(". A run killed")]
     listed = re.findall(r"`(\w+)`", paragraph.split(":", 1)[1])
     assert listed == list(RESUMABLE_OPTIONS)
+
+
+def test_a_config_file_with_a_python_tag_is_refused_on_one_line(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f'epochs: !!python/object/apply:os.system ["touch {marker}"]\n')
+    with pytest.raises(ValueError) as error:
+        read_config_file(path)
+    message = str(error.value)
+    assert message.startswith(f"--config {path}: not valid YAML (line 1, column 9): ") and "\n" not in message
+    assert not marker.exists()
