@@ -331,9 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     variants = [name for name in own.variants.split(",") if name]
     unknown = [name for name in variants if name not in VARIANTS]
-    if unknown or not variants or own.seeds < 1 or own.one_stream_seeds < 1 or (own.jobs is not None and own.jobs < 1):
-        parser.error(f"--variants must name some of {', '.join(VARIANTS)} (got {unknown or own.variants}); "
-                     f"--seeds, --one-stream-seeds and --jobs must be >= 1")
+    if unknown or not variants:
+        parser.error(f"--variants must name some of {', '.join(VARIANTS)}, got {unknown or own.variants!r}")
+    for flag, value in (("--seeds", own.seeds), ("--one-stream-seeds", own.one_stream_seeds), ("--jobs", own.jobs)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # The ablation's budget is a defaults layer: what the command line or --config FILE sets wins over it.
     defaults = {**ABLATION_DEFAULTS, **(QUICK_SETTINGS if own.quick else {})}
