@@ -8,3 +8,7 @@ bug keeps its traceback. This module imports nothing, so that any module can use
 
 class JnaFastError(Exception):
     """An error of jna_fast about the input, the files or the run; its message names the file or option."""
+
+
+class FolderInUseError(JnaFastError):
+    """Another live process is writing into the folder a run was asked to write into."""

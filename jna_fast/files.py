@@ -4,6 +4,10 @@ temporary files of a killed process removed by the next run.
 A temporary file is ``.<name>.tmp-<pid>`` next to its target ``<name>``. A process killed while writing (SIGKILL,
 out of memory, a lost node) leaves it behind; :func:`remove_stale_temporaries` removes such files when their
 process no longer exists, and only files of that form for the targets it is given, in the folder it is given.
+
+A folder that one process writes into (a training run's ``--out``) is held by :func:`exclusive_folder` for as long
+as it writes, so that a second process started on the same folder (a rerun while an orphaned worker still trains)
+stops at once instead of interleaving its checkpoints with the first one's.
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from filelock import FileLock, Timeout
+
+from .errors import FolderInUseError
+
 TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.tmp-(?P<pid>[1-9][0-9]*)")
+LOCK_NAME = ".lock"
 
 
 def temporary_path(path: Path) -> Path:
@@ -85,3 +94,20 @@ def path_under(root: Path, relative: str) -> Path | None:
     absolute ``relative`` is tested as it is), else None."""
     path = Path(root) / relative
     return path if path.resolve().is_relative_to(Path(root).resolve()) else None
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: str | os.PathLike, what: str = "a run"):
+    """Hold ``folder/.lock`` (an OS file lock: released when the process ends, however it ends) while the block
+    runs; if another process holds it, raise at once naming the folder."""
+    lock = FileLock(Path(folder) / LOCK_NAME)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise FolderInUseError(f"{folder} is in use: another process is writing {what} into it (it holds "
+                           f"{Path(folder) / LOCK_NAME}); wait for it to end or stop it, or use another folder"
+                           ) from None
+    try:
+        yield
+    finally:
+        lock.release()

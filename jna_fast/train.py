@@ -40,7 +40,7 @@ from .config import (CONFIG_NAME, RESUMABLE_OPTIONS, TrainConfig, config_from_di
                      save_config)
 from .errors import JnaFastError
 from .evaluation import collect, evaluate_checkpoint, summarize
-from .files import remove_stale_temporaries
+from .files import exclusive_folder, remove_stale_temporaries
 from .runtime import (Distributed, all_reduce_sum, autocast_context, restore_rng_state, rng_state, seed_everything,
                       setup_distributed)
 
@@ -316,12 +316,20 @@ def train(cfg: TrainConfig) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    # The output folder and the checkpoint to resume are checked first, before minutes go into the data.
+    # The output folder and the checkpoint to resume are checked first, before minutes go into the data. The main
+    # process holds the folder while it trains: a second trainer on it would interleave their checkpoints.
     out = Path(cfg.out)
-    if env.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    if not env.is_main:
+        return _train(cfg, env, out)
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive_folder(out, "a training run"):
         for leftover in remove_stale_temporaries(out, (LAST_NAME, BEST_NAME, CONFIG_NAME)):
             logger.info("removed %s, left by a process that no longer runs", leftover)
+        return _train(cfg, env, out)
+
+
+def _train(cfg: TrainConfig, env: Distributed, out: Path) -> dict:
+    """:func:`train` once ``out`` exists and is held by this process (on rank 0)."""
     resume_from = resolve_resume(cfg)
     resumed = None
     if resume_from is not None:

@@ -145,3 +145,26 @@ def test_the_next_training_run_removes_a_killed_runs_temporary_checkpoint(tmp_pa
     assert main(["--out", str(tmp_path), "--dataset", "ucf101", "--root", str(tmp_path / "missing")]) == 2
     assert not leftover.exists() and foreign.read_text() == "mine"
     assert "dataset root not found" in capsys.readouterr().err
+
+
+def test_a_second_trainer_on_a_folder_in_use_stops_before_writing(tmp_path, capsys):
+    from jna_fast.train import main
+
+    # Another process holds the folder (as an orphaned worker of a killed ablation did, still training into it).
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from jna_fast.files import exclusive_folder\n"
+                               f"with exclusive_folder({str(tmp_path)!r}):\n"
+                               "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        leftover = tmp_path / f".last.pt.tmp-{holder.pid}"  # the live writer's temporary: not ours to remove
+        leftover.write_bytes(b"being written")
+        assert main(["--out", str(tmp_path), "--dataset", "ucf101", "--root", str(tmp_path / "missing")]) == 2
+        assert f"{tmp_path} is in use: another process is writing a training run" in capsys.readouterr().err
+        assert sorted(path.name for path in tmp_path.iterdir()) == [".last.pt.tmp-%d" % holder.pid, ".lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+    # The lock dies with its process, however it ends: the folder is free again.
+    assert main(["--out", str(tmp_path), "--dataset", "ucf101", "--root", str(tmp_path / "missing")]) == 2
+    assert "dataset root not found" in capsys.readouterr().err
