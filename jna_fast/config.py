@@ -189,9 +189,6 @@ class TrainConfig:
                                            "the synthetic data, 1 otherwise)", "optimisation", minimum=0)
     stitch_warmup: float = option(0.0, "share of the epochs during which the cross-stitch weights stay at their "
                                   "initial values before they learn", "optimisation", minimum=0, maximum=1)
-    stitch_lr_scale_until: float = option(1.0, "share of the epochs after which the cross-stitch weights learn at "
-                                          "the common rate instead of --stitch-lr-scale's", "optimisation",
-                                          minimum=0, maximum=1)
     attention_supervision: float = option(1.0, "weight of the snippet-evidence term that teaches the attention "
                                           "which snippets support the label (0: off)", "optimisation", minimum=0)
     clip_grad: float = option(20.0, "gradient norm clip (0: off)", "optimisation", minimum=0)

@@ -151,14 +151,10 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def set_learning_rates(optimizer, cfg: TrainConfig, step: int, steps_per_epoch: int) -> None:
     rate = learning_rate(cfg, step, steps_per_epoch)
-    total = cfg.epochs * steps_per_epoch
     warmups = {"attention": cfg.attention_warmup, "stitches": cfg.stitch_warmup}
     for group in optimizer.param_groups:
-        frozen = step < warmups.get(group["name"], 0.0) * total
-        scale = group["lr_scale"]
-        if group["name"] == "stitches" and step >= cfg.stitch_lr_scale_until * total:
-            scale = 1.0
-        group["lr"] = 0.0 if frozen else rate * scale
+        frozen = step < warmups.get(group["name"], 0.0) * cfg.epochs * steps_per_epoch
+        group["lr"] = 0.0 if frozen else rate * group["lr_scale"]
 
 
 def validate(model, loader, cfg: TrainConfig, env: Distributed, class_names, windows) -> dict:

@@ -97,7 +97,7 @@ OUT_OF_RANGE = {
     "attention_warmup": ["1.5", "-0.1", "nan"], "attention_supervision": ["-1", "nan"],
     "clip_grad": ["nan", "-1", "inf"], "max_steps": ["0", "-1"], "checkpoint_every": ["-1"], "log_every": ["0"],
     "seed": ["-1", str(2**32)], "stitch_self_weight": ["-0.1", "1.5", "nan"], "stitch_lr_scale": ["-1", "inf"],
-    "stitch_warmup": ["1.5", "-0.1"], "stitch_lr_scale_until": ["1.01", "-0.5", "nan"],
+    "stitch_warmup": ["1.5", "-0.1"],
 }
 
 

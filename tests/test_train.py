@@ -259,23 +259,18 @@ def test_stitch_recipe_warm_up_and_rate():
     from jna_fast.train import make_optimizer, set_learning_rates
 
     cfg = parse_args(["--stitch-self-weight", "1.0", "--stitch-lr-scale", "5", "--stitch-warmup", "0.5",
-                      "--attention-warmup", "0.25", "--stitch-lr-scale-until", "0.75", "--epochs", "4",
-                      "--warmup-epochs", "0"])
+                      "--attention-warmup", "0.25", "--epochs", "4", "--warmup-epochs", "0"])
     assert config_from_dict(cfg.to_dict(), "checkpoint") == cfg  # the recipe round-trips through checkpoints
     model = build_model(cfg, 4)
     assert torch.equal(model.stitches["3"].alpha[0], torch.eye(2))  # self weight 1.0: the branches start apart
     optimizer = make_optimizer(model, cfg)
     rates = {}
-    # 10 steps per epoch, 40 in all: attention frozen for 10, stitches for 20, then 5x the rate until step 30
-    for step in (0, 12, 25, 29, 30, 35):
+    for step in (0, 12, 25):  # 10 steps per epoch, 40 in all: attention frozen for 10, stitches for 20
         set_learning_rates(optimizer, cfg, step, 10)
         rates[step] = {group["name"]: group["lr"] for group in optimizer.param_groups}
     assert rates[0]["stitches"] == rates[0]["attention"] == 0.0 < rates[0]["decay"]
     assert rates[12]["stitches"] == 0.0 < rates[12]["attention"] == rates[12]["decay"]
-    for step in (25, 29):
-        assert rates[step]["decay"] > 0 and rates[step]["stitches"] == pytest.approx(5 * rates[step]["decay"])
-    for step in (30, 35):
-        assert rates[step]["decay"] > 0 and rates[step]["stitches"] == pytest.approx(rates[step]["decay"])
+    assert rates[25]["decay"] > 0 and rates[25]["stitches"] == pytest.approx(5 * rates[25]["decay"])
 
 
 @pytest.mark.parametrize("dali, flow, expected", [
