@@ -41,6 +41,8 @@ import os
 import shutil
 import statistics
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -264,7 +266,7 @@ def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
         threads = max(1, (os.cpu_count() or 1) // jobs)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                 initargs=(threads,)) as pool:
+                                 initargs=(threads, os.getpid())) as pool:
             logger.info("%d ablation runs, %d at a time with %d threads each, in %s", len(planned), jobs, threads,
                         out / "runs")
             futures = {pool.submit(run_variant, configs[key]): key for key in planned}
@@ -290,10 +292,20 @@ def default_jobs() -> int:
     return min(2, os.cpu_count() or 1)
 
 
-def _start_worker(threads: int) -> None:
-    """A parallel run's process: its share of the cores, and the parent's log format."""
+def _start_worker(threads: int, parent: int) -> None:
+    """A parallel run's process: its share of the cores, the parent's log format, and an end with the parent."""
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="exit-with-ablation").start()
+
+
+def _exit_when_orphaned(parent: int, every: float = 1.0) -> None:
+    """End this process once ``parent`` has ended. A pool's worker finishes its current run when the ablation is
+    killed (SIGTERM, SIGKILL: no chance to stop it), training on for minutes into a run folder that a rerun would
+    then want; the run's files are written atomically, so ending it at any moment tears nothing."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def write_results(out: Path, base: TrainConfig, runs: list[dict]) -> dict:

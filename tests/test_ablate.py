@@ -2,6 +2,12 @@
 and resumption of an interrupted ablation."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +86,42 @@ def test_jobs_below_one_are_refused_before_anything_is_written(tmp_path, capsys,
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "ablation"), "--jobs", jobs])
     assert "--jobs must be >= 1" in capsys.readouterr().err and not (tmp_path / "ablation").exists()
+
+
+def _ended(pid: int) -> bool:
+    # A zombie (ended, not yet reaped by whoever inherited it) counts as ended.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_parallel_run_ends_with_the_ablation_that_started_it(tmp_path):
+    # An ablation killed with SIGKILL (no handler runs) while its pool's worker is busy: the worker must not train
+    # on, orphaned, into a run folder (it did, for minutes, before it watched its parent).
+    script = tmp_path / "ablation.py"
+    script.write_text(
+        "import multiprocessing, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from jna_fast.ablate import _start_worker\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
+        "                               initializer=_start_worker, initargs=(1, os.getpid()))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 120)\n"
+        "    time.sleep(120)\n")
+    package_root = str(Path(__file__).resolve().parents[1])  # a script's folder, not the checkout, is on its path
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    ablation = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    worker = int(ablation.stdout.readline())
+    time.sleep(0.5)  # the worker is now in its 120 s task
+    assert not _ended(worker)
+    os.kill(ablation.pid, signal.SIGKILL)
+    ablation.wait()
+    deadline = time.monotonic() + 15
+    while not _ended(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not _ended(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its ablation by 15 s")
