@@ -168,3 +168,18 @@ def test_a_second_trainer_on_a_folder_in_use_stops_before_writing(tmp_path, caps
     # The lock dies with its process, however it ends: the folder is free again.
     assert main(["--out", str(tmp_path), "--dataset", "ucf101", "--root", str(tmp_path / "missing")]) == 2
     assert "dataset root not found" in capsys.readouterr().err
+
+
+def test_a_lock_file_planted_as_a_symlink_is_refused_and_its_target_untouched(tmp_path, capsys):
+    from jna_fast.train import main
+
+    # A run folder from elsewhere whose .lock points at a file of the user's: taking the lock must not open (and
+    # so truncate or create) what the link points to.
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    out = tmp_path / "downloaded_run"
+    out.mkdir()
+    (out / ".lock").symlink_to(precious)
+    assert main(["--out", str(out), "--dataset", "ucf101", "--root", str(tmp_path / "missing")]) == 2
+    assert str(out / ".lock") in capsys.readouterr().err
+    assert precious.read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == [".lock"]
