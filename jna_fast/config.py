@@ -62,8 +62,9 @@ CONFIG_NAME = "config.yaml"
 # the attention more to choose from than TSN's 3 (benchmarks/results/attention_2026-11-29.md); on real data
 # TSN's recipe: SGD from ImageNet weights, 3 segments.
 # The cross-stitch recipe: from scratch, a stitch after every stage, starting half mixed, on branches brought to one
-# scale, learning 10x faster than the convolutions, is what learns the binding family (which colour moves which way:
-# benchmarks/results/sharing_2026-12-06.md); from ImageNet weights the branches start nearly apart after the last
+# scale, learning 10x faster than the convolutions, is the only start measured that can learn the binding family
+# (which colour moves which way), in 3 of 9 runs, at a cost on the appearance family
+# (benchmarks/results/sharing_2026-12-06.md); from ImageNet weights the branches start nearly apart after the last
 # two stages, so that sharing does not overwrite the pretrained RGB features (untested on real data so far).
 DATASET_DEFAULTS = {
     "synthetic": {"backbone": "resnet18", "size": 64, "epochs": 12, "optimizer": "adamw", "lr": 1e-3,
