@@ -63,7 +63,7 @@ CONFIG_NAME = "config.yaml"
 # TSN's recipe: SGD from ImageNet weights, 3 segments.
 # The cross-stitch recipe: from scratch, a stitch after every stage, starting half mixed, on branches brought to one
 # scale, learning 10x faster than the convolutions, is the only start measured that can learn the binding family
-# (which colour moves which way), in 3 of 9 runs, at a cost on the appearance family
+# (which colour moves which way), in 3 of the 9 runs made at 12-16 epochs, at a cost on the appearance family
 # (benchmarks/results/sharing_2026-12-06.md); from ImageNet weights the branches start nearly apart after the last
 # two stages, so that sharing does not overwrite the pretrained RGB features (untested on real data so far).
 DATASET_DEFAULTS = {
