@@ -105,8 +105,8 @@ def exclusive_folder(folder: str | os.PathLike, what: str = "a run"):
         lock.acquire(timeout=0)
     except Timeout:
         raise FolderInUseError(f"{folder} is in use: another process is writing {what} into it (it holds "
-                           f"{Path(folder) / LOCK_NAME}); wait for it to end or stop it, or use another folder"
-                           ) from None
+                               f"{Path(folder) / LOCK_NAME}); wait for it to end or stop it, or use another "
+                               f"folder") from None
     try:
         yield
     finally:

@@ -151,7 +151,7 @@ def test_a_second_trainer_on_a_folder_in_use_stops_before_writing(tmp_path, caps
     from jna_fast.train import main
 
     # Another process holds the folder (as an orphaned worker of a killed ablation did, still training into it).
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import time\n"
                                "from jna_fast.files import exclusive_folder\n"
                                f"with exclusive_folder({str(tmp_path)!r}):\n"
                                "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
