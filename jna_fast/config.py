@@ -69,10 +69,10 @@ CONFIG_NAME = "config.yaml"
 DATASET_DEFAULTS = {
     "synthetic": {"backbone": "resnet18", "size": 64, "epochs": 12, "optimizer": "adamw", "lr": 1e-3,
                   "weight_decay": 0.05, "num_segments": 5, "share_after": (1, 2, 3, 4), "stitch_self_weight": 0.5,
-                  "stitch_normalise": True, "stitch_lr_scale": 10.0},
+                  "stitch_normalise": True, "stitch_shared_fraction": 0.5, "stitch_lr_scale": 10.0},
     "real": {"backbone": "resnet50", "size": 224, "epochs": 80, "optimizer": "sgd", "lr": 0.01,
              "weight_decay": 5e-4, "num_segments": 3, "share_after": (3, 4), "stitch_self_weight": 0.9,
-             "stitch_normalise": False, "stitch_lr_scale": 1.0},
+             "stitch_normalise": False, "stitch_shared_fraction": 1.0, "stitch_lr_scale": 1.0},
 }
 
 
@@ -163,6 +163,9 @@ class TrainConfig:
     stitch_normalise: bool | None = option(None, "apply the cross-stitch weights to the branches brought to one "
                                            "scale (each channel's RMS activation), so that a weight means the same "
                                            "share in both (default: on for the synthetic data)", "model")
+    stitch_shared_fraction: float | None = option(None, "share of each cross-stitch's channels mixed; the others "
+                                                  "stay private to each branch (default: 0.5 on the synthetic "
+                                                  "data, 1.0 otherwise)", "model", above=0, maximum=1)
     consensus: str = option("attention", "pool the snippets by the joint attention, or average them (TSN)",
                             "model", choices=CONSENSUS)
     dropout: float = option(0.5, "dropout before the classifiers", "model", minimum=0, below=1)
@@ -424,12 +427,18 @@ def parse_command_line(argv: list[str] | None = None, prog: str = "python -m jna
         parser.error(str(error))
 
 
+# Options added after configurations were first saved, with what a saved configuration without them meant: a
+# checkpoint or config.yaml written before them rebuilds the model it trained, whatever the defaults are now.
+MEANING_WHEN_ABSENT = {"stitch_shared_fraction": 1.0}
+
+
 def config_from_dict(values: dict, where: str) -> TrainConfig:
     """The TrainConfig saved in a checkpoint or config.yaml; options unknown to this version are an error."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{where}: options unknown to this jna_fast: {unknown}")
+    values = {**MEANING_WHEN_ABSENT, **values}
     return resolve({name: _coerce(name, value, where) for name, value in values.items()})
 
 

@@ -13,15 +13,23 @@ def test_defaults_resolve_per_dataset():
     assert (real.backbone, real.size, real.epochs) == ("resnet50", 224, 80)
     # the stitch recipe: from scratch a stitch after every stage, half mixed; from ImageNet after stages 3 and 4,
     # nearly apart (so that the pretrained RGB features are not overwritten)
-    stitches = ("share_after", "stitch_self_weight", "stitch_normalise", "stitch_lr_scale")
-    assert [getattr(synthetic, name) for name in stitches] == [(1, 2, 3, 4), 0.5, True, 10.0]
-    assert [getattr(real, name) for name in stitches] == [(3, 4), 0.9, False, 1.0]
+    stitches = ("share_after", "stitch_self_weight", "stitch_normalise", "stitch_shared_fraction", "stitch_lr_scale")
+    assert [getattr(synthetic, name) for name in stitches] == [(1, 2, 3, 4), 0.5, True, 0.5, 10.0]
+    assert [getattr(real, name) for name in stitches] == [(3, 4), 0.9, False, 1.0, 1.0]
     # what is typed wins, "no sharing" included, and the recipe round-trips through a checkpoint's config
     typed = parse_args(["--share-after", "", "--no-stitch-normalise", "--stitch-self-weight", "1",
-                        "--stitch-lr-scale", "2"])
-    assert [getattr(typed, name) for name in stitches] == [(), 1.0, False, 2.0]
+                        "--stitch-shared-fraction", "0.25", "--stitch-lr-scale", "2"])
+    assert [getattr(typed, name) for name in stitches] == [(), 1.0, False, 0.25, 2.0]
     assert config_from_dict(typed.to_dict(), "checkpoint") == typed
     assert config_from_dict(synthetic.to_dict(), "checkpoint") == synthetic
+
+
+def test_a_config_saved_before_an_option_keeps_what_it_meant():
+    # checkpoints written before stitch_shared_fraction existed mixed every channel: they rebuild that model, not
+    # today's synthetic default
+    saved = parse_args([]).to_dict()
+    del saved["stitch_shared_fraction"]
+    assert config_from_dict(saved, "checkpoint").stitch_shared_fraction == 1.0
 
 
 def test_cli_types_and_tuples():
@@ -97,6 +105,7 @@ OUT_OF_RANGE = {
     "attention_warmup": ["1.5", "-0.1", "nan"], "attention_supervision": ["-1", "nan"],
     "clip_grad": ["nan", "-1", "inf"], "max_steps": ["0", "-1"], "checkpoint_every": ["-1"], "log_every": ["0"],
     "seed": ["-1", str(2**32)], "stitch_self_weight": ["-0.1", "1.5", "nan"], "stitch_lr_scale": ["-1", "inf"],
+    "stitch_shared_fraction": ["0", "1.5", "nan"],
     "stitch_warmup": ["1.5", "-0.1"],
 }
 

@@ -241,3 +241,24 @@ def test_normalised_stitch_mixes_the_advertised_share_whatever_the_scales():
     stitch(x_rgb, x_flow)[0].sum().backward()
     assert stitch.alpha.grad is not None and stitch.alpha.grad.abs().sum() > 0
     assert "running_rms" in stitch.state_dict() and "running_rms" not in plain.state_dict()
+
+
+@pytest.mark.parametrize("normalise", [False, True])
+def test_a_partly_shared_stitch_keeps_its_private_channels_apart(normalise):
+    from jna_fast.models.jna import CrossStitch
+
+    torch.manual_seed(0)
+    stitch = CrossStitch(7, self_weight=0.5, normalise=normalise, shared_fraction=0.5)  # 4 shared, 3 private
+    assert stitch.alpha.shape == (4, 2, 2)
+    x_rgb, x_flow = torch.randn(3, 7, 5, 5), 3.0 * torch.randn(3, 7, 5, 5)
+    y_rgb, y_flow = stitch(x_rgb, x_flow)
+    torch.testing.assert_close(y_rgb[:, 4:], x_rgb[:, 4:])
+    torch.testing.assert_close(y_flow[:, 4:], x_flow[:, 4:])
+    assert (y_rgb[:, :4] - x_rgb[:, :4]).abs().amax() > 0.1 and (y_flow[:, :4] - x_flow[:, :4]).abs().amax() > 0.1
+    (y_rgb.sum() + y_flow.sum()).backward()
+    assert stitch.alpha.grad.abs().sum() > 0
+    # every channel shared is the plain stitch
+    whole = CrossStitch(7, self_weight=0.5, normalise=normalise, shared_fraction=1.0)
+    assert whole.alpha.shape == (7, 2, 2) and whole.private_channels == 0
+    with pytest.raises(ValueError, match="shared_fraction"):
+        CrossStitch(7, shared_fraction=0.0)

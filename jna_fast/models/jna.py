@@ -63,13 +63,22 @@ class CrossStitch(nn.Module):
     evaluation, as batch normalisation keeps them): ``y_rgb = a00 x_rgb + a01 (s_rgb / s_flow) x_flow`` and
     ``y_flow = a10 (s_flow / s_rgb) x_rgb + a11 x_flow``. The statistics are constants for the gradient; the op and
     its backends are unchanged (it receives the rescaled weights).
+
+    ``shared_fraction`` < 1 mixes only the first ``round(shared_fraction * channels)`` channels; the others stay
+    private to each branch (identity weights, not learnt), so that each branch keeps features of its own modality
+    beside the shared ones (measured: ``benchmarks/results/sharing_2026-12-06.md``). ``alpha`` holds the shared
+    channels' weights only.
     """
 
     def __init__(self, channels: int, self_weight: float = 0.9, backend: str | None = None,
-                 normalise: bool = False, momentum: float = 0.1):
+                 normalise: bool = False, momentum: float = 0.1, shared_fraction: float = 1.0):
         super().__init__()
+        if not 0 < shared_fraction <= 1:
+            raise ValueError(f"shared_fraction: expected in (0, 1], got {shared_fraction}")
+        shared = max(1, round(shared_fraction * channels))
         init = torch.tensor([[self_weight, 1 - self_weight], [1 - self_weight, self_weight]])
-        self.alpha = nn.Parameter(init.repeat(channels, 1, 1))
+        self.alpha = nn.Parameter(init.repeat(shared, 1, 1))
+        self.private_channels = channels - shared
         self.backend = backend
         self.normalise = normalise
         self.momentum = momentum
@@ -78,8 +87,12 @@ class CrossStitch(nn.Module):
 
     def mixing(self, x_rgb: torch.Tensor, x_flow: torch.Tensor) -> torch.Tensor:
         """The [C, 2, 2] weights the op applies."""
+        alpha = self.alpha
+        if self.private_channels:
+            identity = torch.eye(2, dtype=alpha.dtype, device=alpha.device).expand(self.private_channels, 2, 2)
+            alpha = torch.cat([alpha, identity])
         if not self.normalise:
-            return self.alpha
+            return alpha
         if self.training:
             with torch.no_grad():
                 rms = torch.stack([x.float().pow(2).mean((0, 2, 3)).sqrt() for x in (x_rgb, x_flow)])
@@ -90,7 +103,7 @@ class CrossStitch(nn.Module):
         ones = torch.ones_like(rms[0])
         # [[1, s_rgb / s_flow], [s_flow / s_rgb, 1]] per channel
         scale = torch.stack([torch.stack([ones, rms[0] / rms[1]], -1), torch.stack([rms[1] / rms[0], ones], -1)], -2)
-        return self.alpha * scale.to(self.alpha.dtype)
+        return alpha * scale.to(alpha.dtype)
 
     def forward(self, x_rgb: torch.Tensor, x_flow: torch.Tensor):
         return cross_stitch(x_rgb, x_flow, self.mixing(x_rgb, x_flow), backend=self.backend)
@@ -148,6 +161,7 @@ class JNA(nn.Module):
         aux_loss_weight: float = 0.5,
         stitch_self_weight: float = 0.9,
         stitch_normalise: bool = False,
+        stitch_shared_fraction: float = 1.0,
         attention_supervision: float = 0.0,
         streams: str = "both",
         consensus: str = "attention",
@@ -185,7 +199,8 @@ class JNA(nn.Module):
         self.flow = ResNet(depth, in_channels=2 * flow_length, num_classes=None) if has_flow else None
         branch = self.rgb if has_rgb else self.flow
         self.stitches = nn.ModuleDict(
-            {str(s): CrossStitch(branch.stage_channels(s), stitch_self_weight, backend, stitch_normalise)
+            {str(s): CrossStitch(branch.stage_channels(s), stitch_self_weight, backend, stitch_normalise,
+                                    shared_fraction=stitch_shared_fraction)
              for s in self.share_after}
         )
         channels = branch.feature_dim
