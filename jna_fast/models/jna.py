@@ -200,7 +200,7 @@ class JNA(nn.Module):
         branch = self.rgb if has_rgb else self.flow
         self.stitches = nn.ModuleDict(
             {str(s): CrossStitch(branch.stage_channels(s), stitch_self_weight, backend, stitch_normalise,
-                                    shared_fraction=stitch_shared_fraction)
+                                 shared_fraction=stitch_shared_fraction)
              for s in self.share_after}
         )
         channels = branch.feature_dim
