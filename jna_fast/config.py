@@ -61,11 +61,12 @@ CONFIG_NAME = "config.yaml"
 # From scratch on the small synthetic set AdamW learns in a third of SGD's epochs, and 5 training snippets give
 # the attention more to choose from than TSN's 3 (benchmarks/results/attention_2026-11-29.md); on real data
 # TSN's recipe: SGD from ImageNet weights, 3 segments.
-# The cross-stitch recipe: from scratch, a stitch after every stage, starting half mixed, on branches brought to one
-# scale, learning 10x faster than the convolutions, is the only start measured that can learn the binding family
-# (which colour moves which way), in 3 of the 9 runs made at 12-16 epochs, at a cost on the appearance family
-# (benchmarks/results/sharing_2026-12-06.md); from ImageNet weights the branches start nearly apart after the last
-# two stages, so that sharing does not overwrite the pretrained RGB features (untested on real data so far).
+# The cross-stitch recipe: from scratch, a stitch after every stage on half the channels (the other half private to
+# each branch), starting half mixed, on branches brought to one scale, learning 10x faster than the convolutions:
+# starting half mixed is what learns the binding family (which colour moves which way), and the private half keeps
+# the appearance family that mixing every channel costs (benchmarks/results/sharing_2026-12-06.md); from ImageNet
+# weights the branches start nearly apart after the last two stages, so that sharing does not overwrite the
+# pretrained RGB features (untested on real data so far).
 DATASET_DEFAULTS = {
     "synthetic": {"backbone": "resnet18", "size": 64, "epochs": 12, "optimizer": "adamw", "lr": 1e-3,
                   "weight_decay": 0.05, "num_segments": 5, "share_after": (1, 2, 3, 4), "stitch_self_weight": 0.5,
