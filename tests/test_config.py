@@ -11,8 +11,8 @@ def test_defaults_resolve_per_dataset():
     assert (synthetic.backbone, synthetic.size, synthetic.dataset) == ("resnet18", 64, "synthetic")
     real = parse_args(["--dataset", "ucf101", "--root", "x"])
     assert (real.backbone, real.size, real.epochs) == ("resnet50", 224, 80)
-    # the stitch recipe: from scratch a stitch after every stage, half mixed; from ImageNet after stages 3 and 4,
-    # nearly apart (so that the pretrained RGB features are not overwritten)
+    # the stitch recipe: from scratch a stitch after every stage on half the channels, half mixed; from ImageNet
+    # after stages 3 and 4 on every channel, nearly apart (so that the pretrained RGB features are not overwritten)
     stitches = ("share_after", "stitch_self_weight", "stitch_normalise", "stitch_shared_fraction", "stitch_lr_scale")
     assert [getattr(synthetic, name) for name in stitches] == [(1, 2, 3, 4), 0.5, True, 0.5, 10.0]
     assert [getattr(real, name) for name in stitches] == [(3, 4), 0.9, False, 1.0, 1.0]
