@@ -114,8 +114,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> JNA:
     return JNA(num_classes, backbone=cfg.backbone, flow_length=cfg.flow_length, share_after=cfg.share_after,
                dropout=cfg.dropout, streams=cfg.streams, stitch_self_weight=cfg.stitch_self_weight,
                stitch_normalise=cfg.stitch_normalise, stitch_shared_fraction=cfg.stitch_shared_fraction,
-               consensus=cfg.consensus,
-               attention_supervision=cfg.attention_supervision, backend=cfg.op_backend)
+               consensus=cfg.consensus, attention_supervision=cfg.attention_supervision, backend=cfg.op_backend)
 
 
 def resolve_loader_device(cfg: TrainConfig, model_device: torch.device) -> tuple[str, str]:
