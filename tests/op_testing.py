@@ -26,11 +26,12 @@ LOW_PRECISION = (torch.bfloat16, torch.float16)
 # Floor, relative to the magnitude of the summed terms: float32 rounding noise of a reordered sum, far below
 # any bug.
 RELATIVE_FLOOR = 1e-6
-# The saturated regime (|scores| ~ 1e4, one snippet takes almost all the attention): the true dw is tiny next
-# to the summed terms, so the floor above would accept any garbage. There the floor is relative to the result:
-# a float32 score of |e| up to ~1e4 summed over C products carries an absolute rounding error of several of
-# its ulps (up to 1e-3 each), which moves every non-dominant weight exp(e - max) by that relative amount, in any correct implementation.
-SATURATED_RESULT_FLOOR = 1e-2
+# The saturated regime (|scores| ~ 1e3, one snippet takes almost all the attention): the true dw is tiny next
+# to the summed terms, so the floor above would accept any garbage. There the floor is relative to the result.
+# A score's absolute rounding error becomes the relative error of every non-dominant weight exp(e - max), and so
+# of dw: plain float32 scores of |e| ~ 1e3 carry 1e-5 to 1e-4, which is why the fused backends sum the scores in
+# float64 (docs/design.md §4.3).
+SATURATED_RESULT_FLOOR = 1e-5
 # ... and weights below float32's normal range are subnormal: each carries an absolute error up to the smallest
 # subnormal, which reaches a gradient through the |g - s| |f| of its snippet (bounded by the summed terms).
 SMALLEST_SUBNORMAL = 2.0**-149
@@ -162,14 +163,16 @@ def random_grad_outputs(outputs, seed):
     return [torch.randn(o.shape, generator=gen).to(device=o.device, dtype=o.dtype) for o in outputs]
 
 
-def make_saturated_pool_case(batch=2, segments=9, channels=64, device="cpu", seed=None) -> PoolCase:
-    """Masked features scaled x300 (|scores| up to ~1e3-1e4): the attention saturates, one snippet per clip
+def make_saturated_pool_case(batch=2, segments=9, channels=64, device="cpu", seed=None, scale=300.0,
+                             mask="holes", dtype=torch.float32) -> PoolCase:
+    """Features scaled x``scale`` (x300: |scores| up to ~1e3-1e4): the attention saturates, one snippet per clip
     takes almost all the mass, the others keep weights from ~1e-3 down to subnormals, and the true dw is tiny
-    (docs/design.md §4.2's cancellation trap; larger scores underflow every other weight to exactly 0 and hide it)."""
-    case = make_pool_case(batch, segments, channels, mask="holes", seed=seed)
-    case.f_rgb, case.f_flow = case.f_rgb * 300, case.f_flow * 300
-    case.f_rgb, case.f_flow, case.w_rgb, case.w_flow = (t.to(device) for t in case.inputs()[:4])
-    case.mask = case.mask.to(device)
+    (docs/design.md §4.2's cancellation trap; larger scores underflow every other weight to exactly 0 and hide it).
+    ``w`` stays float32 (the autocast situation) whatever the features' ``dtype``."""
+    case = make_pool_case(batch, segments, channels, mask=mask, seed=seed)
+    case.f_rgb, case.f_flow = ((t * scale).to(device=device, dtype=dtype) for t in (case.f_rgb, case.f_flow))
+    case.w_rgb, case.w_flow = (t.to(device) for t in (case.w_rgb, case.w_flow))
+    case.mask = None if case.mask is None else case.mask.to(device)
     return case
 
 

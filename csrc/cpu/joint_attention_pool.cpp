@@ -23,31 +23,36 @@ namespace {
 // Elements per parallel chunk: enough to amortise the scheduling, small enough to balance two threads.
 constexpr int64_t kChunkElements = 32768;
 
+// sum += x * y over the lanes, every product exact in double (two float lanes' product fits a double's mantissa).
+template <typename acc_type>
+inline void fmadd_double(at::vec::Vectorized<double> (&sum)[2], const at::vec::Vectorized<acc_type>& x,
+                         const at::vec::Vectorized<acc_type>& y) {
+  if constexpr (std::is_same_v<acc_type, double>) {
+    sum[0] = at::vec::fmadd(x, y, sum[0]);
+  } else {
+    const auto [x_low, x_high] = widen(x);
+    const auto [y_low, y_high] = widen(y);
+    sum[0] = at::vec::fmadd(x_low, y_low, sum[0]);
+    sum[1] = at::vec::fmadd(x_high, y_high, sum[1]);
+  }
+}
+
 // <f_rgb, y_rgb> + <f_flow, y_flow> for the scores (y = w) and for g (y = dp), y in the accumulation type.
-// The accumulation rule shared by every backend (docs/design.md §4.3, jna_fast/triton/joint_attention_pool.py): the
-// channel sum is formed in the accumulation type (float32; double for double features), and the finished dot,
-// like every per-snippet scalar after it (softmax max and sum, s = sum_t a g / sum_t a, de), is a double. kDotChains
-// independent sums hide the FMA latency.
+// The accumulation rule shared by every backend (docs/design.md §4.3, jna_fast/triton/joint_attention_pool.py):
+// these dots are summed in double from exact products, since a saturated softmax turns a score's absolute rounding
+// error into the relative error of every small weight, and so of dw; like every per-snippet scalar after them
+// (softmax max and sum, s = sum_t a g / sum_t a, de), they are doubles. Two independent sums per branch.
 template <typename scalar_t>
 inline double joint_dot(const scalar_t* f_rgb, const acc_t<scalar_t>* y_rgb, const scalar_t* f_flow,
                         const acc_t<scalar_t>* y_flow, int64_t channels) {
-  using Vec = AccVec<scalar_t>;
-  constexpr int64_t width = Vec::size();
-  constexpr int64_t kDotChains = 4;
-  const auto products = [&](int64_t j, int64_t count, const Vec& sum) {
-    const Vec rgb = at::vec::fmadd(load_span(f_rgb + j, count), load_span(y_rgb + j, count), sum);
-    return at::vec::fmadd(load_span(f_flow + j, count), load_span(y_flow + j, count), rgb);
-  };
-  Vec chains[kDotChains] = {Vec(0), Vec(0), Vec(0), Vec(0)};
-  int64_t j = 0;
-  for (; j + kDotChains * width <= channels; j += kDotChains * width) {
-    for (int64_t k = 0; k < kDotChains; ++k) {
-      chains[k] = products(j + k * width, width, chains[k]);
-    }
-  }
-  Vec rest(0);
-  for_each_span<width>(channels - j, [&](int64_t i, int64_t count) { rest = products(j + i, count, rest); });
-  return static_cast<double>(sum_lanes(((chains[0] + chains[1]) + (chains[2] + chains[3])) + rest));
+  using Wide = at::vec::Vectorized<double>;
+  Wide rgb[2] = {Wide(0), Wide(0)};
+  Wide flow[2] = {Wide(0), Wide(0)};
+  for_each_span<AccVec<scalar_t>::size()>(channels, [&](int64_t j, int64_t count) {
+    fmadd_double(rgb, load_span(f_rgb + j, count), load_span(y_rgb + j, count));
+    fmadd_double(flow, load_span(f_flow + j, count), load_span(y_flow + j, count));
+  });
+  return sum_lanes((rgb[0] + rgb[1]) + (flow[0] + flow[1]));
 }
 
 // Calls body(j, vectors, last) over [0, channels) in strips of `vectors` (kStripVectors, then 1) vectors of

@@ -11,9 +11,10 @@
 //      dw terms sum_t de f (backward). Blocks run in reverse clip order, so the clips kernel 1 read last (still
 //      in L2) are read first; a batch's features up to L2's size (50 MB on an H200: B = 96 clips at T = 25,
 //      C = 2048, float32) are read from DRAM once.
-// Accumulation rule, as in every backend (jna_fast/triton/joint_attention_pool.py): channel sums in the
-// accumulation type (float; double for double features); each per-snippet scalar formed from them and every
-// quantity over a clip's snippets (softmax max and sum, s = sum_t a g / sum_t a, de) in double.
+// Accumulation rule, as in every backend (jna_fast/triton/joint_attention_pool.py): the dots that make a
+// per-snippet scalar (the score, g) are summed in double from exact double products, as is every quantity over a
+// clip's snippets (softmax max and sum, s = sum_t a g / sum_t a, de); the pooled and dw channel sums are in the
+// accumulation type (float; double for double features).
 // The backward is the two-pass form of docs/design.md §4.2, de = a (g - s) with s known before any de is formed, and
 // dw = sum de f; the expanded one-pass forms cancel catastrophically when the attention saturates.
 // Masked snippets (forward) and snippets with a = 0 (backward) are never read; a clip without a real snippet
@@ -108,7 +109,7 @@ struct PartialDotsArgs {
   int64_t y_clip_stride;  // 0: one y for every clip (w); channels: a row per clip (dp)
   const bool* mask;       // forward: masked snippets are skipped (nullptr: none)
   const Acc* attention;   // backward: snippets with a = 0 are skipped (nullptr: none)
-  Acc* partials;          // [B, chunks, T]
+  double* partials;       // [B, chunks, T]
   int64_t segments;
   int64_t channels;
   int64_t chunk_channels;
@@ -119,7 +120,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     partial_dots_kernel(PartialDotsArgs<T, detail::AccType<T>> args) {
   using Acc = detail::AccType<T>;
   constexpr int U = kSnippetsPerStep;
-  __shared__ Acc scratch[U * detail::kMaxWarps];
+  __shared__ double scratch[U * detail::kMaxWarps];
   const int64_t clip = blockIdx.x;
   const int64_t chunk = blockIdx.y;
   const int64_t chunks = gridDim.y;
@@ -130,7 +131,7 @@ __global__ void __launch_bounds__(kMaxThreads)
   const T* f_flow = args.f_flow + clip * segments * channels;
   const Acc* y_rgb = args.y_rgb + clip * args.y_clip_stride;
   const Acc* y_flow = args.y_flow + clip * args.y_clip_stride;
-  Acc* partials = args.partials + (clip * chunks + chunk) * segments;
+  double* partials = args.partials + (clip * chunks + chunk) * segments;
 
   for (int64_t t0 = 0; t0 < segments; t0 += U) {
     bool live[U];
@@ -140,7 +141,7 @@ __global__ void __launch_bounds__(kMaxThreads)
       live[u] = t < segments && (args.mask == nullptr || args.mask[clip * segments + t]) &&
                 (args.attention == nullptr || args.attention[clip * segments + t] != Acc(0));
     }
-    Acc dots[U] = {};
+    double dots[U] = {};
     for (int64_t p = range.begin + threadIdx.x; p < range.end; p += blockDim.x) {
       Acc w_rgb[V], w_flow[V];
       detail::load_acc<Acc, V>(y_rgb + p * V, w_rgb);
@@ -152,7 +153,10 @@ __global__ void __launch_bounds__(kMaxThreads)
         detail::load_packet<Acc, T, V>(f_rgb + (t0 + u) * channels + p * V, x_rgb);
         detail::load_packet<Acc, T, V>(f_flow + (t0 + u) * channels + p * V, x_flow);
 #pragma unroll
-        for (int i = 0; i < V; ++i) dots[u] += w_rgb[i] * x_rgb[i] + w_flow[i] * x_flow[i];
+        for (int i = 0; i < V; ++i) {
+          dots[u] = fma(static_cast<double>(w_rgb[i]), static_cast<double>(x_rgb[i]), dots[u]);
+          dots[u] = fma(static_cast<double>(w_flow[i]), static_cast<double>(x_flow[i]), dots[u]);
+        }
       }
     }
     detail::block_sum<U>(dots, scratch);
@@ -165,21 +169,19 @@ __global__ void __launch_bounds__(kMaxThreads)
   }
 }
 
-// The full channel sum of snippet t of `clip`: the chunks' partials added in chunk order (in Acc, the rule's
-// channel-sum type), as a double.
-template <typename Acc>
-__device__ __forceinline__ double full_dot(const Acc* partials, int64_t clip, int64_t t, int64_t segments,
+// The full channel sum of snippet t of `clip`: the chunks' double partials added in chunk order.
+__device__ __forceinline__ double full_dot(const double* partials, int64_t clip, int64_t t, int64_t segments,
                                            int64_t chunks) {
-  Acc sum = 0;
+  double sum = 0;
   for (int64_t k = 0; k < chunks; ++k) sum += partials[(clip * chunks + k) * segments + t];
-  return static_cast<double>(sum);
+  return sum;
 }
 
 // ---- forward kernel 2: the softmax of each clip ----
 
 template <typename Acc>
 __global__ void __launch_bounds__(kClipThreads)
-    clip_softmax_kernel(const Acc* partials, const bool* mask, Acc* attention, int64_t segments, int64_t chunks) {
+    clip_softmax_kernel(const double* partials, const bool* mask, Acc* attention, int64_t segments, int64_t chunks) {
   __shared__ double scratch[detail::kMaxWarps];
   const int64_t clip = blockIdx.x;
   const auto real = [&](int64_t t) { return mask == nullptr || mask[clip * segments + t]; };
@@ -246,7 +248,7 @@ __global__ void __launch_bounds__(kMaxThreads)
 
 template <typename Acc>
 __global__ void __launch_bounds__(kClipThreads)
-    clip_de_kernel(const Acc* partials, const Acc* grad_attention, const Acc* attention, Acc* de,
+    clip_de_kernel(const double* partials, const Acc* grad_attention, const Acc* attention, Acc* de,
                    int64_t segments, int64_t chunks) {
   __shared__ double scratch[2 * detail::kMaxWarps];
   const int64_t clip = blockIdx.x;
@@ -342,24 +344,26 @@ __global__ void __launch_bounds__(kMaxThreads) rows_backward_kernel(RowsBackward
   }
 }
 
-// Workspace layout, in accumulators: the partial dots [B, chunks, T], then (backward) de [B, T] and the dw
-// partials [B, 2, C].
+// Workspace layout, counted in accumulators: the double partial dots [B, chunks, T] (two float accumulators
+// each), then (backward) de [B, T] and the dw partials [B, 2, C] in accumulators.
 int64_t partial_dots_elements(const PoolShape& shape, const ChannelSplit& split) {
   return shape.batch * split.chunks * shape.segments;
 }
 
-int64_t backward_elements(const PoolShape& shape, const ChannelSplit& split) {
-  return partial_dots_elements(shape, split) + shape.batch * shape.segments + shape.batch * 2 * shape.channels;
+int64_t accumulators_per_double(DType features) { return features == DType::Float64 ? 1 : 2; }
+
+int64_t backward_elements(const PoolShape& shape, const ChannelSplit& split, DType features) {
+  return partial_dots_elements(shape, split) * accumulators_per_double(features) + shape.batch * shape.segments +
+         shape.batch * 2 * shape.channels;
 }
 
 }  // namespace
 
 cudaError_t joint_attention_pool_forward_workspace_elements(PoolShape shape, DType features, int64_t* elements) {
-  (void)features;
   ChannelSplit split{};
   const cudaError_t err = current_split(shape, &split);
   if (err != cudaSuccess) return err;
-  *elements = partial_dots_elements(shape, split);
+  *elements = partial_dots_elements(shape, split) * accumulators_per_double(features);
   return cudaSuccess;
 }
 
@@ -374,7 +378,7 @@ cudaError_t joint_attention_pool_forward(const void* f_rgb, const void* f_flow, 
   return detail::dispatch_dtype(features, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using Acc = detail::AccType<T>;
-    Acc* partials = static_cast<Acc*>(workspace);
+    double* partials = static_cast<double*>(workspace);
     const T* rgb = static_cast<const T*>(f_rgb);
     const T* flow = static_cast<const T*>(f_flow);
     Acc* weights = static_cast<Acc*>(attention);
@@ -403,11 +407,10 @@ cudaError_t joint_attention_pool_forward(const void* f_rgb, const void* f_flow, 
 }
 
 cudaError_t joint_attention_pool_backward_workspace_elements(PoolShape shape, DType features, int64_t* elements) {
-  (void)features;
   ChannelSplit split{};
   const cudaError_t err = current_split(shape, &split);
   if (err != cudaSuccess) return err;
-  *elements = backward_elements(shape, split);
+  *elements = backward_elements(shape, split, features);
   return cudaSuccess;
 }
 
@@ -425,8 +428,8 @@ cudaError_t joint_attention_pool_backward(const void* grad_p_rgb_acc, const void
   return detail::dispatch_dtype(features, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using Acc = detail::AccType<T>;
-    Acc* partials = static_cast<Acc*>(workspace);
-    Acc* de = partials + partial_dots_elements(shape, split);
+    double* partials = static_cast<double*>(workspace);
+    Acc* de = reinterpret_cast<Acc*>(partials + partial_dots_elements(shape, split));
     Acc* dw_partials = de + shape.batch * shape.segments;
     const Acc* attention = static_cast<const Acc*>(attention_acc);
     const T* rgb = static_cast<const T*>(f_rgb);

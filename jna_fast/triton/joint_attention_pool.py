@@ -1,10 +1,11 @@
 """joint_attention_pool (docs/design.md §4) in Triton: kernels, then launchers, then the op registration.
 
-Accumulation rule (the same in every backend, docs/design.md §4.3): per-channel products are summed in the accumulation
-dtype (float32; float64 for float64 features); each per-snippet scalar formed from such a sum -- the score e[t],
-g[t] -- and every quantity over the snippets of a clip (softmax max and sum, s, de) is float64.
-The scalar work is O(T) per clip, so float64 costs nothing measurable, and it keeps nearly tied or saturated
-softmax weights and the cancellation in g - s as exact as the float32 channel sums allow.
+Accumulation rule (the same in every backend, docs/design.md §4.3): the dots that make a per-snippet scalar -- the
+score e[t] and g[t] -- are summed in float64 from exact float64 products, and every quantity over the snippets of a
+clip (softmax max and sum, s, de) is float64; the pooled and dw channel sums are in the accumulation dtype
+(float32; float64 for float64 features). A saturated softmax turns a score's absolute rounding error into the
+relative error of every small weight exp(e - max), and so of dw: float32 scores of |e| ~ 1e3 would carry errors of
+1e-4. The float64 work is a dot per snippet of a memory-bound op.
 The backward's s is sum_t a g / sum_t a: the stored float32 weights need not sum to exactly 1 (a dominant
 weight 1 - 6e-11 rounds to 1), and with the plain sum, sum_t de = s (1 - sum_t a) leaks s * 1e-10 into dw,
 which in a saturated clip is larger than the true dw; normalised, sum_t de = 0 as in exact arithmetic.
@@ -51,6 +52,8 @@ def _joint_attention_pool_forward_kernel(
     t_ids = tl.arange(0, BLOCK_T)
     w_rgb = tl.load(w_rgb_ptr + c, mask=c_in, other=0.0).to(ACC)
     w_flow = tl.load(w_flow_ptr + c, mask=c_in, other=0.0).to(ACC)
+    w_rgb_wide = w_rgb.to(tl.float64)
+    w_flow_wide = w_flow.to(tl.float64)
     row = b * segments * channels
     # Per-snippet scalars in float64 (the accumulation rule, see the module docstring).
     scores = tl.zeros([BLOCK_T], dtype=tl.float64)
@@ -73,7 +76,7 @@ def _joint_attention_pool_forward_kernel(
         snippet = row + t * channels + c
         f_rgb = tl.load(f_rgb_ptr + snippet, mask=read, other=0.0).to(ACC)
         f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
-        score = tl.sum(f_rgb * w_rgb + f_flow * w_flow, axis=0).to(tl.float64)
+        score = tl.sum(f_rgb.to(tl.float64) * w_rgb_wide + f_flow.to(tl.float64) * w_flow_wide, axis=0)
         scores = tl.where(t_ids == t, score, scores)
         non_finite += (valid & ~(tl.abs(score) < float("inf"))).to(tl.int32)
         new_max = tl.where(valid, tl.maximum(running_max, score), running_max)
@@ -111,6 +114,8 @@ def _joint_attention_pool_backward_kernel(
     t_ids = tl.arange(0, BLOCK_T)
     dp_rgb = tl.load(grad_p_rgb_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
     dp_flow = tl.load(grad_p_flow_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
+    dp_rgb_wide = dp_rgb.to(tl.float64)
+    dp_flow_wide = dp_flow.to(tl.float64)
     row = b * segments * channels
     # Pass 1: g[t] = <dp, f[t]> + grad_attention[t] and s = sum_t a g / sum_t a.
     g_all = tl.zeros([BLOCK_T], dtype=tl.float64)
@@ -123,7 +128,7 @@ def _joint_attention_pool_backward_kernel(
         snippet = row + t * channels + c
         f_rgb = tl.load(f_rgb_ptr + snippet, mask=read, other=0.0).to(ACC)
         f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
-        g = tl.sum(dp_rgb * f_rgb + dp_flow * f_flow, axis=0).to(tl.float64)
+        g = tl.sum(dp_rgb_wide * f_rgb.to(tl.float64) + dp_flow_wide * f_flow.to(tl.float64), axis=0)
         g += tl.load(grad_attention_ptr + b * segments + t).to(tl.float64)
         g = tl.where(live, g, 0.0)
         g_all = tl.where(t_ids == t, g, g_all)
