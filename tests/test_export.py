@@ -201,6 +201,23 @@ def test_pt2_keeps_fused_ops_and_metadata(exported):
     assert json.loads(extra[PT2_METADATA_FILE]) == metadata
 
 
+@pytest.mark.parametrize("first", ["jna_fast", "torch"])
+def test_pt2_loads_after_import_jna_fast(exported, first):
+    """``import jna_fast`` alone registers the fused ops, before or after torch is imported, without importing
+    Triton, OpenCV or PyAV: a fresh process loads and runs the exported program."""
+    second = "torch" if first == "jna_fast" else "jna_fast"
+    code = (f"import sys, {first}, {second}\n"
+            f"imported = sorted({{'triton', 'cv2', 'av'}} & set(sys.modules))\n"
+            f"program = torch.export.load(sys.argv[1])\n"
+            f"rgb, flow = torch.zeros(1, 2, 3, {SIZE}, {SIZE}), torch.zeros(1, 2, {2 * FLOW_LENGTH}, {SIZE}, {SIZE})\n"
+            f"logits = program.module()(rgb, flow, torch.ones(1, 2, dtype=torch.bool))[0]\n"
+            f"print(tuple(logits.shape), imported)")
+    result = subprocess.run([sys.executable, "-c", code, str(exported("jna", "pt2"))], capture_output=True,
+                            text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"(1, {CLASSES}) []"
+
+
 def test_one_stream_inputs(exported):
     session = ort.InferenceSession(str(exported("rgb", "onnx")), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["rgb", "mask"]
