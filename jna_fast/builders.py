@@ -1,8 +1,9 @@
 """From a TrainConfig to its data and its model: shared by training, evaluation and prediction.
 
 The synthetic dataset is generated and flow-extracted on first use, into a cache folder named after its parameters
-(``$JNA_FAST_CACHE/synthetic/<parameters>``; ``JNA_FAST_CACHE`` defaults to ``~/.cache/jna_fast``); what the
-dataset itself knows (its folder name, its salient windows, its flip policy) is in jna_fast/data/synthetic.py.
+(``$JNA_FAST_CACHE/synthetic/<parameters>``; ``JNA_FAST_CACHE`` defaults to ``~/.cache/jna_fast``), by the main
+process of a run and then by the first process of each node that does not see that copy; what the dataset itself
+knows (its folder name, its salient windows, its flip policy) is in jna_fast/data/synthetic.py.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import torch
 from . import data
 from .config import TrainConfig
 from .data import ClipSampling, Decoding, FlowSource, RawframesNaming, Sharding, build_loader, synthetic
-from .flow import DEFAULT_BOUND, DEFAULT_ONLINE_ALGORITHM, extract_flow
+from .flow import DEFAULT_BOUND, DEFAULT_ONLINE_ALGORITHM, extract_flow, extraction_complete
 from .io.errors import DataError
 from .models import JNA
+from .runtime import Distributed, agree
 
 logger = logging.getLogger("jna_fast")
 
@@ -72,6 +74,34 @@ def prepare_synthetic(cfg: TrainConfig, progress: bool = True) -> None:
     if summary["failed"]:
         raise DataError(f"{frames_root}: flow extraction failed for {len(summary['failed'])} synthetic videos: "
                         f"{summary['failed'][:3]}")
+
+
+def synthetic_ready(cfg: TrainConfig) -> bool:
+    """Whether the configured synthetic dataset is complete where this process looks for it, its flow extracted
+    (unless --flow online); reads only."""
+    root, frames_root = dataset_roots(cfg)
+    if synthetic.complete_dataset_parameters(root) is None:
+        return False
+    return cfg.flow == "online" or extraction_complete(root / synthetic.VIDEO_DIR, frames_root,
+                                                       algorithm=SYNTHETIC_FLOW_ALGORITHM)
+
+
+def prepare_synthetic_on_every_node(cfg: TrainConfig, env: Distributed) -> None:
+    """:func:`prepare_synthetic` for a run whose processes may sit on nodes that share no files. The main process
+    prepares the set first; then the first process of each node that does not find it complete (a node that does
+    not see the main one's cache folder or ``--root``) makes its own copy, the same videos from the same seed, while
+    nodes that see the main one's copy write nothing. Every rank waits for both steps, and a failure on any rank
+    stops them all. (Nodes that share a folder with each other but not with the main node would write into it at
+    once: give each its own, or share it with the main node.)"""
+    def prepare() -> None:
+        prepare_synthetic(cfg, progress=cfg.progress)
+
+    def prepare_unless_seen() -> None:
+        if not synthetic_ready(cfg):
+            prepare()
+
+    agree(prepare if env.is_main else None)
+    agree(prepare_unless_seen if not env.is_main and env.local_rank == 0 else None)
 
 
 def flip_allowed(cfg: TrainConfig) -> bool:

@@ -16,12 +16,12 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .builders import build_loader_for, resolve_loader_device, salient_windows
-from .config import config_from_dict
+from .config import TrainConfig, config_from_dict
 from .data.synthetic import SalientWindows
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
 from .metrics import (confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy, predicted_classes,
                       topk_correct)
-from .runtime import autocast_context, setup_distributed
+from .runtime import Distributed, autocast_context, setup_distributed
 from .visualize import plot_attention_strip, plot_confusion, snippet_pictures
 
 REPORT_NAME = "report.json"
@@ -199,23 +199,46 @@ def evaluate_checkpoint(checkpoint, out, *, segments: int = TEST_SEGMENTS, crops
                         overrides: dict | None = None, progress: bool = True) -> dict:
     """Evaluate ``checkpoint`` by the TSN protocol and write the outputs into ``out``; returns the report."""
     trained = Predictor.from_checkpoint(checkpoint)
-    model, cfg, class_names = trained.model, trained.config, trained.class_names
+    cfg = trained.config
     if overrides:
         cfg = config_from_dict({**cfg.to_dict(), **overrides}, "evaluate options")
-    env = setup_distributed(device)
+    protocol = EvaluationProtocol(segments, crops, visualize, batch_size, progress)
+    return evaluate_model(trained.model, cfg, trained.class_names, out, protocol, setup_distributed(device),
+                          str(checkpoint))
+
+
+@dataclass(frozen=True)
+class EvaluationProtocol:
+    """How :func:`evaluate_model` evaluates: snippets and crops per video, attention strips, videos per batch
+    (None: the training batch / crops), a progress bar."""
+
+    segments: int = TEST_SEGMENTS
+    crops: int = TEST_CROPS
+    visualize: int = 0
+    batch_size: int | None = None
+    progress: bool = True
+
+
+def evaluate_model(model, cfg: TrainConfig, class_names: list[str], out, protocol: EvaluationProtocol,
+                   env: Distributed, checkpoint: str) -> dict:
+    """Evaluate ``model`` (configured by ``cfg``; the same on every rank) by the TSN protocol on ``cfg``'s test
+    split, each rank its shard, and write the outputs into ``out`` from the main process, naming ``checkpoint`` as
+    the model's file; returns the report (on the main process; {} on the others). Training's final evaluation
+    passes the model it holds, so that no rank reads a file another rank writes."""
     if env.is_main:
         Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the evaluation
     model = model.to(env.device)
     backend, loader_device = resolve_loader_device(cfg, env.device)
-    loader = build_loader_for(cfg, "test", num_segments=segments, device=loader_device, backend=backend,
+    crops = protocol.crops
+    loader = build_loader_for(cfg, "test", num_segments=protocol.segments, device=loader_device, backend=backend,
                               num_classes=len(class_names), num_crops=crops,
-                              batch_size=batch_size or max(1, cfg.batch_size // max(1, crops)))
-    predictions = collect(model, loader, env.device, cfg.precision, keep_snippets=visualize,
-                          progress=progress and env.is_main)
+                              batch_size=protocol.batch_size or max(1, cfg.batch_size // max(1, crops)))
+    predictions = collect(model, loader, env.device, cfg.precision, keep_snippets=protocol.visualize,
+                          progress=protocol.progress and env.is_main)
     skipped = skipped_videos(loader)
     if not env.is_main:
         return {}
-    settings = {"checkpoint": str(checkpoint), "dataset": cfg.dataset, "split": cfg.split, "segments": segments,
+    settings = {"checkpoint": checkpoint, "dataset": cfg.dataset, "split": cfg.split, "segments": protocol.segments,
                 "crops": crops, "views_per_video": loader.num_views, "skipped": skipped,
                 "skipped_list_lines": loader.list_issues}
     return write_outputs(predictions, class_names, salient_windows(cfg), Path(out), settings)

@@ -1,15 +1,33 @@
-"""Processes and devices: the torchrun world, reductions across ranks, random-number state."""
+"""Processes and devices: the torchrun world, reductions across ranks, what the main process sends the others,
+random-number state.
+
+The processes of a run may sit on nodes that share no files: what one of them reads from or writes to a file and
+the others need is sent to them (:func:`from_main`), never left for them to read back, and a failure on one rank
+stops every rank with an error (:func:`agree`) rather than leaving the others waiting in a collective.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from .cli import describe
+from .errors import JnaFastError
+
+Result = TypeVar("Result")
+
+
+class OtherRankError(JnaFastError):
+    """Another process of the run failed: this one stops too, with that process's error."""
 
 
 @dataclass(frozen=True)
@@ -17,6 +35,7 @@ class Distributed:
     rank: int
     world_size: int
     device: torch.device
+    local_rank: int = 0  # the process's number on its node: 0 is the node's first process
 
     @property
     def is_main(self) -> bool:
@@ -27,9 +46,9 @@ def setup_distributed(device: str | None = None) -> Distributed:
     """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; a plain ``python -m`` run is a world of one. ``device`` forces
     "cpu" or "cuda" (default: CUDA when available)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device is None else device == "cuda"
     if use_cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local_rank)
         chosen = torch.device("cuda", local_rank)
     else:
@@ -37,7 +56,7 @@ def setup_distributed(device: str | None = None) -> Distributed:
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
-    return Distributed(rank, world_size, chosen)
+    return Distributed(rank, world_size, chosen, local_rank)
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -47,6 +66,57 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     total = tensor.clone()
     dist.all_reduce(total)
     return total
+
+
+def agree(work: Callable[[], Result] | None) -> Result | None:
+    """``work()`` on the ranks given one (None: nothing to do on this rank), then, under torchrun, every rank learns
+    whether it failed anywhere (a barrier too): the rank where it failed raises its own error, the others
+    :class:`OtherRankError` with its message, so that no rank waits forever for one that stopped."""
+    result, error = None, None
+    if work is not None:
+        try:
+            result = work()
+        except Exception as caught:  # re-raised below, once the other ranks know
+            error = caught
+    if dist.is_initialized():
+        problems = [None] * dist.get_world_size()
+        dist.all_gather_object(problems, None if error is None else describe(error))
+        failed = [(rank, problem) for rank, problem in enumerate(problems) if problem is not None]
+        if error is None and failed:
+            rank, problem = failed[0]
+            raise OtherRankError(f"process {rank} of the run stopped: {problem}")
+    if error is not None:
+        raise error
+    return result
+
+
+def from_main(env: Distributed, produce: Callable[[], Result]) -> Result:
+    """``produce()``, run on the main process only, on every rank: its result (tensors and plain values, such as
+    a checkpoint's state) is sent to the others as ``torch.save`` bytes and read back there with
+    ``weights_only=True``; an error it raises stops every rank (:func:`agree`)."""
+    value = agree(produce if env.is_main else None)
+    if not dist.is_initialized():
+        return value
+    payload = io.BytesIO()
+    if env.is_main:
+        torch.save(value, payload)
+    size = torch.tensor([payload.getbuffer().nbytes], dtype=torch.int64, device=env.device)
+    dist.broadcast(size, 0)
+    data = (torch.frombuffer(bytearray(payload.getvalue()), dtype=torch.uint8) if env.is_main
+            else torch.empty(int(size), dtype=torch.uint8)).to(env.device)
+    dist.broadcast(data, 0)
+    if env.is_main:
+        return value
+    return torch.load(io.BytesIO(data.cpu().numpy().tobytes()), map_location="cpu", weights_only=True)
+
+
+def share_main_buffers(module: torch.nn.Module) -> None:
+    """Give every rank the main process's buffers (BatchNorm's running statistics), those its checkpoints hold.
+    DDP sends them at each forward pass, but each rank then updates its own on its batch, so after a training step
+    they differ slightly from rank to rank (the parameters do not: DDP averages their gradients)."""
+    if dist.is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, 0)
 
 
 def seed_everything(seed: int, rank: int) -> None:

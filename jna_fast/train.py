@@ -20,6 +20,7 @@ Examples::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -34,15 +35,15 @@ from tqdm import tqdm
 
 from .checkpoint import BEST_NAME, LAST_NAME, CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from .cli import run_command
-from .builders import (build_loader_for, build_model, data_settings, prepare_synthetic, resolve_loader_device,
-                       salient_windows)
+from .builders import (build_loader_for, build_model, data_settings, prepare_synthetic_on_every_node,
+                       resolve_loader_device, salient_windows)
 from .config import (CONFIG_NAME, RESUMABLE_OPTIONS, TrainConfig, config_from_dict, parse_command_line,
                      save_config)
 from .errors import JnaFastError
-from .evaluation import collect, evaluate_checkpoint, summarize
+from .evaluation import EvaluationProtocol, collect, evaluate_model, summarize
 from .files import exclusive_folder, remove_stale_temporaries
-from .runtime import (Distributed, all_reduce_sum, autocast_context, restore_rng_state, rng_state, seed_everything,
-                      setup_distributed)
+from .runtime import (Distributed, all_reduce_sum, autocast_context, from_main, restore_rng_state, rng_state,
+                      seed_everything, setup_distributed, share_main_buffers)
 
 logger = logging.getLogger("jna_fast.train")
 
@@ -227,6 +228,15 @@ def checkpoint_state(model, cfg: TrainConfig, class_names: list[str], data: dict
             **extra}
 
 
+def kept_checkpoint(out: Path, env: Distributed) -> str:
+    """What a stopped run keeps: only the main process writes the checkpoints, and only it may see them."""
+    if not env.is_main:
+        return "the main process's --out keeps the last checkpoint it wrote"
+    if (out / LAST_NAME).exists():
+        return f"{out / LAST_NAME} keeps the last checkpoint written"
+    return "no checkpoint was written yet"
+
+
 @dataclass
 class EpochRun:
     """What one pass over the training loader did."""
@@ -272,12 +282,10 @@ def train_epoch(net, model, optimizer, loader, cfg: TrainConfig, env: Distribute
                                      loss.detach().double() * clips,
                                      (output.logits.argmax(1) == batch.label).sum().double()])
         elif cfg.on_nan == "stop":
-            kept = (f"{out / LAST_NAME} keeps the last checkpoint written" if (out / LAST_NAME).exists()
-                    else "no checkpoint was written yet")
             raise TrainingDiverged(
                 f"step {progress.step} (epoch {epoch + 1}, batch {run.batch}): not finite: {problem}; training "
-                f"stopped before applying it, and {kept}. Lower --lr, check the data, or pass --on-nan skip "
-                f"to skip such steps")
+                f"stopped before applying it, and {kept_checkpoint(out, env)}. Lower --lr, check the data, or pass "
+                f"--on-nan skip to skip such steps")
         else:
             with torch.no_grad():
                 for buffer, saved in zip(model.buffers(), saved_buffers):
@@ -312,31 +320,37 @@ def train(cfg: TrainConfig) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    # The output folder and the checkpoint to resume are checked first, before minutes go into the data. The main
-    # process holds the folder while it trains: a second trainer on it would interleave their checkpoints.
+    # The output folder and the checkpoint to resume are checked first, before minutes go into the data. Only the
+    # main process writes into --out (the other ranks, maybe on nodes that do not see it, write nothing there): it
+    # holds the folder while it trains (a second trainer on it would interleave their checkpoints), and it reads
+    # the checkpoint to resume and sends it to the other ranks.
     out = Path(cfg.out)
-    if not env.is_main:
-        return _train(cfg, env, out)
+    with contextlib.ExitStack() as held:
+        resumed = from_main(env, lambda: open_run_folder(cfg, out, held))
+        return _train(cfg, env, out, resumed)
+
+
+def open_run_folder(cfg: TrainConfig, out: Path, held: contextlib.ExitStack) -> dict | None:
+    """On the main process: make ``out`` and hold it (until ``held`` closes), remove the temporary files of a
+    killed run, and read and check the checkpoint to resume; returns ``{"path", "state"}`` of that checkpoint, or
+    None when the run starts afresh."""
     out.mkdir(parents=True, exist_ok=True)
-    with exclusive_folder(out, "a training run"):
-        for leftover in remove_stale_temporaries(out, (LAST_NAME, BEST_NAME, CONFIG_NAME)):
-            logger.info("removed %s, left by a process that no longer runs", leftover)
-        return _train(cfg, env, out)
-
-
-def _train(cfg: TrainConfig, env: Distributed, out: Path) -> dict:
-    """:func:`train` once ``out`` exists and is held by this process (on rank 0)."""
+    held.enter_context(exclusive_folder(out, "a training run"))
+    for leftover in remove_stale_temporaries(out, (LAST_NAME, BEST_NAME, CONFIG_NAME)):
+        logger.info("removed %s, left by a process that no longer runs", leftover)
     resume_from = resolve_resume(cfg)
-    resumed = None
-    if resume_from is not None:
-        resumed = load_checkpoint(resume_from)
-        check_resumable(cfg, resumed, resume_from)
+    if resume_from is None:
+        return None
+    state = load_checkpoint(resume_from)
+    check_resumable(cfg, state, resume_from)
+    return {"path": str(resume_from), "state": state}
 
+
+def _train(cfg: TrainConfig, env: Distributed, out: Path, resumed: dict | None) -> dict:
+    """:func:`train` once ``out`` is held by the main process; ``resumed``: the checkpoint to resume (its path
+    and state, as the main process read it), or None."""
     if cfg.dataset == "synthetic":
-        if env.is_main:
-            prepare_synthetic(cfg, progress=cfg.progress)
-        if dist.is_initialized():
-            dist.barrier()
+        prepare_synthetic_on_every_node(cfg, env)
     backend, loader_device = resolve_loader_device(cfg, env.device)
     train_loader = build_loader_for(cfg, "train", num_segments=cfg.num_segments, device=loader_device,
                                     backend=backend, num_classes=cfg.num_classes)
@@ -358,8 +372,9 @@ def _train(cfg: TrainConfig, env: Distributed, out: Path) -> dict:
 
     progress = Progress()
     if resumed is not None:
-        progress = resume_training(model, optimizer, resumed, resume_from)
-        del resumed  # the weights and optimizer state now live in the model and optimizer
+        resume_from = Path(resumed["path"])
+        # popped: the weights and optimizer state now live in the model and optimizer
+        progress = resume_training(model, optimizer, resumed.pop("state"), resume_from)
         if env.is_main:
             logger.info("resumed from %s at epoch %d, batch %d (step %d)", resume_from, progress.epoch,
                         progress.batch, progress.step)
@@ -406,6 +421,8 @@ def _train(cfg: TrainConfig, env: Distributed, out: Path) -> dict:
                   "train_clips_per_s": seen / max(time.perf_counter() - run.began, 1e-9), "skipped_clips": skipped,
                   "skipped_steps": run.skipped_steps}
         # The unwrapped model: a DDP forward may broadcast buffers, and ranks' test shards can differ in length.
+        # Every rank validates the model that the main process's checkpoints hold, its BatchNorm statistics too.
+        share_main_buffers(model)
         record.update(validate(model, val_loader, cfg, env, class_names, windows))
         if record["val_top1"] > progress.best_top1:
             progress.best_top1 = record["val_top1"]
@@ -421,11 +438,13 @@ def _train(cfg: TrainConfig, env: Distributed, out: Path) -> dict:
             break
     log.close()
     # The final model, not best.pt: the validation split is the test split, so picking the best epoch on it
-    # would flatter the reported figures.
+    # would flatter the reported figures. The model as the ranks hold it (last.pt's, which the other ranks may
+    # not see), with the main process's BatchNorm statistics as last.pt has them.
     if cfg.final_eval and finished_training(cfg, progress.step, steps_per_epoch):
-        report = evaluate_checkpoint(out / LAST_NAME, out / "eval", segments=cfg.eval_segments,
-                                     crops=cfg.eval_crops, visualize=FINAL_EVAL_STRIPS, batch_size=cfg.batch_size,
-                                     device=env.device.type, progress=cfg.progress)
+        share_main_buffers(model)
+        protocol = EvaluationProtocol(cfg.eval_segments, cfg.eval_crops, FINAL_EVAL_STRIPS, cfg.batch_size,
+                                      cfg.progress)
+        report = evaluate_model(model, cfg, class_names, out / "eval", protocol, env, str(out / LAST_NAME))
         if env.is_main:
             logger.info("final evaluation of %s (TSN protocol, %d snippets, %d crops) in %s: %s", out / LAST_NAME,
                         report.get("segments", 0), report.get("crops", 0), out / "eval", json.dumps(

@@ -22,13 +22,13 @@ from .algorithms import (ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, DEFAULT_ONLIN
                          make_estimator)
 from .encoding import DEFAULT_BOUND, decode_component, decode_flow, encode_component, encode_flow, scale_component
 from .extract import (COMPLETE_MARKER, PARTIAL_MARKER, SUMMARY_NAME, VIDEO_EXTENSIONS, extract_flow, extract_video,
-                      find_videos, frame_dir_for, read_completion_marker)
+                      extraction_complete, find_videos, frame_dir_for, read_completion_marker)
 from .online import OnlineFlow, encoded_flow_stacks, frames_for_flows
 
 __all__ = [
     "ALGORITHMS", "COMPLETE_MARKER", "DEFAULT_BOUND", "DEFAULT_EXTRACTION_ALGORITHM", "DEFAULT_ONLINE_ALGORITHM",
     "FlowAlgorithmUnavailable", "OnlineFlow", "PARTIAL_MARKER", "SUMMARY_NAME", "VIDEO_EXTENSIONS",
     "decode_component", "decode_flow", "encode_component", "encode_flow", "encoded_flow_stacks", "extract_flow",
-    "extract_video", "find_videos", "frame_dir_for", "frames_for_flows", "make_estimator", "read_completion_marker",
-    "scale_component",
+    "extract_video", "extraction_complete", "find_videos", "frame_dir_for", "frames_for_flows", "make_estimator",
+    "read_completion_marker", "scale_component",
 ]

@@ -124,6 +124,17 @@ def _is_complete(frame_dir: Path, settings: dict, video_path: Path) -> dict | No
     return None
 
 
+def extraction_complete(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                        algorithm: str = DEFAULT_EXTRACTION_ALGORITHM, short_side: int | None = None,
+                        bound: float = DEFAULT_BOUND, jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> bool:
+    """Whether every video under ``videos_dir`` has its complete rawframes folder in ``out_dir`` with these
+    settings, so that :func:`extract_flow` would have nothing to do; reads only, writes nothing."""
+    settings = _settings(algorithm, short_side, check_bound(bound), int(jpeg_quality))
+    videos, _ = find_videos(videos_dir)
+    return all(_is_complete(Path(out_dir) / frame_dir_for(video), settings, Path(videos_dir) / video) is not None
+               for video in videos)
+
+
 def _resized_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
     if not short_side:
         return height, width
