@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import reprlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -26,6 +27,13 @@ from .errors import JnaFastError
 DEBUG_VARIABLE = "JNA_FAST_DEBUG"
 ERROR_STATUS = 2
 REPORTED_ERRORS = (JnaFastError, ValueError, OSError, ImportError)
+
+# What an error message shows of a value it was given: a few items of a list, a few levels of nesting, the ends of
+# a long string; whatever the value's size, formatting it costs as little.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 80, 80, 40
+for _kind in ("maxlist", "maxtuple", "maxdict", "maxset", "maxfrozenset", "maxdeque", "maxarray"):
+    setattr(_SHOWN, _kind, 6)
 
 
 def add_debug_option(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +67,12 @@ def describe(error: BaseException) -> str:
     else:
         message = str(error) or type(error).__name__
     return "; ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def shown(value) -> str:
+    """``repr(value)`` bounded in length (long strings and collections cut with "..."), for error messages: what
+    it prints is short, and its quotes and escapes show invisible characters (a byte-order mark as ``\\ufeff``)."""
+    return _SHOWN.repr(value)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from .cli import Range, add_debug_option
+from .cli import Range, add_debug_option, shown
 from .data.lists import KINDS as DATA_KINDS
 from .data.loader import BACKENDS as DATA_BACKENDS
 from .data.loader import DEFAULT_TEST_SEGMENTS, FLOW_SOURCES
@@ -48,6 +48,7 @@ from .flow import DEFAULT_ONLINE_ALGORITHM
 from .models.jna import BACKBONE_DEPTHS, CONSENSUS, STREAMS, branches_fit
 from .models.resnet import STAGES
 from .ops import BACKEND_NAMES as OP_BACKENDS
+from .plain_yaml import read_plain_yaml
 from .runtime import PRECISIONS
 
 # The synthetic set, and every kind the data package reads as a dataset (its "video" kind is one file, for
@@ -260,7 +261,9 @@ def _base_type(name: str) -> tuple[type, bool]:
 
 
 def _coerce(name: str, value, where: str):
-    """``value`` (from YAML or the command line) as field ``name``'s type; a clear error names the option."""
+    """``value`` (from YAML or the command line) as field ``name``'s type; a clear error names the option. A value
+    of the wrong shape (a list for a number or a path, say) is refused before anything converts or formats it
+    whole, and the error shows at most a bounded part of it."""
     spec = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
     kind, optional = _base_type(name)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
@@ -270,35 +273,48 @@ def _coerce(name: str, value, where: str):
     is_tuple = typing.get_origin(kind) is tuple
     try:
         if is_tuple:
-            item = typing.get_args(kind)[0]
             if isinstance(value, str):
                 value = [part for part in value.replace(" ", "").split(",") if part]
             elif not isinstance(value, (list, tuple)):
                 value = [value]
-            result = tuple(item(part) for part in value)
-        elif kind is bool:
-            if isinstance(value, str):
-                if value.lower() in ("true", "yes", "on", "1"):
-                    return True
-                if value.lower() in ("false", "no", "off", "0"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
+            result = tuple(_scalar(typing.get_args(kind)[0], part) for part in value)
         else:
-            if kind is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            result = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: option {name} expects {getattr(kind, '__name__', kind)}, got {value!r}") from None
+            result = _scalar(kind, value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where}: option {name} expects {_type_name(kind)}, got {shown(value)}") from None
     choices = spec.metadata["choices"]
     if choices and result not in choices:
-        raise ValueError(f"{where}: option {name} must be one of {', '.join(choices)}, got {result!r}")
+        raise ValueError(f"{where}: option {name} must be one of {', '.join(choices)}, got {shown(result)}")
     for number in (result if is_tuple else (result,)):
         if isinstance(number, (int, float)):
             problem = spec.metadata["range"].violation(number)
             if problem:
                 raise ValueError(f"{where}: option {name}{' item' if is_tuple else ''} {problem}")
     return result
+
+
+def _type_name(kind) -> str:
+    if typing.get_origin(kind) is tuple:
+        return f"a list of {typing.get_args(kind)[0].__name__}"
+    return kind.__name__
+
+
+def _scalar(kind: type, value):
+    """One value as ``kind`` (bool, int, float or str); a TypeError or ValueError when it is not one: a list or
+    a mapping is never turned into its text, and a yes/no is not a number or a path."""
+    if isinstance(value, (list, tuple, dict, set, bytes)):
+        raise TypeError(type(value).__name__)
+    if kind is bool:
+        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ValueError(value)
+    if isinstance(value, bool):
+        raise TypeError("bool")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return kind(value)
 
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -350,28 +366,26 @@ def _shown(value) -> str:
 
 
 def read_config_file(path: str | os.PathLike) -> dict:
-    """The options in a YAML file, checked by name and type; errors name the file and the option."""
-    path = Path(path)
+    """The options in a YAML file, checked by name and type; errors name the file and the option. The file must
+    be a small plain document (:func:`jna_fast.plain_yaml.read_plain_yaml`: no anchors or aliases)."""
+    label = f"--config {path}"
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = read_plain_yaml(path, label)
     except FileNotFoundError:
-        raise FileNotFoundError(f"--config {path}: no such file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ValueError(f"--config {path}: not valid YAML{where}: {' '.join(problem.split())}") from None
+        raise FileNotFoundError(f"{label}: no such file") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ValueError(f"--config {path}: expected a mapping of option: value, got {type(loaded).__name__}")
+        raise ValueError(f"{label}: expected a mapping of option: value, got {type(loaded).__name__}")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {}
     for key, value in loaded.items():
-        name = str(key).replace("-", "_")
+        name = str(key).replace("-", "_") if isinstance(key, str) else None
         if name not in known:
-            raise ValueError(f"--config {path}: unknown option {key!r} (python -m jna_fast.train --help lists them)")
-        values[name] = _coerce(name, value, f"--config {path}")
+            raise ValueError(f"{label}: unknown option {shown(key)} (python -m jna_fast.train --help lists them)")
+        if name in values:
+            raise ValueError(f"{label}: option {name} is given twice (as {key!r} and with _ or -)")
+        values[name] = _coerce(name, value, label)
     return values
 
 
