@@ -408,8 +408,6 @@ def resolve(values: dict, defaults: dict | None = None) -> TrainConfig:
     low_high = cfg.synthetic_window_fraction
     if len(low_high) != 2 or low_high[0] > low_high[1]:
         raise ValueError(f"--synthetic-window-fraction must be LOW,HIGH with LOW <= HIGH, got {_shown(low_high)}")
-    if cfg.num_classes is not None and cfg.dataset not in ("videos", "rawframes"):
-        raise ValueError(f"--num-classes applies to --dataset videos/rawframes; {cfg.dataset} defines its classes")
     unknown_families = [family for family in cfg.synthetic_families if family not in SYNTHETIC_FAMILIES]
     if unknown_families or not cfg.synthetic_families:
         raise ValueError(f"--synthetic-families must name some of {', '.join(SYNTHETIC_FAMILIES)}, got "
@@ -417,6 +415,40 @@ def resolve(values: dict, defaults: dict | None = None) -> TrainConfig:
     if not branches_fit(cfg.streams, cfg.share_after, cfg.consensus):
         raise ValueError(f"--streams {cfg.streams} needs --share-after '' and --consensus average")
     return cfg
+
+
+def _unused_because(name: str, cfg: TrainConfig) -> str | None:
+    """Why option ``name`` would change nothing in ``cfg`` (it belongs to another dataset kind or flow source),
+    or None."""
+    with_lists = ("videos", "rawframes")
+    if name in ("train_list", "val_list") and cfg.dataset not in with_lists:
+        return (f"applies to --dataset videos/rawframes; {cfg.dataset} trains and tests on its official split "
+                f"(--split): for lists of your own, use --dataset videos or rawframes")
+    if name == "num_classes" and cfg.dataset not in with_lists:
+        return f"applies to --dataset videos/rawframes; {cfg.dataset} defines its classes"
+    if name == "split" and cfg.dataset in with_lists:
+        return f"applies to --dataset synthetic/ucf101/hmdb51; {cfg.dataset} reads --train-list and --val-list"
+    if name.startswith("synthetic_") and cfg.dataset != "synthetic":
+        return f"applies to --dataset synthetic, not {cfg.dataset}"
+    if name == "frames_root" and cfg.dataset == "rawframes":
+        return "does not apply to --dataset rawframes, whose frames and flow are read under --root"
+    if name in ("frames_root", "rgb_template", "flow_template", "start_index") and cfg.flow == "online":
+        return "does not apply to --flow online, which computes the flow from the videos and reads no rawframes"
+    return None
+
+
+def check_options_apply(given: dict, cfg: TrainConfig, sources: str | dict[str, str]) -> None:
+    """Refuse an option the user gave (``given``: name -> value) that ``cfg`` would not use, such as a list file
+    for UCF101, unless it keeps its default (so that a saved config.yaml, which holds every option, is accepted).
+    ``sources``: where the values come from, one for all or one per name."""
+    fields = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}
+    for name, value in given.items():
+        spec = fields[name]
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        reason = _unused_because(name, cfg)
+        if reason and value != default:
+            source = sources if isinstance(sources, str) else sources[name]
+            raise ValueError(f"{source}: option {name} {reason}")
 
 
 def parse_args(argv: list[str] | None = None, prog: str = "python -m jna_fast.train",
@@ -433,11 +465,15 @@ def parse_command_line(argv: list[str] | None = None, prog: str = "python -m jna
     given = vars(parser.parse_args(argv))
     debug = given.pop("debug", False)
     try:
-        values = read_config_file(given.pop("config")) if "config" in given else {}
+        config_file = given.pop("config", None)
+        values = read_config_file(config_file) if config_file is not None else {}
+        sources = {name: f"--config {config_file}" for name in values}
         for name, value in given.items():
-            values[name] = _coerce(name, value, "command line")
+            values[name], sources[name] = _coerce(name, value, "command line"), "command line"
         own_defaults = {name: _coerce(name, value, f"{prog} defaults") for name, value in (defaults or {}).items()}
-        return resolve(values, own_defaults), debug
+        cfg = resolve(values, own_defaults)
+        check_options_apply(values, cfg, sources)
+        return cfg, debug
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
 

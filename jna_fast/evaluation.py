@@ -16,7 +16,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .builders import build_loader_for, resolve_loader_device, salient_windows
-from .config import config_from_dict
+from .config import check_options_apply, config_from_dict
 from .data.synthetic import SalientWindows
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
 from .metrics import (confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy, predicted_classes,
@@ -202,6 +202,7 @@ def evaluate_checkpoint(checkpoint, out, *, segments: int = TEST_SEGMENTS, crops
     model, cfg, class_names = trained.model, trained.config, trained.class_names
     if overrides:
         cfg = config_from_dict({**cfg.to_dict(), **overrides}, "evaluate options")
+        check_options_apply(overrides, cfg, "evaluate options")
     env = setup_distributed(device)
     if env.is_main:
         Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the evaluation

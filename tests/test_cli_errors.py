@@ -45,6 +45,16 @@ def test_evaluate(tiny_checkpoint, tmp_path, not_a_folder, capsys):
     one_error_line(capsys, str(not_a_folder), "Not a directory")
 
 
+def test_evaluate_refuses_an_option_its_dataset_does_not_use(tiny_checkpoint, tmp_path, capsys):
+    # the checkpoint was trained on the synthetic set, which has no list files; nor has UCF101
+    out = tmp_path / "eval"
+    assert evaluate([str(tiny_checkpoint), "--out", str(out), "--val-list", "mine.txt"]) == 2
+    one_error_line(capsys, "option val_list applies to --dataset videos/rawframes; synthetic")
+    assert evaluate([str(tiny_checkpoint), "--out", str(out), "--dataset", "ucf101", "--val-list", "mine.txt"]) == 2
+    one_error_line(capsys, "option val_list applies to --dataset videos/rawframes; ucf101")
+    assert not out.exists()
+
+
 def test_predict(tiny_checkpoint, tmp_path, capsys):
     missing = tmp_path / "missing.avi"
     assert predict([str(tiny_checkpoint), str(missing)]) == 2
