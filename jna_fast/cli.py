@@ -75,6 +75,14 @@ def shown(value) -> str:
     return _SHOWN.repr(value)
 
 
+def visible(text) -> str:
+    """``text`` (a path, say) as it is when every character of it prints, else quoted and escaped as ``repr``
+    does: a byte-order mark, a zero-width or no-break space, a control character would otherwise print as nothing
+    (or as a plain space) and leave a "not found" unexplained."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)
+
+
 @dataclass(frozen=True)
 class Range:
     """The values a numeric option accepts: at least ``minimum`` / at most ``maximum`` (inclusive), above
