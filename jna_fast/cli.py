@@ -1,4 +1,5 @@
-"""What every command shares: how it reports an error, and how it checks the numbers and devices it is given.
+"""What every command shares: how it reports an error, and how it checks the numbers, devices and output paths it is
+given.
 
 The error policy of every command (train, evaluate, predict, ablate, export, flow extract, data.synthetic): a
 failure due to its input, its files or its options (jna_fast's own errors, :class:`jna_fast.errors.JnaFastError` and
@@ -21,6 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import JnaFastError
 
@@ -129,6 +131,38 @@ def number_in(kind: type, **bounds) -> Callable[[str], int | float]:
         return value
 
     return parse
+
+
+def check_output_folder(path: str | os.PathLike, option: str = "--out") -> None:
+    """Refuse, naming ``option``, a folder to write into that cannot be: ``path`` exists and is not a folder, or
+    the nearest existing path above it is not a folder or not writable. Commands call it before their work, so
+    that a bad output place fails at once rather than after hours."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a folder; give a folder to write into")
+    _check_creatable(path, option)
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--out") -> None:
+    """Refuse, naming ``option``, a file to write that cannot be: ``path`` is a folder, or the nearest existing
+    path above it is not a folder or not writable (checked before the work, as :func:`check_output_folder`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give the file to write")
+    _check_creatable(path.parent, option, path)
+
+
+def _check_creatable(folder: Path, option: str, target: Path | None = None) -> None:
+    """``folder`` exists and is writable, or can be made: its nearest existing ancestor is a writable folder."""
+    target = folder if target is None else target
+    existing = next((above for above in (folder, *folder.parents) if above.exists()), None)
+    if existing is None:  # nothing exists above it: a relative path whose working folder is gone
+        return
+    if not existing.is_dir():
+        raise ValueError(f"{option} {target}: {existing} is not a folder, so {folder} cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        consequence = "" if existing == folder else f", so {folder} cannot be made"
+        raise ValueError(f"{option} {target}: the folder {existing} is not writable{consequence}")
 
 
 def torch_device(text: str) -> str:

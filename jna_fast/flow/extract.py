@@ -39,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..files import path_under, write_atomically
-from ..cli import visible
+from ..cli import check_output_folder, visible
 from ..io.errors import InvalidListLine, list_file_lines
 from ..io.video import frame_to_rgb
 from .algorithms import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, make_estimator
@@ -306,6 +306,7 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     estimator = make_estimator(algorithm)  # fails early, e.g. nvof without a GPU
     settings = _settings(algorithm, short_side, bound, int(jpeg_quality))
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
+    check_output_folder(out_dir, "--out")
     videos, failed = find_videos(videos_dir, list_file)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
