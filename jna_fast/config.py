@@ -4,8 +4,10 @@ Each field of :class:`TrainConfig` is an option. Its metadata gives the CLI grou
 option (:class:`jna_fast.cli.Range`: every value from the command line, a config file or a checkpoint is checked
 against it, and a float must be finite), and whether it may change when a run resumes (``resumable``). Values
 come, lowest precedence first, from the field defaults, the dataset-dependent defaults (:data:`DATASET_DEFAULTS`),
-a YAML file (``--config FILE``) and the command line. The resolved configuration is saved as ``OUT/config.yaml``
-and inside every checkpoint, and ``--config OUT/config.yaml`` repeats a run.
+a YAML file (``--config FILE``: a small plain document, :mod:`jna_fast.plain_yaml`) and the command line. The
+resolved configuration is saved as ``OUT/config.yaml`` and inside every checkpoint, and ``--config OUT/config.yaml``
+repeats a run. An option that the chosen data would not read (a list file for UCF101, say) is refused when given
+other than at its default (:func:`check_options_apply`).
 
 Options that may change on resume (the rest must match the checkpoint's, or the run is refused) are those marked
 ``resumable`` (:data:`RESUMABLE_OPTIONS`): where and how often the run writes, how long it trains, how it meets bad

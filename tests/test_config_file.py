@@ -26,7 +26,8 @@ def anchored_levels(width: int = 9, depth: int = 9) -> list[str]:
 
 def bomb_at_top_level(option: str) -> str:
     levels = anchored_levels()
-    return "".join(f"level{index}: {level}\n" for index, level in enumerate(levels)) + f"{option}: *l{len(levels) - 1}\n"
+    named = "".join(f"level{index}: {level}\n" for index, level in enumerate(levels))
+    return named + f"{option}: *l{len(levels) - 1}\n"
 
 
 def bomb_in_value(option: str) -> str:
