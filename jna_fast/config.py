@@ -375,6 +375,8 @@ def read_config_file(path: str | os.PathLike) -> dict:
         loaded = read_plain_yaml(path, label)
     except FileNotFoundError:
         raise FileNotFoundError(f"{label}: no such file") from None
+    except OSError as error:  # a folder, a file that may not be read: one line, not a traceback
+        raise ValueError(f"{label}: {error.strerror or error}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -120,6 +120,12 @@ def test_what_a_config_file_may_not_hold_is_named(tmp_path, text, message):
     assert "\n" not in str(error.value) and len(str(error.value)) < 400
 
 
+def test_a_folder_as_config_file_is_one_error_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--config", str(tmp_path)])
+    assert exit_.value.code == 2 and f"error: --config {tmp_path}: Is a directory" in capsys.readouterr().err
+
+
 def test_a_long_wrong_value_is_shown_cut(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("backbone: " + "v" * 10000 + "\nout: [" + ", ".join(["p"] * 5000) + "]\n")
