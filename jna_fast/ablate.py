@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 
 from .builders import prepare_synthetic
-from .cli import run_command
+from .cli import check_output_folder, run_command
 from .config import TrainConfig, build_parser, config_from_dict, parse_command_line
 from .train import train
 from .visualize import pyplot
@@ -241,6 +241,7 @@ def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
     ``one_stream_seeds`` only; None: all of them), ``jobs`` runs at a time (each in its own process, with
     ``cores / jobs`` threads). The runs and their configurations are the same whatever ``jobs`` is; a run's thread
     count changes the order of its floating-point sums, so its figures can differ between ``jobs`` values."""
+    check_output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     planned = [(variant, seed) for position, seed in enumerate(seeds) for variant in variants
                if not (variant in ONE_STREAM_VARIANTS and one_stream_seeds is not None

@@ -1,4 +1,5 @@
-"""What every command shares: how it reports an error, and how it checks the numbers and devices it is given.
+"""What every command shares: how it reports an error, and how it checks the numbers, devices and output paths it is
+given.
 
 The error policy of every command (train, evaluate, predict, ablate, export, flow extract, data.synthetic): a
 failure due to its input, its files or its options (jna_fast's own errors, :class:`jna_fast.errors.JnaFastError` and
@@ -16,16 +17,25 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import reprlib
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import JnaFastError
 
 DEBUG_VARIABLE = "JNA_FAST_DEBUG"
 ERROR_STATUS = 2
 REPORTED_ERRORS = (JnaFastError, ValueError, OSError, ImportError)
+
+# What an error message shows of a value it was given: a few items of a list, a few levels of nesting, the ends of
+# a long string; whatever the value's size, formatting it costs as little.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 80, 80, 40
+for _kind in ("maxlist", "maxtuple", "maxdict", "maxset", "maxfrozenset", "maxdeque", "maxarray"):
+    setattr(_SHOWN, _kind, 6)
 
 
 def add_debug_option(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +69,20 @@ def describe(error: BaseException) -> str:
     else:
         message = str(error) or type(error).__name__
     return "; ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def shown(value) -> str:
+    """``repr(value)`` bounded in length (long strings and collections cut with "..."), for error messages: what
+    it prints is short, and its quotes and escapes show invisible characters (a byte-order mark as ``\\ufeff``)."""
+    return _SHOWN.repr(value)
+
+
+def visible(text) -> str:
+    """``text`` (a path, say) as it is when every character of it prints, else quoted and escaped as ``repr``
+    does: a byte-order mark, a zero-width or no-break space, a control character would otherwise print as nothing
+    (or as a plain space) and leave a "not found" unexplained."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)
 
 
 @dataclass(frozen=True)
@@ -107,6 +131,38 @@ def number_in(kind: type, **bounds) -> Callable[[str], int | float]:
         return value
 
     return parse
+
+
+def check_output_folder(path: str | os.PathLike, option: str = "--out") -> None:
+    """Refuse, naming ``option``, a folder to write into that cannot be: ``path`` exists and is not a folder, or
+    the nearest existing path above it is not a folder or not writable. Commands call it before their work, so
+    that a bad output place fails at once rather than after hours."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a folder; give a folder to write into")
+    _check_creatable(path, option)
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--out") -> None:
+    """Refuse, naming ``option``, a file to write that cannot be: ``path`` is a folder, or the nearest existing
+    path above it is not a folder or not writable (checked before the work, as :func:`check_output_folder`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give the file to write")
+    _check_creatable(path.parent, option, path)
+
+
+def _check_creatable(folder: Path, option: str, target: Path | None = None) -> None:
+    """``folder`` exists and is writable, or can be made: its nearest existing ancestor is a writable folder."""
+    target = folder if target is None else target
+    existing = next((above for above in (folder, *folder.parents) if above.exists()), None)
+    if existing is None:  # nothing exists above it: a relative path whose working folder is gone
+        return
+    if not existing.is_dir():
+        raise ValueError(f"{option} {target}: {existing} is not a folder, so {folder} cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        consequence = "" if existing == folder else f", so {folder} cannot be made"
+        raise ValueError(f"{option} {target}: the folder {existing} is not writable{consequence}")
 
 
 def torch_device(text: str) -> str:

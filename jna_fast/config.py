@@ -4,8 +4,10 @@ Each field of :class:`TrainConfig` is an option. Its metadata gives the CLI grou
 option (:class:`jna_fast.cli.Range`: every value from the command line, a config file or a checkpoint is checked
 against it, and a float must be finite), and whether it may change when a run resumes (``resumable``). Values
 come, lowest precedence first, from the field defaults, the dataset-dependent defaults (:data:`DATASET_DEFAULTS`),
-a YAML file (``--config FILE``) and the command line. The resolved configuration is saved as ``OUT/config.yaml``
-and inside every checkpoint, and ``--config OUT/config.yaml`` repeats a run.
+a YAML file (``--config FILE``: a small plain document, :mod:`jna_fast.plain_yaml`) and the command line. The
+resolved configuration is saved as ``OUT/config.yaml`` and inside every checkpoint, and ``--config OUT/config.yaml``
+repeats a run. An option that the chosen data would not read (a list file for UCF101, say) is refused when given
+other than at its default (:func:`check_options_apply`).
 
 Options that may change on resume (the rest must match the checkpoint's, or the run is refused) are those marked
 ``resumable`` (:data:`RESUMABLE_OPTIONS`): where and how often the run writes, how long it trains, how it meets bad
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from .cli import Range, add_debug_option
+from .cli import Range, add_debug_option, shown
 from .data.lists import KINDS as DATA_KINDS
 from .data.loader import BACKENDS as DATA_BACKENDS
 from .data.loader import DEFAULT_TEST_SEGMENTS, FLOW_SOURCES
@@ -48,6 +50,7 @@ from .flow import DEFAULT_ONLINE_ALGORITHM
 from .models.jna import BACKBONE_DEPTHS, CONSENSUS, STREAMS, branches_fit
 from .models.resnet import STAGES
 from .ops import BACKEND_NAMES as OP_BACKENDS
+from .plain_yaml import read_plain_yaml
 from .runtime import PRECISIONS
 
 # The synthetic set, and every kind the data package reads as a dataset (its "video" kind is one file, for
@@ -260,7 +263,9 @@ def _base_type(name: str) -> tuple[type, bool]:
 
 
 def _coerce(name: str, value, where: str):
-    """``value`` (from YAML or the command line) as field ``name``'s type; a clear error names the option."""
+    """``value`` (from YAML or the command line) as field ``name``'s type; a clear error names the option. A value
+    of the wrong shape (a list for a number or a path, say) is refused before anything converts or formats it
+    whole, and the error shows at most a bounded part of it."""
     spec = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
     kind, optional = _base_type(name)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and optional):
@@ -270,35 +275,48 @@ def _coerce(name: str, value, where: str):
     is_tuple = typing.get_origin(kind) is tuple
     try:
         if is_tuple:
-            item = typing.get_args(kind)[0]
             if isinstance(value, str):
                 value = [part for part in value.replace(" ", "").split(",") if part]
             elif not isinstance(value, (list, tuple)):
                 value = [value]
-            result = tuple(item(part) for part in value)
-        elif kind is bool:
-            if isinstance(value, str):
-                if value.lower() in ("true", "yes", "on", "1"):
-                    return True
-                if value.lower() in ("false", "no", "off", "0"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
+            result = tuple(_scalar(typing.get_args(kind)[0], part) for part in value)
         else:
-            if kind is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            result = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: option {name} expects {getattr(kind, '__name__', kind)}, got {value!r}") from None
+            result = _scalar(kind, value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where}: option {name} expects {_type_name(kind)}, got {shown(value)}") from None
     choices = spec.metadata["choices"]
     if choices and result not in choices:
-        raise ValueError(f"{where}: option {name} must be one of {', '.join(choices)}, got {result!r}")
+        raise ValueError(f"{where}: option {name} must be one of {', '.join(choices)}, got {shown(result)}")
     for number in (result if is_tuple else (result,)):
         if isinstance(number, (int, float)):
             problem = spec.metadata["range"].violation(number)
             if problem:
                 raise ValueError(f"{where}: option {name}{' item' if is_tuple else ''} {problem}")
     return result
+
+
+def _type_name(kind) -> str:
+    if typing.get_origin(kind) is tuple:
+        return f"a list of {typing.get_args(kind)[0].__name__}"
+    return kind.__name__
+
+
+def _scalar(kind: type, value):
+    """One value as ``kind`` (bool, int, float or str); a TypeError or ValueError when it is not one: a list or
+    a mapping is never turned into its text, and a yes/no is not a number or a path."""
+    if isinstance(value, (list, tuple, dict, set, bytes)):
+        raise TypeError(type(value).__name__)
+    if kind is bool:
+        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ValueError(value)
+    if isinstance(value, bool):
+        raise TypeError("bool")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return kind(value)
 
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -350,28 +368,28 @@ def _shown(value) -> str:
 
 
 def read_config_file(path: str | os.PathLike) -> dict:
-    """The options in a YAML file, checked by name and type; errors name the file and the option."""
-    path = Path(path)
+    """The options in a YAML file, checked by name and type; errors name the file and the option. The file must
+    be a small plain document (:func:`jna_fast.plain_yaml.read_plain_yaml`: no anchors or aliases)."""
+    label = f"--config {path}"
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = read_plain_yaml(path, label)
     except FileNotFoundError:
-        raise FileNotFoundError(f"--config {path}: no such file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ValueError(f"--config {path}: not valid YAML{where}: {' '.join(problem.split())}") from None
+        raise FileNotFoundError(f"{label}: no such file") from None
+    except OSError as error:  # a folder, a file that may not be read: one line, not a traceback
+        raise ValueError(f"{label}: {error.strerror or error}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ValueError(f"--config {path}: expected a mapping of option: value, got {type(loaded).__name__}")
+        raise ValueError(f"{label}: expected a mapping of option: value, got {type(loaded).__name__}")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {}
     for key, value in loaded.items():
-        name = str(key).replace("-", "_")
+        name = str(key).replace("-", "_") if isinstance(key, str) else None
         if name not in known:
-            raise ValueError(f"--config {path}: unknown option {key!r} (python -m jna_fast.train --help lists them)")
-        values[name] = _coerce(name, value, f"--config {path}")
+            raise ValueError(f"{label}: unknown option {shown(key)} (python -m jna_fast.train --help lists them)")
+        if name in values:
+            raise ValueError(f"{label}: option {name} is given twice (as {key!r} and with _ or -)")
+        values[name] = _coerce(name, value, label)
     return values
 
 
@@ -394,8 +412,6 @@ def resolve(values: dict, defaults: dict | None = None) -> TrainConfig:
     low_high = cfg.synthetic_window_fraction
     if len(low_high) != 2 or low_high[0] > low_high[1]:
         raise ValueError(f"--synthetic-window-fraction must be LOW,HIGH with LOW <= HIGH, got {_shown(low_high)}")
-    if cfg.num_classes is not None and cfg.dataset not in ("videos", "rawframes"):
-        raise ValueError(f"--num-classes applies to --dataset videos/rawframes; {cfg.dataset} defines its classes")
     unknown_families = [family for family in cfg.synthetic_families if family not in SYNTHETIC_FAMILIES]
     if unknown_families or not cfg.synthetic_families:
         raise ValueError(f"--synthetic-families must name some of {', '.join(SYNTHETIC_FAMILIES)}, got "
@@ -403,6 +419,40 @@ def resolve(values: dict, defaults: dict | None = None) -> TrainConfig:
     if not branches_fit(cfg.streams, cfg.share_after, cfg.consensus):
         raise ValueError(f"--streams {cfg.streams} needs --share-after '' and --consensus average")
     return cfg
+
+
+def _unused_because(name: str, cfg: TrainConfig) -> str | None:
+    """Why option ``name`` would change nothing in ``cfg`` (it belongs to another dataset kind or flow source),
+    or None."""
+    with_lists = ("videos", "rawframes")
+    if name in ("train_list", "val_list") and cfg.dataset not in with_lists:
+        return (f"applies to --dataset videos/rawframes; {cfg.dataset} trains and tests on its official split "
+                f"(--split): for lists of your own, use --dataset videos or rawframes")
+    if name == "num_classes" and cfg.dataset not in with_lists:
+        return f"applies to --dataset videos/rawframes; {cfg.dataset} defines its classes"
+    if name == "split" and cfg.dataset in with_lists:
+        return f"applies to --dataset synthetic/ucf101/hmdb51; {cfg.dataset} reads --train-list and --val-list"
+    if name.startswith("synthetic_") and cfg.dataset != "synthetic":
+        return f"applies to --dataset synthetic, not {cfg.dataset}"
+    if name == "frames_root" and cfg.dataset == "rawframes":
+        return "does not apply to --dataset rawframes, whose frames and flow are read under --root"
+    if name in ("frames_root", "rgb_template", "flow_template", "start_index") and cfg.flow == "online":
+        return "does not apply to --flow online, which computes the flow from the videos and reads no rawframes"
+    return None
+
+
+def check_options_apply(given: dict, cfg: TrainConfig, sources: str | dict[str, str]) -> None:
+    """Refuse an option the user gave (``given``: name -> value) that ``cfg`` would not use, such as a list file
+    for UCF101, unless it keeps its default (so that a saved config.yaml, which holds every option, is accepted).
+    ``sources``: where the values come from, one for all or one per name."""
+    fields = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}
+    for name, value in given.items():
+        spec = fields[name]
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        reason = _unused_because(name, cfg)
+        if reason and value != default:
+            source = sources if isinstance(sources, str) else sources[name]
+            raise ValueError(f"{source}: option {name} {reason}")
 
 
 def parse_args(argv: list[str] | None = None, prog: str = "python -m jna_fast.train",
@@ -419,11 +469,15 @@ def parse_command_line(argv: list[str] | None = None, prog: str = "python -m jna
     given = vars(parser.parse_args(argv))
     debug = given.pop("debug", False)
     try:
-        values = read_config_file(given.pop("config")) if "config" in given else {}
+        config_file = given.pop("config", None)
+        values = read_config_file(config_file) if config_file is not None else {}
+        sources = {name: f"--config {config_file}" for name in values}
         for name, value in given.items():
-            values[name] = _coerce(name, value, "command line")
+            values[name], sources[name] = _coerce(name, value, "command line"), "command line"
         own_defaults = {name: _coerce(name, value, f"{prog} defaults") for name, value in (defaults or {}).items()}
-        return resolve(values, own_defaults), debug
+        cfg = resolve(values, own_defaults)
+        check_options_apply(values, cfg, sources)
+        return cfg, debug
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
 

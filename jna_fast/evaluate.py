@@ -26,7 +26,7 @@ import json
 import logging
 import sys
 
-from .cli import add_debug_option, number_in, run_command, torch_device
+from .cli import add_debug_option, check_output_folder, number_in, run_command, torch_device
 from .config import add_config_options
 from .data.transforms import TEST_CROP_COUNTS
 from .evaluation import evaluate_checkpoint
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {name: getattr(args, name) for name in DATA_OPTIONS if getattr(args, name) is not None}
 
     def evaluate_and_print() -> None:
+        check_output_folder(args.out)
         report = evaluate_checkpoint(args.checkpoint, args.out, segments=args.segments, crops=args.crops,
                                      visualize=args.visualize, batch_size=args.batch_size, device=args.device,
                                      overrides=overrides, progress=not args.no_progress)

@@ -16,7 +16,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .builders import build_loader_for, resolve_loader_device, salient_windows
-from .config import TrainConfig, config_from_dict
+from .config import TrainConfig, check_options_apply, config_from_dict
 from .data.synthetic import SalientWindows
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
 from .metrics import (confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy, predicted_classes,
@@ -202,6 +202,7 @@ def evaluate_checkpoint(checkpoint, out, *, segments: int = TEST_SEGMENTS, crops
     cfg = trained.config
     if overrides:
         cfg = config_from_dict({**cfg.to_dict(), **overrides}, "evaluate options")
+        check_options_apply(overrides, cfg, "evaluate options")
     protocol = EvaluationProtocol(segments, crops, visualize, batch_size, progress)
     return evaluate_model(trained.model, cfg, trained.class_names, out, protocol, setup_distributed(device),
                           str(checkpoint))

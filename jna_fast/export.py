@@ -40,7 +40,7 @@ from torch import nn
 from . import __version__
 from ._ext import extension_status
 from ._optional import require
-from .cli import add_debug_option, run_command
+from .cli import add_debug_option, check_output_file, run_command
 from .data.transforms import DEFAULT_TEST_CROP_SCALE, FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD
 from .errors import JnaFastError
 from .files import write_atomically
@@ -270,9 +270,7 @@ def export_model(checkpoint, format: str, out) -> dict:
     is read with ``torch.load(weights_only=True)`` (:mod:`jna_fast.checkpoint`)."""
     if format not in FORMATS:
         raise ExportError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}")
-    out = Path(out)
-    if out.is_dir():
-        raise ExportError(f"{out}: --out is a folder; give the file to write")
+    check_output_file(out, "--out")  # before the export's minutes, not after them
     predictor = Predictor.from_checkpoint(checkpoint)
     metadata = deployment_metadata(predictor, format)
     size = metadata["data"]["size"]

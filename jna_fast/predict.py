@@ -21,7 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import ERROR_STATUS, REPORTED_ERRORS, add_debug_option, number_in, report_error, run_command, torch_device
+from .cli import (ERROR_STATUS, REPORTED_ERRORS, add_debug_option, check_output_folder, number_in, report_error,
+                  run_command, torch_device)
 from .data.transforms import TEST_CROP_COUNTS
 from .files import remove_stale_temporaries
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 def predict_videos(args: argparse.Namespace) -> int:
     """Print each video's prediction; a video that fails is reported (one ``error:`` line) and the others still
     run, and the status is then ERROR_STATUS (2)."""
+    if args.out is not None:
+        check_output_folder(args.out)  # before the videos are scored, not after
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     status = 0
     for video in args.videos:

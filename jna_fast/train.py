@@ -34,7 +34,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .checkpoint import BEST_NAME, LAST_NAME, CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from .cli import run_command
+from .cli import check_output_folder, run_command
 from .builders import (build_loader_for, build_model, data_settings, prepare_synthetic_on_every_node,
                        resolve_loader_device, salient_windows)
 from .config import (CONFIG_NAME, RESUMABLE_OPTIONS, TrainConfig, config_from_dict, parse_command_line,
@@ -460,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     def run() -> None:
+        check_output_folder(cfg.out)
         train(cfg)
 
     return run_command(run, debug)

@@ -190,3 +190,43 @@ def test_a_config_file_with_a_python_tag_is_refused_on_one_line(tmp_path):
     message = str(error.value)
     assert message.startswith(f"--config {path}: not valid YAML (line 1, column 9): ") and "\n" not in message
     assert not marker.exists()
+
+
+LISTS = ["--train-list", "train.txt", "--val-list", "val.txt"]
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--dataset", "ucf101", "--root", "ds", "--train-list", "my_list.txt"], "train_list"),
+    (["--dataset", "hmdb51", "--root", "ds", "--val-list", "my_list.txt"], "val_list"),
+    (["--dataset", "synthetic", "--train-list", "my_list.txt"], "train_list"),
+    (["--dataset", "ucf101", "--root", "ds", "--num-classes", "3"], "num_classes"),
+    (["--dataset", "videos", "--root", "ds", *LISTS, "--split", "2"], "split"),
+    (["--dataset", "hmdb51", "--root", "ds", "--synthetic-classes", "4"], "synthetic_classes"),
+    (["--dataset", "videos", "--root", "ds", *LISTS, "--synthetic-families", "motion"], "synthetic_families"),
+    (["--dataset", "rawframes", "--root", "ds", *LISTS, "--frames-root", "frames"], "frames_root"),
+    (["--flow", "online", "--frames-root", "frames"], "frames_root"),
+    (["--dataset", "ucf101", "--root", "ds", "--flow", "online", "--rgb-template", "x_{:05d}.jpg"], "rgb_template"),
+])
+def test_an_option_the_dataset_does_not_use_is_refused_naming_it(argv, option, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(argv)
+    assert exit_.value.code == 2
+    assert f"error: command line: option {option} " in capsys.readouterr().err
+    # given in a config file, the error names the file
+    path = tmp_path / "run.yaml"
+    flags = dict(zip(argv[::2], argv[1::2]))
+    path.write_text(yaml.safe_dump({flag[2:]: value for flag, value in flags.items()}))
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(path)])
+    assert f"error: --config {path}: option {option} " in capsys.readouterr().err
+
+
+def test_options_of_the_dataset_are_accepted_and_a_saved_config_repeats(tmp_path):
+    ucf = parse_args(["--dataset", "ucf101", "--root", "ds", "--frames-root", "ds/frames", "--split", "2"])
+    lists = parse_args(["--dataset", "videos", "--root", "ds", *LISTS, "--num-classes", "4"])
+    online = parse_args(["--dataset", "hmdb51", "--root", "ds", "--flow", "online"])
+    assert (ucf.split, lists.train_list, lists.num_classes) == (2, "train.txt", 4)
+    # a saved configuration holds every option, those of other kinds at their defaults
+    for cfg in (ucf, lists, online, parse_args(["--synthetic-classes", "4"])):
+        save_config(cfg, tmp_path / "config.yaml")
+        assert parse_args(["--config", str(tmp_path / "config.yaml")]) == cfg

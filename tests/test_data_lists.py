@@ -303,3 +303,42 @@ def test_num_classes_is_an_option_of_list_datasets_only(tmp_path):
         parse_args(["--dataset", "ucf101", "--root", str(tmp_path), "--num-classes", "5"])
     with pytest.raises(SystemExit):
         _training_config(tmp_path, "--num-classes", "0")
+
+
+# --- what editors put in a list: a byte-order mark, invisible characters, another encoding ------------------------
+
+BOM = b"\xef\xbb\xbf"
+
+
+def _prepend_bom(*files: Path) -> None:
+    for path in files:
+        path.write_bytes(BOM + path.read_bytes())
+
+
+def test_a_byte_order_mark_before_the_first_line_is_dropped_by_every_list_reader(tmp_path):
+    ucf = make_ucf101(tmp_path / "ucf", ["YoYo/v_YoYo_g01_c01.avi 3"], ["Basketball/v_Basketball_g01_c01.avi"])
+    _prepend_bom(*(ucf / "ucfTrainTestlist").iterdir())
+    assert [(r.video_id, r.label) for r in load_index("ucf101", ucf).records] == [("YoYo/v_YoYo_g01_c01", 2)]
+    assert load_index("ucf101", ucf, subset="test").records[0].label == 1
+    hmdb = make_hmdb51(tmp_path / "hmdb", {"wave": ["w1.avi 1", "w2.avi 2"]})
+    _prepend_bom(*(hmdb / "testTrainMulti_7030_splits").iterdir())
+    assert [r.video_id for r in load_index("hmdb51", hmdb).records] == ["wave/w1"]
+    _touch(tmp_path / "videos" / "cls" / "a.mp4")
+    (tmp_path / "videos" / "list.txt").write_bytes(BOM + b"cls/a.mp4 0\n")
+    assert [r.video_id for r in load_index("videos", tmp_path / "videos", list_file="list.txt").records] == ["cls/a"]
+    frames = _rawframes_list(tmp_path / "frames", ["clip 12 0"])
+    _prepend_bom(frames / "list.txt")
+    assert [r.video_id for r in load_index("rawframes", frames, list_file="list.txt").records] == ["clip"]
+
+
+def test_a_path_not_found_shows_its_invisible_characters(tmp_path):
+    _touch(tmp_path / "cls" / "a.mp4")
+    (tmp_path / "list.txt").write_text("cls/a\u200b.mp4 0\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"list.txt:1: video '.*/cls/a\\u200b.mp4' does not exist"):
+        load_index("videos", tmp_path, list_file="list.txt")
+
+
+def test_a_list_that_is_not_utf8_names_its_line(tmp_path):
+    (tmp_path / "list.txt").write_text("cls/a.mp4 0\n", encoding="utf-16")
+    with pytest.raises(DataError, match=r"list.txt:1: not UTF-8 text"):
+        load_index("videos", tmp_path, list_file="list.txt")

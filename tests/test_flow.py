@@ -407,3 +407,19 @@ def test_img_files_hold_the_loaders_decoded_frames(tmp_path):
         stored = cv2.imread(str(tmp_path / "out" / f"img_{index:05d}.jpg"), cv2.IMREAD_GRAYSCALE)
         # JPEG at quality 100 keeps luma to rounding (its chroma is subsampled, so compare luma)
         assert np.abs(stored.astype(int) - cv2.cvtColor(reference, cv2.COLOR_RGB2GRAY)).max() <= 2
+
+
+def test_a_list_with_a_byte_order_mark_extracts_its_first_line(tmp_path, capsys):
+    # a list saved by a Windows editor; a missing video's name shows the invisible character that makes it missing
+    videos, out = tmp_path / "videos", tmp_path / "out"
+    write_video(videos / "cls" / "x.avi", translating_frames(3, 32, 32, 1, 0))
+    list_file = tmp_path / "list.txt"
+    list_file.write_bytes("\ufeffcls/x.avi 1\ncls/\u200bx.avi 1\n".encode("utf-8"))
+    assert flow_cli(["extract", "--videos", str(videos), "--out", str(out), "--algorithm", "dis", "--workers", "1",
+                     "--list", str(list_file), "--no-progress"]) == 1
+    assert read_completion_marker(out / "cls" / "x") is not None
+    err = capsys.readouterr().err
+    assert f"failed: '{videos}/cls/\\u200bx.avi': 'cls/\\u200bx.avi' listed in {list_file} line 2" in err, err
+    list_file.write_text("cls/x.avi 1\n", encoding="utf-16")
+    assert flow_cli(["extract", "--videos", str(videos), "--out", str(out), "--list", str(list_file)]) == 2
+    assert f"error: {list_file}:1: not UTF-8 text" in capsys.readouterr().err

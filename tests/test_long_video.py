@@ -282,7 +282,7 @@ def test_an_out_folder_that_cannot_be_made(two_stream_checkpoint, videos, tmp_pa
     blocker.write_text("")
     assert predict([str(two_stream_checkpoint), str(videos["short"]), "--window", "2", "--segments", "2",
                     "--out", str(blocker / "out")]) == 2
-    one_error_line(capsys, str(blocker / "out"), "Not a directory")
+    one_error_line(capsys, f"--out {blocker / 'out'}: {blocker} is not a folder")
     assert blocker.read_text() == ""
 
 

@@ -17,7 +17,8 @@ A video's ``video_id`` is its path relative to the video folder (``root`` for "v
 ``root/UCF-101`` for "ucf101") without the extension: the name of its rawframes folder under ``frames_root``, as
 written by ``python -m jna_fast.flow extract --videos <that folder> --out <frames_root>``.
 
-Blank lines and lines starting with ``#`` are ignored. Most problems (wrong field count, a field that is not an
+List files are UTF-8 (a byte-order mark at the start is dropped); blank lines and lines starting with ``#`` are
+ignored. Most problems (wrong field count, a field that is not an
 integer, an unknown class, a missing video, one video listed twice with two labels) are reported as
 ``file:line: ...`` through the IssueLog (an error, or a skipped line with ``on_error="skip"``). Whatever
 ``on_error`` says, these are errors naming the file (and line):
@@ -40,8 +41,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cli import visible
 from ..files import path_under
-from ..io.errors import DataError, InvalidListLine, IssueLog, location
+from ..io.errors import DataError, InvalidListLine, IssueLog, list_file_lines, location
 
 logger = logging.getLogger("jna_fast.data")
 
@@ -80,12 +82,11 @@ def _confined(root: Path, relative: str, what: str, where: str) -> Path:
 def _lines(list_file: Path):
     """(line number, fields) of the meaningful lines of a list file."""
     if not list_file.is_file():
-        raise DataError(f"{list_file}: list file not found")
-    with open(list_file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            stripped = line.strip()
-            if stripped and not stripped.startswith("#"):
-                yield number, stripped.split()
+        raise DataError(f"{visible(list_file)}: list file not found")
+    for number, line in list_file_lines(list_file):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            yield number, stripped.split()
 
 
 def _parse_int(text: str, what: str, where: str) -> int:
@@ -107,7 +108,7 @@ def _frames_dir(frames_root: Path | None, video_id: str, where: str) -> Path | N
 def _video_record(video_root: Path, relative: str, label: int, frames_root: Path | None, where: str) -> VideoRecord:
     video_path = _confined(video_root, relative, "video", where)
     if not video_path.is_file():
-        raise DataError(f"{where}: video {video_path} does not exist")
+        raise DataError(f"{where}: video {visible(video_path)} does not exist")
     video_id = Path(os.path.splitext(os.path.normpath(relative))[0]).as_posix()  # "a/./b.avi" is "a/b"
     return VideoRecord(video_id, label, video_path, _frames_dir(frames_root, video_id, where), None, where)
 

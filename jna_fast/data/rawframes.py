@@ -42,6 +42,7 @@ from pathlib import Path
 
 import cv2
 
+from ..cli import visible
 from ..io.errors import DataError
 from .jpeg import read_jpeg
 
@@ -181,7 +182,7 @@ class FrameFolder:
 def scan_frame_folder(frames_dir: Path, naming: RawframesNaming = DEFAULT_NAMING) -> FrameFolder:
     """Counts the contiguous img / flow files and reads the frame size from the first flow image."""
     if not frames_dir.is_dir():
-        raise DataError(f"{frames_dir}: rawframes folder not found (missing flow extraction?)")
+        raise DataError(f"{visible(frames_dir)}: rawframes folder not found (missing flow extraction?)")
     num_images, num_x, num_y = naming.scan(frames_dir)
     first_x, first_y = (frames_dir / name for name in naming.flow_names(0))
     if num_x != num_y:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import add_debug_option, number_in, run_command
+from ..cli import add_debug_option, number_in, run_command, visible
 from .algorithms import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM
 from .encoding import DEFAULT_BOUND
 from .extract import DEFAULT_JPEG_QUALITY, SUMMARY_NAME, extract_flow
@@ -58,7 +58,7 @@ def run_extraction(args: argparse.Namespace) -> int:
     print(f"done {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']} "
           f"in {summary['elapsed_s']:.1f} s; {speed}; summary: {args.out}/{SUMMARY_NAME}")
     for failure in summary["failed"]:
-        print(f"failed: {failure['path']}: {failure['error']}", file=sys.stderr)
+        print(f"failed: {visible(failure['path'])}: {failure['error']}", file=sys.stderr)
     return 1 if counts["failed"] else 0
 
 

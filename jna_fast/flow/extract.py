@@ -39,7 +39,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..files import path_under, write_atomically
-from ..io.errors import InvalidListLine
+from ..cli import check_output_folder, visible
+from ..io.errors import InvalidListLine, list_file_lines
 from ..io.video import frame_to_rgb
 from .algorithms import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_flow
@@ -59,8 +60,9 @@ def find_videos(videos_dir: str | os.PathLike, list_file: str | os.PathLike | No
 
     Without ``list_file``: every file under ``videos_dir`` (recursively) with an extension in VIDEO_EXTENSIONS,
     sorted. With it: the first whitespace-separated field of each non-blank line, relative to ``videos_dir``
-    (so UCF101's ``trainlist01.txt``, whose second field is the label, can be passed as is); a video listed twice is
-    extracted once, and a path leading out of ``videos_dir`` is an error naming the line (InvalidListLine).
+    (so UCF101's ``trainlist01.txt``, whose second field is the label, can be passed as is; a byte-order mark at its
+    start is dropped); a video listed twice is extracted once, and a path leading out of ``videos_dir`` is an error
+    naming the line (InvalidListLine).
     """
     videos_dir = Path(videos_dir)
     if not videos_dir.is_dir():
@@ -70,25 +72,24 @@ def find_videos(videos_dir: str | os.PathLike, list_file: str | os.PathLike | No
                        if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file())
         return found, []
     videos, missing, listed = [], [], set()
-    with open(list_file, encoding="utf-8") as lines:
-        for line_number, line in enumerate(lines, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if path_under(videos_dir, fields[0]) is None:
-                raise InvalidListLine(f"--list {list_file} line {line_number}: {fields[0]!r} leads out of --videos "
-                                      f"{videos_dir} (paths must stay under it: no '..', absolute paths or symlinks "
-                                      f"to elsewhere); nothing was extracted")
-            relative = Path(os.path.normpath(fields[0])).as_posix()
-            if relative in listed:
-                continue
-            listed.add(relative)
-            if (videos_dir / relative).is_file():
-                videos.append(relative)
-            else:
-                missing.append({"video": relative, "path": str(videos_dir / relative),
-                                "error": f"listed in {list_file} line {line_number} but not found under "
-                                         f"{videos_dir}"})
+    for line_number, line in list_file_lines(list_file):
+        fields = line.split()
+        if not fields:
+            continue
+        if path_under(videos_dir, fields[0]) is None:
+            raise InvalidListLine(f"--list {list_file} line {line_number}: {fields[0]!r} leads out of --videos "
+                                  f"{videos_dir} (paths must stay under it: no '..', absolute paths or symlinks "
+                                  f"to elsewhere); nothing was extracted")
+        relative = Path(os.path.normpath(fields[0])).as_posix()
+        if relative in listed:
+            continue
+        listed.add(relative)
+        if (videos_dir / relative).is_file():
+            videos.append(relative)
+        else:
+            missing.append({"video": relative, "path": str(videos_dir / relative),
+                            "error": f"{visible(relative)} listed in {list_file} line {line_number} but not found "
+                                     f"under {videos_dir}"})
     return videos, missing
 
 
@@ -316,6 +317,7 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     estimator = make_estimator(algorithm)  # fails early, e.g. nvof without a GPU
     settings = _settings(algorithm, short_side, bound, int(jpeg_quality))
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
+    check_output_folder(out_dir, "--out")
     videos, failed = find_videos(videos_dir, list_file)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

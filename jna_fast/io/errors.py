@@ -32,6 +32,19 @@ def location(path, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
 
+def list_file_lines(path):
+    """(line number, text) of each line of a list file, read as UTF-8; a byte-order mark at its start (which
+    Windows editors write) is dropped, and a line that is not UTF-8 is a DataError naming it."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{location(path, number)}: not UTF-8 text ({error.reason} at byte {error.start + 1} "
+                                f"of the line)") from None
+            yield number, text
+
+
 class IssueLog:
     """Applies the on_error policy: raise at once, or warn, remember and count (thread-safe)."""
 
