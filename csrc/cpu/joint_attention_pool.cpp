@@ -23,36 +23,66 @@ namespace {
 // Elements per parallel chunk: enough to amortise the scheduling, small enough to balance two threads.
 constexpr int64_t kChunkElements = 32768;
 
-// sum += x * y over the lanes, every product exact in double (two float lanes' product fits a double's mantissa).
+// joint_dot reads y as doubles in whole vectors: rows padded with zeros to a multiple of the widest vector.
+constexpr int64_t kWideRowLanes = at::vec::Vectorized<float>::size();
+
+// The rows of y [rows, C] as doubles, each padded with zeros to round_up(C, kWideRowLanes) (a per-call or per-clip
+// cost of rows x C conversions, against the T x C products of each clip's dots).
 template <typename acc_type>
-inline void fmadd_double(at::vec::Vectorized<double> (&sum)[2], const at::vec::Vectorized<acc_type>& x,
-                         const at::vec::Vectorized<acc_type>& y) {
+std::vector<double> widened_rows(const acc_type* y, int64_t rows, int64_t channels) {
+  const int64_t stride = round_up(channels, kWideRowLanes);
+  std::vector<double> wide(static_cast<size_t>(rows * stride), 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < channels; ++c) {
+      wide[r * stride + c] = static_cast<double>(y[r * channels + c]);
+    }
+  }
+  return wide;
+}
+
+// sum += x * y[0 .. x's width), every product exact in double (two float lanes' product fits a double's mantissa).
+template <typename acc_type>
+inline void fmadd_wide(at::vec::Vectorized<double> (&sum)[2], const at::vec::Vectorized<acc_type>& x,
+                       const double* y) {
+  using Wide = at::vec::Vectorized<double>;
   if constexpr (std::is_same_v<acc_type, double>) {
-    sum[0] = at::vec::fmadd(x, y, sum[0]);
+    sum[0] = at::vec::fmadd(x, Wide::loadu(y), sum[0]);
   } else {
-    const auto [x_low, x_high] = widen(x);
-    const auto [y_low, y_high] = widen(y);
-    sum[0] = at::vec::fmadd(x_low, y_low, sum[0]);
-    sum[1] = at::vec::fmadd(x_high, y_high, sum[1]);
+    const auto [low, high] = widen(x);
+    sum[0] = at::vec::fmadd(low, Wide::loadu(y), sum[0]);
+    sum[1] = at::vec::fmadd(high, Wide::loadu(y + Wide::size()), sum[1]);
   }
 }
 
-// <f_rgb, y_rgb> + <f_flow, y_flow> for the scores (y = w) and for g (y = dp), y in the accumulation type.
+// <f_rgb, y_rgb> + <f_flow, y_flow> for the scores (y = w) and for g (y = dp), y a row of widened_rows.
 // The accumulation rule shared by every backend (docs/design.md §4.3, jna_fast/triton/joint_attention_pool.py):
 // these dots are summed in double from exact products, since a saturated softmax turns a score's absolute rounding
 // error into the relative error of every small weight, and so of dw; like every per-snippet scalar after them
-// (softmax max and sum, s = sum_t a g / sum_t a, de), they are doubles. Two independent sums per branch.
+// (softmax max and sum, s = sum_t a g / sum_t a, de), they are doubles. f's tail lanes load as zeros, y's are zero
+// padding.
 template <typename scalar_t>
-inline double joint_dot(const scalar_t* f_rgb, const acc_t<scalar_t>* y_rgb, const scalar_t* f_flow,
-                        const acc_t<scalar_t>* y_flow, int64_t channels) {
+inline double joint_dot(const scalar_t* f_rgb, const double* y_rgb, const scalar_t* f_flow, const double* y_flow,
+                        int64_t channels) {
   using Wide = at::vec::Vectorized<double>;
   Wide rgb[2] = {Wide(0), Wide(0)};
   Wide flow[2] = {Wide(0), Wide(0)};
   for_each_span<AccVec<scalar_t>::size()>(channels, [&](int64_t j, int64_t count) {
-    fmadd_double(rgb, load_span(f_rgb + j, count), load_span(y_rgb + j, count));
-    fmadd_double(flow, load_span(f_flow + j, count), load_span(y_flow + j, count));
+    fmadd_wide(rgb, load_span(f_rgb + j, count), y_rgb + j);
+    fmadd_wide(flow, load_span(f_flow + j, count), y_flow + j);
   });
   return sum_lanes((rgb[0] + rgb[1]) + (flow[0] + flow[1]));
+}
+
+// A score past the accumulation type's range is infinite, as its sum in that type would be: it makes its row NaN
+// (the non-finite rule, op_rules.h), whatever range the double sum itself has.
+template <typename acc_type>
+inline double in_accumulation_range(double score) {
+  if constexpr (std::is_same_v<acc_type, double>) {
+    return score;
+  } else {
+    const double limit = std::numeric_limits<acc_type>::max();
+    return std::abs(score) > limit ? std::copysign(std::numeric_limits<double>::infinity(), score) : score;
+  }
 }
 
 // Calls body(j, vectors, last) over [0, channels) in strips of `vectors` (kStripVectors, then 1) vectors of
@@ -134,6 +164,8 @@ void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<s
   const int64_t tile_rows =
       std::max<int64_t>(1, kTileBytes / std::max<int64_t>(1, 2 * channels * int64_t{sizeof(scalar_t)}));
   const int64_t clip_elements = std::max<int64_t>(segments * channels, 1);
+  const auto w_rgb_wide = widened_rows(w_rgb, 1, channels);
+  const auto w_flow_wide = widened_rows(w_flow, 1, channels);
   at::parallel_for(0, batch, std::max<int64_t>(1, kChunkElements / clip_elements), [&](int64_t begin, int64_t end) {
     std::vector<acc_type> sums(static_cast<size_t>(2 * padded));
     std::vector<double> scores(static_cast<size_t>(segments));
@@ -152,7 +184,9 @@ void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<s
         for (int64_t t = first; t < first + rows; ++t) {
           const int64_t row = clip + t * channels;
           const bool real = mask == nullptr || mask[b * segments + t];
-          scores[t] = real ? joint_dot(f_rgb + row, w_rgb, f_flow + row, w_flow, channels) : kMinusInfinity;
+          scores[t] = real ? in_accumulation_range<acc_type>(joint_dot(f_rgb + row, w_rgb_wide.data(), f_flow + row,
+                                                                       w_flow_wide.data(), channels))
+                           : kMinusInfinity;
           finite = finite && (!real || std::isfinite(scores[t]));
           tile_max = std::max(tile_max, scores[t]);
         }
@@ -224,6 +258,9 @@ void backward_kernel(const acc_t<scalar_t>* grad_p_rgb, const acc_t<scalar_t>* g
                      int64_t channels) {
   using acc_type = acc_t<scalar_t>;
   const int64_t clip_elements = std::max<int64_t>(segments * channels, 1);
+  const int64_t wide_stride = round_up(channels, kWideRowLanes);
+  const auto dp_rgb_wide = widened_rows(grad_p_rgb, batch, channels);
+  const auto dp_flow_wide = widened_rows(grad_p_flow, batch, channels);
   at::parallel_for(0, batch, std::max<int64_t>(1, kChunkElements / clip_elements), [&](int64_t begin, int64_t end) {
     std::vector<double> g(static_cast<size_t>(segments));
     std::vector<acc_type> dw_clip(static_cast<size_t>(2 * padded));
@@ -244,7 +281,8 @@ void backward_kernel(const acc_t<scalar_t>* grad_p_rgb, const acc_t<scalar_t>* g
           continue;
         }
         const int64_t row = b * segments + t;
-        g[t] = joint_dot(f_rgb + row * channels, dp_rgb, f_flow + row * channels, dp_flow, channels) +
+        g[t] = joint_dot(f_rgb + row * channels, dp_rgb_wide.data() + b * wide_stride, f_flow + row * channels,
+                         dp_flow_wide.data() + b * wide_stride, channels) +
                grad_attention[row];
         weighted_g += a[t] * g[t];
         weight_total += a[t];

@@ -177,6 +177,16 @@ __device__ __forceinline__ double full_dot(const double* partials, int64_t clip,
   return sum;
 }
 
+// The score of snippet t: past the accumulation type's range it is infinite, as its sum in that type would be
+// (the non-finite rule, csrc/op_rules.h).
+template <typename Acc>
+__device__ __forceinline__ double clip_score(const double* partials, int64_t clip, int64_t t, int64_t segments,
+                                             int64_t chunks) {
+  const double score = full_dot(partials, clip, t, segments, chunks);
+  const double limit = sizeof(Acc) == sizeof(double) ? INFINITY : 3.4028234663852886e38;  // FLT_MAX
+  return fabs(score) <= limit ? score : score * INFINITY;
+}
+
 // ---- forward kernel 2: the softmax of each clip ----
 
 template <typename Acc>
@@ -189,7 +199,7 @@ __global__ void __launch_bounds__(kClipThreads)
   bool finite = true;
   for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
     if (!real(t)) continue;
-    const double score = full_dot(partials, clip, t, segments, chunks);
+    const double score = clip_score<Acc>(partials, clip, t, segments, chunks);
     local_max = fmax(local_max, score);
     finite = finite && isfinite(score);
   }
@@ -200,7 +210,7 @@ __global__ void __launch_bounds__(kClipThreads)
   double sum[1] = {0.0};
   if (row_max > -INFINITY) {
     for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
-      if (real(t)) sum[0] += exp(full_dot(partials, clip, t, segments, chunks) - row_max);
+      if (real(t)) sum[0] += exp(clip_score<Acc>(partials, clip, t, segments, chunks) - row_max);
     }
   }
   detail::block_sum<1>(sum, scratch);
@@ -208,7 +218,8 @@ __global__ void __launch_bounds__(kClipThreads)
   // a = NaN at its real snippets, never 0: kernel 3 and the backward read them and make p, df and dw NaN.
   const double inverse = !row_finite ? NAN : sum[0] > 0 ? 1.0 / sum[0] : 0.0;
   for (int64_t t = threadIdx.x; t < segments; t += blockDim.x) {
-    const double weight = real(t) ? exp(full_dot(partials, clip, t, segments, chunks) - row_max) * inverse : 0.0;
+    const double weight =
+        real(t) ? exp(clip_score<Acc>(partials, clip, t, segments, chunks) - row_max) * inverse : 0.0;
     attention[clip * segments + t] = static_cast<Acc>(weight);  // exactly 0 where masked, in a NaN row too
   }
 }

@@ -44,7 +44,8 @@ MAX_CHANNELS = 16384
 def _joint_attention_pool_forward_kernel(
     f_rgb_ptr, f_flow_ptr, w_rgb_ptr, w_flow_ptr, mask_ptr, p_rgb_ptr, p_flow_ptr, attention_ptr,
     segments, channels,
-    HAS_MASK: tl.constexpr, ACC: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr,
+    HAS_MASK: tl.constexpr, ACC: tl.constexpr, SCORE_LIMIT: tl.constexpr, BLOCK_T: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     b = tl.program_id(0).to(tl.int64)
     c = tl.arange(0, BLOCK_C)
@@ -77,6 +78,8 @@ def _joint_attention_pool_forward_kernel(
         f_rgb = tl.load(f_rgb_ptr + snippet, mask=read, other=0.0).to(ACC)
         f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
         score = tl.sum(f_rgb.to(tl.float64) * w_rgb_wide + f_flow.to(tl.float64) * w_flow_wide, axis=0)
+        # Past the accumulation dtype's range a score is infinite, as its sum in that dtype would be.
+        score = tl.where(tl.abs(score) <= SCORE_LIMIT, score, score * float("inf"))
         scores = tl.where(t_ids == t, score, scores)
         non_finite += (valid & ~(tl.abs(score) < float("inf"))).to(tl.int32)
         new_max = tl.where(valid, tl.maximum(running_max, score), running_max)
@@ -184,7 +187,8 @@ def launch_forward(f_rgb, f_flow, w_rgb, w_flow, mask):
         wrap_triton(_joint_attention_pool_forward_kernel)[(batch,)](
             f_rgb, f_flow, w_rgb.contiguous(), w_flow.contiguous(), mask.contiguous() if has_mask else attention,
             p_rgb, p_flow, attention, segments, channels,
-            HAS_MASK=has_mask, ACC=accumulator(f_rgb.dtype), BLOCK_T=block_size(segments, 1 << 30),
+            HAS_MASK=has_mask, ACC=accumulator(f_rgb.dtype),
+            SCORE_LIMIT=torch.finfo(accumulation_dtype(f_rgb.dtype)).max, BLOCK_T=block_size(segments, 1 << 30),
             BLOCK_C=block_c, num_warps=_num_warps(block_c),
         )
     return as_output(p_rgb, f_rgb.dtype), as_output(p_flow, f_rgb.dtype), attention
