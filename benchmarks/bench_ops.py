@@ -17,13 +17,19 @@ once, in a fresh random order, so all of them see the same contention; same JSON
     python benchmarks/bench_ops.py --interleaved --rounds 15 --json ops.json
 
 Environment: JNA_FAST_BENCH_SECONDS (default 2) is the time budget per benchmark (rounds = budget / one call,
-clamped to [3, 50]); JNA_FAST_BENCH_MODES, JNA_FAST_BENCH_DTYPES and JNA_FAST_BENCH_PROVIDERS (comma-separated,
-e.g. ``fwd+bwd``, ``float32``, ``reference,cpp``) run a subset, for a short run on a shared machine.
+clamped to [3, 50]); JNA_FAST_BENCH_MODES, JNA_FAST_BENCH_DTYPES, JNA_FAST_BENCH_PROVIDERS and
+JNA_FAST_BENCH_LAYOUTS (comma-separated, e.g. ``fwd+bwd``, ``float32``, ``reference,cpp``, ``channels_last``) run a
+subset, for a short run on a shared machine. JNA_FAST_BENCH_SHAPES picks the shapes: ``default`` (the shapes of
+the figures in benchmarks/results/) or ``model``, the shapes a ResNet-50 JNA runs at: training (B = 32, T = 3,
+C = 2048 and 512), evaluation (B = 8, T = 25), a long video (B = 1, T = 1000), and the stitch after each of
+ResNet-50's four stages at 224 px for 32 clips of 3 snippets; or ``smoke``, tiny shapes that check that the
+benchmarks run (benchmarks/gpu_session.sh --dry-run).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -61,8 +67,18 @@ PROVIDERS = _subset("JNA_FAST_BENCH_PROVIDERS", ("reference", "reference_compile
                                                 "eager_einsum_bmm", "eager_matmul", "cpp", "cuda", "triton"))
 MODES = _subset("JNA_FAST_BENCH_MODES", ("fwd", "bwd", "fwd+bwd"))
 DTYPES = _subset("JNA_FAST_BENCH_DTYPES", {"float32": torch.float32, "bf16": torch.bfloat16})
-POOL_SHAPES = [(32, 25, 2048), (128, 25, 2048)]  # [B, T, C]
-STITCH_SHAPES = [(96, 1024, 14, 14), (96, 512, 28, 28)]  # [B*T, C, H, W]
+SHAPE_SETS = {  # name -> ([B, T, C] of the pool, [B*T, C, H, W] of the stitch)
+    "default": ([(32, 25, 2048), (128, 25, 2048)], [(96, 1024, 14, 14), (96, 512, 28, 28)]),
+    "model": ([(32, 3, 2048), (32, 3, 512), (8, 25, 2048), (1, 1000, 2048)],
+              [(96, 256, 56, 56), (96, 512, 28, 28), (96, 1024, 14, 14), (96, 2048, 7, 7)]),
+    "smoke": ([(2, 3, 40)], [(4, 24, 7, 7)]),
+}
+SHAPE_SET = os.environ.get("JNA_FAST_BENCH_SHAPES", "default")
+if SHAPE_SET not in SHAPE_SETS:
+    raise ValueError(f"JNA_FAST_BENCH_SHAPES={SHAPE_SET!r}: choose from {list(SHAPE_SETS)}")
+POOL_SHAPES, STITCH_SHAPES = SHAPE_SETS[SHAPE_SET]
+LAYOUTS = _subset("JNA_FAST_BENCH_LAYOUTS", {"contiguous": torch.contiguous_format,
+                                             "channels_last": torch.channels_last})
 BUDGET_SECONDS = float(os.environ.get("JNA_FAST_BENCH_SECONDS", "2"))
 
 
@@ -144,13 +160,19 @@ class OpCase:
     floor_bytes: dict[str, int]  # per mode
 
 
+def random_tensor(shape, gen, dtype=torch.float32) -> torch.Tensor:
+    """Standard normal values made on DEVICE (a ResNet-50 stage's maps take seconds to draw on a host CPU)."""
+    return torch.randn(shape, generator=gen, device=DEVICE).to(dtype)
+
+
+@functools.lru_cache(maxsize=2)
 def pool_case(shape, dtype) -> OpCase:
     batch, segments, channels = shape
-    gen = torch.Generator().manual_seed(0)
-    f_rgb, f_flow = (torch.randn(shape, generator=gen).to(DEVICE, dtype) for _ in range(2))
+    gen = torch.Generator(DEVICE).manual_seed(0)
+    f_rgb, f_flow = (random_tensor(shape, gen, dtype) for _ in range(2))
     # float32 attention weights with bf16 features: the autocast situation.
-    w_rgb, w_flow = (torch.randn(channels, generator=gen).mul(channels**-0.5).to(DEVICE) for _ in range(2))
-    grads = tuple(torch.randn(batch, channels, generator=gen).to(DEVICE, dtype) for _ in range(2))
+    w_rgb, w_flow = (random_tensor(channels, gen).mul(channels**-0.5) for _ in range(2))
+    grads = tuple(random_tensor((batch, channels), gen, dtype) for _ in range(2))
     feature, param, acc = f_rgb.element_size(), w_rgb.element_size(), 4
     features = 2 * batch * segments * channels * feature
     pooled = 2 * batch * channels * feature
@@ -162,13 +184,18 @@ def pool_case(shape, dtype) -> OpCase:
                   {"fwd": forward, "bwd": backward, "fwd+bwd": forward + backward})
 
 
-def stitch_case(shape, dtype) -> OpCase:
+@functools.lru_cache(maxsize=2)
+def stitch_case(shape, dtype, layout="contiguous") -> OpCase:
     channels = shape[1]
-    gen = torch.Generator().manual_seed(0)
-    x_rgb, x_flow = (torch.randn(shape, generator=gen).to(DEVICE, dtype) for _ in range(2))
-    alpha = (torch.tensor([[0.9, 0.1], [0.1, 0.9]]).repeat(channels, 1, 1)
-             + 0.1 * torch.randn(channels, 2, 2, generator=gen)).to(DEVICE)
-    grads = tuple(torch.randn(shape, generator=gen).to(DEVICE, dtype) for _ in range(2))
+    gen = torch.Generator(DEVICE).manual_seed(0)
+
+    def maps():
+        return random_tensor(shape, gen, dtype).contiguous(memory_format=LAYOUTS.get(layout, torch.contiguous_format))
+
+    x_rgb, x_flow = maps(), maps()
+    alpha = torch.tensor([[0.9, 0.1], [0.1, 0.9]], device=DEVICE).repeat(channels, 1, 1) + 0.1 * random_tensor(
+        (channels, 2, 2), gen)
+    grads = (maps(), maps())
     maps = x_rgb.numel() * x_rgb.element_size()
     params = alpha.numel() * alpha.element_size()
     forward = 4 * maps + params  # read x_rgb, x_flow; write y_rgb, y_flow
@@ -198,12 +225,22 @@ def timed_call(fn: Callable, mode: str, case: OpCase) -> Callable[[], None]:
     return backward
 
 
-def run_benchmark(benchmark, op: str, shape, dtype_name: str, provider: str, mode: str) -> None:
+def make_case(op: str, shape, dtype, layout: str) -> OpCase:
+    return pool_case(shape, dtype) if op == "joint_attention_pool" else stitch_case(shape, dtype, layout)
+
+
+def row_name(op: str, shape, dtype_name: str, layout: str) -> str:
+    """A benchmark row: the stitch's rows name their layout (the pool's inputs have one layout)."""
+    stitch_layout = f" {layout}" if op == "cross_stitch" else ""
+    return f"{op} {'x'.join(map(str, shape))}{stitch_layout} {dtype_name}"
+
+
+def run_benchmark(benchmark, op: str, shape, dtype_name: str, provider: str, mode: str,
+                  layout: str = "contiguous") -> None:
     reason = provider_reason(provider, op)
     if reason is not None:
         pytest.skip(f"{provider}: {reason}")
-    dtype = DTYPES[dtype_name]
-    case = pool_case(shape, dtype) if op == "joint_attention_pool" else stitch_case(shape, dtype)
+    case = make_case(op, shape, DTYPES[dtype_name], layout)
     call = timed_call(provider_function(op, provider), mode, case)
 
     def synchronized():
@@ -216,9 +253,9 @@ def run_benchmark(benchmark, op: str, shape, dtype_name: str, provider: str, mod
     synchronized()
     one_call = (time.perf_counter() - began) / 2
     rounds = int(min(50, max(3, BUDGET_SECONDS / max(one_call, 1e-6))))
-    benchmark.group = f"{op} {'x'.join(map(str, shape))} {dtype_name} {mode}"
+    benchmark.group = f"{row_name(op, shape, dtype_name, layout)} {mode}"
     benchmark.extra_info.update(op=op, shape=list(shape), dtype=dtype_name, provider=provider, mode=mode,
-                                device=str(DEVICE), floor_bytes=case.floor_bytes[mode])
+                                layout=layout, device=str(DEVICE), floor_bytes=case.floor_bytes[mode])
     benchmark.pedantic(synchronized, rounds=rounds, iterations=1)
     if benchmark.stats is not None:  # None under --benchmark-disable
         benchmark.extra_info["gbps"] = case.floor_bytes[mode] / benchmark.stats.stats.median / 1e9
@@ -235,9 +272,10 @@ def test_joint_attention_pool(benchmark, shape, dtype_name, provider, mode):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("dtype_name", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", STITCH_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_cross_stitch(benchmark, shape, dtype_name, provider, mode):
-    run_benchmark(benchmark, "cross_stitch", shape, dtype_name, provider, mode)
+def test_cross_stitch(benchmark, shape, layout, dtype_name, provider, mode):
+    run_benchmark(benchmark, "cross_stitch", shape, dtype_name, provider, mode, layout)
 
 
 def machine_name() -> str:
@@ -254,10 +292,11 @@ def interleaved(rounds: int) -> dict:
     """Every (op, shape, dtype, mode) row with all its providers timed in interleaved rounds; pytest-benchmark's
     JSON layout (the fields report.py reads)."""
     benchmarks = []
-    rows = [("joint_attention_pool", shape) for shape in POOL_SHAPES] + [("cross_stitch", s) for s in STITCH_SHAPES]
-    for op, shape in rows:
+    rows = [("joint_attention_pool", shape, "contiguous") for shape in POOL_SHAPES]
+    rows += [("cross_stitch", shape, layout) for shape in STITCH_SHAPES for layout in LAYOUTS]
+    for op, shape, layout in rows:
         for dtype_name, dtype in DTYPES.items():
-            case = pool_case(shape, dtype) if op == "joint_attention_pool" else stitch_case(shape, dtype)
+            case = make_case(op, shape, dtype, layout)
             for mode in MODES:
                 calls = {}
                 for provider in PROVIDERS:
@@ -277,14 +316,14 @@ def interleaved(rounds: int) -> dict:
                 for provider, samples in times.items():
                     ordered = sorted(samples)
                     benchmarks.append({
-                        "name": f"{op}[{'x'.join(map(str, shape))}-{dtype_name}-{mode}-{provider}]",
+                        "name": f"{op}[{'x'.join(map(str, shape))}-{layout}-{dtype_name}-{mode}-{provider}]",
                         "extra_info": dict(op=op, shape=list(shape), dtype=dtype_name, provider=provider, mode=mode,
-                                           device=str(DEVICE), floor_bytes=case.floor_bytes[mode],
+                                           layout=layout, device=str(DEVICE), floor_bytes=case.floor_bytes[mode],
                                            gbps=case.floor_bytes[mode] / ordered[len(ordered) // 2] / 1e9),
                         "stats": {"median": ordered[len(ordered) // 2], "min": ordered[0], "max": ordered[-1],
                                   "rounds": rounds},
                     })
-                print(f"{op} {shape} {dtype_name} {mode}: " + ", ".join(
+                print(f"{row_name(op, shape, dtype_name, layout)} {mode}: " + ", ".join(
                     f"{p} {sorted(t)[len(t) // 2] * 1e3:.2f} ms" for p, t in times.items()), flush=True)
     return {"machine_info": {"cpu": {"brand_raw": machine_name()}, "device": str(DEVICE), "torch": torch.__version__,
                              "cpu_count": os.cpu_count()},

@@ -1,28 +1,59 @@
 #!/usr/bin/env bash
-# The whole product checked on one GPU machine, in ONE call of under 10 minutes, ending in one summary table:
-#   build against the machine's CUDA torch; every GPU test (pytest -m cuda); `python -m jna_fast.train` on the
-#   synthetic set for a few hundred steps with DALI and without it (PyAV); evaluate and predict on the result;
-#   benchmarks/throughput.py (ResNet-50, 224 px, bf16, channels_last) without and with --compile; the copy
-#   bandwidth and the op benchmarks against it; the DALI GPU loader against the CPU loaders.
+# The product on one GPU machine (one H100 or H200, its own Python and CUDA torch), in ONE run of at most 8 minutes
+# that ends in one summary. The parts, in the order they run:
+#   build       pip install --no-build-isolation --no-deps -e . against the machine's torch (for its own GPU)
+#   tests       every GPU test: pytest -m cuda
+#   ops         the copy bandwidth, then both ops at the model's shapes (bench_ops.py, JNA_FAST_BENCH_SHAPES=model)
+#               against it and against eager PyTorch
+#   throughput  benchmarks/throughput.py: JNA ResNet-50 training and inference clips/s, 224 px, bf16, channels_last
+#   train       a short `python -m jna_fast.train` on a small synthetic set with the PyAV loader feeding the GPU,
+#               then evaluate and predict on its checkpoint
+#   compile     benchmarks/throughput.py as above with --compile (last: its compilations take the longest)
 #
-#   bash benchmarks/gpu_session.sh        # env: OUT (default gpu_results), BUDGET_S (default 560), PYTHON
+#   bash benchmarks/gpu_session.sh                  # every part; BUDGET_S defaults to 470 s
+#   bash benchmarks/gpu_session.sh --only ops       # build, then the parts named (comma-separated); 170 s
+#   bash benchmarks/gpu_session.sh --dry-run        # on a machine without a GPU: every step that needs none, at
+#                                                   # small sizes; the others skipped with one line each
 #
-# Every step runs under its own timeout and within what is left of BUDGET_S; a step that fails, times out or
-# has no time left is recorded in the summary and the next one runs. Exit status: 0 when every step passed.
-# Logs and results go to a work folder; $OUT gets at most 8 files (the device tool brings back no more):
-# summary.txt, ops.json, ops.md, throughput.json, throughput_compile.json, loader.txt, logs.tar.gz.
+# Environment: OUT (results folder, default gpu_results), BUDGET_S, PYTHON (default python3), JNA_FAST_WHEELS
+# (default .gpu_wheels: wheels to install first; benchmarks/gpu_wheels.sh download fetches PyAV's), TORCH_CUDA_ARCH_LIST
+# (default: the machine's GPU only, which keeps the build short).
+# Every step runs under its own timeout and within what is left of BUDGET_S; a step that fails, times out or finds
+# no time left is recorded and the next one runs. Exit status 0 when no step failed. OUT gets at most 8 files:
+# summary.txt, ops.json, ops.md, throughput.json, throughput_compile.json, train.txt, logs.tar.gz.
 #
-# The lent machines reach no registry and have neither DALI nor PyAV. benchmarks/gpu_wheels.sh (run here, with
-# network) downloads their wheels and cuts them into parts of under 60 MiB in batches, one batch per device
-# call (a call carries at most 64 MiB); each batch call copies its parts to $JNA_FAST_WHEELS on the machine,
-# which stays warm between calls, and this script joins, checks (sha256) and installs them before anything
-# else. Without staged wheels the DALI and PyAV steps are recorded as skipped.
+# DALI: its wheels are far larger than what one device call carries, so a machine without DALI records the DALI
+# steps as skipped. With DALI installed, the same checks are
+#   python -m jna_fast.train --dataset synthetic --data-backend dali --max-steps 300
+#   python benchmarks/bench_loader.py --videos 8 --frames 32 --epochs 2 --threads 8
 set -uo pipefail
+
+usage() {
+  echo "usage: bash benchmarks/gpu_session.sh [--dry-run] [--only PART[,PART...]]" >&2
+  echo "  PART: build tests ops throughput train compile" >&2
+  exit 2
+}
+
+PARTS="build tests ops throughput train compile"
+dry_run=0
+only=""
+while (( $# )); do
+  case "$1" in
+    --dry-run) dry_run=1 ;;
+    --only) [[ $# -ge 2 ]] || usage; only=$2; shift ;;
+    --only=*) only=${1#--only=} ;;
+    *) usage ;;
+  esac
+  shift
+done
+for part in ${only//,/ }; do
+  [[ " $PARTS " == *" $part "* ]] || { echo "--only: unknown part '$part'" >&2; usage; }
+done
 
 py=${PYTHON:-python3}
 out=${OUT:-gpu_results}
-budget=${BUDGET_S:-560}
-wheels=${JNA_FAST_WHEELS:-/tmp/jna_fast_wheels}
+budget=${BUDGET_S:-$([[ -n "$only" ]] && echo 170 || echo 470)}
+wheels=${JNA_FAST_WHEELS:-.gpu_wheels}
 work=$(mktemp -d /tmp/gpu_session.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 logs="$work/logs"
@@ -31,9 +62,12 @@ summary="$out/summary.txt"
 started=$(date +%s)
 failures=0
 : > "$summary"
+export JNA_FAST_CACHE="$work/cache" PYTHONUNBUFFERED=1
+
+wanted() { [[ -z "$only" || ",$only," == *",$1,"* ]]; }
 
 record() {  # record NAME VERDICT SECONDS DETAIL
-  printf '%-22s %-18s %5s  %s\n' "$1" "$2" "$3" "$4" >> "$summary"
+  printf '%-19s %-16s %5s  %s\n' "$1" "$2" "$3" "$4" >> "$summary"
 }
 
 # step NAME LIMIT_S COMMAND...: runs COMMAND under min(LIMIT_S, time left), output in $logs/NAME.log.
@@ -42,7 +76,7 @@ step() {
   shift 2
   local left=$(( budget - ($(date +%s) - started) ))
   if (( left < 10 )); then
-    record "$name" "SKIPPED" 0 "no time left in BUDGET_S=$budget"
+    record "$name" "NO TIME" 0 "nothing left of BUDGET_S=$budget"
     failures=$((failures + 1))
     return 1
   fi
@@ -59,85 +93,140 @@ step() {
     verdict="FAILED(rc=$rc)"
   fi
   (( rc != 0 )) && failures=$((failures + 1))
-  record "$name" "$verdict" "$(( $(date +%s) - began ))" "$(grep -v '^\s*$' "$logs/$name.log" | tail -n 1 | cut -c1-110)"
+  record "$name" "$verdict" "$(( $(date +%s) - began ))" "$(grep -v '^\s*$' "$logs/$name.log" | tail -n 1 | cut -c1-100)"
   return $rc
 }
 
-skip() {  # skip NAME REASON
-  record "$1" "SKIPPED" 0 "$2"
-  failures=$((failures + 1))
+skip() {  # skip NAME REASON: a step this machine cannot run (not a failure)
+  record "$1" "skipped" 0 "$2"
 }
 
-have_module() { PYTHONPATH="${PYTHONPATH:-}" "$py" -c "import $1" > /dev/null 2>&1; }
+not_run() {  # not_run NAME... REASON: steps an earlier failure left without input (failures)
+  local reason=${*: -1} name
+  for name in "${@:1:$#-1}"; do
+    record "$name" "NOT_RUN" 0 "$reason"
+    failures=$((failures + 1))
+  done
+}
 
-if [[ -f "$wheels/SHA256SUMS" ]]; then
-  step wheels 90 bash benchmarks/gpu_wheels.sh install "$wheels" /tmp/site \
-    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+# gpu_step NAME LIMIT_S COMMAND...: a step that needs a CUDA device; a dry run skips it.
+gpu_step() {
+  if (( dry_run )); then
+    skip "$1" "dry run: needs a CUDA device"
+    return 0
+  fi
+  step "$@"
+}
+
+have_module() { "$py" -c "import $1" > /dev/null 2>&1; }
+
+# Sizes: the machine's own in a real run; a dry run proves every command at sizes a 2-core CPU runs in seconds.
+if (( dry_run )); then
+  shapes=smoke; bench_env=(JNA_FAST_BENCH_SECONDS=0 JNA_FAST_BENCH_PROVIDERS=reference,cpp
+                             JNA_FAST_BENCH_DTYPES=float32 JNA_FAST_BENCH_MODES=fwd+bwd)
+  copy_args=(--device cpu --mib 64)
+  throughput_args=(--device cpu --backbone resnet18 --size 32 --batch-size 2 --segments 2 --flow-length 2
+                   --precision fp32 --no-channels-last --warmup 1 --steps 1 --backends cpp)
+  train_args=(--synthetic-classes 3 --synthetic-videos-per-class 4 --epochs 1 --max-steps 2 --size 32 --batch-size 2 --num-segments 2
+              --eval-segments 3)
 else
-  skip wheels "no staged wheels in $wheels (benchmarks/gpu_wheels.sh)"
+  shapes=model; bench_env=(JNA_FAST_BENCH_SECONDS=0.2
+                           JNA_FAST_BENCH_PROVIDERS=reference,eager_addcmul,eager_einsum_bmm,eager_matmul,cuda,triton)
+  copy_args=(--device cuda)
+  throughput_args=(--backbone resnet50 --size 224 --batch-size 32 --segments 3 --flow-length 5 --precision bf16
+                   --channels-last --warmup 3 --steps 10)
+  train_args=(--synthetic-videos-per-class 12 --epochs 2 --max-steps 60)
 fi
 
-step build 240 "$py" -m pip install --no-build-isolation --no-deps -e .
-step info 30 "$py" -m jna_fast.info
-step gpu_tests 150 "$py" -m pytest tests -m cuda -q -p no:cacheprovider
-
-# Two short training runs side by side (the GPU has room for both): with DALI decoding on the GPU, and with
-# the CPU loader (PyAV) feeding the GPU.
-synthetic="$work/synthetic"
-train_common=(--dataset synthetic --root "$synthetic" --max-steps 300 --no-progress)
-"$py" -m jna_fast.train --help > /dev/null 2>&1  # import once (compiles bytecode) before two processes race
-if have_module nvidia.dali && have_module av; then
-  step synthetic_data 90 "$py" -m jna_fast.train "${train_common[@]}" --max-steps 1 --out "$work/warmup"
-  step train_pyav 150 "$py" -m jna_fast.train "${train_common[@]}" --data-backend pyav --out "$work/run_pyav" &
-  pyav_job=$!
-  step train_dali 150 "$py" -m jna_fast.train "${train_common[@]}" --data-backend dali --out "$work/run_dali"
-  wait "$pyav_job" || failures=$((failures + 1))
-else
-  skip train_dali "nvidia.dali or av missing (stage the wheels: benchmarks/gpu_wheels.sh)"
-  have_module av || skip train_pyav "av missing (stage the wheels: benchmarks/gpu_wheels.sh)"
-  have_module av && step train_pyav 150 "$py" -m jna_fast.train "${train_common[@]}" --data-backend pyav \
-    --out "$work/run_pyav"
-fi
-
-checkpoint=$(ls "$work"/run_dali/last.pt "$work"/run_pyav/last.pt 2>/dev/null | head -n 1)
-video=$(find "$synthetic" -type f \( -name '*.avi' -o -name '*.mp4' \) 2>/dev/null | sort | head -n 1)
-if [[ -n "$checkpoint" ]]; then
-  step evaluate 60 "$py" -m jna_fast.evaluate "$checkpoint" --out "$work/evaluation"
-  if [[ -n "$video" ]]; then
-    step predict 30 "$py" -m jna_fast.predict "$checkpoint" "$video" --top-k 5
-  else
-    skip predict "no video in the synthetic set under $synthetic"
+# ---- wheels and build: what every part needs ----
+if compgen -G "$wheels/*.whl" > /dev/null; then
+  if (( dry_run )); then
+    skip wheels "dry run: the carried wheels are for the GPU machines' Python 3.12"
+  elif step wheels 60 "$py" -m pip install -q --no-index --no-deps --no-compile --target "$work/site" "$wheels"/*.whl
+  then
+    export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
   fi
 else
-  skip evaluate "no checkpoint: both training runs failed"
-  skip predict "no checkpoint: both training runs failed"
+  skip wheels "no wheels in $wheels (bash benchmarks/gpu_wheels.sh download)"
+fi
+if (( dry_run )); then
+  skip build "dry run: builds against the GPU machine's CUDA torch (here the installed extension is used)"
+else
+  arch=${TORCH_CUDA_ARCH_LIST:-$("$py" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())' \
+    2>/dev/null)}
+  step build 180 env TORCH_CUDA_ARCH_LIST="${arch:-9.0}" MAX_JOBS="$(nproc)" \
+    "$py" -m pip install --no-build-isolation --no-deps -e .
+fi
+step info 30 "$py" -m jna_fast.info
+
+# The small synthetic set is made on the CPU cores while the GPU parts run before the training.
+if wanted train; then
+  have_module av || skip synthetic_data "av (PyAV) missing: carry its wheel (bash benchmarks/gpu_wheels.sh download)"
+  if have_module av; then
+    step synthetic_data 150 "$py" -m jna_fast.train --dataset synthetic --root "$work/synthetic" "${train_args[@]}" \
+      --max-steps 1 --epochs 1 --no-final-eval --no-progress --out "$work/warmup" &
+    data_job=$!
+  fi
 fi
 
-step copy_bandwidth 20 "$py" benchmarks/copy_bandwidth.py --device cuda
-# The kernels against eager PyTorch (the reference and its fastest plain forms) and the copy ceiling; the
-# torch.compile provider is left out here: a dozen compilations do not fit the budget.
-step op_benchmarks 100 env JNA_FAST_BENCH_SECONDS=0.3 \
-  JNA_FAST_BENCH_PROVIDERS=reference,eager_addcmul,eager_einsum_bmm,eager_matmul,cuda,triton \
-  "$py" -m pytest benchmarks/bench_ops.py --benchmark-only --benchmark-json="$out/ops.json" -q -p no:cacheprovider
-[[ -f "$out/ops.json" ]] && "$py" benchmarks/report.py "$out/ops.json" --markdown > "$out/ops.md" 2>&1
-step throughput 60 "$py" benchmarks/throughput.py --backbone resnet50 --size 224 --precision bf16 --channels-last \
-  --json "$out/throughput.json"
-step throughput_compile 120 "$py" benchmarks/throughput.py --backbone resnet50 --size 224 --precision bf16 \
-  --channels-last --compile --backends cuda triton --json "$out/throughput_compile.json"
-if have_module nvidia.dali; then
-  step loader 60 "$py" benchmarks/bench_loader.py --videos 8 --frames 32 --epochs 2 --threads 8
-  cp "$logs/loader.log" "$out/loader.txt"
-else
-  skip loader "nvidia.dali missing: no GPU loader to compare (benchmarks/gpu_wheels.sh)"
+if wanted tests; then
+  if (( dry_run )); then
+    step gpu_tests 120 "$py" -m pytest tests -m cuda -q -p no:cacheprovider --collect-only
+  else
+    step gpu_tests 120 "$py" -m pytest tests -m cuda -q -p no:cacheprovider
+  fi
+fi
+
+if wanted ops; then
+  step copy_bandwidth 30 "$py" benchmarks/copy_bandwidth.py "${copy_args[@]}"
+  copy_gbps=$(grep -oE 'copy [0-9.]+ GB/s' "$logs/copy_bandwidth.log" 2>/dev/null | grep -oE '[0-9.]+')
+  step op_benchmarks 100 env JNA_FAST_BENCH_SHAPES=$shapes "${bench_env[@]}" \
+    "$py" -m pytest benchmarks/bench_ops.py --benchmark-only --benchmark-json="$out/ops.json" -q -p no:cacheprovider
+  [[ -f "$out/ops.json" ]] && step op_report 20 "$py" benchmarks/report.py "$out/ops.json" --markdown \
+    ${copy_gbps:+--copy-gbps "$copy_gbps"} && cp "$logs/op_report.log" "$out/ops.md"
+fi
+
+if wanted throughput; then
+  step throughput 90 "$py" benchmarks/throughput.py "${throughput_args[@]}" --json "$out/throughput.json"
+fi
+
+if wanted train; then
+  if [[ -n "${data_job:-}" ]]; then
+    wait "$data_job" || failures=$((failures + 1))
+    step train 120 "$py" -m jna_fast.train --dataset synthetic --root "$work/synthetic" "${train_args[@]}" \
+      --data-backend pyav --no-progress --out "$work/run"
+    video=$(find "$work/synthetic" -type f -name '*.avi' 2>/dev/null | sort | head -n 1)
+    if [[ -f "$work/run/last.pt" ]]; then
+      step evaluate 60 "$py" -m jna_fast.evaluate "$work/run/last.pt" --out "$work/evaluation" --no-progress
+      step predict 30 "$py" -m jna_fast.predict "$work/run/last.pt" "$video" --top-k 3
+    else
+      not_run evaluate predict "no checkpoint: the training run failed"
+    fi
+    tail -n 25 "$logs/train.log" "$logs/evaluate.log" "$logs/predict.log" > "$out/train.txt" 2>/dev/null
+  else
+    not_run train evaluate predict "no synthetic set: PyAV missing"
+  fi
+  have_module nvidia.dali || skip train_dali "DALI not installed: python -m jna_fast.train --data-backend dali"
+  have_module nvidia.dali || skip loader "DALI not installed: python benchmarks/bench_loader.py"
+fi
+
+if wanted compile; then
+  if (( dry_run )); then
+    skip throughput_compile "dry run: compiling the two-stream step takes minutes on a 2-core CPU"
+  else
+    step throughput_compile 240 "$py" benchmarks/throughput.py "${throughput_args[@]}" --compile --backends cuda \
+      triton --json "$out/throughput_compile.json"
+  fi
 fi
 
 tar czf "$out/logs.tar.gz" -C "$work" logs
 {
-  echo "== $(date -u +%Y-%m-%dT%H:%MZ) $("$py" -c 'import torch; print(torch.cuda.get_device_name(0))' 2>&1)," \
-    "$(( $(date +%s) - started ))s, $failures step(s) not ok"
+  echo "== $(date -u +%Y-%m-%dT%H:%MZ) $("$py" -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0)
+    if torch.cuda.is_available() else "no CUDA device")' 2>&1), $(( $(date +%s) - started ))s," \
+    "$failures step(s) failed$( (( dry_run )) && echo ' (dry run)')"
   tail -n 1 "$logs/gpu_tests.log" 2>/dev/null
   cat "$logs/copy_bandwidth.log" 2>/dev/null
-  grep -E "fwd\+bwd" "$out/ops.md" 2>/dev/null | grep -E "\| (cuda|triton) \|"
+  grep -E "fwd\+bwd" "$out/ops.md" 2>/dev/null | grep -E "\| (cuda|triton|cpp) \|"
   tail -n 4 "$logs/throughput.log" "$logs/throughput_compile.log" 2>/dev/null
 } >> "$summary"
 cat "$summary"

@@ -1,10 +1,11 @@
-"""benchmarks/gpu_session.sh runs only on a lent GPU machine; here it is checked as far as a CPU allows: it
-parses, every Python entry point it calls exists and takes the flags it is given, and a run where every step
-fails still goes through every step and records each one in the summary."""
+"""benchmarks/gpu_session.sh runs whole only on a lent GPU machine; here it is checked as far as a CPU allows:
+`--dry-run` runs every step that needs no GPU (at small sizes) and must pass, every Python entry point takes the
+flags the GPU run gives it, and a run where every step fails still records every step."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -15,22 +16,43 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SESSION = REPO / "benchmarks" / "gpu_session.sh"
 WHEELS = REPO / "benchmarks" / "gpu_wheels.sh"
-# Steps the script records, in order (a run that fails everywhere still lists each).
-STEPS = ("wheels", "build", "info", "gpu_tests", "train_dali", "train_pyav", "evaluate", "predict", "copy_bandwidth",
-         "op_benchmarks", "throughput", "throughput_compile", "loader")
+# Steps every full run records, in order (a run that fails everywhere still lists each).
+STEPS = ("wheels", "build", "info", "synthetic_data", "gpu_tests", "copy_bandwidth", "op_benchmarks", "throughput",
+         "train", "evaluate", "predict", "throughput_compile")
+# The steps a dry run on this CPU must pass.
+CPU_STEPS = ("info", "synthetic_data", "gpu_tests", "copy_bandwidth", "op_benchmarks", "op_report", "throughput",
+             "train", "evaluate", "predict")
+FLAG = r"(?<![\w-])(--[a-z][\w-]*)"
 
 
 def python_calls() -> list[tuple[str, list[str]]]:
     """(entry point, every flag the script gives it) for each `"$py" -m module ...` / `"$py" benchmarks/x.py ...`
-    in the script, with continuation lines joined (pip, which installs, is not checked)."""
+    in the script, continuation lines joined and `"${name[@]}"` arrays expanded to the flags of both their
+    definitions (the dry run's and the GPU run's); pip, which installs, is not checked."""
     text = SESSION.read_text().replace("\\\n", " ")
+    arrays: dict[str, set[str]] = {}
+    for match in re.finditer(r"(\w+)=\(([^)]*)\)", text):
+        arrays.setdefault(match.group(1), set()).update(re.findall(FLAG, match.group(2)))
     flags: dict[str, set[str]] = {}
     for match in re.finditer(r'"\$py" (-m [\w.]+|benchmarks/\w+\.py)([^\n;&|]*)', text):
-        if match.group(1) != "-m pip":
-            flags.setdefault(match.group(1), set()).update(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", match.group(2)))
-    common = re.search(r"train_common=\(([^)]*)\)", text)  # the flags both training runs share
-    flags["-m jna_fast.train"].update(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", common.group(1)))
+        if match.group(1) == "-m pip":
+            continue
+        found = flags.setdefault(match.group(1), set())
+        found.update(re.findall(FLAG, match.group(2)))
+        for name in re.findall(r'"\$\{(\w+)\[@\]\}"', match.group(2)):
+            found.update(arrays[name])
     return sorted((entry, sorted(names - {"--help"})) for entry, names in flags.items())
+
+
+def run_session(*args, env: dict[str, str], timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SESSION), *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env})
+
+
+def summary_rows(out: Path) -> dict[str, str]:
+    """step name -> verdict, from summary.txt."""
+    rows = [line.split() for line in (out / "summary.txt").read_text().splitlines()]
+    return {row[0]: row[1] for row in rows if len(row) >= 2 and not row[0].startswith("==")}
 
 
 @pytest.mark.parametrize("script", [SESSION, WHEELS], ids=lambda p: p.name)
@@ -39,24 +61,28 @@ def test_scripts_parse(script):
     assert result.returncode == 0, result.stderr
 
 
-def test_wheels_script_names_its_commands():
+def test_wheels_script_names_its_command():
     result = subprocess.run(["bash", str(WHEELS)], capture_output=True, text=True)
-    assert result.returncode == 2 and "download [DIR] | install [DIR] [SITE]" in result.stderr
+    assert result.returncode == 2 and "download [DIR]" in result.stderr
 
 
-def test_the_script_calls_the_entry_points_the_issue_names():
+def test_an_unknown_part_is_refused(tmp_path):
+    result = run_session("--only", "ops,bogus", env={"OUT": str(tmp_path / "out")}, timeout=30)
+    assert result.returncode == 2 and "--only: unknown part 'bogus'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_script_calls_the_entry_points_the_session_needs():
     entries = {entry for entry, _ in python_calls()}
     assert {"-m jna_fast.train", "-m jna_fast.evaluate", "-m jna_fast.predict", "-m pytest",
-            "benchmarks/throughput.py", "benchmarks/copy_bandwidth.py", "benchmarks/bench_loader.py",
-            "benchmarks/report.py"} <= entries, entries
+            "benchmarks/throughput.py", "benchmarks/copy_bandwidth.py", "benchmarks/report.py"} <= entries, entries
 
 
 @pytest.mark.parametrize("entry,flags", python_calls(), ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_every_entry_point_takes_its_flags(entry, flags):
     if entry.startswith("-m "):
         module = entry[3:]
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not in this tree (issue 5 adds it): its flags are checked once it is")
+        assert importlib.util.find_spec(module) is not None, f"{module} is not importable"
         command = [sys.executable, "-m", module, "--help"]
     else:
         command = [sys.executable, str(REPO / entry), "--help"]
@@ -64,6 +90,22 @@ def test_every_entry_point_takes_its_flags(entry, flags):
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr[-2000:]}"
     missing = [flag for flag in flags if flag not in result.stdout]
     assert not missing, f"{entry} --help does not list {missing}"
+
+
+@pytest.mark.slow
+def test_dry_run_passes_every_step_a_cpu_can_run(tmp_path):
+    out = tmp_path / "out"
+    result = run_session("--dry-run", env={"OUT": str(out), "PYTHON": sys.executable,
+                                           "JNA_FAST_WHEELS": str(tmp_path / "no_wheels")}, timeout=900)
+    rows = summary_rows(out)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
+    for name in CPU_STEPS:
+        assert rows.get(name) == "ok", f"step {name}: {rows.get(name)}\n{result.stdout[-3000:]}"
+    for name in ("wheels", "build", "throughput_compile"):
+        assert rows.get(name) == "skipped", f"step {name}: {rows.get(name)}"
+    assert {"ops.json", "ops.md", "throughput.json", "train.txt", "summary.txt", "logs.tar.gz"} <= {
+        p.name for p in out.iterdir()}
+    assert len(list(out.iterdir())) <= 8  # the device tool brings back at most 8 files
 
 
 def test_a_run_where_every_step_fails_records_every_step(tmp_path):
@@ -74,10 +116,9 @@ def test_a_run_where_every_step_fails_records_every_step(tmp_path):
                             env={"PATH": "/usr/bin:/bin", "PYTHON": "false", "OUT": str(out), "BUDGET_S": "100",
                                  "JNA_FAST_WHEELS": str(tmp_path / "no_wheels")})
     assert result.returncode != 0
-    summary = (out / "summary.txt").read_text()
-    recorded = [line.split()[0] for line in summary.splitlines() if line and not line.startswith("==")]
+    rows = summary_rows(out)
     for name in STEPS:
-        assert name in recorded, f"step {name} not in the summary:\n{summary}"
-    assert "FAILED(rc=1)" in summary and "SKIPPED" in summary
+        assert name in rows, f"step {name} not in the summary:\n{(out / 'summary.txt').read_text()}"
+    assert rows["build"] == "FAILED(rc=1)" and rows["wheels"] == "skipped"
     assert (out / "logs.tar.gz").exists()
-    assert len(list(out.iterdir())) <= 8  # the device tool brings back at most 8 files
+    assert len(list(out.iterdir())) <= 8
