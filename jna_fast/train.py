@@ -39,8 +39,8 @@ from .builders import (build_loader_for, build_model, data_settings, prepare_syn
 from .config import (CONFIG_NAME, RESUMABLE_OPTIONS, TrainConfig, config_from_dict, parse_command_line,
                      save_config)
 from .errors import JnaFastError
-from .evaluation import collect, evaluate_checkpoint, summarize
-from .files import exclusive_folder, remove_stale_temporaries
+from .evaluation import STRIPS_DIR, collect, evaluate_checkpoint, summarize
+from .files import LOCK_NAME, append_line, exclusive_folder, refuse_links, remove_stale_temporaries
 from .runtime import (Distributed, all_reduce_sum, autocast_context, restore_rng_state, rng_state, seed_everything,
                       setup_distributed)
 
@@ -48,6 +48,11 @@ logger = logging.getLogger("jna_fast.train")
 
 FINAL_EVAL_STRIPS = 4
 RESUME_KEYS = ("optimizer", "epoch", "batch", "step", "rng")
+METRICS_NAME, TENSORBOARD_DIR, EVAL_DIR = "metrics.jsonl", "tensorboard", "eval"
+# What a run writes into --out: the checkpoints and config.yaml are replaced whole (a link at their name replaced,
+# never written through); metrics.jsonl is appended to and the folders are written into, so a link there (or among
+# TensorBoard's event files, whose names it makes itself) is refused before the run starts.
+RUN_OUTPUTS = (LAST_NAME, BEST_NAME, CONFIG_NAME, METRICS_NAME, TENSORBOARD_DIR, EVAL_DIR, LOCK_NAME)
 
 
 class TrainingDiverged(JnaFastError, RuntimeError):
@@ -171,7 +176,7 @@ class MetricsLog:
     """metrics.jsonl, and TensorBoard when it is installed (or asked for)."""
 
     def __init__(self, cfg: TrainConfig, out: Path, enabled: bool):
-        self.path = out / "metrics.jsonl"
+        self.path = out / METRICS_NAME
         self.writer = None
         if not enabled or cfg.tensorboard is False:
             return
@@ -182,7 +187,7 @@ class MetricsLog:
                 raise ImportError(f"--tensorboard needs tensorboard: pip install 'jna_fast[tensorboard]' "
                                   f"({error})") from error
             return
-        self.writer = SummaryWriter(str(out / "tensorboard"))
+        self.writer = SummaryWriter(str(out / TENSORBOARD_DIR))
 
     def scalars(self, values: dict, step: int) -> None:
         if self.writer is not None:
@@ -191,8 +196,7 @@ class MetricsLog:
                     self.writer.add_scalar(name, value, step)
 
     def record(self, values: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(values) + "\n")
+        append_line(self.path, json.dumps(values))
         self.scalars({k: v for k, v in values.items() if k not in ("epoch", "step")}, values["step"])
 
     def close(self) -> None:
@@ -321,7 +325,17 @@ def train(cfg: TrainConfig) -> dict:
     with exclusive_folder(out, "a training run"):
         for leftover in remove_stale_temporaries(out, (LAST_NAME, BEST_NAME, CONFIG_NAME)):
             logger.info("removed %s, left by a process that no longer runs", leftover)
+        refuse_planted_links(out)
         return _train(cfg, env, out)
+
+
+def refuse_planted_links(out: Path) -> None:
+    """Stop at once, not hours later, when what the run appends to or writes into is a link (RUN_OUTPUTS)."""
+    events = out / TENSORBOARD_DIR
+    planted = [out / METRICS_NAME, events, out / EVAL_DIR, out / EVAL_DIR / STRIPS_DIR]
+    if events.is_dir() and not events.is_symlink():
+        planted += events.iterdir()
+    refuse_links(planted)
 
 
 def _train(cfg: TrainConfig, env: Distributed, out: Path) -> dict:
@@ -423,12 +437,12 @@ def _train(cfg: TrainConfig, env: Distributed, out: Path) -> dict:
     # The final model, not best.pt: the validation split is the test split, so picking the best epoch on it
     # would flatter the reported figures.
     if cfg.final_eval and finished_training(cfg, progress.step, steps_per_epoch):
-        report = evaluate_checkpoint(out / LAST_NAME, out / "eval", segments=cfg.eval_segments,
+        report = evaluate_checkpoint(out / LAST_NAME, out / EVAL_DIR, segments=cfg.eval_segments,
                                      crops=cfg.eval_crops, visualize=FINAL_EVAL_STRIPS, batch_size=cfg.batch_size,
                                      device=env.device.type, progress=cfg.progress)
         if env.is_main:
             logger.info("final evaluation of %s (TSN protocol, %d snippets, %d crops) in %s: %s", out / LAST_NAME,
-                        report.get("segments", 0), report.get("crops", 0), out / "eval", json.dumps(
+                        report.get("segments", 0), report.get("crops", 0), out / EVAL_DIR, json.dumps(
                             {k: round(v, 4) for k, v in report.items()
                              if isinstance(v, float) and not k.startswith("uniform")}))
     if dist.is_initialized():
