@@ -32,7 +32,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .checkpoint import BEST_NAME, LAST_NAME, CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from .checkpoint import (BEST_NAME, LAST_NAME, CheckpointError, entry_in_use, load_checkpoint, load_model_state,
+                         load_optimizer_state, save_checkpoint)
 from .cli import run_command
 from .builders import (build_loader_for, build_model, data_settings, prepare_synthetic, resolve_loader_device,
                        salient_windows)
@@ -219,8 +220,9 @@ def resume_training(model, optimizer, resumed: dict, path: Path) -> Progress:
     """Load the model, the optimiser and the RNG state of a last.pt (checked by :func:`check_resumable`); returns
     where its run stood."""
     load_model_state(model, resumed["model"], path)
-    optimizer.load_state_dict(resumed["optimizer"])
-    restore_rng_state(resumed["rng"])
+    load_optimizer_state(optimizer, resumed["optimizer"], path)
+    with entry_in_use(path, "rng"):
+        restore_rng_state(resumed["rng"])
     return Progress(resumed["epoch"], resumed["batch"], resumed["step"], resumed.get("best_top1", -1.0))
 
 
