@@ -38,7 +38,6 @@ import json
 import logging
 import multiprocessing
 import os
-import shutil
 import statistics
 import sys
 import threading
@@ -51,8 +50,10 @@ import torch
 from .builders import prepare_synthetic
 from .cli import check_output_folder, run_command
 from .config import TrainConfig, build_parser, config_from_dict, parse_command_line
-from .train import train
-from .visualize import pyplot
+from .evaluation import REPORT_NAME, STRIPS_DIR
+from .files import output_folder, refuse_links, write_atomically, write_text_atomically
+from .train import EVAL_DIR, train
+from .visualize import pyplot, save_figure
 
 logger = logging.getLogger("jna_fast.ablate")
 
@@ -78,6 +79,10 @@ ABLATION_DEFAULTS = {"epochs": 5, "synthetic_videos_per_class": 32}
 QUICK_SETTINGS = {"synthetic_videos_per_class": 8, "epochs": 1, "size": 32, "num_segments": 2, "test_segments": 2,
                   "flow_length": 2, "batch_size": 4, "progress": False}
 STRIPS = 4
+RESULTS_JSON, RESULTS_TABLE, RESULTS_CHART, RUNS_DIR = "ablation.json", "ablation.md", "ablation.png", "runs"
+# What an ablation writes into --out: its results, replaced whole (a link at their name replaced, never written
+# through), and the folders of the runs and of the strips, refused when they are links.
+ABLATION_OUTPUTS = (RESULTS_JSON, RESULTS_TABLE, RESULTS_CHART, RUNS_DIR, STRIPS_DIR)
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
 
@@ -89,7 +94,7 @@ def variant_config(base: TrainConfig, variant: str, seed: int, out: Path) -> Tra
 
 def run_variant(cfg: TrainConfig) -> dict:
     """Train (resuming if interrupted) and return the final evaluation's report; a finished run is not redone."""
-    report_path = Path(cfg.out) / "eval" / "report.json"
+    report_path = Path(cfg.out) / EVAL_DIR / REPORT_NAME
     if not report_path.exists():
         train(cfg)
     return json.loads(report_path.read_text(encoding="utf-8"))
@@ -231,8 +236,7 @@ def bar_chart(summary: dict, path: Path) -> None:
         attention.legend(fontsize=7)
     attention.set_title("claim 3: attention on the salient window")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
@@ -243,12 +247,15 @@ def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
     count changes the order of its floating-point sums, so its figures can differ between ``jobs`` values."""
     check_output_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+    refuse_links([out / STRIPS_DIR])  # now, not when the runs are done
     planned = [(variant, seed) for position, seed in enumerate(seeds) for variant in variants
                if not (variant in ONE_STREAM_VARIANTS and one_stream_seeds is not None
                        and position >= one_stream_seeds)]
     configs = {}
     for variant, seed in planned:
-        configs[variant, seed] = variant_config(base, variant, seed, out / "runs" / f"{variant}-s{seed}")
+        # Each run's folder is its --out: one that is a link would lead the run out of the ablation's.
+        run_folder = output_folder(out, RUNS_DIR, f"{variant}-s{seed}")
+        configs[variant, seed] = variant_config(base, variant, seed, run_folder)
         if jobs > 1:  # progress bars of parallel runs would write over each other: each run logs its epochs
             configs[variant, seed].progress = False
     if base.dataset == "synthetic":  # made once, before parallel runs would race to make it
@@ -275,13 +282,13 @@ def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
                 record(futures[future], future.result())
                 logger.info("ablation run %s, seed %d done (%d of %d): top-1 %.3f", *futures[future], done,
                             len(planned), reports[futures[future]]["top1"])
-    strips = out / "attention"
     for variant in ATTENTION_VARIANTS:
-        source = out / "runs" / f"{variant}-s{seeds[0]}" / "eval" / "attention"
+        source = out / RUNS_DIR / f"{variant}-s{seeds[0]}" / EVAL_DIR / STRIPS_DIR
         if variant in variants and source.is_dir():
             for strip in sorted(source.glob("*.png"))[:STRIPS]:
-                strips.mkdir(exist_ok=True)
-                shutil.copyfile(strip, strips / f"{variant}-{strip.name}")
+                picture = strip.read_bytes()
+                write_atomically(output_folder(out, STRIPS_DIR) / f"{variant}-{strip.name}",
+                                 lambda handle: handle.write(picture))
     return write_results(out, base, [reports[key] for key in planned])
 
 
@@ -315,9 +322,10 @@ def write_results(out: Path, base: TrainConfig, runs: list[dict]) -> dict:
     summary = summarise(runs)
     comparisons = differences(runs)
     results = {"settings": settings, "runs": runs, "summary": summary, "differences": comparisons}
-    (out / "ablation.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    (out / "ablation.md").write_text(markdown_table(summary, settings, comparisons), encoding="utf-8")
-    bar_chart(summary, out / "ablation.png")
+    for name, text in ((RESULTS_JSON, json.dumps(results, indent=1)),
+                       (RESULTS_TABLE, markdown_table(summary, settings, comparisons))):
+        write_text_atomically(out / name, text)
+    bar_chart(summary, out / RESULTS_CHART)
     return results
 
 

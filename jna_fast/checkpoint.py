@@ -6,7 +6,9 @@ dict), ``config`` (the resolved TrainConfig as a dict), ``class_names``, ``data`
 a video as the training data was: crop size, flip policy, flow algorithm and bound), and, in ``last.pt``, what
 resuming needs
 (``optimizer``, ``epoch``, ``batch``, ``step``, ``rng``, ``best_top1``). ``best.pt`` holds the model of the epoch
-with the best validation top-1 and its ``metrics``.
+with the best validation top-1 and its ``metrics``. :data:`SCHEMA` declares each of them (its type, and the shape or
+range of its values); :func:`load_checkpoint` checks a file against it, so that what a file from anyone holds is
+what the code reading it expects, or a CheckpointError names the file and the field.
 
 Safe to load from anyone: everything in a checkpoint is a tensor or a plain value (numbers, strings, lists,
 tuples, dicts; the RNG states too, see jna_fast/runtime.py), so it is read with ``torch.load(weights_only=True)``,
@@ -17,23 +19,30 @@ weights are not finite is never written and never loaded.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import warnings
 import pickle
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .cli import Range
+from .config import TrainConfig, config_from_dict
 from .errors import JnaFastError
 from .files import write_atomically
+from .flow import ALGORITHMS as FLOW_ALGORITHMS
+from .runtime import PRECISIONS
 
 FORMAT = "jna_fast/checkpoint"
 # 2: the RNG states are tensors and plain values (version 1 held NumPy objects, which weights_only refuses).
 VERSION = 2
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
-REQUIRED_KEYS = ("model", "config", "class_names")
 
 
 class CheckpointError(JnaFastError, ValueError):
@@ -91,12 +100,11 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         kind = type(state).__name__ if not isinstance(state, dict) else f"dict with keys {sorted(state)[:6]}"
         raise CheckpointError(f"{path}: not a jna_fast checkpoint ({kind}); for a torchvision ImageNet weight file "
                               f"use --weights / JNA.load_backbone_weights")
-    if state.get("version", 0) > VERSION:
+    _check(path, state.get("version"), VERSION_FIELD, "version")
+    if state["version"] > VERSION:  # checked before the schema, which a newer version may have changed
         raise CheckpointError(f"{path}: checkpoint version {state['version']} is newer than this jna_fast "
                               f"understands ({VERSION}); upgrade jna_fast")
-    missing = [key for key in REQUIRED_KEYS if key not in state]
-    if missing:
-        raise CheckpointError(f"{path}: incomplete jna_fast checkpoint: missing {missing}")
+    _check(path, state, SCHEMA, "")
     return state
 
 
@@ -115,15 +123,42 @@ def load_model_state(model, state_dict: dict, path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
-    mismatched = [f"{key}: file {tuple(state_dict[key].shape)} vs model {tuple(value.shape)}"
-                  for key, value in expected.items() if key in state_dict and state_dict[key].shape != value.shape]
+    mismatched = [f"{key}: file {tuple(state_dict[key].shape)} {state_dict[key].dtype} vs model "
+                  f"{tuple(value.shape)} {value.dtype}" for key, value in expected.items()
+                  if key in state_dict and (state_dict[key].shape != value.shape or
+                                            state_dict[key].dtype.is_floating_point != value.dtype.is_floating_point)]
     if missing or unexpected or mismatched:
         raise CheckpointError(f"{path}: its weights do not fit the model: missing {missing[:5]}, unexpected "
-                              f"{unexpected[:5]}, shape mismatches {mismatched[:5]}")
+                              f"{unexpected[:5]}, shape or type mismatches {mismatched[:5]}")
     broken = non_finite_weights(state_dict)
     if broken:
         raise CheckpointError(f"{path}: its weights are not finite ({broken}): the run that wrote it diverged")
     model.load_state_dict(state_dict)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict, path) -> None:
+    """Load a checkpoint's optimiser state (checked by :data:`SCHEMA`) into ``optimizer``; one that does not fit its
+    parameters (other groups, a moment of another shape) raises CheckpointError naming the file, before a step
+    would fail on it."""
+    with entry_in_use(path, "optimizer"):
+        optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            for key, value in optimizer.state.get(parameter, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != parameter.shape:
+                    raise CheckpointError(f"{path}: optimizer.state: {key} of shape {tuple(value.shape)} for a "
+                                          f"parameter of shape {tuple(parameter.shape)}")
+
+
+@contextlib.contextmanager
+def entry_in_use(path, name: str):
+    """Put a checkpoint's entry ``name`` to use (an optimiser's state loaded, random states restored): what the
+    schema cannot see, the code using it refuses with one of these errors, which is raised as a CheckpointError
+    naming the file and the entry."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: {name}: {type(error).__name__}: {error}") from None
 
 
 def _unwrapped(state_dict: dict) -> dict:
@@ -135,3 +170,149 @@ def _unwrapped(state_dict: dict) -> dict:
             key = key.split(".", 1)[1]
         cleaned[key] = value
     return cleaned
+
+
+# --- the schema ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Field:
+    """What one entry of a checkpoint must be. ``expected`` says it in words, for the error; ``accepts`` tests the
+    value's type; then, where given: ``range`` bounds a number, ``choices`` lists the values allowed, ``fields``
+    are the entries of a dict by name, ``keys`` and ``each`` what every key and every value of a dict (or item of
+    a list) must be, and ``contents`` checks the whole value last (returning the problem, or None). ``optional``:
+    the entry may be absent."""
+
+    expected: str
+    accepts: Callable[[object], bool]
+    optional: bool = False
+    range: Range | None = None
+    choices: tuple | None = None
+    fields: dict[str, "Field"] | None = None
+    keys: "Field | None" = None
+    each: "Field | None" = None
+    contents: Callable[[object, str], str | None] | None = None
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _instance(*types: type) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, types)
+
+
+def _tensor(dtype: torch.dtype) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, torch.Tensor) and value.dtype == dtype and value.dim() == 1
+
+
+def _moment(value) -> bool:
+    """A value of an optimiser's per-parameter state (SGD's momentum buffer is None without momentum)."""
+    return value is None or isinstance(value, torch.Tensor) or _number(value)
+
+
+def _non_empty_list(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) > 0
+
+
+def _python_random_state(value) -> bool:
+    """``random.getstate()``: (version, the generator's words, the cached Gaussian or None)."""
+    return (isinstance(value, (list, tuple)) and len(value) == 3 and _integer(value[0])
+            and isinstance(value[1], (list, tuple)) and all(_integer(word) for word in value[1])
+            and (value[2] is None or _number(value[2])))
+
+
+def _configuration_problem(values: dict, name: str) -> str | None:
+    """The saved configuration checked as TrainConfig checks any (jna_fast/config.py owns its options)."""
+    try:
+        config_from_dict(values, name)
+    except ValueError as error:
+        message = str(error)
+        return message if message.startswith(f"{name}: ") else f"{name}: {message}"
+    return None
+
+
+def _option_range(name: str) -> Range:
+    return {spec.name: spec for spec in dataclasses.fields(TrainConfig)}[name].metadata["range"]
+
+
+_STRING = Field("a string", _instance(str))
+_COUNT = Field("an integer", _integer, optional=True, range=Range(minimum=0))
+_RANDOM_BYTES = Field("a 1-D uint8 tensor", _tensor(torch.uint8))
+VERSION_FIELD = Field("an integer", _integer, range=Range(minimum=1))
+SCHEMA = Field("a dict", _instance(dict), fields={
+    "model": Field("a dict of weight names to tensors", _instance(dict), keys=_STRING,
+                   each=Field("a tensor", _instance(torch.Tensor))),
+    "config": Field("a dict of training options", _instance(dict), keys=_STRING, contents=_configuration_problem),
+    "class_names": Field("a non-empty list of strings", _non_empty_list, each=_STRING),
+    "data": Field("a dict of data settings", _instance(dict), optional=True, fields={
+        "size": Field("an integer", _integer, range=_option_range("size")),
+        "flip": Field("true or false", _instance(bool)),
+        "flow_algorithm": Field("a string", _instance(str), choices=FLOW_ALGORITHMS),
+        "flow_bound": Field("a number", _number, range=Range(above=0)),
+        "precision": Field("a string", _instance(str), optional=True, choices=PRECISIONS)}),
+    # What resuming needs (last.pt): the optimiser's state, where the run stood, the random generators' states.
+    "optimizer": Field("an optimizer state dict", _instance(dict), optional=True, fields={
+        "state": Field("a dict", _instance(dict), keys=Field("an integer", _integer), each=Field(
+            "a dict", _instance(dict), keys=_STRING, each=Field("a tensor, a number or None", _moment))),
+        "param_groups": Field("a list of dicts", _instance(list), each=Field("a dict", _instance(dict), fields={
+            "params": Field("a list of integers", _instance(list), each=Field("an integer", _integer))}))}),
+    "epoch": _COUNT, "batch": _COUNT, "step": _COUNT,
+    "best_top1": Field("a number", _number, optional=True, range=Range(minimum=-1, maximum=1)),
+    "rng": Field("a dict of random generator states", _instance(dict), optional=True, fields={
+        "python": Field("a list of (version, state words, gauss)", _python_random_state),
+        "numpy": Field("a dict", _instance(dict), fields={
+            "bit_generator": _STRING, "key": Field("a 1-D int64 tensor", _tensor(torch.int64)),
+            "pos": Field("an integer", _integer), "has_gauss": Field("an integer", _integer),
+            "gauss": Field("a number", _number)}),
+        "torch": _RANDOM_BYTES,
+        "cuda": Field("a list of tensors", _instance(list, tuple), optional=True, each=_RANDOM_BYTES)}),
+    # best.pt: the validation metrics of its epoch.
+    "metrics": Field("a dict", _instance(dict), optional=True, keys=_STRING),
+})
+
+
+def _check(path, value, field: Field, name: str) -> None:
+    """Raise CheckpointError naming ``path`` and the entry when ``value`` does not fit ``field``."""
+    problem = _problem(value, field, name)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
+
+
+def _kind(value) -> str:
+    """The type of ``value`` in an error ("int", "None", "an empty list")."""
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple, dict, str)) and not value:
+        return f"an empty {type(value).__name__}"
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def _problem(value, field: Field, name: str) -> str | None:
+    """Why ``value`` (the entry ``name``: "data.size", "model['fc.bias']") does not fit ``field``, or None."""
+    if not field.accepts(value):
+        return f"{name}: expected {field.expected}, got {_kind(value)}"
+    problem = field.range.violation(value) if field.range is not None else None
+    if problem:
+        return f"{name}: {problem}"
+    if field.choices is not None and value not in field.choices:
+        return f"{name}: expected one of {', '.join(field.choices)}, got {value!r}"
+    for key, inner in (field.fields or {}).items():
+        where = f"{name}.{key}" if name else key
+        if key not in value:
+            problem = None if inner.optional else f"{where}: missing"
+        else:
+            problem = _problem(value[key], inner, where)
+        if problem:
+            return problem
+    if field.keys is not None or field.each is not None:
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            problem = ((field.keys is not None and _problem(key, field.keys, f"{name}: key {key!r}"))
+                       or (field.each is not None and _problem(item, field.each, f"{name}[{key!r}]")))
+            if problem:
+                return problem
+    return field.contents(value, name) if field.contents is not None else None

@@ -28,6 +28,7 @@ from .builders import cache_root
 from .cli import REPORTED_ERRORS, add_debug_option, describe, number_in, run_command, torch_device
 from .data.synthetic import (CLASS_CATALOGUE, GENERATOR_VERSION, encode_video, make_synthetic, plan_video,
                              render_video, video_name)
+from .files import output_folder, write_atomically
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor, check_window_seconds
 from .visualize import attention_strip_image, write_timeline
 
@@ -132,17 +133,15 @@ def synthetic_examples(predictor: Predictor, cache: str | os.PathLike,
     # clip is never one drawn with other parameters or by another version of the generator.
     key = json.dumps({"generator_version": GENERATOR_VERSION, "frames": frames, "size": size, "classes": names,
                       **options}, sort_keys=True)
-    folder = Path(cache) / f"g{GENERATOR_VERSION}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(cache, f"g{GENERATOR_VERSION}-{hashlib.sha1(key.encode()).hexdigest()[:12]}")
     examples = []
     for class_index, spec in enumerate(specs[:count]):
         path = folder / video_name(spec.name, EXAMPLE_GROUP, EXAMPLE_CLIP)
-        if not path.exists():
+        if path.is_symlink() or not path.is_file():  # a link there is replaced, never shown nor written through
             plan = plan_video(spec, class_index, EXAMPLE_GROUP, EXAMPLE_CLIP, frames=frames, height=size,
                               width=size, decoy_classes=tuple(specs), **options)
-            partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            encode_video(render_video(plan), partial)
-            os.replace(partial, path)  # a demo stopped midway leaves no half-written example behind
+            # Atomically: a demo stopped midway leaves no half-written example behind.
+            write_atomically(path, lambda handle: encode_video(render_video(plan), handle))
         examples.append((spec.name, path))
     return examples
 

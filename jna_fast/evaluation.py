@@ -18,6 +18,7 @@ from tqdm import tqdm
 from .builders import build_loader_for, resolve_loader_device, salient_windows
 from .config import TrainConfig, check_options_apply, config_from_dict
 from .data.synthetic import SalientWindows
+from .files import output_folder, refuse_links, write_text_atomically
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
 from .metrics import (confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy, predicted_classes,
                       topk_correct)
@@ -25,6 +26,12 @@ from .runtime import Distributed, autocast_context, setup_distributed
 from .visualize import plot_attention_strip, plot_confusion, snippet_pictures
 
 REPORT_NAME = "report.json"
+PREDICTIONS_NAME = "predictions.jsonl"
+CONFUSION_NAME = "confusion.png"
+STRIPS_DIR = "attention"
+# What an evaluation writes into its folder: files replaced whole (a link at their name replaced, never written
+# through), and the folder of the attention strips (refused when it is a link).
+EVALUATION_OUTPUTS = (REPORT_NAME, PREDICTIONS_NAME, CONFUSION_NAME, STRIPS_DIR)
 
 
 @dataclass
@@ -147,31 +154,32 @@ def write_predictions(predictions: Predictions, class_names: list[str], path: Pa
         return None if tensor is None else [round(v, 5) for v in tensor[index].tolist()]
 
     predicted = predicted_classes(predictions.scores).tolist()
-    with open(path, "w", encoding="utf-8") as handle:
-        for index, video in enumerate(predictions.video_ids):
-            real = predictions.mask[index]
-            handle.write(json.dumps({
-                "video": video, "label": int(predictions.labels[index]),
-                "class": class_names[int(predictions.labels[index])],
-                "prediction": predicted[index],
-                "scores": row(predictions.scores, index), "scores_rgb": row(predictions.scores_rgb, index),
-                "scores_flow": row(predictions.scores_flow, index),
-                "snippet_starts": predictions.indices[index][real].tolist(),
-                "attention": [round(v, 5) for v in predictions.attention[index][real].tolist()],
-            }) + "\n")
+    lines = []
+    for index, video in enumerate(predictions.video_ids):
+        real = predictions.mask[index]
+        lines.append(json.dumps({
+            "video": video, "label": int(predictions.labels[index]),
+            "class": class_names[int(predictions.labels[index])],
+            "prediction": predicted[index],
+            "scores": row(predictions.scores, index), "scores_rgb": row(predictions.scores_rgb, index),
+            "scores_flow": row(predictions.scores_flow, index),
+            "snippet_starts": predictions.indices[index][real].tolist(),
+            "attention": [round(v, 5) for v in predictions.attention[index][real].tolist()],
+        }) + "\n")
+    write_text_atomically(path, "".join(lines))
 
 
 def write_outputs(predictions: Predictions, class_names: list[str], windows: SalientWindows | None, out: Path,
                   extra: dict | None = None) -> dict:
-    """report.json, predictions.jsonl, confusion.png, and the attention strips of the kept videos."""
+    """report.json, predictions.jsonl, confusion.png, and the attention strips of the kept videos
+    (:data:`EVALUATION_OUTPUTS`)."""
     out.mkdir(parents=True, exist_ok=True)
     report = {**(extra or {}), **summarize(predictions, class_names, windows)}
-    (out / REPORT_NAME).write_text(json.dumps(report, indent=1), encoding="utf-8")
-    write_predictions(predictions, class_names, out / "predictions.jsonl")
-    plot_confusion(predictions, class_names, out / "confusion.png")
+    write_text_atomically(out / REPORT_NAME, json.dumps(report, indent=1))
+    write_predictions(predictions, class_names, out / PREDICTIONS_NAME)
+    plot_confusion(predictions, class_names, out / CONFUSION_NAME)
     if predictions.snippets:
-        strips = out / "attention"
-        strips.mkdir(exist_ok=True)
+        strips = output_folder(out, STRIPS_DIR)
         predicted = predicted_classes(predictions.scores).tolist()
         for video, pictures in predictions.snippets.items():
             index = predictions.video_ids.index(video)
@@ -227,7 +235,9 @@ def evaluate_model(model, cfg: TrainConfig, class_names: list[str], out, protoco
     the model's file; returns the report (on the main process; {} on the others). Training's final evaluation
     passes the model it holds, so that no rank reads a file another rank writes."""
     if env.is_main:
-        Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after the evaluation
+        # An unwritable --out, or a link as the strips' folder, fails now, not after the evaluation.
+        Path(out).mkdir(parents=True, exist_ok=True)
+        refuse_links([Path(out) / STRIPS_DIR] if protocol.visualize else [])
     model = model.to(env.device)
     backend, loader_device = resolve_loader_device(cfg, env.device)
     crops = protocol.crops

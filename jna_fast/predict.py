@@ -24,10 +24,12 @@ from pathlib import Path
 from .cli import (ERROR_STATUS, REPORTED_ERRORS, add_debug_option, check_output_folder, number_in, report_error,
                   run_command, torch_device)
 from .data.transforms import TEST_CROP_COUNTS
-from .files import remove_stale_temporaries
+from .files import output_folder, refuse_links, remove_stale_temporaries
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
 from .visualize import write_annotated_video, write_predictions_json, write_timeline
 
+# What --out receives (in a folder of each video's, for several): files replaced whole, a link at their name replaced,
+# never written through; a video's folder that is a link is refused.
 LONG_VIDEO_OUTPUTS = ("predictions.json", "timeline.png", "annotated.mp4")
 
 
@@ -89,10 +91,13 @@ def predict_videos(args: argparse.Namespace) -> int:
 def predict_long(predictor: Predictor, video: str, args: argparse.Namespace):
     """The sliding-window prediction of one video, and its files when ``--out`` is given."""
     stride = args.stride if args.stride is not None else args.window / 2
+    own_folder = args.out is not None and len(args.videos) > 1
+    if own_folder:
+        refuse_links([args.out / Path(video).stem])  # now, before the video is scored
     prediction = predictor.predict_long_video(video, window=args.window, stride=stride, top_k=args.top_k,
                                     segments=args.segments, crops=args.crops)
     if args.out is not None:
-        out = args.out if len(args.videos) == 1 else args.out / Path(video).stem
+        out = output_folder(args.out, Path(video).stem) if own_folder else args.out
         remove_stale_temporaries(out, LONG_VIDEO_OUTPUTS)
         write_predictions_json(prediction, out / "predictions.json")
         write_timeline(prediction, out / "timeline.png")

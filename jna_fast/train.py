@@ -33,15 +33,16 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .checkpoint import BEST_NAME, LAST_NAME, CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from .checkpoint import (BEST_NAME, LAST_NAME, CheckpointError, entry_in_use, load_checkpoint, load_model_state,
+                         load_optimizer_state, save_checkpoint)
 from .cli import check_output_folder, run_command
 from .builders import (build_loader_for, build_model, data_settings, prepare_synthetic_on_every_node,
                        resolve_loader_device, salient_windows)
 from .config import (CONFIG_NAME, RESUMABLE_OPTIONS, TrainConfig, config_from_dict, parse_command_line,
                      save_config)
 from .errors import JnaFastError
-from .evaluation import EvaluationProtocol, collect, evaluate_model, summarize
-from .files import exclusive_folder, remove_stale_temporaries
+from .evaluation import STRIPS_DIR, EvaluationProtocol, collect, evaluate_model, summarize
+from .files import LOCK_NAME, append_line, exclusive_folder, refuse_links, remove_stale_temporaries
 from .runtime import (Distributed, all_reduce_sum, autocast_context, from_main, restore_rng_state, rng_state,
                       seed_everything, setup_distributed, share_main_buffers)
 
@@ -49,6 +50,11 @@ logger = logging.getLogger("jna_fast.train")
 
 FINAL_EVAL_STRIPS = 4
 RESUME_KEYS = ("optimizer", "epoch", "batch", "step", "rng")
+METRICS_NAME, TENSORBOARD_DIR, EVAL_DIR = "metrics.jsonl", "tensorboard", "eval"
+# What a run writes into --out: the checkpoints and config.yaml are replaced whole (a link at their name replaced,
+# never written through); metrics.jsonl is appended to and the folders are written into, so a link there (or among
+# TensorBoard's event files, whose names it makes itself) is refused before the run starts.
+RUN_OUTPUTS = (LAST_NAME, BEST_NAME, CONFIG_NAME, METRICS_NAME, TENSORBOARD_DIR, EVAL_DIR, LOCK_NAME)
 
 
 class TrainingDiverged(JnaFastError, RuntimeError):
@@ -172,7 +178,7 @@ class MetricsLog:
     """metrics.jsonl, and TensorBoard when it is installed (or asked for)."""
 
     def __init__(self, cfg: TrainConfig, out: Path, enabled: bool):
-        self.path = out / "metrics.jsonl"
+        self.path = out / METRICS_NAME
         self.writer = None
         if not enabled or cfg.tensorboard is False:
             return
@@ -183,7 +189,7 @@ class MetricsLog:
                 raise ImportError(f"--tensorboard needs tensorboard: pip install 'jna_fast[tensorboard]' "
                                   f"({error})") from error
             return
-        self.writer = SummaryWriter(str(out / "tensorboard"))
+        self.writer = SummaryWriter(str(out / TENSORBOARD_DIR))
 
     def scalars(self, values: dict, step: int) -> None:
         if self.writer is not None:
@@ -192,8 +198,7 @@ class MetricsLog:
                     self.writer.add_scalar(name, value, step)
 
     def record(self, values: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(values) + "\n")
+        append_line(self.path, json.dumps(values))
         self.scalars({k: v for k, v in values.items() if k not in ("epoch", "step")}, values["step"])
 
     def close(self) -> None:
@@ -216,8 +221,9 @@ def resume_training(model, optimizer, resumed: dict, path: Path) -> Progress:
     """Load the model, the optimiser and the RNG state of a last.pt (checked by :func:`check_resumable`); returns
     where its run stood."""
     load_model_state(model, resumed["model"], path)
-    optimizer.load_state_dict(resumed["optimizer"])
-    restore_rng_state(resumed["rng"])
+    load_optimizer_state(optimizer, resumed["optimizer"], path)
+    with entry_in_use(path, "rng"):
+        restore_rng_state(resumed["rng"])
     return Progress(resumed["epoch"], resumed["batch"], resumed["step"], resumed.get("best_top1", -1.0))
 
 
@@ -338,12 +344,22 @@ def open_run_folder(cfg: TrainConfig, out: Path, held: contextlib.ExitStack) -> 
     held.enter_context(exclusive_folder(out, "a training run"))
     for leftover in remove_stale_temporaries(out, (LAST_NAME, BEST_NAME, CONFIG_NAME)):
         logger.info("removed %s, left by a process that no longer runs", leftover)
+    refuse_planted_links(out)
     resume_from = resolve_resume(cfg)
     if resume_from is None:
         return None
     state = load_checkpoint(resume_from)
     check_resumable(cfg, state, resume_from)
     return {"path": str(resume_from), "state": state}
+
+
+def refuse_planted_links(out: Path) -> None:
+    """Stop at once, not hours later, when what the run appends to or writes into is a link (RUN_OUTPUTS)."""
+    events = out / TENSORBOARD_DIR
+    planted = [out / METRICS_NAME, events, out / EVAL_DIR, out / EVAL_DIR / STRIPS_DIR]
+    if events.is_dir() and not events.is_symlink():
+        planted += events.iterdir()
+    refuse_links(planted)
 
 
 def _train(cfg: TrainConfig, env: Distributed, out: Path, resumed: dict | None) -> dict:
@@ -444,10 +460,10 @@ def _train(cfg: TrainConfig, env: Distributed, out: Path, resumed: dict | None) 
         share_main_buffers(model)
         protocol = EvaluationProtocol(cfg.eval_segments, cfg.eval_crops, FINAL_EVAL_STRIPS, cfg.batch_size,
                                       cfg.progress)
-        report = evaluate_model(model, cfg, class_names, out / "eval", protocol, env, str(out / LAST_NAME))
+        report = evaluate_model(model, cfg, class_names, out / EVAL_DIR, protocol, env, str(out / LAST_NAME))
         if env.is_main:
             logger.info("final evaluation of %s (TSN protocol, %d snippets, %d crops) in %s: %s", out / LAST_NAME,
-                        report.get("segments", 0), report.get("crops", 0), out / "eval", json.dumps(
+                        report.get("segments", 0), report.get("crops", 0), out / EVAL_DIR, json.dumps(
                             {k: round(v, 4) for k, v in report.items()
                              if isinstance(v, float) and not k.startswith("uniform")}))
     if dist.is_initialized():

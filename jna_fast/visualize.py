@@ -14,7 +14,8 @@ Evaluation: :func:`plot_confusion`, and :func:`attention_strip_figure` (each sni
 attention weight) as a file (:func:`plot_attention_strip`) or an image array (:func:`attention_strip_image`), from
 the pictures :func:`snippet_pictures` takes out of a batch.
 
-Every long-video file is written atomically (jna_fast/files.py): a failure leaves what was there before.
+Every file is written atomically (jna_fast/files.py): a failure leaves what was there before, and a link at its
+name is replaced, never written through.
 """
 
 from __future__ import annotations
@@ -79,8 +80,7 @@ def write_timeline(prediction, path, classes: int = TIMELINE_CLASSES) -> None:
     bottom.set_xlim(0, prediction.duration)
     colourbar = figure.colorbar(dots, ax=[top, bottom], location="right", fraction=0.03, pad=0.02)
     colourbar.set_label("snippet attention / uniform", fontsize=7)
-    write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 def frame_windows(prediction) -> np.ndarray:
@@ -180,6 +180,15 @@ def pyplot():
     return plt
 
 
+def save_figure(figure, path, dpi: int) -> None:
+    """Write a matplotlib ``figure`` to ``path`` as a PNG, atomically (a link at ``path`` is replaced, never
+    written through), and close it."""
+    try:
+        write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
+    finally:
+        pyplot().close(figure)
+
+
 def plot_confusion(predictions, class_names: list[str], path: Path) -> None:
     """The confusion matrix of ``predictions`` (jna_fast.evaluation.Predictions) as a PNG."""
     plt = pyplot()
@@ -200,17 +209,14 @@ def plot_confusion(predictions, class_names: list[str], path: Path) -> None:
                           color="white" if count > confusion.max() / 2 else "black")
     figure.colorbar(image, ax=axes)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 def plot_attention_strip(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,
                          label: str | None, prediction: str, path: Path) -> None:
     """Write :func:`attention_strip_figure` to ``path``."""
-    plt = pyplot()
     figure = attention_strip_figure(video_id, pictures, attention, starts, mask, window, label, prediction)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path, dpi=100)
 
 
 def attention_strip_image(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,

@@ -466,12 +466,13 @@ def render_video(plan: VideoPlan, with_masks: bool = False):
     return (frames, masks) if with_masks else frames
 
 
-def encode_video(frames: np.ndarray, path: str | os.PathLike, codec: str = "mpeg4", fps: int = FPS) -> None:
-    """Write RGB frames ``[F, H, W, 3]`` to an AVI file with PyAV, deterministically (single-threaded encoder)."""
+def encode_video(frames: np.ndarray, path, codec: str = "mpeg4", fps: int = FPS) -> None:
+    """Write RGB frames ``[F, H, W, 3]`` to an AVI file (a path, or a binary file opened for writing) with PyAV,
+    deterministically (single-threaded encoder)."""
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
     count, height, width, _ = frames.shape
-    with av.open(str(path), "w", format="avi") as container:
+    with av.open(path if hasattr(path, "write") else str(path), "w", format="avi") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = CODECS[codec]
