@@ -8,7 +8,6 @@ and ``Predictor`` load on first use.
 """
 
 import importlib
-import importlib.abc
 import importlib.util
 import sys
 import warnings
@@ -43,9 +42,10 @@ def _register_ops() -> None:
                       stacklevel=2)
 
 
-class _RegisterOpsAfterTorch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds torch with the other finders, then runs torch's own loader and registers the ops once it is done.
-    It steps aside (off sys.meta_path) at its first look-up, so that it runs at most once."""
+class _RegisterOpsAfterTorch:
+    """A meta path finder and loader (PEP 451) for torch alone: finds torch with the other finders, then runs
+    torch's own loader and registers the ops once it is done. It steps aside (off sys.meta_path) at its first
+    look-up, so that it runs at most once."""
 
     def find_spec(self, fullname, path, target=None):
         if fullname != "torch":
