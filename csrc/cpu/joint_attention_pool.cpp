@@ -23,11 +23,11 @@ namespace {
 // Elements per parallel chunk: enough to amortise the scheduling, small enough to balance two threads.
 constexpr int64_t kChunkElements = 32768;
 
-// joint_dot reads y as doubles in whole vectors: rows padded with zeros to a multiple of the widest vector.
+// score_dot reads w as doubles in whole vectors: rows padded with zeros to a multiple of the widest vector.
 constexpr int64_t kWideRowLanes = at::vec::Vectorized<float>::size();
 
-// The rows of y [rows, C] as doubles, each padded with zeros to round_up(C, kWideRowLanes) (a per-call or per-clip
-// cost of rows x C conversions, against the T x C products of each clip's dots).
+// The rows of y [rows, C] as doubles, each padded with zeros to round_up(C, kWideRowLanes) (once per call, against
+// the B x T x C products of the scores).
 template <typename acc_type>
 std::vector<double> widened_rows(const acc_type* y, int64_t rows, int64_t channels) {
   const int64_t stride = round_up(channels, kWideRowLanes);
@@ -54,23 +54,46 @@ inline void fmadd_wide(at::vec::Vectorized<double> (&sum)[2], const at::vec::Vec
   }
 }
 
-// <f_rgb, y_rgb> + <f_flow, y_flow> for the scores (y = w) and for g (y = dp), y a row of widened_rows.
-// The accumulation rule shared by every backend (docs/design.md §4.3, jna_fast/triton/joint_attention_pool.py):
-// these dots are summed in double from exact products, since a saturated softmax turns a score's absolute rounding
-// error into the relative error of every small weight, and so of dw; like every per-snippet scalar after them
-// (softmax max and sum, s = sum_t a g / sum_t a, de), they are doubles. f's tail lanes load as zeros, y's are zero
-// padding.
+// The score <f_rgb, w_rgb> + <f_flow, w_flow>, w as widened_rows. The accumulation rule shared by every backend
+// (docs/design.md §4.3, jna_fast/triton/joint_attention_pool.py): summed in double from exact products, since a
+// saturated softmax turns a score's absolute rounding error into the relative error of every small weight, and so
+// of dw. f's tail lanes load as zeros, w's are zero padding.
 template <typename scalar_t>
-inline double joint_dot(const scalar_t* f_rgb, const double* y_rgb, const scalar_t* f_flow, const double* y_flow,
+inline double score_dot(const scalar_t* f_rgb, const double* w_rgb, const scalar_t* f_flow, const double* w_flow,
                         int64_t channels) {
   using Wide = at::vec::Vectorized<double>;
   Wide rgb[2] = {Wide(0), Wide(0)};
   Wide flow[2] = {Wide(0), Wide(0)};
   for_each_span<AccVec<scalar_t>::size()>(channels, [&](int64_t j, int64_t count) {
-    fmadd_wide(rgb, load_span(f_rgb + j, count), y_rgb + j);
-    fmadd_wide(flow, load_span(f_flow + j, count), y_flow + j);
+    fmadd_wide(rgb, load_span(f_rgb + j, count), w_rgb + j);
+    fmadd_wide(flow, load_span(f_flow + j, count), w_flow + j);
   });
   return sum_lanes((rgb[0] + rgb[1]) + (flow[0] + flow[1]));
+}
+
+// g = <f_rgb, dp_rgb> + <f_flow, dp_flow>, dp in the accumulation type, summed in that type (docs/design.md §4.3:
+// g's rounding error enters the gradients linearly, unlike a score's) and returned as a double, like every
+// per-snippet scalar after it (s = sum_t a g / sum_t a, de). kDotChains independent sums hide the FMA latency.
+template <typename scalar_t>
+inline double gradient_dot(const scalar_t* f_rgb, const acc_t<scalar_t>* y_rgb, const scalar_t* f_flow,
+                           const acc_t<scalar_t>* y_flow, int64_t channels) {
+  using Vec = AccVec<scalar_t>;
+  constexpr int64_t width = Vec::size();
+  constexpr int64_t kDotChains = 4;
+  const auto products = [&](int64_t j, int64_t count, const Vec& sum) {
+    const Vec rgb = at::vec::fmadd(load_span(f_rgb + j, count), load_span(y_rgb + j, count), sum);
+    return at::vec::fmadd(load_span(f_flow + j, count), load_span(y_flow + j, count), rgb);
+  };
+  Vec chains[kDotChains] = {Vec(0), Vec(0), Vec(0), Vec(0)};
+  int64_t j = 0;
+  for (; j + kDotChains * width <= channels; j += kDotChains * width) {
+    for (int64_t k = 0; k < kDotChains; ++k) {
+      chains[k] = products(j + k * width, width, chains[k]);
+    }
+  }
+  Vec rest(0);
+  for_each_span<width>(channels - j, [&](int64_t i, int64_t count) { rest = products(j + i, count, rest); });
+  return static_cast<double>(sum_lanes(((chains[0] + chains[1]) + (chains[2] + chains[3])) + rest));
 }
 
 // A score past the accumulation type's range is infinite, as its sum in that type would be: it makes its row NaN
@@ -184,7 +207,7 @@ void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<s
         for (int64_t t = first; t < first + rows; ++t) {
           const int64_t row = clip + t * channels;
           const bool real = mask == nullptr || mask[b * segments + t];
-          scores[t] = real ? in_accumulation_range<acc_type>(joint_dot(f_rgb + row, w_rgb_wide.data(), f_flow + row,
+          scores[t] = real ? in_accumulation_range<acc_type>(score_dot(f_rgb + row, w_rgb_wide.data(), f_flow + row,
                                                                        w_flow_wide.data(), channels))
                            : kMinusInfinity;
           finite = finite && (!real || std::isfinite(scores[t]));
@@ -258,9 +281,6 @@ void backward_kernel(const acc_t<scalar_t>* grad_p_rgb, const acc_t<scalar_t>* g
                      int64_t channels) {
   using acc_type = acc_t<scalar_t>;
   const int64_t clip_elements = std::max<int64_t>(segments * channels, 1);
-  const int64_t wide_stride = round_up(channels, kWideRowLanes);
-  const auto dp_rgb_wide = widened_rows(grad_p_rgb, batch, channels);
-  const auto dp_flow_wide = widened_rows(grad_p_flow, batch, channels);
   at::parallel_for(0, batch, std::max<int64_t>(1, kChunkElements / clip_elements), [&](int64_t begin, int64_t end) {
     std::vector<double> g(static_cast<size_t>(segments));
     std::vector<acc_type> dw_clip(static_cast<size_t>(2 * padded));
@@ -281,8 +301,7 @@ void backward_kernel(const acc_t<scalar_t>* grad_p_rgb, const acc_t<scalar_t>* g
           continue;
         }
         const int64_t row = b * segments + t;
-        g[t] = joint_dot(f_rgb + row * channels, dp_rgb_wide.data() + b * wide_stride, f_flow + row * channels,
-                         dp_flow_wide.data() + b * wide_stride, channels) +
+        g[t] = gradient_dot(f_rgb + row * channels, dp_rgb, f_flow + row * channels, dp_flow, channels) +
                grad_attention[row];
         weighted_g += a[t] * g[t];
         weight_total += a[t];

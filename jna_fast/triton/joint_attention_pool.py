@@ -1,11 +1,11 @@
 """joint_attention_pool (docs/design.md §4) in Triton: kernels, then launchers, then the op registration.
 
-Accumulation rule (the same in every backend, docs/design.md §4.3): the dots that make a per-snippet scalar -- the
-score e[t] and g[t] -- are summed in float64 from exact float64 products, and every quantity over the snippets of a
-clip (softmax max and sum, s, de) is float64; the pooled and dw channel sums are in the accumulation dtype
-(float32; float64 for float64 features). A saturated softmax turns a score's absolute rounding error into the
-relative error of every small weight exp(e - max), and so of dw: float32 scores of |e| ~ 1e3 would carry errors of
-1e-4. The float64 work is a dot per snippet of a memory-bound op.
+Accumulation rule (the same in every backend, docs/design.md §4.3): the score e[t] is summed in float64 from exact
+float64 products, since a saturated softmax turns a score's absolute rounding error into the relative error of
+every small weight exp(e - max), and so of dw (float32 scores of |e| ~ 1e3 carry errors of 1e-4); the other channel
+sums (g[t], the pooled p, dw) are in the accumulation dtype (float32; float64 for float64 features), their rounding
+entering the results linearly; each per-snippet scalar and every quantity over the snippets of a clip (softmax max
+and sum, s, de) is float64.
 The backward's s is sum_t a g / sum_t a: the stored float32 weights need not sum to exactly 1 (a dominant
 weight 1 - 6e-11 rounds to 1), and with the plain sum, sum_t de = s (1 - sum_t a) leaks s * 1e-10 into dw,
 which in a saturated clip is larger than the true dw; normalised, sum_t de = 0 as in exact arithmetic.
@@ -117,8 +117,6 @@ def _joint_attention_pool_backward_kernel(
     t_ids = tl.arange(0, BLOCK_T)
     dp_rgb = tl.load(grad_p_rgb_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
     dp_flow = tl.load(grad_p_flow_ptr + b * channels + c, mask=c_in, other=0.0).to(ACC)
-    dp_rgb_wide = dp_rgb.to(tl.float64)
-    dp_flow_wide = dp_flow.to(tl.float64)
     row = b * segments * channels
     # Pass 1: g[t] = <dp, f[t]> + grad_attention[t] and s = sum_t a g / sum_t a.
     g_all = tl.zeros([BLOCK_T], dtype=tl.float64)
@@ -131,7 +129,7 @@ def _joint_attention_pool_backward_kernel(
         snippet = row + t * channels + c
         f_rgb = tl.load(f_rgb_ptr + snippet, mask=read, other=0.0).to(ACC)
         f_flow = tl.load(f_flow_ptr + snippet, mask=read, other=0.0).to(ACC)
-        g = tl.sum(dp_rgb_wide * f_rgb.to(tl.float64) + dp_flow_wide * f_flow.to(tl.float64), axis=0)
+        g = tl.sum(dp_rgb * f_rgb + dp_flow * f_flow, axis=0).to(tl.float64)
         g += tl.load(grad_attention_ptr + b * segments + t).to(tl.float64)
         g = tl.where(live, g, 0.0)
         g_all = tl.where(t_ids == t, g, g_all)
