@@ -26,6 +26,8 @@ logger = logging.getLogger("jna_fast")
 
 # The synthetic set's flow is extracted with the fast online algorithm: its videos are small and cleanly textured.
 SYNTHETIC_FLOW_ALGORITHM = DEFAULT_ONLINE_ALGORITHM
+# TSN's rawframes (340 x 256): the short side that 224 px test crops (0.875 of it) are cut from.
+TSN_SHORT_SIDE = 256
 
 
 def cache_root() -> Path:
@@ -134,10 +136,32 @@ def build_loader_for(cfg: TrainConfig, subset: str, *, num_segments: int, device
         flow=FlowSource(cfg.flow, cfg.flow_algorithm))
 
 
-def data_settings(cfg: TrainConfig) -> dict:
-    """What prediction needs, saved in checkpoints, to prepare a video as the training data was prepared."""
+def data_settings(cfg: TrainConfig, short_side: int | None = None) -> dict:
+    """What prediction needs, saved in checkpoints, to prepare a video as the training data was prepared.
+    ``short_side``: the short side of the training frames (``ClipLoader.frame_short_side``), which prediction
+    resizes every video to on decode, so that its crops and its flow (in pixels) have the training data's scale;
+    None: the dataset kind's (:func:`default_short_side`)."""
     return {"size": cfg.size, "flip": flip_allowed(cfg), "flow_algorithm": cfg.flow_algorithm,
-            "flow_bound": DEFAULT_BOUND, "precision": cfg.precision}
+            "flow_bound": DEFAULT_BOUND, "precision": cfg.precision,
+            "short_side": short_side or default_short_side(cfg)}
+
+
+def decode_short_side(settings: dict, cfg: TrainConfig, where: str) -> int:
+    """The short side prediction resizes videos to: ``settings["short_side"]`` (a checkpoint's data settings), or
+    for a checkpoint saved without it, the dataset kind's; a ValueError naming ``where`` when it is not a number of
+    pixels."""
+    value = settings.get("short_side")
+    if value is None:
+        return default_short_side(cfg)
+    if type(value) is not int or value < 1:
+        raise ValueError(f"{where}: short_side must be a whole number of pixels >= 1, got {value!r}")
+    return value
+
+
+def default_short_side(cfg: TrainConfig) -> int:
+    """The short side of a dataset kind's frames, for checkpoints that do not record their training frames':
+    the synthetic set's frame size, else TSN's rawframes' (the recipe extracts at ``--short-side 256``)."""
+    return synthetic.DEFAULT_FRAME_SIZE if cfg.dataset == "synthetic" else TSN_SHORT_SIDE
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> JNA:

@@ -2,9 +2,10 @@
 ``python -m jna_fast.predict``) sits above the model: it holds the model with what its checkpoint says about it (the
 class names, the training configuration, the data settings), which the model itself knows nothing of.
 
-The video is decoded and its flow computed on the fly (jna_fast/flow/online.py) with the algorithm and bound of
-the training data (saved in the checkpoint), then sampled and cropped exactly as the evaluation does (the TSN test
-protocol of jna_fast/config.py: T evenly spaced snippets, 1/3/10 crops), through the same loader.
+The video is decoded at the scale of the training frames (:attr:`Predictor.short_side`, whatever the camera's
+resolution) and its flow computed on the fly (jna_fast/flow/online.py) with the algorithm and bound of the training
+data (saved in the checkpoint), then sampled and cropped exactly as the evaluation does (the TSN test protocol of
+jna_fast/config.py: T evenly spaced snippets, 1/3/10 crops), through the same loader.
 
 Long videos (:meth:`Predictor.predict_long_video`, ``python -m jna_fast.predict --window``): windows of a few
 seconds every stride, each sampled and scored as a short video is, from a single streaming decode that holds one
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .builders import build_model
+from .builders import build_model, decode_short_side
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import TrainConfig, config_from_dict
 from .data import ClipSampling, Decoding, FlowSource, build_loader
@@ -62,11 +63,20 @@ class Predictor:
         state = load_checkpoint(path)
         try:
             cfg = config_from_dict(state["config"], f"{path}: saved configuration")
+            if isinstance(state.get("data"), dict):
+                decode_short_side(state["data"], cfg, f"{path}: data settings")
         except ValueError as error:
             raise CheckpointError(str(error)) from None
         model = build_model(cfg, len(state["class_names"]))
         load_model_state(model, state["model"], path)
         return cls(model.eval().to(device), cfg, list(state["class_names"]), state.get("data"))
+
+    @property
+    def short_side(self) -> int:
+        """The short side (pixels) every video's frames are resized to as they are decoded: the training frames'
+        (builders.decode_short_side), so that the crops and the flow (in pixels) have the training data's
+        scale."""
+        return decode_short_side(self._settings("predict"), self.config, "data settings")
 
     def predict(self, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
                 device: str | torch.device | None = None) -> "VideoPrediction":
@@ -143,7 +153,8 @@ def _run(predictor: Predictor, video_path, *, top_k: int, segments: int, crops: 
     loader = build_loader("video", video_path, subset="test", batch_size=1,
                           sampling=ClipSampling(num_segments=segments, flow_length=model.flow_length,
                                                 size=settings["size"], flip=settings["flip"], num_crops=crops),
-                          decoding=Decoding(backend="pyav", device="cpu", on_error="raise", prefetch=0),
+                          decoding=Decoding(backend="pyav", device="cpu", on_error="raise", prefetch=0,
+                                            short_side=predictor.short_side),
                           flow=FlowSource.online(settings["flow_algorithm"], settings["flow_bound"]))
     model.eval()
     batch = next(iter(loader)).to(device)
@@ -318,10 +329,11 @@ def predict_long_video(predictor: Predictor, video_path, *, window: float = 2.0,
     Windows of ``window`` seconds start every ``stride`` seconds (:func:`window_bounds`; a video shorter than one
     window is one window, scored exactly as :func:`predict_video` scores it). Each window is sampled and scored
     as a short video is (``segments`` snippets, ``crops`` test views, online flow with the checkpoint's
-    algorithm). The video is decoded once, in order, into a ring buffer of one window's frames; a window is
-    scored as soon as its last frame is decoded, so memory does not grow with the video's length. The
-    video-level result is the mean of the windows' probabilities. ``on_window(WindowPrediction)``, when given, is
-    called as each window is scored (progress in a demo)."""
+    algorithm). The video is decoded once, in order, its frames resized to :attr:`Predictor.short_side` as they
+    are decoded, into a ring buffer of one window's frames; a window is scored as soon as its last frame is
+    decoded, so memory grows neither with the video's length nor with its resolution. The video-level result is
+    the mean of the windows' probabilities. ``on_window(WindowPrediction)``, when given, is called as each window
+    is scored (progress in a demo)."""
     model = predictor.model
     predictor._settings("predict_long_video")
     window, stride = check_window_seconds("window", window), check_window_seconds("stride", stride)
@@ -336,7 +348,7 @@ def predict_long_video(predictor: Predictor, video_path, *, window: float = 2.0,
     windows: list[WindowPrediction] = []
     total = None
 
-    with video_io.VideoStream(video_path) as video:
+    with video_io.VideoStream(video_path, short_side=predictor.short_side) as video:
         length, step = window_frames(window, stride, video.fps)
         scorer = _WindowScorer(predictor, segments=segments, crops=crops, device=device,
                                frame_size=(video.height, video.width))

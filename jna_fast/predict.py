@@ -1,8 +1,9 @@
 """Classify video files with a trained checkpoint: ``python -m jna_fast.predict CHECKPOINT VIDEO [VIDEO ...]``.
 
-Each video is decoded and its flow computed on the fly with the algorithm of the training data; prints the top-k
-classes with their probabilities and the most attended snippet (``--json`` for machine-readable output: one JSON
-object per video with the per-snippet attention).
+Each video is decoded at the scale of the training frames (its frames resized to their short side as they are
+decoded, whatever the video's resolution) and its flow computed on the fly with the algorithm of the training
+data; prints the top-k classes with their probabilities and the most attended snippet (``--json`` for
+machine-readable output: one JSON object per video with the per-snippet attention).
 
 Long videos: ``--window SECONDS [--stride SECONDS] [--out DIR]`` scores windows of ``--window`` seconds every
 ``--stride`` seconds (default: half the window), each sampled and scored as a short video is, decoding the video

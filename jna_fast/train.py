@@ -374,7 +374,7 @@ def _train(cfg: TrainConfig, env: Distributed, out: Path, resumed: dict | None) 
                                   backend=backend, num_classes=train_loader.num_classes)
     class_names = train_loader.class_names
     windows = salient_windows(cfg)
-    data = data_settings(cfg)
+    data = data_settings(cfg, train_loader.frame_short_side())
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise ValueError(f"the training split has fewer clips per process than --batch-size {cfg.batch_size}")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import make_checkpoint
-from jna_fast.io.video import decode_frames
+from jna_fast.io.video import decode_frames, short_side_size
 from jna_fast.inference import (Predictor, check_window_seconds, predict_long_video, window_bounds, window_frames)
 from jna_fast.predict import main as predict
 
@@ -129,8 +129,8 @@ def test_the_video_is_decoded_once_into_a_buffer_of_one_window(model, videos, mo
         return real_open(*args, **kwargs)
 
     class RecordedStream(real_stream):
-        def __init__(self, path):
-            super().__init__(path)
+        def __init__(self, path, **options):
+            super().__init__(path, **options)
             streams.append(self)
 
     def recording_call(self, frames):
@@ -144,7 +144,9 @@ def test_the_video_is_decoded_once_into_a_buffer_of_one_window(model, videos, mo
     assert opened == [str(videos["long"])]
     assert result.max_buffered_frames == result.window_frames == 20
     monkeypatch.setattr(pyav.av, "open", real_open)
-    everything = decode_frames(videos["long"], range(57))
+    # As decoded for the model: at the short side of its training frames (the synthetic set's 96 px).
+    everything = decode_frames(videos["long"], range(57), size=short_side_size(48, 64, model.short_side))
+    assert everything.shape[1:3] == (96, 128)
     for (read, frames), window in zip(scored, result.windows, strict=True):
         assert len(frames) == window.num_frames <= 20
         # Each window is scored as soon as it is full (the tail one at the end), with exactly its frames.

@@ -190,6 +190,7 @@ def test_evaluate_writes_every_output(trained, tmp_path):
 def test_predict_one_video(trained, synthetic):
     out, _ = trained
     model = Predictor.from_checkpoint(out / "best.pt")
+    assert model.short_side == 48  # recorded at training: the short side of this synthetic set's frames
     video = next((synthetic / "UCF-101").rglob("*.avi"))
     prediction = model.predict(video, top_k=2, segments=5)
     assert len(prediction.classes) == 2 and set(prediction.classes) <= set(model.class_names)

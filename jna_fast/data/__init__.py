@@ -25,7 +25,8 @@ Where the pixels come from:
 - flow: the rawframes folder of the video (``frames_root/<video_id>/flow_{x,y}_%05d.jpg``;
   ``FlowSource()``, the default); a video of N frames has N-1 flow pairs, and the folder must have exactly that many
   (else: "short flow folder"). Or computed from the video's decoded frames (``FlowSource.online(algorithm)``, no
-  rawframes needed; jna_fast/flow/online.py), with the same encoding;
+  rawframes needed; jna_fast/flow/online.py), with the same encoding, from the frames at the video's size or resized
+  on decode to a short side (``Decoding(short_side=256)``, as the extractor's ``--short-side``; prediction's);
 - RGB: decoded from the video itself (``Decoding(rgb_source="video")``, the default for video datasets) or read
   from the rawframes img files (``rgb_source="frames"``, the only source of kind="rawframes"). Both give the same frames
   (frame i of the video is img_{i+1} in jna_fast's own folders); crops are defined relative to the frame, so RGB

@@ -71,9 +71,10 @@ def _rgb_frames_uint8(request: ClipRequest) -> np.ndarray:
 
 def _online_clip_uint8(request: ClipRequest, online_flow: OnlineFlow) -> tuple[np.ndarray, np.ndarray]:
     """RGB frames [T, H, W, 3] and flow stacks [T, 2L, H, W] (uint8, or float32 codes when not quantised) of a
-    clip whose flow is computed from its video's frames, all decoded in one pass."""
+    clip whose flow is computed from its video's frames, all decoded in one pass (and resized on decode to the
+    request's ``flow_size``)."""
     needed = np.union1d(request.starts, frames_for_flows(request.flows))
-    decoded = decode_frames(request.record.video_path, needed)
+    decoded = decode_frames(request.record.video_path, needed, size=request.flow_size)
     frames = {int(index): frame for index, frame in zip(needed, decoded)}
     rgb = np.stack([frames[int(index)] for index in request.starts])
     return rgb, online_flow.stacks(frames, request.flows)

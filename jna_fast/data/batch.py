@@ -20,7 +20,8 @@ class ClipRequest:
     ``flows`` [T, L] (0-based; read from ``folder``, or computed from the video's frames when ``folder`` is None),
     and its views: one crop per view, each applied to all of it (a training clip has one; a test clip 1, 3, 5 or
     10, see transforms.tsn_test_crops). The frames (and flow) are decoded once and every view is cut from them.
-    ``flow_size``: the (height, width) of the flow images (of the video, for online flow)."""
+    ``flow_size``: the (height, width) of the flow images (for online flow, of the video's frames as decoded:
+    resized to the loader's ``short_side``, and the RGB frames with them)."""
 
     record: VideoRecord
     starts: np.ndarray
@@ -34,7 +35,10 @@ class ClipRequest:
 
     @property
     def rgb_size(self) -> tuple[int, int]:
-        return (self.video.height, self.video.width) if self.video is not None else self.flow_size
+        """The (height, width) of the RGB frames: the video's own beside rawframes flow, else the flow's."""
+        if self.video is not None and self.folder is not None:
+            return self.video.height, self.video.width
+        return self.flow_size
 
 
 @dataclass

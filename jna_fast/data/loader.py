@@ -18,7 +18,7 @@ from ..flow.algorithms import DEFAULT_ONLINE_ALGORITHM
 from ..flow.encoding import DEFAULT_BOUND
 from ..flow.online import OnlineFlow
 from ..io.errors import DataError, IssueLog
-from ..io.video import VideoInfo, probe_video
+from ..io.video import VideoInfo, probe_video, short_side_size
 from .backends import DaliBackend, PyAVBackend
 from .batch import ClipBatch, ClipRequest
 from .dali_pipeline import dali_available
@@ -108,7 +108,10 @@ class Decoding:
     (warn, count, report at epoch end; a skipped clip's row is filled by another clip of the shard, flagged in
     ClipBatch.replaced, so every rank yields len(loader) batches). ``num_threads``: decoding threads (None: up to
     4, as many as the CPUs). ``prefetch``: batches assembled ahead by a background thread (0: none).
-    ``pin_memory``: CPU batches in page-locked memory (None: when CUDA is available and device="cpu")."""
+    ``pin_memory``: CPU batches in page-locked memory (None: when CUDA is available and device="cpu").
+    ``short_side``: with online flow, every video's frames are resized on decode so their short side is this many
+    pixels (the aspect ratio kept), and the crops and the flow are cut and computed at that size, as from
+    rawframes extracted with ``--short-side`` (None: the videos' own size)."""
 
     backend: str = "auto"
     device: str | None = None
@@ -117,6 +120,7 @@ class Decoding:
     num_threads: int | None = None
     prefetch: int = 2
     pin_memory: bool | None = None
+    short_side: int | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,7 @@ class ClipLoader:
         self.list_issues = issues.take()  # list lines skipped while parsing (on_error="skip")
         self.last_epoch_issues: list[str] = []  # one message per clip skipped in the last finished epoch
         self.last_epoch_skipped: list[dict] = []
-        self.naming, self.online_flow = naming, online_flow
+        self.naming, self.online_flow, self.short_side = naming, online_flow, decoding.short_side
         self._sources: dict[int, _ClipSource] = {}
         self._videos: dict[int, VideoInfo] = {}
         self._known_bad: dict[int, str] = {}
@@ -245,6 +249,17 @@ class ClipLoader:
         begin, end = shard_bounds(count, self.shard_id, self.num_shards)
         return math.ceil((end - begin) / self.batch_size)
 
+    def frame_short_side(self) -> int | None:
+        """The short side of the frames the crops are cut from and the flow is computed at (the rawframes', or
+        the videos' as decoded for online flow), read from the first video whose frames can be read (a dataset
+        prepared as TSN's, every video at one short side, has one); None when none can."""
+        for position in range(len(self.index.records)):
+            try:
+                return min(self._source(position).flow_size)
+            except DataError:
+                continue
+        return None
+
     # --- per clip ---------------------------------------------------------------------------------------------
     def _video(self, position: int) -> VideoInfo:
         if position not in self._videos:
@@ -263,7 +278,8 @@ class ClipLoader:
             video = self._video(position)
             if video.num_frames < 2:
                 raise DataError(f"{record.video_path}: {video.num_frames} frame; optical flow needs at least 2")
-            return _ClipSource(video.num_frames, 0, video, None, (video.height, video.width))
+            return _ClipSource(video.num_frames, 0, video, None,
+                               short_side_size(video.height, video.width, self.short_side))
         folder = scan_frame_folder(record.frames_dir, self.naming)
         flow_size = (folder.height, folder.width)
         if not self.rgb_from_video:
@@ -489,6 +505,9 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
     decoding: backend, device, RGB source, on_error and threads (:class:`Decoding`); flow: rawframes or online
     (:class:`FlowSource`). Settings left None are decided here: see each class.
     """
+    if decoding.short_side is not None and (flow.source != "online" or int(decoding.short_side) < 1):
+        raise ValueError(f"short_side={decoding.short_side!r}: must be a number of pixels >= 1, with online flow "
+                         f"(rawframes keep the size they were extracted at)")
     backend = _resolve_backend(decoding.backend, flow.source)
     online_flow = flow.online_flow()
     issues = IssueLog(decoding.on_error)

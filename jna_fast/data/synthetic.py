@@ -96,6 +96,7 @@ EDGE_MARGIN = 0.03
 WINDOW_FRACTION = (0.3, 0.5)  # of the video's frames
 DECOY_LENGTH_FRACTION = 0.5   # a decoy lasts at most this fraction of the shortest window
 MIN_FRAMES = 8
+DEFAULT_FRAME_SIZE = 96       # pixels, square frames
 DEFAULT_VIDEOS_PER_CLASS = 8
 # The training command's set is larger than make_synthetic's default (a quick example set): enough clips per class
 # to learn from, at least 2 groups of 2 clips so that every split has test and training videos of each class.
@@ -518,7 +519,8 @@ def catalogue(families=FAMILIES) -> tuple[ClassSpec, ...]:
 
 def make_synthetic(root: str | os.PathLike, num_classes: int = DEFAULT_NUM_CLASSES,
                    videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS, frames: int = 32,
-                   size: int | tuple[int, int] = 96, seed: int = 0, clips_per_group: int = 2, codec: str = "mpeg4",
+                   size: int | tuple[int, int] = DEFAULT_FRAME_SIZE, seed: int = 0, clips_per_group: int = 2,
+                   codec: str = "mpeg4",
                    window_fraction: tuple[float, float] = WINDOW_FRACTION, decoys: int = 0,
                    families: tuple[str, ...] = DEFAULT_FAMILIES, overwrite: bool = False) -> dict:
     """Write the synthetic dataset under ``root`` (see the module doc) and return its metadata: the first
@@ -692,8 +694,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"default {DEFAULT_VIDEOS_PER_CLASS}")
     parser.add_argument("--clips-per-group", type=int, default=2, help="default 2")
     parser.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
-    parser.add_argument("--size", type=int, nargs="+", default=[96], metavar="PIXELS",
-                        help="frame size: one number for square frames or HEIGHT WIDTH (default 96)")
+    parser.add_argument("--size", type=int, nargs="+", default=[DEFAULT_FRAME_SIZE], metavar="PIXELS",
+                        help=f"frame size: one number for square frames or HEIGHT WIDTH (default "
+                             f"{DEFAULT_FRAME_SIZE})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--codec", choices=sorted(CODECS), default="mpeg4",
                         help="mpeg4 (UCF101's codec; DALI GPU decoder) or mjpeg (DALI CPU decoder); default mpeg4")

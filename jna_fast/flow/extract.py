@@ -41,7 +41,7 @@ from tqdm import tqdm
 from ..files import path_under, write_atomically
 from ..cli import check_output_folder, visible
 from ..io.errors import InvalidListLine, list_file_lines
-from ..io.video import frame_to_rgb
+from ..io.video import frame_to_rgb, short_side_size
 from .algorithms import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_flow
 
@@ -136,27 +136,14 @@ def extraction_complete(videos_dir: str | os.PathLike, out_dir: str | os.PathLik
                for video in videos)
 
 
-def _resized_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
-    if not short_side:
-        return height, width
-    scale = short_side / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def _decode_rgb_frames(video_path: Path, short_side: int | None):
     """Yield the video's frames as RGB uint8 ``[H, W, 3]``, resized so the short side is ``short_side``."""
     with av.open(str(video_path)) as container:
         if not container.streams.video:
             raise ValueError(f"{video_path}: no video stream")
         for frame in container.decode(video=0):
-            rgb = frame_to_rgb(frame)  # the loader's conversion, so img files and online flow see its pixels
-            height, width = rgb.shape[:2]
-            new_height, new_width = _resized_size(height, width, short_side)
-            if (new_height, new_width) != (height, width):
-                shrinking = new_height < height
-                rgb = cv2.resize(rgb, (new_width, new_height),
-                                 interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-            yield rgb
+            # The loader's conversion and resize, so img files, online flow and prediction see the same pixels.
+            yield frame_to_rgb(frame, short_side_size(frame.height, frame.width, short_side))
 
 
 def _write_jpeg(path: Path, image: np.ndarray, jpeg_quality: int) -> None:

@@ -5,6 +5,10 @@ Colour conversion: decoded YUV frames are turned into RGB the way DALI 2.4's vid
 BT.601 matrix, the stream's range - limited for ``yuv*`` and full for ``yuvj*``/JPEG-range streams - and
 bilinear, centre-sited chroma upsampling, computed in float and rounded), so that the DALI and PyAV paths give
 the same pixels (up to a rounding step) rather than two different colour conversions.
+
+Scaling on decode (``decode_frames(..., size=)``, ``VideoStream(..., short_side=)``): the planes of each decoded
+frame are resized (an area filter when shrinking, bilinear when enlarging, as the flow extractor's ``--short-side``)
+before the colour conversion, which then runs on the small frame: a large video never has a full-size RGB frame.
 """
 
 from __future__ import annotations
@@ -45,20 +49,41 @@ def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: plane.height, : plane.width]
 
 
-def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` RGB of a decoded frame (DALI's conversion, see the module docstring)."""
+def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` = (height, width) as the flow extractor's ``--short-side`` resizes its frames:
+    an area filter when shrinking, bilinear when enlarging."""
+    if image.shape[:2] == size:
+        return image
+    shrinking = size[0] < image.shape[0] or size[1] < image.shape[1]
+    return cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def frame_to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` RGB of a decoded frame (DALI's conversion, see the module docstring), resized to
+    ``size`` = (H, W) on the way when given: each plane is resized before the conversion, so a large frame is
+    never converted whole."""
+    size = (frame.height, frame.width) if size is None else tuple(size)
     if frame.format.name not in _PLANAR_8BIT_YUV:
         if frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
             frame = frame.reformat(format="yuv444p")  # deeper or semi-planar YUV: to planar 8-bit, same range
         else:
-            return frame.to_ndarray(format="rgb24")
-    height, width = frame.height, frame.width
-    luma = _plane(frame, 0).astype(np.float32)
-    chroma = [cv2.resize(_plane(frame, i).astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-              for i in (1, 2)]
+            return _resized(frame.to_ndarray(format="rgb24"), size)
+    # Area averaging and bilinear interpolation are linear, as the conversion is (up to its rounding): resizing the
+    # planes gives the pixels of resizing the converted frame.
+    luma = _resized(_plane(frame, 0).astype(np.float32), size)
+    chroma = [_resized(_plane(frame, i).astype(np.float32), size) for i in (1, 2)]
     full_range = frame.format.name.startswith("yuvj") or frame.color_range == 2
     rgb = cv2.transform(cv2.merge([luma, *chroma]), _MATRICES[full_range])
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def short_side_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
+    """(height, width) of a ``height x width`` frame resized so its short side is ``short_side`` pixels, the
+    aspect ratio kept (each side rounded, at least 1); None keeps the size."""
+    if not short_side:
+        return height, width
+    scale = short_side / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 @dataclass(frozen=True)
@@ -93,9 +118,9 @@ def probe_video(path: Path) -> VideoInfo:
     return info
 
 
-def decode_frames(path: Path, indices) -> np.ndarray:
+def decode_frames(path: Path, indices, size: tuple[int, int] | None = None) -> np.ndarray:
     """uint8 RGB frames ``[len(indices), H, W, 3]`` at the 0-based ``indices`` (any order, repeats allowed),
-    decoding sequentially up to the largest one."""
+    decoding sequentially up to the largest one; resized on decode to ``size`` = (H, W) when given."""
     wanted = sorted(set(int(i) for i in indices))
     last = wanted[-1]
     found: dict[int, np.ndarray] = {}
@@ -105,7 +130,7 @@ def decode_frames(path: Path, indices) -> np.ndarray:
             for frame in container.decode(video=0):
                 position += 1
                 if position in wanted:
-                    found[position] = frame_to_rgb(frame)
+                    found[position] = frame_to_rgb(frame, size)
                 if position == last:
                     break
     except (av.FFmpegError, OSError, IndexError, ValueError) as error:
@@ -118,10 +143,12 @@ def decode_frames(path: Path, indices) -> np.ndarray:
 class VideoStream:
     """A video's frames decoded once, in order, as uint8 RGB ``[H, W, 3]`` (:func:`frame_to_rgb`), without
     holding more than the frame being yielded: ``with VideoStream(path) as video: for rgb in video: ...``.
+    ``short_side``: frames resized on decode so their short side is this many pixels (:func:`short_side_size`);
+    ``height`` and ``width`` are the size of the frames yielded.
     ``fps`` is the stream's average frame rate (frames are timed by their index: frame i is at i / fps seconds);
     ``frames_read`` counts the frames yielded so far. Iterating twice raises: a second pass opens a new stream."""
 
-    def __init__(self, path):
+    def __init__(self, path, short_side: int | None = None):
         self.path = Path(path)
         self.frames_read = 0
         self._iterated = False
@@ -140,7 +167,11 @@ class VideoStream:
             self.rate = rate  # a Fraction: the annotated copy is written at exactly this rate
             self.fps = float(rate)
             context = stream.codec_context
-            self.height, self.width = context.height, context.width
+            if short_side is not None and not (context.height and context.width):
+                raise DataError(f"{self.path}: the video stream declares no frame size, so its frames cannot be "
+                                f"scaled on decode")
+            self.height, self.width = short_side_size(context.height, context.width, short_side)
+            self._decoded_size = None if short_side is None else (self.height, self.width)
         except BaseException:
             self._container.close()
             raise
@@ -151,7 +182,7 @@ class VideoStream:
         self._iterated = True
         try:
             for frame in self._container.decode(video=0):
-                rgb = frame_to_rgb(frame)
+                rgb = frame_to_rgb(frame, self._decoded_size)
                 self.frames_read += 1
                 yield rgb
         except (av.FFmpegError, OSError, IndexError, ValueError) as error:
