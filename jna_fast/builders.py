@@ -146,16 +146,11 @@ def data_settings(cfg: TrainConfig, short_side: int | None = None) -> dict:
             "short_side": short_side or default_short_side(cfg)}
 
 
-def decode_short_side(settings: dict, cfg: TrainConfig, where: str) -> int:
-    """The short side prediction resizes videos to: ``settings["short_side"]`` (a checkpoint's data settings), or
-    for a checkpoint saved without it, the dataset kind's; a ValueError naming ``where`` when it is not a number of
-    pixels."""
+def decode_short_side(settings: dict, cfg: TrainConfig) -> int:
+    """The short side prediction resizes videos to: ``settings["short_side"]`` (a checkpoint's data settings,
+    checked when the checkpoint is read), or for a checkpoint saved without it, the dataset kind's."""
     value = settings.get("short_side")
-    if value is None:
-        return default_short_side(cfg)
-    if type(value) is not int or value < 1:
-        raise ValueError(f"{where}: short_side must be a whole number of pixels >= 1, got {value!r}")
-    return value
+    return default_short_side(cfg) if value is None else value
 
 
 def default_short_side(cfg: TrainConfig) -> int:

@@ -252,7 +252,9 @@ SCHEMA = Field("a dict", _instance(dict), fields={
         "flip": Field("true or false", _instance(bool)),
         "flow_algorithm": Field("a string", _instance(str), choices=FLOW_ALGORITHMS),
         "flow_bound": Field("a number", _number, range=Range(above=0)),
-        "precision": Field("a string", _instance(str), optional=True, choices=PRECISIONS)}),
+        "precision": Field("a string", _instance(str), optional=True, choices=PRECISIONS),
+        # The training frames' short side (pixels), which prediction decodes videos to.
+        "short_side": Field("an integer", _integer, optional=True, range=Range(minimum=1))}),
     # What resuming needs (last.pt): the optimiser's state, where the run stood, the random generators' states.
     "optimizer": Field("an optimizer state dict", _instance(dict), optional=True, fields={
         "state": Field("a dict", _instance(dict), keys=Field("an integer", _integer), each=Field(

@@ -63,8 +63,6 @@ class Predictor:
         state = load_checkpoint(path)
         try:
             cfg = config_from_dict(state["config"], f"{path}: saved configuration")
-            if isinstance(state.get("data"), dict):
-                decode_short_side(state["data"], cfg, f"{path}: data settings")
         except ValueError as error:
             raise CheckpointError(str(error)) from None
         model = build_model(cfg, len(state["class_names"]))
@@ -76,7 +74,7 @@ class Predictor:
         """The short side (pixels) every video's frames are resized to as they are decoded: the training frames'
         (builders.decode_short_side), so that the crops and the flow (in pixels) have the training data's
         scale."""
-        return decode_short_side(self._settings("predict"), self.config, "data settings")
+        return decode_short_side(self._settings("predict"), self.config)
 
     def predict(self, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
                 device: str | torch.device | None = None) -> "VideoPrediction":

@@ -184,6 +184,7 @@ def test_onnx_standard_ops_and_metadata(exported):
     assert (data["size"], data["flow_length"]) == (SIZE, FLOW_LENGTH)
     assert data["rgb_mean"] == [0.485, 0.456, 0.406] and data["rgb_std"] == [0.229, 0.224, 0.225]
     assert data["flow_centre"] == 127.5 and data["flow_bound"] == 20.0
+    assert type(data["short_side"]) is int and data["short_side"] >= SIZE  # the frames' scale before the crops
     assert list(metadata["inputs"]) == ["rgb", "flow", "mask"]
     assert list(metadata["outputs"]) == ["logits", "logits_rgb", "logits_flow", "attention"]
 

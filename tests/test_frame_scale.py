@@ -161,9 +161,8 @@ def test_a_bad_training_scale_is_refused_by_name(tiny_checkpoint, tmp_path, caps
     path = tmp_path / "bad.pt"
     shutil.copyfile(tiny_checkpoint, path)
     with_data(path, short_side=value)
-    with pytest.raises(CheckpointError, match=re.escape(f"{path}: data settings: short_side must be a whole number")):
+    with pytest.raises(CheckpointError, match=re.escape(f"{path}: data.short_side: ")):
         Predictor.from_checkpoint(path)
     assert predict([str(path), str(tmp_path / "any.mp4")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert error == [f"error: {path}: data settings: short_side must be a whole number of pixels >= 1, got "
-                     f"{value!r}"]
+    assert len(error) == 1 and error[0].startswith(f"error: {path}: data.short_side: "), error
