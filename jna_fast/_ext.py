@@ -40,7 +40,8 @@ def _load() -> ExtensionStatus:
         message = f"{type(exc).__name__}: {exc}"
         warnings.warn(
             "jna_fast: the compiled extension jna_fast._C could not be loaded "
-            f"({message}); the ops fall back to the pure-PyTorch reference. Rebuild with `pip install .`.",
+            f"({message}); the ops fall back to the pure-PyTorch reference. Rebuild it against the installed torch "
+            "with `pip install --no-build-isolation .`.",
             RuntimeWarning,
             stacklevel=3,
         )

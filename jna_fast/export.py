@@ -121,8 +121,8 @@ def _require_extension(what: str) -> None:
     if not status.loaded or "cpu" not in status.compiled_backends:
         reason = status.error or "built without them"
         raise ExportError(f"{what} traces the fused jna_fast ops through their registered schemas, which needs "
-                          f"jna_fast's compiled extension with its CPU kernels ({reason}); build it with "
-                          f"pip install -e .")
+                          f"jna_fast's compiled extension with its CPU kernels ({reason}); build it against the "
+                          f"installed torch with pip install --no-build-isolation -e .")
 
 
 def export_program(model, size: int):
