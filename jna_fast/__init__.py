@@ -30,9 +30,18 @@ def __getattr__(name: str):
     return value
 
 
+def _initializing(name: str) -> bool:
+    module = sys.modules.get(name)
+    return module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False)
+
+
 def _register_ops() -> None:
     """Loads the compiled extension, which defines the ops, and attaches their fake kernels and autograd. A
-    missing or broken extension warns once (jna_fast._ext) and leaves the reference in charge."""
+    missing or broken extension warns once (jna_fast._ext) and leaves the reference in charge. When torch's first
+    import comes from the very modules that register (their first line), they are not loaded yet: then they
+    register when their importer calls them (jna_fast.ops does at import)."""
+    if _initializing("jna_fast._op_rules") or _initializing("jna_fast._ext"):
+        return
     try:
         from ._ext import extension_status
 

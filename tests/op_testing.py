@@ -279,7 +279,9 @@ def _triton_state() -> tuple[str | None, bool]:
         return "triton is not installed", False
     import jna_fast.triton
 
-    return None, jna_fast.triton.INTERPRETED
+    if jna_fast.triton.INTERPRETED:
+        return ops.availability(torch.device("cpu"))["triton"], True
+    return None, False
 
 
 def backend_params(include_reference: bool = False) -> list:

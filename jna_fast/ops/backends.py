@@ -8,8 +8,10 @@ CUDA tensors; CPU tensors only under TRITON_INTERPRET=1 and only when forced), `
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -69,12 +71,28 @@ def _triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+def _release(package: str) -> tuple[int, int]:
+    """(major, minor) of an installed package's version, read from its metadata (nothing is imported)."""
+    major, minor = re.match(r"(\d+)\.(\d+)", importlib.metadata.version(package)).groups()
+    return int(major), int(minor)
+
+
+def _triton_interpreter_reason() -> str | None:
+    """Triton's interpreter before 3.9 turns a kernel's scalar arguments into loop bounds with int() of a
+    one-element array, which numpy 2.4 refuses; the kernels loop over snippets and channels."""
+    if _release("triton") < (3, 9) and _release("numpy") >= (2, 4):
+        return (f"the TRITON_INTERPRET=1 interpreter of triton {importlib.metadata.version('triton')} cannot run "
+                f"under numpy {importlib.metadata.version('numpy')} (it needs numpy < 2.4, or triton >= 3.9)")
+    return None
+
+
 def _triton_machine_reason() -> str | None:
     # find_spec, not import: importing triton costs a second and must not happen inside a traced call.
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed; pip install 'jna_fast[triton]'"
-    if not torch.cuda.is_available() and not _triton_interpreting():
-        return "no CUDA device is available and TRITON_INTERPRET=1 is not set"
+    if not torch.cuda.is_available():
+        return _triton_interpreter_reason() if _triton_interpreting() else (
+            "no CUDA device is available and TRITON_INTERPRET=1 is not set")
     return None
 
 

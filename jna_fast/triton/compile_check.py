@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
 import triton
 import triton.language as tl
 from triton.backends.compiler import GPUTarget
@@ -20,13 +21,14 @@ from triton.compiler import ASTSource
 from . import cross_stitch, utils
 from . import joint_attention_pool as pool
 
-# (feature pointer type, accumulator pointer type, accumulator dtype)
-PRECISIONS = (("*fp32", "*fp32", tl.float32), ("*bf16", "*fp32", tl.float32), ("*fp64", "*fp64", tl.float64))
+# (feature pointer type, accumulator pointer type, accumulator dtype, feature dtype)
+PRECISIONS = (("*fp32", "*fp32", tl.float32, torch.float32), ("*bf16", "*fp32", tl.float32, torch.bfloat16),
+              ("*fp64", "*fp64", tl.float64, torch.float64))
 
 
 def _variants():
     """(label, kernel, argument types in order, constexprs) for every kernel variant."""
-    for feature, acc_ptr, acc in PRECISIONS:
+    for feature, acc_ptr, acc, dtype in PRECISIONS:
         for channel_is_column in (True, False):
             layout = "channels_last" if channel_is_column else "nchw"
             yield (f"cross_stitch forward {layout} {feature}", cross_stitch._cross_stitch_forward_kernel,
@@ -39,7 +41,8 @@ def _variants():
             yield (f"joint_attention_pool forward mask={has_mask} {feature}",
                    pool._joint_attention_pool_forward_kernel,
                    [feature, feature, "*fp32", "*fp32", "*i1", feature, feature, acc_ptr, "i32", "i32"],
-                   {"HAS_MASK": has_mask, "ACC": acc, "BLOCK_T": 32, "BLOCK_C": 2048})
+                   {"HAS_MASK": has_mask, "ACC": acc, "SCORE_LIMIT": pool.score_limit(dtype), "BLOCK_T": 32,
+                    "BLOCK_C": 2048})
         yield (f"joint_attention_pool backward {feature}", pool._joint_attention_pool_backward_kernel,
                [feature, feature, acc_ptr, feature, feature, "*fp32", "*fp32", acc_ptr, feature, feature,
                 acc_ptr, acc_ptr, "i32", "i32"],

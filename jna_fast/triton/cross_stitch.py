@@ -13,12 +13,11 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 
 from .._op_rules import (
     accumulation_dtype, check_cross_stitch, check_cross_stitch_backward, feature_map_format, feature_map_is_nhwc,
 )
-from .utils import accumulator, as_output, block_size, define_op, kernel_dtype, sum_partials
+from .utils import accumulator, as_output, block_size, define_op, kernel_dtype, sum_partials, wrap_triton
 
 # Elements per program tile: large enough to stream (and to keep the interpreter's per-program cost low),
 # small enough for registers with four input tiles live in the backward.

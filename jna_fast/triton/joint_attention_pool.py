@@ -27,13 +27,12 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 
 from .._op_rules import (
     accumulation_dtype, check_joint_attention_pool, check_joint_attention_pool_backward, check_mask_rows,
 )
 from .utils import (
-    accumulator, as_output, block_size, define_op, is_traced, kernel_dtype, sum_partials,
+    accumulator, as_output, block_size, define_op, is_traced, kernel_dtype, sum_partials, wrap_triton,
 )
 
 # Whole rows live in registers; past this many channels a program would spill beyond use.
@@ -160,6 +159,11 @@ def _joint_attention_pool_backward_kernel(
     tl.store(dw_flow_partial_ptr + b * channels + c, dw_flow, mask=c_in)
 
 
+def score_limit(dtype: torch.dtype) -> float:
+    """The largest finite score in the accumulation dtype of features of ``dtype`` (the kernel's SCORE_LIMIT)."""
+    return torch.finfo(accumulation_dtype(dtype)).max
+
+
 def _channel_block(channels: int) -> int:
     if channels > MAX_CHANNELS:
         raise ValueError(f"f_rgb: the Triton joint_attention_pool holds a row of C <= {MAX_CHANNELS} channels "
@@ -186,7 +190,7 @@ def launch_forward(f_rgb, f_flow, w_rgb, w_flow, mask):
             f_rgb, f_flow, w_rgb.contiguous(), w_flow.contiguous(), mask.contiguous() if has_mask else attention,
             p_rgb, p_flow, attention, segments, channels,
             HAS_MASK=has_mask, ACC=accumulator(f_rgb.dtype),
-            SCORE_LIMIT=torch.finfo(accumulation_dtype(f_rgb.dtype)).max, BLOCK_T=block_size(segments, 1 << 30),
+            SCORE_LIMIT=score_limit(f_rgb.dtype), BLOCK_T=block_size(segments, 1 << 30),
             BLOCK_C=block_c, num_warps=_num_warps(block_c),
         )
     return as_output(p_rgb, f_rgb.dtype), as_output(p_flow, f_rgb.dtype), attention

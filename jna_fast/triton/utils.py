@@ -2,8 +2,8 @@
 reductions, and op registration (triton_op for compiled kernels, custom_op under the interpreter).
 
 Kernels are launched as ``wrap_triton(kernel)[grid](...)``: torch.compile sees them inside a triton_op that way,
-and torch finds them by that spelling in the op's source. (Under TRITON_INTERPRET=1, wrap_triton returns the
-interpreted kernel unchanged.)"""
+and torch finds them by that spelling in the op's source. (Under TRITON_INTERPRET=1 this module's wrap_triton
+returns the interpreted kernel unchanged, on every torch of the supported range.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 import triton
 import triton.language as tl
 from torch._subclasses.fake_tensor import is_fake
-from torch.library import wrap_triton
+from torch.library import wrap_triton as torch_wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
 
 from .._op_rules import accumulation_dtype
@@ -35,6 +35,13 @@ def is_traced(t: torch.Tensor | None) -> bool:
     """True while torch.compile / AOT tracing runs an op body on fake tensors: data-dependent host checks
     (which would read values) must be skipped there."""
     return t is not None and is_fake(t)
+
+
+def wrap_triton(kernel):
+    """``torch.library.wrap_triton(kernel)``; an interpreted kernel (TRITON_INTERPRET=1) unchanged, which torch 2.13
+    and later do themselves and torch 2.11 refuses ("wrap_triton only works on functions annotated with
+    triton.jit")."""
+    return kernel if isinstance(kernel, InterpretedFunction) else torch_wrap_triton(kernel)
 
 
 @triton.jit
