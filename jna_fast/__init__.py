@@ -43,9 +43,7 @@ def _register_ops() -> None:
     if _initializing("jna_fast._op_rules") or _initializing("jna_fast._ext"):
         return
     try:
-        from ._ext import extension_status
-
-        extension_status()
+        importlib.import_module("jna_fast._ext").extension_status()  # by name, like the lazy attributes above
     except Exception as exc:  # registering must never break the import of torch it rides on
         warnings.warn(f"jna_fast: the ops could not be registered ({type(exc).__name__}: {exc})", RuntimeWarning,
                       stacklevel=2)
