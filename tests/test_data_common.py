@@ -19,6 +19,8 @@ VIDEO_CODECS = {
     "vp9": ("libvpx-vp9", "yuv420p", ".webm"),
     "mjpeg": ("mjpeg", "yuvj420p", ".avi"),
 }
+# Not among the loader's test codecs: exact RGB frames (with options={"qp": "0"}), for reference videos.
+LOSSLESS_CODECS = {"rgb-lossless": ("libx264rgb", "rgb24", ".mkv")}
 EXACT_JPEG = [cv2.IMWRITE_JPEG_QUALITY, 100]
 
 
@@ -37,13 +39,14 @@ def smooth_frames(num_frames: int, height: int = 24, width: int = 32, seed: int 
     return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
 
 
-def write_video(path: Path, frames: np.ndarray, codec: str, fps: int = 25) -> Path:
-    encoder, pixel_format, extension = VIDEO_CODECS[codec]
+def write_video(path: Path, frames: np.ndarray, codec: str, fps: int = 25, options: dict | None = None) -> Path:
+    encoder, pixel_format, extension = {**VIDEO_CODECS, **LOSSLESS_CODECS}[codec]
     path = Path(path).with_suffix(extension)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(encoder, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pixel_format
+        stream.options = options or {}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

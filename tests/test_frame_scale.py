@@ -7,12 +7,12 @@ is refused."""
 import re
 import shutil
 
-import av
 import cv2
 import numpy as np
 import pytest
 
 from conftest import make_checkpoint
+from test_data_common import write_video
 from jna_fast.builders import TSN_SHORT_SIDE, data_settings
 from jna_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from jna_fast.config import parse_args
@@ -25,19 +25,6 @@ from jna_fast.predict import main as predict
 HEIGHT, WIDTH, FRAMES = 2160, 3840, 4
 SHORT_SIDE = 64
 SMALL = short_side_size(HEIGHT, WIDTH, SHORT_SIDE)  # (64, 114)
-
-
-def write_video(path, frames, codec: str, pix_fmt: str, options: dict):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=10)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt, stream.options = pix_fmt, options
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def scenes() -> list[np.ndarray]:
@@ -57,10 +44,10 @@ def videos(tmp_path_factory):
     """The 4K video (MPEG-4, yuv420p) and the same video resized to a short side of 64 beforehand (its full-size
     RGB frames through an area filter), stored losslessly."""
     folder = tmp_path_factory.mktemp("scale")
-    big = write_video(folder / "big.mp4", scenes(), "mpeg4", "yuv420p", {"qscale": "2"})
+    big = write_video(folder / "big", np.stack(scenes()), "mpeg4", fps=10, options={"qscale": "2"})
     resized = [cv2.resize(frame, SMALL[::-1], interpolation=cv2.INTER_AREA)
                for frame in decode_frames(big, range(FRAMES))]
-    small = write_video(folder / "small.mkv", resized, "libx264rgb", "rgb24", {"qp": "0"})
+    small = write_video(folder / "small", np.stack(resized), "rgb-lossless", fps=10, options={"qp": "0"})
     return {"big": big, "small": small, "resized": np.stack(resized)}
 
 
