@@ -96,7 +96,7 @@ def test_every_entry_point_takes_its_flags(entry, flags):
 def test_dry_run_passes_every_step_a_cpu_can_run(tmp_path):
     out = tmp_path / "out"
     result = run_session("--dry-run", env={"OUT": str(out), "PYTHON": sys.executable,
-                                           "JNA_FAST_WHEELS": str(tmp_path / "no_wheels")}, timeout=900)
+                                           "JNA_FAST_WHEELS": str(tmp_path / "no_wheels")}, timeout=1500)
     rows = summary_rows(out)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
     for name in CPU_STEPS:
