@@ -9,6 +9,7 @@
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <tuple>
@@ -23,20 +24,15 @@ namespace {
 // Elements per parallel chunk: enough to amortise the scheduling, small enough to balance two threads.
 constexpr int64_t kChunkElements = 32768;
 
-// score_dot reads w as doubles in whole vectors: rows padded with zeros to a multiple of the widest vector.
+// score_dot reads w as doubles in whole vectors: padded with zeros to a multiple of the widest vector.
 constexpr int64_t kWideRowLanes = at::vec::Vectorized<float>::size();
 
-// The rows of y [rows, C] as doubles, each padded with zeros to round_up(C, kWideRowLanes) (once per call, against
-// the B x T x C products of the scores).
+// w [C] as doubles, padded with zeros to round_up(C, kWideRowLanes) (once per call, against the B x T x C products of
+// the scores).
 template <typename acc_type>
-std::vector<double> widened_rows(const acc_type* y, int64_t rows, int64_t channels) {
-  const int64_t stride = round_up(channels, kWideRowLanes);
-  std::vector<double> wide(static_cast<size_t>(rows * stride), 0.0);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < channels; ++c) {
-      wide[r * stride + c] = static_cast<double>(y[r * channels + c]);
-    }
-  }
+std::vector<double> widened(const acc_type* w, int64_t channels) {
+  std::vector<double> wide(static_cast<size_t>(round_up(channels, kWideRowLanes)), 0.0);
+  std::copy(w, w + channels, wide.begin());
   return wide;
 }
 
@@ -54,7 +50,7 @@ inline void fmadd_wide(at::vec::Vectorized<double> (&sum)[2], const at::vec::Vec
   }
 }
 
-// The score <f_rgb, w_rgb> + <f_flow, w_flow>, w as widened_rows. The accumulation rule shared by every backend
+// The score <f_rgb, w_rgb> + <f_flow, w_flow>, w as widened. The accumulation rule shared by every backend
 // (docs/design.md §4.3, jna_fast/triton/joint_attention_pool.py): summed in double from exact products, since a
 // saturated softmax turns a score's absolute rounding error into the relative error of every small weight, and so
 // of dw. f's tail lanes load as zeros, w's are zero padding.
@@ -187,8 +183,8 @@ void forward_kernel(const scalar_t* f_rgb, const scalar_t* f_flow, const acc_t<s
   const int64_t tile_rows =
       std::max<int64_t>(1, kTileBytes / std::max<int64_t>(1, 2 * channels * int64_t{sizeof(scalar_t)}));
   const int64_t clip_elements = std::max<int64_t>(segments * channels, 1);
-  const auto w_rgb_wide = widened_rows(w_rgb, 1, channels);
-  const auto w_flow_wide = widened_rows(w_flow, 1, channels);
+  const auto w_rgb_wide = widened(w_rgb, channels);
+  const auto w_flow_wide = widened(w_flow, channels);
   at::parallel_for(0, batch, std::max<int64_t>(1, kChunkElements / clip_elements), [&](int64_t begin, int64_t end) {
     std::vector<acc_type> sums(static_cast<size_t>(2 * padded));
     std::vector<double> scores(static_cast<size_t>(segments));
