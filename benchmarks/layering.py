@@ -23,7 +23,7 @@ from pathlib import Path
 PACKAGE = "jna_fast"
 LIBRARY_PACKAGES = ("models", "ops", "triton", "data", "flow", "io")
 # Leaves every layer may import: they import nothing of the package above them.
-SHARED_LEAVES = ("_C", "_ext", "_op_rules", "_optional", "errors", "files", "cli")
+SHARED_LEAVES = ("_C", "_ext", "_op_rules", "_optional", "errors", "files", "cli", "options", "registry")
 # The compiled extension: optional (the ops fall back to the reference without it), so imported where it is used.
 EXTENSION = PACKAGE + "._C"
 MAX_PARAMETERS = 15
