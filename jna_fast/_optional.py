@@ -19,3 +19,16 @@ def require(feature: str, *modules: str) -> None:
                 f"{feature} needs the optional dependency {module!r} ({exc}); install it with "
                 f"pip install 'jna_fast[{extra}]'"
             ) from exc
+
+
+def lazy_exports(package: str, exports: dict[str, str], feature: str, *modules: str):
+    """A module ``__getattr__`` (PEP 562) for ``package``: each name of ``exports`` (name -> module, relative to
+    ``package`` as in an import statement: ".loader") is imported
+    from its submodule on first use, after checking the optional ``modules`` it needs, so that importing the
+    package (for its light modules: names, options, dataset specs) does not load them."""
+    def attribute(name: str):
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        require(feature, *modules)
+        return getattr(importlib.import_module(exports[name], package), name)
+    return attribute

@@ -49,7 +49,7 @@ import torch
 
 from .builders import prepare_synthetic
 from .cli import check_output_folder, run_command
-from .config import TrainConfig, build_parser, config_from_dict, parse_command_line
+from .config import Config, build_parser, parse_command_line, with_overrides
 from .evaluation import REPORT_NAME, STRIPS_DIR
 from .files import output_folder, refuse_links, write_atomically, write_text_atomically
 from .train import EVAL_DIR, train
@@ -79,6 +79,7 @@ ABLATION_DEFAULTS = {"epochs": 5, "synthetic_videos_per_class": 32}
 QUICK_SETTINGS = {"synthetic_videos_per_class": 8, "epochs": 1, "size": 32, "num_segments": 2, "test_segments": 2,
                   "flow_length": 2, "batch_size": 4, "progress": False}
 STRIPS = 4
+VARIANT_FREE_SETTINGS = ("run.out", "run.resume", "run.progress", "run.seed", "model.streams")
 RESULTS_JSON, RESULTS_TABLE, RESULTS_CHART, RUNS_DIR = "ablation.json", "ablation.md", "ablation.png", "runs"
 # What an ablation writes into --out: its results, replaced whole (a link at their name replaced, never written
 # through), and the folders of the runs and of the strips, refused when they are links.
@@ -86,15 +87,15 @@ ABLATION_OUTPUTS = (RESULTS_JSON, RESULTS_TABLE, RESULTS_CHART, RUNS_DIR, STRIPS
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
 
-def variant_config(base: TrainConfig, variant: str, seed: int, out: Path) -> TrainConfig:
-    values = {**base.to_dict(), **VARIANTS[variant], "seed": seed, "out": str(out), "resume": "auto",
+def variant_config(base: Config, variant: str, seed: int, out: Path) -> Config:
+    overrides = {**VARIANTS[variant], "seed": seed, "out": str(out), "resume": "auto",
               "final_eval": True}
-    return config_from_dict(values, f"variant {variant}")
+    return with_overrides(base, overrides, f"variant {variant}")
 
 
-def run_variant(cfg: TrainConfig) -> dict:
+def run_variant(cfg: Config) -> dict:
     """Train (resuming if interrupted) and return the final evaluation's report; a finished run is not redone."""
-    report_path = Path(cfg.out) / EVAL_DIR / REPORT_NAME
+    report_path = Path(cfg.run.out) / EVAL_DIR / REPORT_NAME
     if not report_path.exists():
         train(cfg)
     return json.loads(report_path.read_text(encoding="utf-8"))
@@ -239,7 +240,7 @@ def bar_chart(summary: dict, path: Path) -> None:
     save_figure(figure, path, dpi=110)
 
 
-def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
+def ablate(base: Config, out: Path, variants: list[str], seeds: list[int],
            one_stream_seeds: int | None = None, jobs: int = 1) -> dict:
     """Train and evaluate every variant with every seed (the one-stream variants with the first
     ``one_stream_seeds`` only; None: all of them), ``jobs`` runs at a time (each in its own process, with
@@ -258,8 +259,8 @@ def ablate(base: TrainConfig, out: Path, variants: list[str], seeds: list[int],
         configs[variant, seed] = variant_config(base, variant, seed, run_folder)
         if jobs > 1:  # progress bars of parallel runs would write over each other: each run logs its epochs
             configs[variant, seed].progress = False
-    if base.dataset == "synthetic":  # made once, before parallel runs would race to make it
-        prepare_synthetic(base, progress=base.progress)
+    if base.data.dataset == "synthetic":  # made once, before parallel runs would race to make it
+        prepare_synthetic(base, progress=base.run.progress)
     reports = {}
 
     def record(key, report: dict) -> None:
@@ -316,9 +317,10 @@ def _exit_when_orphaned(parent: int, every: float = 1.0) -> None:
     os._exit(1)
 
 
-def write_results(out: Path, base: TrainConfig, runs: list[dict]) -> dict:
-    settings = {key: value for key, value in base.to_dict().items()
-                if key not in ("out", "resume", "progress", "seed", "streams", "share_after", "consensus")}
+def write_results(out: Path, base: Config, runs: list[dict]) -> dict:
+    # What every variant shares: the variants differ in the model's streams and parts, the runs in their seed.
+    settings = {path: list(value) if isinstance(value, tuple) else value for path, value in base.flat_values().items()
+                if path not in VARIANT_FREE_SETTINGS and not path.startswith(("model.sharing", "model.temporal_pooling"))}
     summary = summarise(runs)
     comparisons = differences(runs)
     results = {"settings": settings, "runs": runs, "summary": summary, "differences": comparisons}

@@ -2,7 +2,7 @@
 model).
 
 A checkpoint is a ``torch.save`` of a dict with ``format`` (:data:`FORMAT`), ``version``, ``model`` (the state
-dict), ``config`` (the resolved TrainConfig as a dict), ``class_names``, ``data`` (what prediction needs to prepare
+dict), ``config`` (the resolved Config as a dict), ``class_names``, ``data`` (what prediction needs to prepare
 a video as the training data was: crop size, flip policy, flow algorithm and bound), and, in ``last.pt``, what
 resuming needs
 (``optimizer``, ``epoch``, ``batch``, ``step``, ``rng``, ``best_top1``). ``best.pt`` holds the model of the epoch
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from .cli import Range
-from .config import TrainConfig, config_from_dict
+from .config import config_from_dict, leaves
 from .errors import JnaFastError
 from .files import write_atomically
 from .flow import ALGORITHMS as FLOW_ALGORITHMS
@@ -225,7 +225,7 @@ def _python_random_state(value) -> bool:
 
 
 def _configuration_problem(values: dict, name: str) -> str | None:
-    """The saved configuration checked as TrainConfig checks any (jna_fast/config.py owns its options)."""
+    """The saved configuration checked as Config checks any (jna_fast/config/ owns its options, and upgrades older versions)."""
     try:
         config_from_dict(values, name)
     except ValueError as error:
@@ -234,8 +234,8 @@ def _configuration_problem(values: dict, name: str) -> str | None:
     return None
 
 
-def _option_range(name: str) -> Range:
-    return {spec.name: spec for spec in dataclasses.fields(TrainConfig)}[name].metadata["range"]
+def _option_range(path: str) -> Range:
+    return leaves()[path].range
 
 
 _STRING = Field("a string", _instance(str))
@@ -248,7 +248,7 @@ SCHEMA = Field("a dict", _instance(dict), fields={
     "config": Field("a dict of training options", _instance(dict), keys=_STRING, contents=_configuration_problem),
     "class_names": Field("a non-empty list of strings", _non_empty_list, each=_STRING),
     "data": Field("a dict of data settings", _instance(dict), optional=True, fields={
-        "size": Field("an integer", _integer, range=_option_range("size")),
+        "size": Field("an integer", _integer, range=_option_range("data.size")),
         "flip": Field("true or false", _instance(bool)),
         "flow_algorithm": Field("a string", _instance(str), choices=FLOW_ALGORITHMS),
         "flow_bound": Field("a number", _number, range=Range(above=0)),

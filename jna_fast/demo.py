@@ -121,14 +121,14 @@ def synthetic_examples(predictor: Predictor, cache: str | os.PathLike,
     checkpoint trained on other data."""
     cfg, names = predictor.config, predictor.class_names
     catalogue = {spec.name: spec for spec in CLASS_CATALOGUE}
-    if cfg.dataset != "synthetic" or not names or any(name not in catalogue for name in names):
+    if cfg.data.dataset != "synthetic" or not names or any(name not in catalogue for name in names):
         return []
     specs = [catalogue[name] for name in names]
     # The training set's frames and size are make_synthetic's defaults (the training command keeps them).
     defaults = {name: parameter.default for name, parameter in inspect.signature(make_synthetic).parameters.items()}
     frames, size = defaults["frames"], defaults["size"]
-    options = {"seed": cfg.synthetic_seed, "window_fraction": tuple(cfg.synthetic_window_fraction),
-               "decoys": cfg.synthetic_decoys}
+    options = {"seed": cfg.data.synthetic.seed, "window_fraction": tuple(cfg.data.synthetic.window_fraction),
+               "decoys": cfg.data.synthetic.decoys}
     # The folder is named after everything a clip depends on (decoys come from the other classes), so a cached
     # clip is never one drawn with other parameters or by another version of the generator.
     key = json.dumps({"generator_version": GENERATOR_VERSION, "frames": frames, "size": size, "classes": names,

@@ -27,12 +27,12 @@ import logging
 import sys
 
 from .cli import add_debug_option, check_output_folder, number_in, run_command, torch_device
-from .config import add_config_options
-from .data.transforms import TEST_CROP_COUNTS
+from .config import add_config_options, given_options
+from .data.options import TEST_CROP_COUNTS
 from .evaluation import evaluate_checkpoint
 from .inference import TEST_CROPS, TEST_SEGMENTS
 
-# The TrainConfig options evaluate takes, to evaluate on other data than the checkpoint's.
+# The Config options evaluate takes, to evaluate on other data than the checkpoint's.
 DATA_OPTIONS = ("dataset", "root", "frames_root", "split", "val_list", "data_backend", "flow")
 
 
@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    # The dataset options are TrainConfig options: the configuration checks their values (config.py).
-    overrides = {name: getattr(args, name) for name in DATA_OPTIONS if getattr(args, name) is not None}
+    # The dataset options are Config options: the configuration checks their values (jna_fast/config/).
+    try:
+        overrides = given_options(args, DATA_OPTIONS, "command line")
+    except ValueError as error:
+        parser.error(str(error))
 
     def evaluate_and_print() -> None:
         check_output_folder(args.out)

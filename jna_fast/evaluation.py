@@ -16,7 +16,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .builders import build_loader_for, resolve_loader_device, salient_windows
-from .config import TrainConfig, check_options_apply, config_from_dict
+from .config import Config, with_overrides
 from .data.synthetic import SalientWindows
 from .files import output_folder, refuse_links, write_text_atomically
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
@@ -209,8 +209,7 @@ def evaluate_checkpoint(checkpoint, out, *, segments: int = TEST_SEGMENTS, crops
     trained = Predictor.from_checkpoint(checkpoint)
     cfg = trained.config
     if overrides:
-        cfg = config_from_dict({**cfg.to_dict(), **overrides}, "evaluate options")
-        check_options_apply(overrides, cfg, "evaluate options")
+        cfg = with_overrides(cfg, overrides, "evaluate options")
     protocol = EvaluationProtocol(segments, crops, visualize, batch_size, progress)
     return evaluate_model(trained.model, cfg, trained.class_names, out, protocol, setup_distributed(device),
                           str(checkpoint))
@@ -228,7 +227,7 @@ class EvaluationProtocol:
     progress: bool = True
 
 
-def evaluate_model(model, cfg: TrainConfig, class_names: list[str], out, protocol: EvaluationProtocol,
+def evaluate_model(model, cfg: Config, class_names: list[str], out, protocol: EvaluationProtocol,
                    env: Distributed, checkpoint: str) -> dict:
     """Evaluate ``model`` (configured by ``cfg``; the same on every rank) by the TSN protocol on ``cfg``'s test
     split, each rank its shard, and write the outputs into ``out`` from the main process, naming ``checkpoint`` as
@@ -243,13 +242,13 @@ def evaluate_model(model, cfg: TrainConfig, class_names: list[str], out, protoco
     crops = protocol.crops
     loader = build_loader_for(cfg, "test", num_segments=protocol.segments, device=loader_device, backend=backend,
                               num_classes=len(class_names), num_crops=crops,
-                              batch_size=protocol.batch_size or max(1, cfg.batch_size // max(1, crops)))
-    predictions = collect(model, loader, env.device, cfg.precision, keep_snippets=protocol.visualize,
+                              batch_size=protocol.batch_size or max(1, cfg.optim.batch_size // max(1, crops)))
+    predictions = collect(model, loader, env.device, cfg.run.precision, keep_snippets=protocol.visualize,
                           progress=protocol.progress and env.is_main)
     skipped = skipped_videos(loader)
     if not env.is_main:
         return {}
-    settings = {"checkpoint": checkpoint, "dataset": cfg.dataset, "split": cfg.split, "segments": protocol.segments,
+    settings = {"checkpoint": checkpoint, "dataset": cfg.data.dataset, "split": cfg.data.split, "segments": protocol.segments,
                 "crops": crops, "views_per_video": loader.num_views, "skipped": skipped,
                 "skipped_list_lines": loader.list_issues}
     return write_outputs(predictions, class_names, salient_windows(cfg), Path(out), settings)

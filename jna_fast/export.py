@@ -258,7 +258,7 @@ def deployment_metadata(predictor: Predictor, exported_as: str) -> dict:
         "data": {"size": size, "flow_length": model.flow_length, "rgb_mean": list(IMAGENET_MEAN),
                  "rgb_std": list(IMAGENET_STD), "flow_centre": FLOW_CENTRE, "flow_bound": settings["flow_bound"],
                  "flow_algorithm": settings["flow_algorithm"], "flip": settings["flip"],
-                 "test_segments": predictor.config.eval_segments, "test_crop_scale": DEFAULT_TEST_CROP_SCALE,
+                 "test_segments": predictor.config.eval.segments, "test_crop_scale": DEFAULT_TEST_CROP_SCALE,
                  "short_side": predictor.short_side,
                  "snippet": "frames decoded with their short side resized to short_side (the flow computed on "
                             "them); T evenly spaced snippets; snippet t is RGB frame i with flow fields i .. i+L-1; "

@@ -5,7 +5,7 @@ class names, the training configuration, the data settings), which the model its
 The video is decoded at the scale of the training frames (:attr:`Predictor.short_side`, whatever the camera's
 resolution) and its flow computed on the fly (jna_fast/flow/online.py) with the algorithm and bound of the training
 data (saved in the checkpoint), then sampled and cropped exactly as the evaluation does (the TSN test protocol of
-jna_fast/config.py: T evenly spaced snippets, 1/3/10 crops), through the same loader.
+the configuration's eval section: T evenly spaced snippets, 1/3/10 crops), through the same loader.
 
 Long videos (:meth:`Predictor.predict_long_video`, ``python -m jna_fast.predict --window``): windows of a few
 seconds every stride, each sampled and scored as a short video is, from a single streaming decode that holds one
@@ -26,7 +26,7 @@ import torch
 
 from .builders import build_model, decode_short_side
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
-from .config import TrainConfig, config_from_dict
+from .config import Config, config_from_dict
 from .data import ClipSampling, Decoding, FlowSource, build_loader
 from .data.backends import clip_views
 from .data.sampling import flow_stack_indices, tsn_snippet_starts
@@ -39,8 +39,8 @@ from .models import JNA
 from .runtime import autocast_context
 from .visualize import snippet_pictures
 
-# The test protocol's defaults (jna_fast/config.py's eval_segments and eval_crops).
-_PROTOCOL = {spec.name: spec.default for spec in dataclasses.fields(TrainConfig)}
+# The test protocol's defaults (the configuration's eval.segments and eval.crops).
+_PROTOCOL = {spec.name: spec.default for spec in dataclasses.fields(Config)}
 TEST_SEGMENTS, TEST_CROPS = _PROTOCOL["eval_segments"], _PROTOCOL["eval_crops"]
 
 
@@ -51,7 +51,7 @@ class Predictor:
     as its training data was prepared."""
 
     model: JNA
-    config: TrainConfig
+    config: Config
     class_names: list[str]
     data_settings: dict
 

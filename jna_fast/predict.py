@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .cli import (ERROR_STATUS, REPORTED_ERRORS, add_debug_option, check_output_folder, number_in, report_error,
                   run_command, torch_device)
-from .data.transforms import TEST_CROP_COUNTS
+from .data.options import TEST_CROP_COUNTS
 from .files import output_folder, refuse_links, remove_stale_temporaries
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
 from .visualize import write_annotated_video, write_predictions_json, write_timeline

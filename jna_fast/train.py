@@ -2,7 +2,7 @@
 
 One process per GPU under ``torchrun --nproc-per-node N -m jna_fast.train ...`` (DDP; each rank reads its own
 shard of the videos). Options come from the defaults, ``--config FILE`` (YAML) and the command line, in that order
-of precedence (jna_fast/config.py); the resolved configuration is saved as ``OUT/config.yaml``. Checkpoints are
+of precedence (jna_fast/config/); the resolved configuration is saved as ``OUT/config.yaml``. Checkpoints are
 written atomically to ``--out``: ``last.pt`` (to resume), ``best.pt`` (best validation top-1); per-epoch metrics go
 to ``OUT/metrics.jsonl`` and, when tensorboard is installed, to ``OUT/tensorboard``. ``--resume auto`` (the
 default) continues ``OUT/last.pt`` at the batch where it stopped, if its configuration matches. A step whose loss is
@@ -38,10 +38,11 @@ from .checkpoint import (BEST_NAME, LAST_NAME, CheckpointError, entry_in_use, lo
 from .cli import check_output_folder, run_command
 from .builders import (build_loader_for, build_model, data_settings, prepare_synthetic_on_every_node,
                        resolve_loader_device, salient_windows)
-from .config import (CONFIG_NAME, RESUMABLE_OPTIONS, TrainConfig, config_from_dict, parse_command_line,
+from .config import (CONFIG_NAME, Config, config_from_dict, parse_command_line, resumable_paths,
                      save_config)
 from .errors import JnaFastError
 from .evaluation import STRIPS_DIR, EvaluationProtocol, collect, evaluate_model, summarize
+from .models.registry import KINDS as MODEL_PART_KINDS
 from .files import LOCK_NAME, append_line, exclusive_folder, refuse_links, remove_stale_temporaries
 from .runtime import (Distributed, all_reduce_sum, autocast_context, from_main, restore_rng_state, rng_state,
                       seed_everything, setup_distributed, share_main_buffers)
@@ -62,19 +63,19 @@ class TrainingDiverged(JnaFastError, RuntimeError):
 
 
 # --- resume --------------------------------------------------------------------------------------------------
-def resolve_resume(cfg: TrainConfig) -> Path | None:
-    if cfg.resume == "never":
+def resolve_resume(cfg: Config) -> Path | None:
+    if cfg.run.resume == "never":
         return None
-    if cfg.resume == "auto":
-        candidate = Path(cfg.out) / LAST_NAME
+    if cfg.run.resume == "auto":
+        candidate = Path(cfg.run.out) / LAST_NAME
         return candidate if candidate.exists() else None
-    path = Path(cfg.resume)
+    path = Path(cfg.run.resume)
     if not path.exists():
-        raise FileNotFoundError(f"--resume {cfg.resume}: no such checkpoint")
+        raise FileNotFoundError(f"--resume {cfg.run.resume}: no such checkpoint")
     return path
 
 
-def check_resumable(cfg: TrainConfig, state: dict, path: Path) -> None:
+def check_resumable(cfg: Config, state: dict, path: Path) -> None:
     """Refuse to continue a checkpoint made with other (non-resumable) options, naming them, or one that holds no
     training state."""
     missing = [key for key in RESUME_KEYS if key not in state]
@@ -82,29 +83,29 @@ def check_resumable(cfg: TrainConfig, state: dict, path: Path) -> None:
         raise CheckpointError(f"{path}: holds no training state to resume (missing {missing}); resume from a "
                               f"{LAST_NAME}, or pass the file to --weights / python -m jna_fast.evaluate")
     saved = config_from_dict(state["config"], f"{path}: saved configuration")
-    differences = saved.differences(cfg)
+    differences = saved.differences(cfg, ignored=frozenset(resumable_paths()))
     if differences:
         listed = "; ".join(f"--{name.replace('_', '-')}: {old!r} in the checkpoint, {new!r} now"
                            for name, (old, new) in differences.items())
-        resumable = ", ".join(RESUMABLE_OPTIONS)
+        resumable = ", ".join(resumable_paths())
         raise CheckpointError(
             f"{path} was written by a run with other options ({listed}). Resume with the same options (they are "
-            f"in {Path(cfg.out) / CONFIG_NAME}), or start afresh with --resume never (it overwrites "
-            f"{cfg.out}'s checkpoints) or another --out. Options that may change on resume: {resumable}.")
+            f"in {Path(cfg.run.out) / CONFIG_NAME}), or start afresh with --resume never (it overwrites "
+            f"{cfg.run.out}'s checkpoints) or another --out. Options that may change on resume: {resumable}.")
 
 
 # --- the loop ------------------------------------------------------------------------------------------------
-def learning_rate(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+def learning_rate(cfg: Config, step: int, steps_per_epoch: int) -> float:
     """Linear warm-up, then cosine decay to 0 over the remaining steps."""
-    total = cfg.epochs * steps_per_epoch
-    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    total = cfg.optim.epochs * steps_per_epoch
+    warmup = max(1, int(cfg.optim.warmup_epochs * steps_per_epoch))
     if step < warmup:
-        return cfg.lr * (step + 1) / warmup
+        return cfg.optim.lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.optim.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
+def parameter_groups(model, cfg: Config) -> list[dict]:
     """Weight decay on conv and linear weights only: decaying BN, biases and the cross-stitch alphas would pull
     them to 0 (alpha starts at [[s, 1-s], [1-s, s]] on purpose). The attention vectors and the cross-stitch weights
     have groups of their own: each stays at its initial value (uniform attention; the initial mixing) for its
@@ -119,21 +120,21 @@ def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
             continue
         (decay if parameter.dim() >= 2 else no_decay).append(parameter)
     groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay, "lr_scale": 1.0, "name": "decay"},
+        {"params": decay, "weight_decay": cfg.optim.weight_decay, "lr_scale": 1.0, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0, "name": "no_decay"},
     ]
     if attention:
-        groups.append({"params": attention, "weight_decay": 0.0, "lr_scale": cfg.attention_lr_scale,
+        groups.append({"params": attention, "weight_decay": 0.0, "lr_scale": cfg.model.temporal_pooling.lr_scale,
                        "name": "attention"})
     if stitches:
-        groups.append({"params": stitches, "weight_decay": 0.0, "lr_scale": cfg.stitch_lr_scale,
+        groups.append({"params": stitches, "weight_decay": 0.0, "lr_scale": cfg.model.sharing.lr_scale,
                        "name": "stitches"})
     return groups
 
 
-def finished_training(cfg: TrainConfig, step: int, steps_per_epoch: int) -> bool:
+def finished_training(cfg: Config, step: int, steps_per_epoch: int) -> bool:
     """Whether the run has done all its steps (every epoch, or --max-steps)."""
-    return step >= min(cfg.epochs * steps_per_epoch, cfg.max_steps or math.inf)
+    return step >= min(cfg.optim.epochs * steps_per_epoch, cfg.optim.max_steps or math.inf)
 
 
 def non_finite_step(loss: torch.Tensor, grad_norm: torch.Tensor | None) -> str | None:
@@ -149,23 +150,23 @@ def non_finite_step(loss: torch.Tensor, grad_norm: torch.Tensor | None) -> str |
     return described
 
 
-def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model, cfg: Config) -> torch.optim.Optimizer:
     groups = parameter_groups(model, cfg)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optim.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.optim.lr)
+    return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum)
 
 
-def set_learning_rates(optimizer, cfg: TrainConfig, step: int, steps_per_epoch: int) -> None:
+def set_learning_rates(optimizer, cfg: Config, step: int, steps_per_epoch: int) -> None:
     rate = learning_rate(cfg, step, steps_per_epoch)
-    warmups = {"attention": cfg.attention_warmup, "stitches": cfg.stitch_warmup}
+    warmups = {"attention": cfg.model.temporal_pooling.warmup, "stitches": cfg.model.sharing.warmup}
     for group in optimizer.param_groups:
-        frozen = step < warmups.get(group["name"], 0.0) * cfg.epochs * steps_per_epoch
+        frozen = step < warmups.get(group["name"], 0.0) * cfg.optim.epochs * steps_per_epoch
         group["lr"] = 0.0 if frozen else rate * group["lr_scale"]
 
 
-def validate(model, loader, cfg: TrainConfig, env: Distributed, class_names, windows) -> dict:
-    predictions = collect(model, loader, env.device, cfg.precision)
+def validate(model, loader, cfg: Config, env: Distributed, class_names, windows) -> dict:
+    predictions = collect(model, loader, env.device, cfg.run.precision)
     report = summarize(predictions, class_names, windows)
     keys = ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "attention_on_salient",
             "uniform_on_salient", "top_snippet_in_window")
@@ -177,15 +178,15 @@ def validate(model, loader, cfg: TrainConfig, env: Distributed, class_names, win
 class MetricsLog:
     """metrics.jsonl, and TensorBoard when it is installed (or asked for)."""
 
-    def __init__(self, cfg: TrainConfig, out: Path, enabled: bool):
+    def __init__(self, cfg: Config, out: Path, enabled: bool):
         self.path = out / METRICS_NAME
         self.writer = None
-        if not enabled or cfg.tensorboard is False:
+        if not enabled or cfg.run.tensorboard is False:
             return
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as error:
-            if cfg.tensorboard:
+            if cfg.run.tensorboard:
                 raise ImportError(f"--tensorboard needs tensorboard: pip install 'jna_fast[tensorboard]' "
                                   f"({error})") from error
             return
@@ -227,7 +228,7 @@ def resume_training(model, optimizer, resumed: dict, path: Path) -> Progress:
     return Progress(resumed["epoch"], resumed["batch"], resumed["step"], resumed.get("best_top1", -1.0))
 
 
-def checkpoint_state(model, cfg: TrainConfig, class_names: list[str], data: dict, **extra) -> dict:
+def checkpoint_state(model, cfg: Config, class_names: list[str], data: dict, **extra) -> dict:
     """What every checkpoint holds (the model, the configuration, the class names, the data settings), and
     ``extra``: the training state for last.pt, the epoch and its metrics for best.pt."""
     return {"model": model.state_dict(), "config": cfg.to_dict(), "class_names": class_names, "data": data,
@@ -254,28 +255,28 @@ class EpochRun:
     began: float                # time.perf_counter() at the start
 
 
-def train_epoch(net, model, optimizer, loader, cfg: TrainConfig, env: Distributed, progress: Progress, epoch: int,
+def train_epoch(net, model, optimizer, loader, cfg: Config, env: Distributed, progress: Progress, epoch: int,
                 skip: int, log: "MetricsLog", save_last) -> EpochRun:
     """One epoch from batch ``skip`` on (a resumed run's first epoch skips the batches it already trained); counts
     ``progress.step``; ``save_last(epoch, batch)`` writes last.pt every ``checkpoint_every`` steps."""
     steps_per_epoch = len(loader)
-    out = Path(cfg.out)
+    out = Path(cfg.run.out)
     # Running sums stay on the device; they are read (a sync) every log_every steps and at the epoch's end.
     run = EpochRun(torch.zeros(3, dtype=torch.float64, device=env.device), skip, 0, False, time.perf_counter())
-    bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-               disable=not (env.is_main and cfg.progress), dynamic_ncols=True)
+    bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="batch",
+               disable=not (env.is_main and cfg.run.progress), dynamic_ncols=True)
     for batch in loader.batches(start_batch=skip):
         batch = batch.to(env.device, non_blocking=True)
         set_learning_rates(optimizer, cfg, progress.step, steps_per_epoch)
         # A skipped step must leave the model as it was, BatchNorm's running statistics (which the forward
         # pass updates) included.
-        saved_buffers = [buffer.detach().clone() for buffer in model.buffers()] if cfg.on_nan == "skip" else None
-        with autocast_context(cfg.precision, env.device):
+        saved_buffers = [buffer.detach().clone() for buffer in model.buffers()] if cfg.optim.on_nan == "skip" else None
+        with autocast_context(cfg.run.precision, env.device):
             output = net(batch.rgb, batch.flow, batch.mask)
         loss = model.loss(output, batch.label)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad) if cfg.clip_grad > 0
+        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad) if cfg.optim.clip_grad > 0
                      else None)
         progress.step += 1
         run.batch += 1
@@ -287,7 +288,7 @@ def train_epoch(net, model, optimizer, loader, cfg: TrainConfig, env: Distribute
             run.sums += torch.stack([torch.tensor(float(clips), device=env.device, dtype=torch.float64),
                                      loss.detach().double() * clips,
                                      (output.logits.argmax(1) == batch.label).sum().double()])
-        elif cfg.on_nan == "stop":
+        elif cfg.optim.on_nan == "stop":
             raise TrainingDiverged(
                 f"step {progress.step} (epoch {epoch + 1}, batch {run.batch}): not finite: {problem}; training "
                 f"stopped before applying it, and {kept_checkpoint(out, env)}. Lower --lr, check the data, or pass "
@@ -301,26 +302,26 @@ def train_epoch(net, model, optimizer, loader, cfg: TrainConfig, env: Distribute
                 logger.warning("step %d (epoch %d, batch %d): not finite: %s; its update is skipped "
                                "(--on-nan skip; %d skipped steps this epoch)", progress.step, epoch + 1, run.batch,
                                problem, run.skipped_steps)
-        if progress.step % cfg.log_every == 0:
+        if progress.step % cfg.run.log_every == 0:
             seen, loss_sum, correct = run.sums.tolist()
             if seen:  # every step so far skipped: nothing to show
                 elapsed = time.perf_counter() - run.began
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2f}",
                                 clips_s=f"{seen * env.world_size / elapsed:.1f}")
                 log.scalars({"train/loss": loss_sum / seen, "train/top1": correct / seen}, progress.step)
-        if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
+        if cfg.run.checkpoint_every and progress.step % cfg.run.checkpoint_every == 0:
             save_last(epoch, run.batch)
-        if cfg.max_steps is not None and progress.step >= cfg.max_steps:
+        if cfg.optim.max_steps is not None and progress.step >= cfg.optim.max_steps:
             run.reached_max_steps = True
             break
     bar.close()
     return run
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: Config) -> dict:
     """Run the training that ``cfg`` describes; returns the last epoch's metrics (rank 0)."""
     env = setup_distributed()
-    seed_everything(cfg.seed, env.rank)
+    seed_everything(cfg.run.seed, env.rank)
     if env.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -330,13 +331,13 @@ def train(cfg: TrainConfig) -> dict:
     # main process writes into --out (the other ranks, maybe on nodes that do not see it, write nothing there): it
     # holds the folder while it trains (a second trainer on it would interleave their checkpoints), and it reads
     # the checkpoint to resume and sends it to the other ranks.
-    out = Path(cfg.out)
+    out = Path(cfg.run.out)
     with contextlib.ExitStack() as held:
         resumed = from_main(env, lambda: open_run_folder(cfg, out, held))
         return _train(cfg, env, out, resumed)
 
 
-def open_run_folder(cfg: TrainConfig, out: Path, held: contextlib.ExitStack) -> dict | None:
+def open_run_folder(cfg: Config, out: Path, held: contextlib.ExitStack) -> dict | None:
     """On the main process: make ``out`` and hold it (until ``held`` closes), remove the temporary files of a
     killed run, and read and check the checkpoint to resume; returns ``{"path", "state"}`` of that checkpoint, or
     None when the run starts afresh."""
@@ -362,27 +363,27 @@ def refuse_planted_links(out: Path) -> None:
     refuse_links(planted)
 
 
-def _train(cfg: TrainConfig, env: Distributed, out: Path, resumed: dict | None) -> dict:
+def _train(cfg: Config, env: Distributed, out: Path, resumed: dict | None) -> dict:
     """:func:`train` once ``out`` is held by the main process; ``resumed``: the checkpoint to resume (its path
     and state, as the main process read it), or None."""
-    if cfg.dataset == "synthetic":
+    if cfg.data.dataset == "synthetic":
         prepare_synthetic_on_every_node(cfg, env)
     backend, loader_device = resolve_loader_device(cfg, env.device)
-    train_loader = build_loader_for(cfg, "train", num_segments=cfg.num_segments, device=loader_device,
-                                    backend=backend, num_classes=cfg.num_classes)
-    val_loader = build_loader_for(cfg, "test", num_segments=cfg.test_segments, device=loader_device,
+    train_loader = build_loader_for(cfg, "train", num_segments=cfg.data.num_segments, device=loader_device,
+                                    backend=backend, num_classes=cfg.data.num_classes)
+    val_loader = build_loader_for(cfg, "test", num_segments=cfg.eval.val_segments, device=loader_device,
                                   backend=backend, num_classes=train_loader.num_classes)
     class_names = train_loader.class_names
     windows = salient_windows(cfg)
     data = data_settings(cfg, train_loader.frame_short_side())
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
-        raise ValueError(f"the training split has fewer clips per process than --batch-size {cfg.batch_size}")
+        raise ValueError(f"the training split has fewer clips per process than --batch-size {cfg.optim.batch_size}")
 
     model = build_model(cfg, train_loader.num_classes)
-    if cfg.weights:
-        model.load_backbone_weights(cfg.weights)
-    memory_format = torch.preserve_format if cfg.channels_last is False else torch.channels_last
+    if cfg.model.backbone.weights:
+        model.load_backbone_weights(cfg.model.backbone.weights)
+    memory_format = torch.preserve_format if cfg.run.channels_last is False else torch.channels_last
     model = model.to(env.device, memory_format=memory_format)
     optimizer = make_optimizer(model, cfg)
 
@@ -399,7 +400,7 @@ def _train(cfg: TrainConfig, env: Distributed, out: Path, resumed: dict | None) 
     if env.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
-    if cfg.compile:
+    if cfg.run.compile:
         net = torch.compile(net)
 
     def save_last(epoch: int, batch: int) -> None:
@@ -410,15 +411,16 @@ def _train(cfg: TrainConfig, env: Distributed, out: Path, resumed: dict | None) 
 
     if env.is_main:
         save_config(cfg, out / CONFIG_NAME)
-        logger.info("training %s (%s streams, %s consensus, sharing after %s) on %s: %d classes, %d steps/epoch, "
-                    "%d epochs, device %s x %d, data %s on %s", cfg.backbone, cfg.streams, cfg.consensus,
-                    list(cfg.share_after), cfg.dataset, train_loader.num_classes, steps_per_epoch, cfg.epochs,
+        parts = ", ".join(f"{kind} {getattr(cfg.model, kind).name}" for kind in MODEL_PART_KINDS)
+        logger.info("training %s streams (%s) on %s: %d classes, %d steps/epoch, %d epochs, device %s x %d, data %s "
+                    "on %s", cfg.model.streams, parts, cfg.data.dataset, train_loader.num_classes, steps_per_epoch,
+                    cfg.optim.epochs,
                     env.device, env.world_size, backend, loader_device)
     log = MetricsLog(cfg, out, env.is_main)
     record: dict = {}
-    finished = cfg.max_steps is not None and progress.step >= cfg.max_steps  # a resumed run may have no step left
+    finished = cfg.optim.max_steps is not None and progress.step >= cfg.optim.max_steps  # a resumed run may have no step left
     start_epoch, start_batch = progress.epoch, progress.batch
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, cfg.optim.epochs):
         if finished:
             break
         net.train()
@@ -456,10 +458,10 @@ def _train(cfg: TrainConfig, env: Distributed, out: Path, resumed: dict | None) 
     # The final model, not best.pt: the validation split is the test split, so picking the best epoch on it
     # would flatter the reported figures. The model as the ranks hold it (last.pt's, which the other ranks may
     # not see), with the main process's BatchNorm statistics as last.pt has them.
-    if cfg.final_eval and finished_training(cfg, progress.step, steps_per_epoch):
+    if cfg.run.final_eval and finished_training(cfg, progress.step, steps_per_epoch):
         share_main_buffers(model)
-        protocol = EvaluationProtocol(cfg.eval_segments, cfg.eval_crops, FINAL_EVAL_STRIPS, cfg.batch_size,
-                                      cfg.progress)
+        protocol = EvaluationProtocol(cfg.eval.segments, cfg.eval.crops, FINAL_EVAL_STRIPS, cfg.optim.batch_size,
+                                      cfg.run.progress)
         report = evaluate_model(model, cfg, class_names, out / EVAL_DIR, protocol, env, str(out / LAST_NAME))
         if env.is_main:
             logger.info("final evaluation of %s (TSN protocol, %d snippets, %d crops) in %s: %s", out / LAST_NAME,
@@ -476,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     def run() -> None:
-        check_output_folder(cfg.out)
+        check_output_folder(cfg.run.out)
         train(cfg)
 
     return run_command(run, debug)

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from jna_fast.config import TrainConfig, build_parser, config_from_dict, parse_args, read_config_file, save_config
+from jna_fast.config import Config, build_parser, config_from_dict, parse_args, read_config_file, save_config
 
 
 def test_defaults_resolve_per_dataset():
@@ -35,8 +35,8 @@ def test_a_config_saved_before_an_option_keeps_what_it_meant():
 def test_cli_types_and_tuples():
     cfg = parse_args(["--share-after", "2,4", "--lr", "0.05", "--no-flip", "--epochs", "3",
                       "--synthetic-window-fraction", "0.1,0.2"])
-    assert cfg.share_after == (2, 4) and cfg.lr == 0.05 and cfg.flip is False and cfg.epochs == 3
-    assert cfg.synthetic_window_fraction == (0.1, 0.2)
+    assert cfg.model.sharing.after == (2, 4) and cfg.optim.lr == 0.05 and cfg.data.flip is False and cfg.optim.epochs == 3
+    assert cfg.data.synthetic.window_fraction == (0.1, 0.2)
     assert parse_args(["--share-after", ""]).share_after == ()
 
 
@@ -44,8 +44,8 @@ def test_config_file_with_cli_override(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"lr": 0.02, "batch-size": 4, "share_after": [3], "backbone": "resnet34"}))
     cfg = parse_args(["--config", str(path), "--batch-size", "6"])
-    assert cfg.lr == 0.02 and cfg.share_after == (3,) and cfg.backbone == "resnet34"
-    assert cfg.batch_size == 6  # the command line wins over the file
+    assert cfg.optim.lr == 0.02 and cfg.model.sharing.after == (3,) and cfg.model.backbone.name == "resnet34"
+    assert cfg.optim.batch_size == 6  # the command line wins over the file
 
 
 def test_saved_config_round_trips(tmp_path):
@@ -91,7 +91,7 @@ def test_differences_ignore_resumable_options():
 def test_every_option_has_help_and_group():
     import dataclasses
 
-    for spec in dataclasses.fields(TrainConfig):
+    for spec in dataclasses.fields(Config):
         assert spec.metadata["help"] and spec.metadata["group"], spec.name
 
 
@@ -131,8 +131,8 @@ def test_every_numeric_option_has_a_range():
     import dataclasses
     import typing
 
-    hints = typing.get_type_hints(TrainConfig)
-    for spec in dataclasses.fields(TrainConfig):
+    hints = typing.get_type_hints(Config)
+    for spec in dataclasses.fields(Config):
         kinds = {kind for kind in typing.get_args(hints[spec.name]) or (hints[spec.name],)}
         kinds |= {item for kind in kinds for item in typing.get_args(kind)}  # tuple[int, ...] -> int
         if kinds & {int, float}:
@@ -143,7 +143,7 @@ def test_the_edges_of_the_ranges_are_accepted():
     cfg = parse_args(["--checkpoint-every", "0", "--clip-grad", "0", "--max-steps", "1", "--dropout", "0",
                       "--attention-warmup", "1", "--size", "32", "--split", "3", "--synthetic-window-fraction", "1,1",
                       "--weight-decay", "0", "--lr", "1e-9"])
-    assert (cfg.checkpoint_every, cfg.clip_grad, cfg.max_steps, cfg.size) == (0, 0.0, 1, 32)
+    assert (cfg.run.checkpoint_every, cfg.optim.clip_grad, cfg.optim.max_steps, cfg.data.size) == (0, 0.0, 1, 32)
     assert "(default: 8; >= 1)" in " ".join(build_parser("train", "").format_help().split())
 
 
@@ -155,7 +155,7 @@ def test_synthetic_families_option(tmp_path, capsys):
     assert SYNTHETIC_FAMILIES == FAMILIES and DEFAULT_SYNTHETIC_FAMILIES == DEFAULT_FAMILIES
     assert parse_args([]).synthetic_families == DEFAULT_FAMILIES
     cfg = parse_args(["--synthetic-families", "motion,binding", "--synthetic-classes", "4"])
-    assert cfg.synthetic_families == ("motion", "binding")
+    assert cfg.data.synthetic.families == ("motion", "binding")
     assert synthetic_parameters(cfg)["families"] == ("motion", "binding")
     # the cache folder names the generator's version and the families: an older generator's cache is never reused
     assert synthetic_root(cfg).name.startswith("g3-") and synthetic_root(cfg).name.endswith("-motion+binding")

@@ -14,7 +14,7 @@ import torch
 import torch.distributed.run as torchrun
 import yaml
 
-from jna_fast.config import TrainConfig, parse_args, read_config_file
+from jna_fast.config import Config, parse_args, read_config_file
 from jna_fast.builders import build_loader_for, build_model
 from test_data_common import make_video_dataset
 
@@ -29,7 +29,7 @@ VARIANTS = {  # variant -> (streams, share_after, consensus): the model each rec
     "flow": ("flow", (), "average"),
 }
 RECIPES = sorted(CONFIGS.glob("*.yaml"))
-OPTIONS = {spec.name for spec in dataclasses.fields(TrainConfig)}
+OPTIONS = {spec.name for spec in dataclasses.fields(Config)}
 
 
 def recipe_id(path: Path) -> str:
@@ -61,20 +61,20 @@ def test_an_unknown_key_in_a_recipe_is_refused(tmp_path, capsys):
 def test_recipe_is_tsns_setup_for_its_variant(recipe):
     dataset, variant = recipe.stem.split("_")
     cfg = parse_args(["--config", str(recipe)])
-    assert (cfg.dataset, cfg.split, cfg.out) == (dataset, 1, f"runs/{recipe.stem}_split1")
-    assert (cfg.streams, cfg.share_after, cfg.consensus) == VARIANTS[variant]
+    assert (cfg.data.dataset, cfg.data.split, cfg.run.out) == (dataset, 1, f"runs/{recipe.stem}_split1")
+    assert (cfg.model.streams, cfg.model.sharing.after, cfg.model.temporal_pooling.name) == VARIANTS[variant]
     # TSN: ImageNet ResNet-50 (the torchvision file the user downloads), SGD with momentum 0.9, 3 training snippets
     # of 224 px with 5-field flow stacks, TV-L1 rawframes; 8 processes x batch_size = TSN's 256 clips per step.
-    assert (cfg.backbone, cfg.weights, cfg.size, cfg.num_segments, cfg.flow_length) == (
+    assert (cfg.model.backbone.name, cfg.model.backbone.weights, cfg.data.size, cfg.data.num_segments, cfg.model.flow_length) == (
         "resnet50", "resnet50-0676ba61.pth", 224, 3, 5)
-    assert (cfg.optimizer, cfg.momentum, cfg.flow, cfg.flow_algorithm) == ("sgd", 0.9, "rawframes", "tvl1")
-    assert 8 * cfg.batch_size == 256
-    assert (cfg.lr, cfg.dropout) == {"rgb": (0.001, 0.8), "flow": (0.005, 0.7)}.get(variant, (0.001, 0.7))
+    assert (cfg.optim.optimizer, cfg.optim.momentum, cfg.data.flow, cfg.data.flow_algorithm) == ("sgd", 0.9, "rawframes", "tvl1")
+    assert 8 * cfg.optim.batch_size == 256
+    assert (cfg.optim.lr, cfg.model.dropout) == {"rgb": (0.001, 0.8), "flow": (0.005, 0.7)}.get(variant, (0.001, 0.7))
     text = recipe.read_text()
     # Each file says how to choose the split, what to beat and how long it takes (unmeasured, with arithmetic).
     assert f"--config configs/{recipe.name} --split 2 --out runs/{recipe.stem}_split2" in text
     assert "Reference to beat:" in text and "Time on one H200: unmeasured" in text
-    assert f"--lr {cfg.lr * 32 / 256:g}" in text  # the one-GPU rate, scaled to its 32 clips per step
+    assert f"--lr {cfg.optim.lr * 32 / 256:g}" in text  # the one-GPU rate, scaled to its 32 clips per step
     # The command line picks the split and wins over the file.
     assert parse_args(["--config", str(recipe), "--split", "3"]).split == 3
 
@@ -137,9 +137,9 @@ def test_recipe_builds_its_model_and_loaders_and_draws_a_batch(recipe, split, uc
     cfg = parse_args(["--config", str(recipe), "--root", str(root), "--frames-root", str(frames), "--split",
                       str(split), "--size", "32", "--batch-size", "2", "--data-backend", "pyav", "--on-error", "raise",
                       "--out", str(tmp_path / "run")])
-    assert (cfg.backbone, cfg.num_segments, cfg.flow_length, cfg.split) == ("resnet50", 3, 5, split)
-    train = build_loader_for(cfg, "train", num_segments=cfg.num_segments, device="cpu", backend="pyav")
-    test = build_loader_for(cfg, "test", num_segments=cfg.test_segments, device="cpu", backend="pyav",
+    assert (cfg.model.backbone.name, cfg.data.num_segments, cfg.model.flow_length, cfg.data.split) == ("resnet50", 3, 5, split)
+    train = build_loader_for(cfg, "train", num_segments=cfg.data.num_segments, device="cpu", backend="pyav")
+    test = build_loader_for(cfg, "test", num_segments=cfg.eval.val_segments, device="cpu", backend="pyav",
                             num_classes=train.num_classes)
     classes = UCF_CLASSES if dataset == "ucf101" else HMDB_CLASSES
     assert list(train.class_names) == list(classes) and train.num_classes == 3
@@ -155,7 +155,7 @@ def test_recipe_builds_its_model_and_loaders_and_draws_a_batch(recipe, split, uc
         output = model(batch.rgb, batch.flow, batch.mask)
     assert output.logits.shape == (2, 3) and bool(torch.isfinite(output.logits).all())
     test_batch = next(iter(test.batches()))
-    assert test_batch.rgb.shape[:3] == (2, cfg.test_segments, 3)  # the 3 held-out videos, 1 view each
+    assert test_batch.rgb.shape[:3] == (2, cfg.eval.val_segments, 3)  # the 3 held-out videos, 1 view each
 
 
 # --- the SLURM script ---------------------------------------------------------------------------------------------
@@ -200,9 +200,9 @@ def test_sbatch_launches_torchrun_per_node_with_a_c10d_rendezvous(tmp_path):
     assert launch.module and launch.training_script == "jna_fast.train"
     # and jna_fast.train accepts the rest: the recipe, the split, 256 / 16 processes = 16 clips each, its own --out
     cfg = parse_args(launch.training_script_args)
-    assert (cfg.dataset, cfg.split, cfg.batch_size, cfg.out) == ("ucf101", 2, 16, "runs/ucf101_jna_split2")
-    assert (cfg.weights, cfg.progress) == ("/data/resnet50-0676ba61.pth", False)
-    assert cfg.share_after == (3, 4) and cfg.consensus == "attention"
+    assert (cfg.data.dataset, cfg.data.split, cfg.optim.batch_size, cfg.run.out) == ("ucf101", 2, 16, "runs/ucf101_jna_split2")
+    assert (cfg.model.backbone.weights, cfg.run.progress) == ("/data/resnet50-0676ba61.pth", False)
+    assert cfg.model.sharing.after == (3, 4) and cfg.model.temporal_pooling.name == "attention"
 
 
 def test_sbatch_keeps_tsns_batch_or_refuses(tmp_path):

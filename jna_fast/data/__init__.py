@@ -46,27 +46,46 @@ for online flow, which is computed on the frames PyAV decodes).
 Sampling, crops and values: sampling.py and transforms.py. Bad input: jna_fast/io/errors.py (on_error="raise"|"skip").
 """
 
-from .._optional import require
+from .._optional import lazy_exports
+from .options import BACKENDS, FLOW_SOURCES
 
-require("jna_fast.data", "av", "cv2")
-
-from ..io.errors import DataError
-from ..io.video import VideoInfo, decode_frames, frame_to_rgb, probe_video
-from .batch import ClipBatch, ClipRequest
-from .lists import KINDS, DatasetIndex, VideoRecord, load_index
-from .loader import (BACKENDS, FLOW_SOURCES, ClipLoader, ClipSampling, Decoding, FlowSource, Sharding,
-                     build_loader, distributed_shard, loader_device, shard_bounds)
-from .rawframes import RawframesNaming
-from .synthetic import make_synthetic
-from .sampling import flow_stack_indices, snippet_span, tsn_snippet_starts
-from .transforms import (FLOW_CENTRE, IMAGENET_MEAN, IMAGENET_STD, TRAIN_SCALES, Crop, centre_crop,
-                         sample_train_crop, tsn_test_crops, tsn_view_count)
-
-__all__ = [
-    "BACKENDS", "FLOW_SOURCES", "KINDS", "ClipBatch", "ClipLoader", "ClipRequest", "ClipSampling", "Crop",
-    "DataError", "DatasetIndex", "Decoding", "FLOW_CENTRE", "FlowSource", "IMAGENET_MEAN", "IMAGENET_STD",
-    "RawframesNaming", "Sharding", "TRAIN_SCALES", "VideoInfo", "VideoRecord", "build_loader", "centre_crop",
-    "decode_frames", "distributed_shard", "flow_stack_indices", "frame_to_rgb", "load_index", "loader_device",
-    "make_synthetic", "probe_video", "sample_train_crop", "shard_bounds", "snippet_span", "tsn_snippet_starts",
-    "tsn_test_crops", "tsn_view_count",
-]
+# The loading stack needs PyAV and OpenCV: imported on first use, so that the configuration, the dataset specs
+# (jna_fast/data/datasets/) and the option declarations load without them.
+_EXPORTS = {
+    "DataError": "..io.errors",
+    "VideoInfo": "..io.video",
+    "decode_frames": "..io.video",
+    "frame_to_rgb": "..io.video",
+    "probe_video": "..io.video",
+    "ClipBatch": ".batch",
+    "ClipRequest": ".batch",
+    "KINDS": ".lists",
+    "DatasetIndex": ".lists",
+    "VideoRecord": ".lists",
+    "load_index": ".lists",
+    "ClipLoader": ".loader",
+    "ClipSampling": ".loader",
+    "Decoding": ".loader",
+    "FlowSource": ".loader",
+    "Sharding": ".loader",
+    "build_loader": ".loader",
+    "distributed_shard": ".loader",
+    "loader_device": ".loader",
+    "shard_bounds": ".loader",
+    "RawframesNaming": ".rawframes",
+    "make_synthetic": ".synthetic",
+    "flow_stack_indices": ".sampling",
+    "snippet_span": ".sampling",
+    "tsn_snippet_starts": ".sampling",
+    "FLOW_CENTRE": ".transforms",
+    "IMAGENET_MEAN": ".transforms",
+    "IMAGENET_STD": ".transforms",
+    "TRAIN_SCALES": ".transforms",
+    "Crop": ".transforms",
+    "centre_crop": ".transforms",
+    "sample_train_crop": ".transforms",
+    "tsn_test_crops": ".transforms",
+    "tsn_view_count": ".transforms",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS, "jna_fast.data", "av", "cv2")
+__all__ = ["BACKENDS", "FLOW_SOURCES", *_EXPORTS]

@@ -23,6 +23,7 @@ from .backends import DaliBackend, PyAVBackend
 from .batch import ClipBatch, ClipRequest
 from .dali_pipeline import dali_available
 from .lists import DatasetIndex, load_index
+from .options import BACKENDS, DEFAULT_TEST_SEGMENTS, FLOW_SOURCES
 from .rawframes import DEFAULT_NAMING, FrameFolder, RawframesNaming, scan_frame_folder
 from .sampling import flow_stack_indices, tsn_snippet_starts
 from .transforms import (DEFAULT_TEST_CROP_SCALE, TRAIN_SCALES, sample_train_crop, tsn_test_crops,
@@ -30,9 +31,7 @@ from .transforms import (DEFAULT_TEST_CROP_SCALE, TRAIN_SCALES, sample_train_cro
 
 logger = logging.getLogger("jna_fast.data")
 
-BACKENDS = ("auto", "dali", "pyav")
 DEFAULT_TRAIN_SEGMENTS = 3
-DEFAULT_TEST_SEGMENTS = 25
 
 
 def distributed_shard() -> tuple[int, int]:
@@ -45,9 +44,6 @@ def distributed_shard() -> tuple[int, int]:
 def shard_bounds(num_items: int, shard_id: int, num_shards: int) -> tuple[int, int]:
     """[begin, end) of shard ``shard_id``: contiguous, disjoint, sizes differ by at most one (DALI's rule)."""
     return shard_id * num_items // num_shards, (shard_id + 1) * num_items // num_shards
-
-
-FLOW_SOURCES = ("rawframes", "online")
 
 
 @dataclass(frozen=True)

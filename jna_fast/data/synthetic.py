@@ -75,6 +75,7 @@ import numpy as np
 
 from ..cli import add_debug_option, run_command
 from ..files import write_atomically
+from .datasets.synthetic import DEFAULT_NUM_CLASSES, FAMILIES, TRAINING_VIDEOS_PER_CLASS, WINDOW_FRACTION
 
 META_NAME = "synthetic_meta.json"
 INCOMPLETE_MARKER = ".synthetic_incomplete"
@@ -93,15 +94,10 @@ SWING_PERIOD = 10             # frames
 DISTRACTOR_HALF_SIZE = 0.05
 DISTRACTOR_SPEED = (0.006, 0.012)
 EDGE_MARGIN = 0.03
-WINDOW_FRACTION = (0.3, 0.5)  # of the video's frames
 DECOY_LENGTH_FRACTION = 0.5   # a decoy lasts at most this fraction of the shortest window
 MIN_FRAMES = 8
 DEFAULT_FRAME_SIZE = 96       # pixels, square frames
 DEFAULT_VIDEOS_PER_CLASS = 8
-# The training command's set is larger than make_synthetic's default (a quick example set): enough clips per class
-# to learn from, at least 2 groups of 2 clips so that every split has test and training videos of each class.
-TRAINING_VIDEOS_PER_CLASS = 40
-DEFAULT_NUM_CLASSES = 10
 # Bumped whenever the same parameters would give different videos, so a cached dataset of an older generator is
 # never mistaken for a current one.
 GENERATOR_VERSION = 3
@@ -120,7 +116,6 @@ RED, GREEN, BLUE = (220, 45, 45), (45, 190, 70), (55, 90, 235)
 DISTRACTOR_COLOUR = (150, 150, 150)
 
 
-FAMILIES = ("motion", "appearance", "binding")
 DEFAULT_FAMILIES = FAMILIES
 
 

@@ -28,13 +28,14 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from .options import TEST_CROP_COUNTS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FLOW_CENTRE = 127.5
 TRAIN_SCALES = (1.0, 0.875, 0.75, 0.66)
 MAX_SCALE_DISTORTION = 1
 DEFAULT_TEST_CROP_SCALE = 0.875
-TEST_CROP_COUNTS = (1, 3, 10)
 
 
 @dataclass(frozen=True)

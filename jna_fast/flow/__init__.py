@@ -14,21 +14,32 @@ API::
 CLI: ``python -m jna_fast.flow extract --videos DIR --out DIR [--algorithm tvl1|dis|farneback|nvof] ...``
 """
 
-from .._optional import require
+from .._optional import lazy_exports
+from .names import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, DEFAULT_ONLINE_ALGORITHM
 
-require("jna_fast.flow", "av", "cv2")
-
-from .algorithms import (ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, DEFAULT_ONLINE_ALGORITHM, FlowAlgorithmUnavailable,
-                         make_estimator)
-from .encoding import DEFAULT_BOUND, decode_component, decode_flow, encode_component, encode_flow, scale_component
-from .extract import (COMPLETE_MARKER, PARTIAL_MARKER, SUMMARY_NAME, VIDEO_EXTENSIONS, extract_flow, extract_video,
-                      extraction_complete, find_videos, frame_dir_for, read_completion_marker)
-from .online import OnlineFlow, encoded_flow_stacks, frames_for_flows
-
-__all__ = [
-    "ALGORITHMS", "COMPLETE_MARKER", "DEFAULT_BOUND", "DEFAULT_EXTRACTION_ALGORITHM", "DEFAULT_ONLINE_ALGORITHM",
-    "FlowAlgorithmUnavailable", "OnlineFlow", "PARTIAL_MARKER", "SUMMARY_NAME", "VIDEO_EXTENSIONS",
-    "decode_component", "decode_flow", "encode_component", "encode_flow", "encoded_flow_stacks", "extract_flow",
-    "extract_video", "extraction_complete", "find_videos", "frame_dir_for", "frames_for_flows", "make_estimator",
-    "read_completion_marker", "scale_component",
-]
+# Everything else needs OpenCV and PyAV: imported on first use.
+_EXPORTS = {
+    "FlowAlgorithmUnavailable": ".algorithms",
+    "make_estimator": ".algorithms",
+    "DEFAULT_BOUND": ".encoding",
+    "decode_component": ".encoding",
+    "decode_flow": ".encoding",
+    "encode_component": ".encoding",
+    "encode_flow": ".encoding",
+    "scale_component": ".encoding",
+    "COMPLETE_MARKER": ".extract",
+    "PARTIAL_MARKER": ".extract",
+    "SUMMARY_NAME": ".extract",
+    "VIDEO_EXTENSIONS": ".extract",
+    "extract_flow": ".extract",
+    "extract_video": ".extract",
+    "extraction_complete": ".extract",
+    "find_videos": ".extract",
+    "frame_dir_for": ".extract",
+    "read_completion_marker": ".extract",
+    "OnlineFlow": ".online",
+    "encoded_flow_stacks": ".online",
+    "frames_for_flows": ".online",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS, "jna_fast.flow", "av", "cv2")
+__all__ = ["ALGORITHMS", "DEFAULT_EXTRACTION_ALGORITHM", "DEFAULT_ONLINE_ALGORITHM", *_EXPORTS]

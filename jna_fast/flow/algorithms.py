@@ -29,11 +29,7 @@ import numpy as np
 
 from ..errors import JnaFastError
 
-ALGORITHMS = ("tvl1", "dis", "farneback", "nvof")
-# Flow extracted once to disk (python -m jna_fast.flow extract) can afford the slow, reference algorithm.
-DEFAULT_EXTRACTION_ALGORITHM = "tvl1"
-# Flow computed per clip while training or predicting must keep up with the model (see the module docstring).
-DEFAULT_ONLINE_ALGORITHM = "dis"
+from .names import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, DEFAULT_ONLINE_ALGORITHM
 
 
 class FlowAlgorithmUnavailable(JnaFastError, RuntimeError):

@@ -1,0 +1,8 @@
+"""The optical-flow algorithms by name, and the defaults of extraction and of flow computed on the fly
+(docs/design.md §3.3); standard library only, so that the configuration lists them without loading OpenCV."""
+
+ALGORITHMS = ("tvl1", "dis", "farneback", "nvof")
+# Flow extracted once to disk (python -m jna_fast.flow extract) can afford the slow, reference algorithm.
+DEFAULT_EXTRACTION_ALGORITHM = "tvl1"
+# Flow computed per clip while training or predicting must keep up with the model (jna_fast/flow/algorithms.py).
+DEFAULT_ONLINE_ALGORITHM = "dis"
