@@ -82,7 +82,8 @@ def _add_option(group, option: Leaf, **defaults) -> None:
         return
     # argparse compares the typed string with the choices: a numeric choice needs the value converted first.
     typed = {"type": option.kind} if option.choices and not isinstance(option.choices[0], str) else {}
-    group.add_argument(*flags, dest=option.path, metavar=meta["metavar"], choices=option.choices, help=help_text,
+    metavar = meta["metavar"] or (None if option.choices else option.name.upper())
+    group.add_argument(*flags, dest=option.path, metavar=metavar, choices=option.choices, help=help_text,
                        **typed, **defaults)
 
 

@@ -68,5 +68,5 @@ class DatasetSpec:
         if self.needs_lists and not (data.get("train_list") and data.get("val_list")):
             raise ValueError(f"--dataset {self.name} needs --train-list and --val-list")
         if self.splits and data.get("split") not in self.splits:
-            raise ValueError(f"--split: {self.name} has splits {', '.join(map(str, self.splits))}, got "
-                             f"{data.get('split')!r}")
+            raise ValueError(f"option data.split must be one of {', '.join(map(str, self.splits))} for --dataset "
+                             f"{self.name}, got {data.get('split')!r}")
