@@ -5,9 +5,9 @@
 
 Providers: ``reference`` (jna_fast/ops/reference.py: the semantics, run eagerly), ``reference_compiled`` (the
 same under torch.compile), the plain-PyTorch forms a user would write instead (``eager_*``, below; report.py
-takes the fastest of them, per row, as "eager PyTorch"), and the kernel backends ``cpp``, ``cuda``, ``triton``.
-A provider that cannot serve on this machine is skipped with the backend's own reason
-(jna_fast.ops.availability). Device: CUDA when available, else CPU. Each benchmark records in ``extra_info``
+takes the fastest of them, per row, as "eager PyTorch"), and every registered backend of jna_fast.ops.backends
+(``cuda``, ``triton``, ``cpp``, and any other that registers itself). A provider that cannot serve on this machine
+is skipped with the backend's own reason. Device: CUDA when available, else CPU. Each benchmark records in ``extra_info``
 the floor byte count of docs/design.md §8 (each input read once, each output written once) and the GB/s achieved on it
 at the median time.
 
@@ -44,6 +44,7 @@ import torch
 
 import jna_fast.ops as ops
 from jna_fast.ops import cross_stitch_ref, joint_attention_pool_ref
+from jna_fast.ops.backends import BACKENDS
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -63,8 +64,10 @@ EAGER_FORMS = {
     "cross_stitch": ("eager_addcmul",),
     "joint_attention_pool": ("eager_einsum_bmm", "eager_matmul"),
 }
-PROVIDERS = _subset("JNA_FAST_BENCH_PROVIDERS", ("reference", "reference_compiled", "eager_addcmul",
-                                                "eager_einsum_bmm", "eager_matmul", "cpp", "cuda", "triton"))
+PLAIN_PROVIDERS = ("reference", "reference_compiled", "eager_addcmul", "eager_einsum_bmm", "eager_matmul")
+# Then every registered backend (jna_fast.ops.backends), in preference order, called through the public ops.
+PROVIDERS = _subset("JNA_FAST_BENCH_PROVIDERS",
+                    PLAIN_PROVIDERS + tuple(name for name in BACKENDS.names() if name not in PLAIN_PROVIDERS))
 MODES = _subset("JNA_FAST_BENCH_MODES", ("fwd", "bwd", "fwd+bwd"))
 DTYPES = _subset("JNA_FAST_BENCH_DTYPES", {"float32": torch.float32, "bf16": torch.bfloat16})
 SHAPE_SETS = {  # name -> ([B, T, C] of the pool, [B*T, C, H, W] of the stitch)
@@ -135,9 +138,9 @@ def provider_reason(provider: str, op: str) -> str | None:
         return None
     if provider.startswith("eager_"):
         return None if provider in EAGER_FORMS[op] else f"{provider} is not a plain-PyTorch form of {op}"
-    if provider == "triton" and DEVICE.type == "cpu":
-        return "triton runs CPU tensors only in the TRITON_INTERPRET=1 debugging interpreter, not benchmarked"
-    return ops.availability(DEVICE)[provider]
+    # Unforced: a backend that serves DEVICE only when forced (the Triton interpreter on CPU) is a debugging mode,
+    # not benchmarked.
+    return BACKENDS.why_not(provider, DEVICE, forced=False)
 
 
 def provider_function(op: str, provider: str) -> Callable:

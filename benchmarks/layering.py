@@ -3,8 +3,9 @@
 
 - cycles: strongly connected groups of ``jna_fast`` modules that import each other (any import, at module level or
   inside a function);
-- upward imports: a library module (``models``, ``ops``, ``triton``, ``data``, ``flow``) importing an application
-  module (the commands and their helpers: everything outside the library packages and the shared leaves);
+- upward imports: a library module (``models``, ``ops``, ``data``, ``flow``, ``io``, and the kernel packages an op
+  backend of ``ops/backends/`` imports, such as ``triton``) importing an application module (the commands and their
+  helpers: everything outside the library packages and the shared leaves);
 - in-function imports of the package's own modules (allowed only where the imported module needs an optional
   dependency, listed in ``OPTIONAL_MODULES``);
 - signatures with more than ``MAX_PARAMETERS`` parameters, Triton kernels (``@triton.jit``) excepted.
@@ -21,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE = "jna_fast"
-LIBRARY_PACKAGES = ("models", "ops", "triton", "data", "flow", "io")
+LIBRARY_PACKAGES = ("models", "ops", "data", "flow", "io")
+# The op backends register themselves (jna_fast/ops/backends/): the packages of the package they import hold
+# their kernels, and are library packages too, with no list to edit.
+BACKENDS_PACKAGE = PACKAGE + ".ops.backends"
 # Leaves every layer may import: they import nothing of the package above them.
 SHARED_LEAVES = ("_C", "_ext", "_op_rules", "_optional", "errors", "files", "cli", "options", "registry")
 # The compiled extension: optional (the ops fall back to the reference without it), so imported where it is used.
@@ -95,9 +99,19 @@ def collect(root: Path) -> tuple[list[Import], dict[str, ast.Module]]:
     return imports, trees
 
 
-def layer(module: str) -> str:
+def kernel_packages(imports: list[Import]) -> set[str]:
+    """The package's top-level packages that an op backend imports (its kernels), shared leaves aside."""
+    found = set()
+    for imp in imports:
+        parts = imp.target.split(".")
+        if (imp.source == BACKENDS_PACKAGE or imp.source.startswith(BACKENDS_PACKAGE + ".")) and len(parts) > 1:
+            found.add(parts[1])
+    return found - set(SHARED_LEAVES)
+
+
+def layer(module: str, library: tuple[str, ...] | set[str] = LIBRARY_PACKAGES) -> str:
     parts = module.split(".")
-    if len(parts) > 1 and parts[1] in LIBRARY_PACKAGES:
+    if len(parts) > 1 and parts[1] in library:
         return "library"
     if len(parts) == 1 or parts[1] in SHARED_LEAVES:
         return "shared"
@@ -167,9 +181,10 @@ def measure(root: Path) -> Measures:
             graph.setdefault(imp.source, set()).add(imp.target)
     result = Measures(cycles=strongly_connected(graph))
     optional = optional_modules(trees)
+    library = set(LIBRARY_PACKAGES) | kernel_packages(imports)
     for imp in imports:
         where = f"{imp.source}:{imp.line} -> {imp.target}"
-        if layer(imp.source) == "library" and layer(imp.target) == "application":
+        if layer(imp.source, library) == "library" and layer(imp.target, library) == "application":
             result.upward_imports.append(where)
         if imp.in_function and imp.target not in optional:
             result.in_function_imports.append(where)

@@ -16,10 +16,14 @@ import argparse
 import json
 from pathlib import Path
 
-PROVIDER_ORDER = ("reference", "eager_addcmul", "eager_einsum_bmm", "eager_matmul", "reference_compiled", "cpp",
-                  "cuda", "triton")
+# The plain-PyTorch forms first, in this order; then the backends (whichever registered ones the run had), by name.
+PLAIN_ORDER = ("reference", "eager_addcmul", "eager_einsum_bmm", "eager_matmul", "reference_compiled")
 MODE_ORDER = ("fwd", "bwd", "fwd+bwd")
 COLUMNS = ("op", "shape", "dtype", "mode", "provider", "median ms", "GB/s", "% copy", "x eager", "eager form")
+
+
+def provider_order(provider: str) -> tuple[int, str]:
+    return (PLAIN_ORDER.index(provider), "") if provider in PLAIN_ORDER else (len(PLAIN_ORDER), provider)
 
 
 def shape_label(info: dict) -> str:
@@ -59,7 +63,7 @@ def rows_from(report: dict, copy_gbps: float | None = None) -> list[dict]:
             "eager form": form,
             "_order": (info["op"], tuple(info["shape"]), shape_label(info), info["dtype"],
                        MODE_ORDER.index(info["mode"]),
-                       PROVIDER_ORDER.index(info["provider"])),
+                       provider_order(info["provider"])),
         })
     return sorted(rows, key=lambda r: r["_order"])
 

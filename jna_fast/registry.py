@@ -34,6 +34,12 @@ class Registry:
             return component
         return add
 
+    def unregister(self, name: str) -> None:
+        """Removes ``name`` (for tests that register a component of their own)."""
+        if name not in self._entries:
+            raise ValueError(f"{self.kind}: {name!r} is not registered")
+        del self._entries[name]
+
     def __getitem__(self, name: str):
         if name not in self._entries:
             raise ValueError(f"{self.kind}: unknown name {name!r}; known: {', '.join(self.names()) or 'none'}")

@@ -12,7 +12,6 @@ replayed.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import random
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import torch
 
 import jna_fast.ops as ops
 from jna_fast.ops import cross_stitch_ref, joint_attention_pool_ref
+from jna_fast.ops.backends import BACKENDS
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 # Floor, relative to the magnitude of the summed terms: float32 rounding noise of a reordered sum, far below
@@ -247,13 +247,14 @@ POOL_NAMES = ("p_rgb", "p_flow", "attention")
 
 @dataclass(frozen=True)
 class BackendUnderTest:
-    """One backend as the op suites see it: the device its tensors live on, the wrapper calls that force it,
-    and the torch.ops namespace of its registered ops (None for the reference, which has none)."""
+    """One registered backend on one device, as the op suites see it: the device its tensors live on, the wrapper
+    calls that force it, and the torch.ops namespace of its registered ops (None for a plain-PyTorch backend)."""
 
     name: str
     device: str
     namespace: str | None
-    # The Triton interpreter costs milliseconds per program instance: such a backend gets the small shapes.
+    # A backend that serves this device only when forced (the Triton interpreter on CPU, milliseconds per program
+    # instance) is a debugging mode: it gets the small shapes.
     interpreted: bool = False
     # The widest C the backend serves (the Triton pool holds a row in registers); wider raises ValueError.
     max_channels: int | None = None
@@ -266,48 +267,41 @@ class BackendUnderTest:
 
     @property
     def ops(self):
-        return getattr(torch.ops, self.namespace)
+        return BACKENDS[self.name].registered_ops()
 
     @property
     def on_gpu(self) -> bool:
         return self.device == "cuda"
 
 
-def _triton_state() -> tuple[str | None, bool]:
-    """(why the Triton backend cannot run here or None, whether its kernels are interpreted)."""
-    if importlib.util.find_spec("triton") is None:
-        return "triton is not installed", False
-    import jna_fast.triton
+def _device_reason(name: str, device: str) -> str | None:
+    if device == "cuda" and not torch.cuda.is_available():
+        return "no CUDA device"
+    return BACKENDS.why_not(name, torch.device(device), forced=True)
 
-    if jna_fast.triton.INTERPRETED:
-        return ops.availability(torch.device("cpu"))["triton"], True
-    return None, False
+
+def _backend_param(backend, device: str, single_device: bool):
+    reason = _device_reason(backend.name, device)
+    interpreted = reason is None and BACKENDS.why_not(backend.name, torch.device(device), forced=False) is not None
+    marks = [pytest.mark.skipif(reason is not None, reason=str(reason))]
+    if device == "cuda":
+        marks.append(pytest.mark.cuda)
+    under_test = BackendUnderTest(backend.name, device, backend.namespace, interpreted, backend.max_channels)
+    return pytest.param(under_test, id=backend.name if single_device else f"{backend.name}-{device}", marks=marks)
 
 
 def backend_params(include_reference: bool = False) -> list:
-    """pytest params of every backend, each skipped (with its reason) where it cannot run: the reference (when
-    the case means something for it), cpp, Triton under the interpreter on CPU, CUDA and Triton on a GPU."""
-    cpu_reasons = ops.availability(torch.device("cpu"))
-    triton_missing, interpreted = _triton_state()
-    gpu = torch.cuda.is_available()
-    cuda_reason = ops.availability(torch.device("cuda"))["cuda"] if gpu else "no CUDA device"
+    """pytest params of every registered backend on each device type it is built for, each skipped (with the
+    backend's own reason) where it cannot serve: the kernel backends (those with registered ops), and the
+    plain-PyTorch ones on CPU when ``include_reference`` (when the case means something for them)."""
     params = []
-    if include_reference:
-        params.append(pytest.param(BackendUnderTest("reference", "cpu", None), id="reference"))
-    params += [
-        pytest.param(BackendUnderTest("cpp", "cpu", "jna_fast"), id="cpp",
-                     marks=pytest.mark.skipif(cpu_reasons["cpp"] is not None, reason=str(cpu_reasons["cpp"]))),
-        pytest.param(BackendUnderTest("triton", "cpu", "jna_fast_triton", interpreted=True, max_channels=16384),
-                     id="triton-interpreter",
-                     marks=pytest.mark.skipif(triton_missing is not None or not interpreted,
-                                              reason=triton_missing or "Triton kernels are compiled here (GPU)")),
-        pytest.param(BackendUnderTest("cuda", "cuda", "jna_fast"), id="cuda",
-                     marks=[pytest.mark.cuda, pytest.mark.skipif(cuda_reason is not None, reason=str(cuda_reason))]),
-        pytest.param(BackendUnderTest("triton", "cuda", "jna_fast_triton", max_channels=16384), id="triton-gpu",
-                     marks=[pytest.mark.cuda, pytest.mark.skipif(
-                         not gpu or triton_missing is not None or interpreted,
-                         reason=triton_missing or "needs a CUDA device and compiled Triton kernels")]),
-    ]
+    for backend in BACKENDS.in_order():
+        if backend.namespace is None:
+            if include_reference:
+                params.append(_backend_param(backend, "cpu", single_device=True))
+            continue
+        for device in backend.devices:
+            params.append(_backend_param(backend, device, single_device=len(backend.devices) == 1))
     return params
 
 

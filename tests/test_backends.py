@@ -1,16 +1,19 @@
 """Backend choice: auto selection, forcing by argument or JNA_FAST_BACKEND, the error listing every backend's
-reason, the fallback to the reference when the extension cannot load, and `python -m jna_fast.info`."""
+reason, a backend that a new module registers, the fallback to the reference when the extension cannot load, and
+`python -m jna_fast.info`."""
 
+import importlib
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 import torch
 
 from jna_fast import ops
 from jna_fast._ext import extension_status
-from jna_fast.ops.backends import BACKEND_NAMES, select_backend
+from jna_fast.ops.backends import BACKEND_NAMES, BACKENDS, Backend, backend_names, select_backend
 from op_testing import make_pool_case
 
 
@@ -65,6 +68,96 @@ def test_forced_backend_that_cannot_serve_lists_every_reason():
     for name in BACKEND_NAMES:
         assert f"  {name}: " in message
     assert "  reference: can serve" in message
+
+
+def test_backend_names_come_from_the_registry_in_preference_order():
+    assert BACKEND_NAMES == backend_names() == ops.BACKEND_NAMES
+    assert set(BACKEND_NAMES) == {"cuda", "triton", "cpp", "reference"}
+    ranks = [BACKENDS[name].rank for name in BACKEND_NAMES]
+    assert ranks == sorted(ranks) and BACKEND_NAMES[-1] == "reference"
+
+
+# A backend as a third party would write it: one module that registers itself when imported.
+TOY_BACKEND = textwrap.dedent("""
+    import torch
+    from jna_fast.ops.backends import Backend, register_backend
+    from jna_fast.ops import cross_stitch_ref, joint_attention_pool_ref
+
+    CALLS = []
+
+    def stitch(*inputs):
+        CALLS.append("cross_stitch")
+        return cross_stitch_ref(*inputs)
+
+    def pool(*inputs):
+        CALLS.append("joint_attention_pool")
+        return joint_attention_pool_ref(*inputs)
+
+    def input_reason(device, forced):
+        return None if device.type == "cpu" else "toy kernels run on CPU tensors only"
+
+    BACKEND = register_backend(Backend(name="toy", rank=0, cross_stitch=stitch, joint_attention_pool=pool,
+                                       input_reason=input_reason, devices=("cpu",)))
+    BROKEN = register_backend(Backend(name="broken", rank=1, cross_stitch=stitch, joint_attention_pool=pool,
+                                      machine_reason=lambda: "the broken accelerator is missing"))
+""")
+
+
+@pytest.fixture
+def toy_backend_module(tmp_path, monkeypatch):
+    (tmp_path / "toy_jna_backend.py").write_text(TOY_BACKEND)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        yield importlib.import_module("toy_jna_backend")
+    finally:
+        sys.modules.pop("toy_jna_backend", None)
+        for name in ("toy", "broken"):
+            if name in BACKENDS:
+                BACKENDS.remove(name)
+
+
+def test_a_backend_registered_by_a_new_module_takes_part_in_the_choice(toy_backend_module):
+    assert backend_names()[:2] == ("toy", "broken")
+    # the highest-ranked backend that can serve is the automatic choice, through the public ops too
+    assert select_backend(torch.device("cpu")) is toy_backend_module.BACKEND
+    case = make_pool_case(2, 3, 4, mask="tail")
+    got = ops.joint_attention_pool(*case.inputs())
+    assert toy_backend_module.CALLS == ["joint_attention_pool"]
+    for g, w in zip(got, ops.joint_attention_pool(*case.inputs(), backend="reference")):
+        torch.testing.assert_close(g, w)
+    # its reasons, machine and input, are in the availability and in the error listing every backend
+    assert ops.availability(torch.device("cpu"))["broken"] == "the broken accelerator is missing"
+    with pytest.raises(ops.BackendUnavailable) as info:
+        select_backend(torch.device("cpu"), "broken")
+    message = str(info.value)
+    assert "backend 'broken' cannot serve cpu inputs: the broken accelerator is missing" in message
+    assert "  toy: can serve" in message
+    assert "  broken: the broken accelerator is missing" in message
+    for name in BACKEND_NAMES:
+        assert f"  {name}: " in message
+    assert ops.availability(torch.device("meta"))["toy"] == "toy kernels run on CPU tensors only"
+
+
+def test_a_registered_backend_can_be_forced_and_unregistered(toy_backend_module, monkeypatch):
+    monkeypatch.setenv("JNA_FAST_BACKEND", "toy")
+    assert select_backend(torch.device("cpu")).name == "toy"
+    monkeypatch.delenv("JNA_FAST_BACKEND")
+    BACKENDS.remove("toy")
+    BACKENDS.remove("broken")
+    assert backend_names() == BACKEND_NAMES
+    assert select_backend(torch.device("cpu")).name == "cpp"
+    with pytest.raises(ValueError, match="backend='toy': unknown backend"):
+        select_backend(torch.device("cpu"), "toy")
+
+
+def test_registered_context_registers_for_a_block_only():
+    toy = Backend(name="block", rank=-1, cross_stitch=None, joint_attention_pool=None)
+    with BACKENDS.registered(toy):
+        assert select_backend(torch.device("cpu")) is toy
+    assert "block" not in BACKENDS and select_backend(torch.device("cpu")).name == "cpp"
+    with pytest.raises(ValueError, match="registered twice"):
+        with BACKENDS.registered(BACKENDS["cpp"]):
+            pass
 
 
 def test_env_forces_the_backend(monkeypatch):

@@ -52,3 +52,10 @@ def test_flow_command_line_imports_neither_torch_nor_the_data_package():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout, result.stdout[-500:]
+
+
+def test_the_op_backends_kernel_packages_are_library_packages():
+    """No list to edit for a new backend's kernels: the packages an op backend imports count as library."""
+    imports, _ = layering.collect(ROOT)
+    assert "triton" in layering.kernel_packages(imports)
+    assert "triton" not in layering.LIBRARY_PACKAGES

@@ -1,13 +1,13 @@
 """Broken op inputs raise the same exception type with the same message from every backend (docs/design.md §5.2).
 
-Each case breaks one input rule and is sent to every backend by its own entry point: the reference backend
-(jna_fast.ops.backends.BACKENDS["reference"]), the public jna_fast.ops functions, the C++ op torch.ops.jna_fast.*
-(the CPU kernels here; the CUDA glue runs the same csrc/op_rules.h checks) and the Triton op
-torch.ops.jna_fast_triton.* (under TRITON_INTERPRET=1 on a CPU-only machine). The message table itself exists
+Each case breaks one input rule and is sent to the public jna_fast.ops functions and to every registered backend
+(jna_fast.ops.backends.BACKENDS) by its own entry point: a plain-PyTorch backend's functions (the reference's), a
+kernel backend's registered op torch.ops.<namespace>.* (torch.ops.jna_fast.*: the CPU kernels here, the CUDA glue
+runs the same csrc/op_rules.h checks; torch.ops.jna_fast_triton.*: under TRITON_INTERPRET=1 on a CPU-only
+machine), skipped with the backend's own reason where this machine cannot run it. The message table itself exists
 twice, INPUT_ERRORS in jna_fast/_op_rules.py and kInputErrors in csrc/op_rules.h; the first test holds them equal.
 """
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -20,8 +20,12 @@ from jna_fast.ops.backends import BACKENDS
 
 REPO = Path(__file__).resolve().parents[1]
 
-_CPP_REASON = ops.availability(torch.device("cpu"))["cpp"]
-_TRITON_MISSING = importlib.util.find_spec("triton") is None
+# Every registered backend; a backend this machine cannot run is skipped with its own reason.
+BACKEND_ENTRIES = [pytest.param(name, marks=pytest.mark.skipif(BACKENDS.machine_reason(name) is not None,
+                                                                reason=f"{name}: {BACKENDS.machine_reason(name)}"))
+                   for name in BACKENDS.names()]
+# The backward ops: every backend with registered ops, and the Python rules the plain-PyTorch ones' autograd runs.
+BACKWARD_ENTRIES = ["rules"] + [p for p in BACKEND_ENTRIES if BACKENDS[p.values[0]].namespace is not None]
 
 
 def _cpp_table() -> dict[str, tuple[str, str]]:
@@ -127,21 +131,12 @@ PYTHON_BACKWARD_CHECKS = {"cross_stitch_backward": _op_rules.check_cross_stitch_
 
 
 def _entry(backend: str, op: str):
-    if backend == "reference":
-        return getattr(BACKENDS["reference"], op)
     if backend == "public":
         return getattr(ops, op)
     if backend == "rules":
         return PYTHON_BACKWARD_CHECKS[op]
-    if backend == "cpp":
-        if _CPP_REASON is not None:
-            pytest.skip(f"cpp backend unavailable: {_CPP_REASON}")
-        return getattr(torch.ops.jna_fast, op)
-    if _TRITON_MISSING:
-        pytest.skip("triton is not installed")
-    import jna_fast.triton  # noqa: F401  (registers torch.ops.jna_fast_triton)
-
-    return getattr(torch.ops.jna_fast_triton, op)
+    registered = BACKENDS[backend].registered_ops()
+    return getattr(BACKENDS[backend], op) if registered is None else getattr(registered, op)
 
 
 def _raised(fn, args) -> BaseException:
@@ -155,7 +150,7 @@ def _first_line(error: BaseException) -> str:
     return str(error).splitlines()[0]
 
 
-@pytest.mark.parametrize("backend", ["reference", "public", "cpp", "triton"])
+@pytest.mark.parametrize("backend", ["public", *BACKEND_ENTRIES])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_broken_input_raises_the_same_error_in_every_backend(backend, case):
     _, op, args, kind, message = case
@@ -164,7 +159,7 @@ def test_broken_input_raises_the_same_error_in_every_backend(backend, case):
     assert _first_line(error) == message
 
 
-@pytest.mark.parametrize("backend", ["rules", "cpp", "triton"])
+@pytest.mark.parametrize("backend", BACKWARD_ENTRIES)
 @pytest.mark.parametrize("case", BACKWARD_CASES, ids=[c[0] for c in BACKWARD_CASES])
 def test_broken_backward_input_raises_the_same_error_in_every_backend(backend, case):
     _, op, args, kind, message = case

@@ -6,7 +6,7 @@
 // page fault, and the OS zeroes the page before our kernel overwrites it: writing fresh memory is several times
 // slower than writing pre-faulted memory. With 2 MiB pages the faults are few but each zeroes 2 MiB, flushing the
 // caches the kernel is working from. A kernel's time then depends on where glibc's threshold stands
-// (benchmarks/results/ holds the runs with and without this pool).
+// (docs/design.md §5.4 has the figures with and without this pool).
 // A training loop allocates the same output shapes every step, so the buffers freed by one step serve the next:
 // no faults, no zeroing, and timings that do not depend on the allocator's mood.
 //

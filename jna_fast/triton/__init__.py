@@ -2,7 +2,7 @@
 and autograd as the C++ ``jna_fast::*`` ops). Runs CUDA tensors; CPU tensors under TRITON_INTERPRET=1, which
 must be set before triton is first imported.
 
-jna_fast imports this package only when the Triton backend is chosen (jna_fast/ops/backends.py calls the
+jna_fast imports this package only when the Triton backend is chosen (jna_fast/ops/backends/triton.py calls the
 registered ops), so a missing triton never breaks ``import jna_fast``. This package depends on jna_fast._op_rules
 only, never on jna_fast.ops.
 """
