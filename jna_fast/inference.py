@@ -26,7 +26,7 @@ import torch
 
 from .builders import build_model, decode_short_side
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
-from .config import Config, config_from_dict
+from .config import Config, config_from_dict, leaves
 from .data import ClipSampling, Decoding, FlowSource, build_loader
 from .data.backends import clip_views
 from .data.sampling import flow_stack_indices, tsn_snippet_starts
@@ -40,8 +40,7 @@ from .runtime import autocast_context
 from .visualize import snippet_pictures
 
 # The test protocol's defaults (the configuration's eval.segments and eval.crops).
-_PROTOCOL = {spec.name: spec.default for spec in dataclasses.fields(Config)}
-TEST_SEGMENTS, TEST_CROPS = _PROTOCOL["eval_segments"], _PROTOCOL["eval_crops"]
+TEST_SEGMENTS, TEST_CROPS = (leaves()[path].default() for path in ("eval.segments", "eval.crops"))
 
 
 @dataclass

@@ -104,12 +104,12 @@ def test_hostile_config_files_are_refused_quickly_in_little_memory(tmp_path):
     ("# " + "x" * MAX_BYTES, f"larger than {MAX_BYTES // 1024} KiB"),
     ("epochs: 3\nepochs: 4\n", "not accepted (line 2, column 1): key 'epochs' given twice"),
     ("epochs: 3\nbatch-size: 4\nbatch_size: 5\n", "option batch_size is given twice"),
-    ("out: [a, b]\n", "option out expects str, got ['a', 'b']"),
-    ("out: no\n", "option out expects str, got False"),
-    ("epochs: {a: 1}\n", "option epochs expects int, got {'a': 1}"),
-    ("share_after: [[3], 4]\n", "option share_after expects a list of int, got [[3], 4]"),
-    ("compile: [1]\n", "option compile expects bool, got [1]"),
-    ("lr: " + "9" * 4000 + "\n", "option lr expects float, got 9999"),
+    ("out: [a, b]\n", "option run.out expects str, got ['a', 'b']"),
+    ("out: no\n", "option run.out expects str, got False"),
+    ("epochs: {a: 1}\n", "option optim.epochs expects int, got {'a': 1}"),
+    ("share_after: [[3], 4]\n", "option model.sharing.after expects a list of int, got [[3], 4]"),
+    ("compile: [1]\n", "option run.compile expects bool, got [1]"),
+    ("lr: " + "9" * 4000 + "\n", "option optim.lr expects float, got 9999"),
 ])
 def test_what_a_config_file_may_not_hold_is_named(tmp_path, text, message):
     path = tmp_path / "run.yaml"
@@ -129,7 +129,7 @@ def test_a_folder_as_config_file_is_one_error_line(tmp_path, capsys):
 def test_a_long_wrong_value_is_shown_cut(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("backbone: " + "v" * 10000 + "\nout: [" + ", ".join(["p"] * 5000) + "]\n")
-    with pytest.raises(ValueError, match=r"option backbone must be one of .*, got 'vvv+\.\.\.vvv+'$") as error:
+    with pytest.raises(ValueError, match=r"option model.backbone.name must be one of .*, got 'vvv+\.\.\.vvv+'$") as error:
         read_config_file(path)
     assert len(str(error.value)) < 300
 
@@ -140,11 +140,11 @@ def test_plain_files_still_load(tmp_path):
     path.write_bytes("\ufeff# mine\nbatch-size: 4\nshare_after: [3]\nsynthetic_window_fraction: 0.2, 0.4\n"
                      "out: 2024-01-01\n".encode("utf-8"))
     values = read_config_file(path)
-    assert values["batch_size"] == 4 and values["share_after"] == (3,) and values["out"] == "2024-01-01"
-    assert values["synthetic_window_fraction"] == (0.2, 0.4)
+    assert values["optim.batch_size"] == 4 and values["model.sharing.after"] == (3,)
+    assert values["run.out"] == "2024-01-01" and values["data.synthetic.window_fraction"] == (0.2, 0.4)
     # every recipe, and a saved configuration, are small plain documents
     for recipe in sorted((ROOT / "configs").glob("*.yaml")):
-        assert read_config_file(recipe)["dataset"] in ("ucf101", "hmdb51")
+        assert read_config_file(recipe)["data.dataset"] in ("ucf101", "hmdb51")
     cfg = parse_args(["--batch-size", "3"])
     save_config(cfg, tmp_path / "config.yaml")
     assert "&" not in (tmp_path / "config.yaml").read_text() and yaml.safe_load((tmp_path / "config.yaml").read_text())

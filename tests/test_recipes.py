@@ -2,7 +2,6 @@
 builds its model and its loaders on a tiny tree of the official layout and yields a batch; the SLURM script
 launches torchrun as it should."""
 
-import dataclasses
 import os
 import shutil
 import stat
@@ -14,7 +13,8 @@ import torch
 import torch.distributed.run as torchrun
 import yaml
 
-from jna_fast.config import Config, parse_args, read_config_file
+from jna_fast.config import leaves, parse_args, read_config_file
+from jna_fast.config.migrate import flatten
 from jna_fast.builders import build_loader_for, build_model
 from test_data_common import make_video_dataset
 
@@ -22,14 +22,14 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 SBATCH = CONFIGS / "slurm" / "train_ucf101_jna.sbatch"
 DATASETS = ("ucf101", "hmdb51")
-VARIANTS = {  # variant -> (streams, share_after, consensus): the model each recipe is meant to train
-    "jna": ("both", (3, 4), "attention"),
-    "tsn": ("both", (), "average"),
-    "rgb": ("rgb", (), "average"),
-    "flow": ("flow", (), "average"),
+VARIANTS = {  # variant -> (streams, sharing, temporal pooling): the model each recipe is meant to train
+    "jna": ("both", "cross_stitch", "joint_attention"),
+    "tsn": ("both", "none", "average"),
+    "rgb": ("rgb", "none", "average"),
+    "flow": ("flow", "none", "average"),
 }
 RECIPES = sorted(CONFIGS.glob("*.yaml"))
-OPTIONS = {spec.name for spec in dataclasses.fields(Config)}
+OPTIONS = set(leaves())
 
 
 def recipe_id(path: Path) -> str:
@@ -42,19 +42,19 @@ def test_one_recipe_per_dataset_and_variant():
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=recipe_id)
 def test_every_key_is_a_known_option(recipe):
-    keys = {str(key).replace("-", "_") for key in yaml.safe_load(recipe.read_text())}
+    keys = set(flatten(yaml.safe_load(recipe.read_text()), str(recipe)))
     assert keys <= OPTIONS, keys - OPTIONS
     assert set(read_config_file(recipe)) == keys  # the config layer reads every key (none dropped)
 
 
 def test_an_unknown_key_in_a_recipe_is_refused(tmp_path, capsys):
     bad = tmp_path / "typo.yaml"
-    bad.write_text((CONFIGS / "ucf101_jna.yaml").read_text() + "learning_rate: 0.01\n")
-    with pytest.raises(ValueError, match=r"typo.yaml: unknown option 'learning_rate'"):
+    bad.write_text((CONFIGS / "ucf101_jna.yaml").read_text() + "  learning_rate: 0.01\n")
+    with pytest.raises(ValueError, match=r"typo.yaml: unknown option 'eval.learning_rate'"):
         read_config_file(bad)
     with pytest.raises(SystemExit):
         parse_args(["--config", str(bad)])
-    assert "unknown option 'learning_rate'" in capsys.readouterr().err
+    assert "unknown option 'eval.learning_rate'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=recipe_id)
@@ -62,7 +62,7 @@ def test_recipe_is_tsns_setup_for_its_variant(recipe):
     dataset, variant = recipe.stem.split("_")
     cfg = parse_args(["--config", str(recipe)])
     assert (cfg.data.dataset, cfg.data.split, cfg.run.out) == (dataset, 1, f"runs/{recipe.stem}_split1")
-    assert (cfg.model.streams, cfg.model.sharing.after, cfg.model.temporal_pooling.name) == VARIANTS[variant]
+    assert (cfg.model.streams, cfg.model.sharing.name, cfg.model.temporal_pooling.name) == VARIANTS[variant]
     # TSN: ImageNet ResNet-50 (the torchvision file the user downloads), SGD with momentum 0.9, 3 training snippets
     # of 224 px with 5-field flow stacks, TV-L1 rawframes; 8 processes x batch_size = TSN's 256 clips per step.
     assert (cfg.model.backbone.name, cfg.model.backbone.weights, cfg.data.size, cfg.data.num_segments, cfg.model.flow_length) == (
@@ -76,7 +76,7 @@ def test_recipe_is_tsns_setup_for_its_variant(recipe):
     assert "Reference to beat:" in text and "Time on one H200: unmeasured" in text
     assert f"--lr {cfg.optim.lr * 32 / 256:g}" in text  # the one-GPU rate, scaled to its 32 clips per step
     # The command line picks the split and wins over the file.
-    assert parse_args(["--config", str(recipe), "--split", "3"]).split == 3
+    assert parse_args(["--config", str(recipe), "--split", "3"]).data.split == 3
 
 
 # --- a tiny tree of each official layout, with rawframes, for every split ----------------------------------------
@@ -202,7 +202,7 @@ def test_sbatch_launches_torchrun_per_node_with_a_c10d_rendezvous(tmp_path):
     cfg = parse_args(launch.training_script_args)
     assert (cfg.data.dataset, cfg.data.split, cfg.optim.batch_size, cfg.run.out) == ("ucf101", 2, 16, "runs/ucf101_jna_split2")
     assert (cfg.model.backbone.weights, cfg.run.progress) == ("/data/resnet50-0676ba61.pth", False)
-    assert cfg.model.sharing.after == (3, 4) and cfg.model.temporal_pooling.name == "attention"
+    assert cfg.model.sharing.after == (3, 4) and cfg.model.temporal_pooling.name == "joint_attention"
 
 
 def test_sbatch_keeps_tsns_batch_or_refuses(tmp_path):

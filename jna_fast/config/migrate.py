@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from ..cli import shown
 from .aliases import FLAT_NAMES, expand
+from .schema import leaves
 from .settings import SCHEMA_VERSION, VERSION_KEY
 
 # Version-1 options added after configurations were first saved, with what a file without them meant.
@@ -42,13 +43,14 @@ def upgrade(values: Mapping, where: str) -> dict:
 
 
 def flatten(values: Mapping, where: str, prefix: str = "") -> dict:
-    """A nested mapping as dotted paths -> values."""
+    """A nested mapping as dotted paths -> values; a mapping where an option's value goes stays a value (its
+    option refuses it)."""
     flat = {}
     for key, value in values.items():
         if not isinstance(key, str):
             raise ValueError(f"{where}: option names must be text, got {shown(key)}")
         path = prefix + key
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and path not in leaves():
             flat.update(flatten(value, where, path + "."))
         else:
             flat[path] = value
@@ -71,7 +73,7 @@ def _v1_to_v2(values: dict, where: str) -> dict:
         part = next((part for prefix, part in V1_PART_OPTIONS.items() if name.startswith(prefix)), None)
         if (part and not kept[part]) or (value is None and name in V1_DATASET_DEFAULTED):
             continue
-        for path, item in expand(name, tuple(value) if isinstance(value, list) else value).items():
+        for path, item in expand(name, value).items():
             _put(nested, path, item)
     return nested
 
