@@ -3,7 +3,7 @@ may change it.
 
 The configuration's sections, each model part's options and each dataset kind's options are dataclasses of such
 fields; :mod:`jna_fast.config` reads them all into one schema that feeds the command line, YAML files and
-checkpoints (docs/design.md §6). This module imports only the standard library, so that every layer may declare
+checkpoints (docs/design.md §9). This module imports only the standard library, so that every layer may declare
 options.
 """
 

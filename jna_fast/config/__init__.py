@@ -1,5 +1,5 @@
 """The configuration: one schema of every option, feeding the command line, YAML files and checkpoints
-(docs/design.md §6).
+(docs/design.md §9).
 
 Sections: ``data`` (with ``data.<kind>`` for a dataset kind's own options, such as ``data.synthetic``), ``model``
 (with one sub-section per part kind: ``model.backbone``, ``model.sharing``, ``model.spatial_pooling``,

@@ -1,4 +1,4 @@
-"""Saved configurations of older schema versions, upgraded to the current one (docs/design.md §6.2).
+"""Saved configurations of older schema versions, upgraded to the current one (docs/design.md §9.2).
 
 A config.yaml or checkpoint carries ``schema_version``; one written before versions existed (version 1: one flat
 mapping of option names, as ``python -m jna_fast.train`` wrote up to the sectioned configuration) has none. Each

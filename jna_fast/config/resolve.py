@@ -1,4 +1,4 @@
-"""From option values to a checked :class:`Config` (docs/design.md §6).
+"""From option values to a checked :class:`Config` (docs/design.md §9).
 
 Values come, lowest precedence first, from the options' declared defaults, the dataset kind's recipe, a command's
 own defaults (the ablation's budget, say), a YAML file and the command line. The part of each kind is chosen first;

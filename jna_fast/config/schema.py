@@ -1,4 +1,4 @@
-"""One schema of every option, read from the declarations (docs/design.md §6): the static sections, the model
+"""One schema of every option, read from the declarations (docs/design.md §9): the static sections, the model
 section with one sub-section per part kind (its ``name`` and the options of the parts registered under it), and the
 data section with one sub-section per dataset kind that has options. Each option is a :class:`Leaf` at a dotted
 path (``model.fusion.weights``); the command line, YAML files and checkpoints all go through it."""

@@ -1,5 +1,5 @@
 """The sections of the configuration that belong to no single component: optimisation, the run, evaluation
-(docs/design.md §6). The data and model sections' own options are declared by their packages
+(docs/design.md §9). The data and model sections' own options are declared by their packages
 (jna_fast/data/options.py, jna_fast/models/options.py), the parts' and dataset kinds' by themselves."""
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ class Part(Section):
 
 
 class Config(Section):
-    """The whole configuration: sections data, model, optim, run, eval (docs/design.md §6)."""
+    """The whole configuration: sections data, model, optim, run, eval (docs/design.md §9)."""
 
     __slots__ = ()
 

@@ -1,4 +1,4 @@
-"""The data section of the configuration (docs/design.md §6): where the videos and the flow come from, how clips
+"""The data section of the configuration (docs/design.md §9): where the videos and the flow come from, how clips
 are cut and decoded. Standard library only (no PyAV, no OpenCV): the configuration reads it at import."""
 
 from __future__ import annotations

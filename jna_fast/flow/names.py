@@ -1,5 +1,5 @@
 """The optical-flow algorithms by name, and the defaults of extraction and of flow computed on the fly
-(docs/design.md §3.3); standard library only, so that the configuration lists them without loading OpenCV."""
+(docs/design.md §6.2); standard library only, so that the configuration lists them without loading OpenCV."""
 
 ALGORITHMS = ("tvl1", "dis", "farneback", "nvof")
 # Flow extracted once to disk (python -m jna_fast.flow extract) can afford the slow, reference algorithm.

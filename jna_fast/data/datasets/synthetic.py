@@ -19,7 +19,7 @@ WINDOW_FRACTION = (0.3, 0.5)  # of the video's frames
 
 # Small videos learnt from scratch in minutes on a CPU: AdamW, more snippets for the attention to choose from, and
 # a stitch after every stage on half the channels, starting half mixed on branches brought to one scale and
-# learning 10x faster than the convolutions (docs/design.md §2.2, §5.4). Its flow is computed with the fast
+# learning 10x faster than the convolutions (docs/design.md §2.2). Its flow is computed with the fast
 # online algorithm: the videos are small and cleanly textured.
 SYNTHETIC_RECIPE = {
     "model.backbone.name": "resnet18", "data.size": 64, "data.num_segments": 5, "optim.epochs": 12,
