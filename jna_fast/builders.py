@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from . import data
+from . import data, models
 from .config import TrainConfig
 from .data import ClipSampling, Decoding, FlowSource, RawframesNaming, Sharding, build_loader, synthetic
 from .flow import DEFAULT_BOUND, DEFAULT_ONLINE_ALGORITHM, extract_flow, extraction_complete
 from .io.errors import DataError
-from .models import JNA
+from .models import ModelConfig, Network, part
 from .runtime import Distributed, agree
 
 logger = logging.getLogger("jna_fast")
@@ -159,11 +159,21 @@ def default_short_side(cfg: TrainConfig) -> int:
     return synthetic.DEFAULT_FRAME_SIZE if cfg.dataset == "synthetic" else TSN_SHORT_SIDE
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> JNA:
-    return JNA(num_classes, backbone=cfg.backbone, flow_length=cfg.flow_length, share_after=cfg.share_after,
-               dropout=cfg.dropout, streams=cfg.streams, stitch_self_weight=cfg.stitch_self_weight,
-               stitch_normalise=cfg.stitch_normalise, stitch_shared_fraction=cfg.stitch_shared_fraction,
-               consensus=cfg.consensus, attention_supervision=cfg.attention_supervision, backend=cfg.op_backend)
+def build_model(cfg: TrainConfig, num_classes: int) -> Network:
+    """The model the configuration describes, its parts' options from the flat options (the learning-rate factors
+    and warm-ups of the attention and the stitches included)."""
+    sharing = (part("sharing", "cross_stitch", after=tuple(cfg.share_after), self_weight=cfg.stitch_self_weight,
+                    normalise=cfg.stitch_normalise, shared_fraction=cfg.stitch_shared_fraction,
+                    lr_scale=cfg.stitch_lr_scale, warmup=cfg.stitch_warmup)
+               if cfg.share_after else part("sharing", "none"))
+    temporal = (part("temporal_pooling", "joint_attention", lr_scale=cfg.attention_lr_scale,
+                     warmup=cfg.attention_warmup, supervision=cfg.attention_supervision)
+                if cfg.consensus == "attention" else part("temporal_pooling", "average"))
+    config = ModelConfig(backbone=part("backbone", cfg.backbone), sharing=sharing,
+                         spatial_pooling=part("spatial_pooling", "average"), temporal_pooling=temporal,
+                         fusion=part("fusion", "late_scores"), streams=cfg.streams, flow_length=cfg.flow_length,
+                         dropout=cfg.dropout, op_backend=cfg.op_backend)
+    return models.build_model(config, num_classes)
 
 
 def resolve_loader_device(cfg: TrainConfig, model_device: torch.device) -> tuple[str, str]:

@@ -86,4 +86,4 @@ class JointAttentionPooling(JointTemporalAttention, Part):
         return schedule("attention", (self.w_rgb, self.w_flow), self.options.lr_scale, self.options.warmup)
 
     def describe(self) -> dict:
-        return {"consensus": "attention", "attention": "the joint attention's"}
+        return {"consensus": "attention", "attention": "the joint attention, scored by both branches"}
