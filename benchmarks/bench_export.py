@@ -33,9 +33,9 @@ def build(args) -> JNA:
     model = JNA(args.classes, backbone=args.backbone, flow_length=args.flow_length,
                 backend="cpp").eval()
     with torch.no_grad():
-        channels = model.attention.w_rgb.numel()
-        model.attention.w_rgb.normal_(0, channels ** -0.5)
-        model.attention.w_flow.normal_(0, channels ** -0.5)
+        channels = model.temporal_pooling.w_rgb.numel()
+        model.temporal_pooling.w_rgb.normal_(0, channels ** -0.5)
+        model.temporal_pooling.w_flow.normal_(0, channels ** -0.5)
     return model
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from . import data
+from . import data, models
 from .config import Config
 from .data import ClipSampling, Decoding, FlowSource, RawframesNaming, Sharding, build_loader, synthetic
 from .flow import DEFAULT_BOUND, DEFAULT_ONLINE_ALGORITHM, extract_flow, extraction_complete
 from .io.errors import DataError
-from .models import JNA
+from .models import Network
 from .runtime import Distributed, agree
 
 logger = logging.getLogger("jna_fast")
@@ -159,18 +159,10 @@ def default_short_side(cfg: Config) -> int:
     return synthetic.DEFAULT_FRAME_SIZE if cfg.data.dataset == "synthetic" else TSN_SHORT_SIDE
 
 
-def build_model(cfg: Config, num_classes: int) -> JNA:
-    model, sharing, pooling = cfg.model, cfg.model.sharing, cfg.model.temporal_pooling
-    stitches = sharing.options if sharing.name == "cross_stitch" else None
-    return JNA(num_classes, backbone=model.backbone.name, flow_length=model.flow_length,
-               share_after=stitches.after if stitches else (), dropout=model.dropout, streams=model.streams,
-               stitch_self_weight=stitches.self_weight if stitches else 0.9,
-               stitch_normalise=stitches.normalise if stitches else False,
-               stitch_shared_fraction=stitches.shared_fraction if stitches else 1.0,
-               consensus="attention" if pooling.name == "joint_attention" else "average",
-               attention_supervision=pooling.supervision if pooling.name == "joint_attention" else 0.0,
-               fusion_weights=model.fusion.weights, aux_loss_weight=model.fusion.aux_loss_weight,
-               backend=model.op_backend)
+def build_model(cfg: Config, num_classes: int) -> Network:
+    """The model the configuration's model section describes (the backbone's weight file is loaded by training,
+    not here: a model rebuilt from a checkpoint reads no file)."""
+    return models.build_model(cfg.model, num_classes)
 
 
 def resolve_loader_device(cfg: Config, model_device: torch.device) -> tuple[str, str]:

@@ -36,6 +36,7 @@ from .config import config_from_dict, leaves
 from .errors import JnaFastError
 from .files import write_atomically
 from .flow import ALGORITHMS as FLOW_ALGORITHMS
+from .models import migrate_state_dict
 from .runtime import PRECISIONS
 
 FORMAT = "jna_fast/checkpoint"
@@ -118,8 +119,9 @@ def _unpickler_reason(error: pickle.UnpicklingError) -> str:
 
 def load_model_state(model, state_dict: dict, path) -> None:
     """Load every weight or none: a mismatch raises CheckpointError naming the keys, and the model is untouched
-    (shapes are checked before anything is copied)."""
-    state_dict = _unwrapped(state_dict)
+    (shapes are checked before anything is copied). The keys of models written before parts are renamed first
+    (:func:`jna_fast.models.migrate_state_dict`, which also strips DDP's and torch.compile's prefixes)."""
+    state_dict = migrate_state_dict(state_dict, model.state_dict())
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -159,17 +161,6 @@ def entry_in_use(path, name: str):
         yield
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, RuntimeError) as error:
         raise CheckpointError(f"{path}: {name}: {type(error).__name__}: {error}") from None
-
-
-def _unwrapped(state_dict: dict) -> dict:
-    """A state dict saved from a DDP- or torch.compile-wrapped model has prefixed keys; strip them."""
-    prefixes = ("module.", "_orig_mod.")
-    cleaned = {}
-    for key, value in state_dict.items():
-        while key.startswith(prefixes):
-            key = key.split(".", 1)[1]
-        cleaned[key] = value
-    return cleaned
 
 
 # --- the schema ----------------------------------------------------------------------------------------------

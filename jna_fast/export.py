@@ -13,7 +13,9 @@ training crop size: ``rgb [batch, segments, 3, size, size]``, ``flow [batch, seg
 ``mask [batch, segments]`` bool (False: a padding snippet; every clip needs one True). A one-stream checkpoint
 (``--streams rgb`` or ``flow``) takes only its stream and the mask. Outputs: ``logits`` (fused), the logits of each
 branch the model has (``logits_rgb``, ``logits_flow``) and ``attention`` (``[batch, segments]``, 0 at padding; the
-uniform average over the real snippets for average consensus and one-stream models).
+uniform average over the real snippets for average consensus and one-stream models). The inputs and outputs are
+the model's own (``model.inputs()``, ``model.outputs()``), and what its parts say of themselves (``model.describe()``:
+the fusion's formula, the consensus, the parts and their options) goes into the metadata.
 
 Input checks: the pt2 program's module checks every input's shape (torch.export's guards: channels, crop size,
 one batch and one number of snippets), and the fused op rejects an all-False mask row. The ONNX graph can check
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import inspect
 import json
 import logging
 import re
@@ -45,7 +48,7 @@ from .data.transforms import DEFAULT_TEST_CROP_SCALE, FLOW_CENTRE, IMAGENET_MEAN
 from .errors import JnaFastError
 from .files import write_atomically
 from .inference import Predictor
-from .models.jna import CrossStitch, JointTemporalAttention
+from .models import UsesOps
 from .ops import cross_stitch_ref, joint_attention_pool_ref
 
 FORMATS = ("pt2", "onnx")
@@ -65,46 +68,40 @@ class ExportError(JnaFastError, ValueError):
     """A model that cannot be exported as asked, or a feed that does not fit an exported model."""
 
 
-def input_names(streams: str) -> tuple[str, ...]:
-    return {"both": ("rgb", "flow", "mask"), "rgb": ("rgb", "mask"), "flow": ("flow", "mask")}[streams]
+def input_names(model) -> tuple[str, ...]:
+    """The exported inputs, in order: the model's own (``model.inputs()``)."""
+    return tuple(model.inputs())
 
 
-def output_names(streams: str) -> tuple[str, ...]:
-    branches = {"both": ("logits_rgb", "logits_flow"), "rgb": ("logits_rgb",), "flow": ("logits_flow",)}[streams]
-    return ("logits", *branches, "attention")
+def output_names(model) -> tuple[str, ...]:
+    """The exported outputs, in order: the model's own (``model.outputs()``)."""
+    return tuple(model.outputs())
 
 
 def _graph_module(model):
-    """The model as a module of tensors in, a tuple of tensors out, with the inputs named as exported."""
-    def outputs(out):
-        branches = {"both": (out.logits_rgb, out.logits_flow), "rgb": (out.logits_rgb,),
-                    "flow": (out.logits_flow,)}[model.streams]
-        return (out.logits, *branches, out.attention)
+    """The model as a module of tensors in, a tuple of tensors out, its ``forward`` taking the inputs by the names
+    the model gives them (torch.export names the program's inputs after them)."""
+    names, outputs = input_names(model), output_names(model)
 
-    class TwoStream(nn.Module):
+    class Graph(nn.Module):
         def __init__(self):
             super().__init__()
             self.model = model
 
-        def forward(self, rgb, flow, mask):
-            return outputs(self.model(rgb, flow, mask))
+        def forward(self, *tensors):
+            given = dict(zip(names, tensors))
+            out = self.model(given.get("rgb"), given.get("flow"), given["mask"])
+            return tuple(getattr(out, name) for name in outputs)
 
-    class RgbOnly(TwoStream):
-        def forward(self, rgb, mask):
-            return outputs(self.model(rgb, None, mask))
-
-    class FlowOnly(TwoStream):
-        def forward(self, flow, mask):
-            return outputs(self.model(None, flow, mask))
-
-    return {"both": TwoStream, "rgb": RgbOnly, "flow": FlowOnly}[model.streams]().eval()
+    parameters = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in ("self", *names)]
+    Graph.forward.__signature__ = inspect.Signature(parameters)
+    return Graph().eval()
 
 
 def _input_shapes(model, size: int) -> dict[str, list]:
     """Each input's shape, the dynamic dimensions by name."""
-    shapes = {"rgb": [*DYNAMIC_DIMS, 3, size, size], "flow": [*DYNAMIC_DIMS, 2 * model.flow_length, size, size],
-              "mask": list(DYNAMIC_DIMS)}
-    return {name: shapes[name] for name in input_names(model.streams)}
+    return {name: [*DYNAMIC_DIMS] if channels is None else [*DYNAMIC_DIMS, channels, size, size]
+            for name, channels in model.inputs().items()}
 
 
 def _crop_size(size: int | None) -> int:
@@ -126,8 +123,8 @@ def _require_extension(what: str) -> None:
 
 
 def export_program(model, size: int):
-    """``torch.export`` of ``model`` (a :class:`jna_fast.JNA`) for inference: a ``torch.export.ExportedProgram``
-    whose inputs are named as :func:`input_names` says, with dynamic ``batch`` and ``segments``, returning the
+    """``torch.export`` of ``model`` (a :class:`jna_fast.models.Network`) for inference: a
+    ``torch.export.ExportedProgram`` whose inputs are named as :func:`input_names` says, with dynamic ``batch`` and ``segments``, returning the
     tuple :func:`output_names` names. The fused ops are kept as ``torch.ops.jna_fast.*`` nodes. ``size``: the crop
     size it was trained at. ``model`` itself is not changed."""
     _require_extension("export")
@@ -136,7 +133,7 @@ def export_program(model, size: int):
     for module in model.modules():
         # Trace the registered ops whatever backend the model was trained with: the cpp backend calls exactly the
         # torch.ops.jna_fast schemas, which dispatch by device when the program runs (CPU or CUDA kernels).
-        if isinstance(module, (CrossStitch, JointTemporalAttention)):
+        if isinstance(module, UsesOps):
             module.backend = "cpp"
     graph = _graph_module(model)
     generator = torch.Generator().manual_seed(0)
@@ -176,15 +173,14 @@ def export_onnx(model, size: int, metadata: dict | None = None):
 
     with _quiet_torch_internals():
         program = export_program(model, size).run_decompositions(reference_decompositions())
-    streams = model.streams
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration.level
     registration.setLevel(logging.ERROR)  # its warnings are about torchvision ops this model does not use
     try:
         with _quiet_torch_internals():
             onnx_program = torch.onnx.export(program, dynamo=True, opset_version=ONNX_OPSET, verbose=False,
-                                             input_names=list(input_names(streams)),
-                                             output_names=list(output_names(streams)))
+                                             input_names=list(input_names(model)),
+                                             output_names=list(output_names(model)))
     finally:
         registration.setLevel(level)
     proto = onnx_program.model_proto
@@ -227,9 +223,7 @@ def deployment_metadata(predictor: Predictor, exported_as: str) -> dict:
         raise ExportError("the checkpoint carries no data settings (crop size, flow algorithm and bound, flips): "
                           "export a checkpoint written by python -m jna_fast.train")
     size = _crop_size(settings["size"])
-    streams = model.streams
-    fusion = {"both": f"{model.fusion_weights[0]:g} * logits_rgb + {model.fusion_weights[1]:g} * logits_flow",
-              "rgb": "logits_rgb", "flow": "logits_flow"}[streams]
+    described = model.describe()
     inputs = {
         "rgb": {"shape": None, "dtype": "float32",
                 "values": "RGB frame of the snippet, channels R, G, B: (x / 255 - rgb_mean) / rgb_std"},
@@ -242,19 +236,18 @@ def deployment_metadata(predictor: Predictor, exported_as: str) -> dict:
     }
     for name, shape in _input_shapes(model, size).items():
         inputs[name]["shape"] = shape
-    outputs = {"logits": f"[batch, {model.num_classes}] fused class scores: {fusion}",
+    outputs = {"logits": f"[batch, {model.num_classes}] fused class scores: "
+                         f"{described.pop('fusion', described['parts']['fusion']['name'])}",
                "logits_rgb": f"[batch, {model.num_classes}] the RGB branch's class scores",
                "logits_flow": f"[batch, {model.num_classes}] the flow branch's class scores",
-               "attention": "[batch, segments] float32 weight of each snippet, rows sum to 1, 0 at padding"
-                            + ("" if model.consensus == "attention" else " (average consensus: uniform)")}
+               "attention": f"[batch, segments] float32 weight of each snippet, rows sum to 1, 0 at padding: "
+                            f"{described.pop('attention', described['parts']['temporal_pooling']['name'])}"}
     return {
         "format": METADATA_FORMAT, "version": METADATA_VERSION, "jna_fast_version": __version__,
         "exported_as": exported_as, **({"onnx_opset": ONNX_OPSET} if exported_as == "onnx" else {}),
-        "class_names": list(class_names), "num_classes": model.num_classes,
-        "streams": streams, "consensus": model.consensus, "backbone": model.backbone_name,
-        "share_after": list(model.share_after),
-        "inputs": {name: inputs[name] for name in input_names(streams)},
-        "outputs": {name: outputs[name] for name in output_names(streams)},
+        "class_names": list(class_names), "num_classes": model.num_classes, **described,
+        "inputs": {name: inputs[name] for name in input_names(model)},
+        "outputs": {name: outputs[name] for name in output_names(model)},
         "data": {"size": size, "flow_length": model.flow_length, "rgb_mean": list(IMAGENET_MEAN),
                  "rgb_std": list(IMAGENET_STD), "flow_centre": FLOW_CENTRE, "flow_bound": settings["flow_bound"],
                  "flow_algorithm": settings["flow_algorithm"], "flip": settings["flip"],

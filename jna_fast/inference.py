@@ -35,7 +35,7 @@ from .flow.online import OnlineFlow
 from .io import video as video_io
 from .io.errors import DataError
 from .metrics import ranked_classes
-from .models import JNA
+from .models import Network
 from .runtime import autocast_context
 from .visualize import snippet_pictures
 
@@ -49,7 +49,7 @@ class Predictor:
     with, and the data settings (crop size, flip policy, flow algorithm and bound, precision) that prepare a video
     as its training data was prepared."""
 
-    model: JNA
+    model: Network
     config: Config
     class_names: list[str]
     data_settings: dict
@@ -290,7 +290,7 @@ class _WindowScorer:
         self.size, self.flow_length = settings["size"], model.flow_length
         self.precision = settings.get("precision", "fp32")
         self.crops = tsn_test_crops(*frame_size, DEFAULT_TEST_CROP_SCALE, crops, settings["flip"])
-        # A model without a flow branch ignores the flow (JNA._check_inputs): not computing it changes nothing.
+        # A model without a flow branch ignores the flow (Network._check_inputs): not computing it changes nothing.
         self.online_flow = (OnlineFlow(settings["flow_algorithm"], settings["flow_bound"])
                             if model.flow is not None else None)
 

@@ -107,13 +107,11 @@ def learning_rate(cfg: Config, step: int, steps_per_epoch: int) -> float:
 
 def parameter_groups(model, cfg: Config) -> list[dict]:
     """Weight decay on conv and linear weights only: decaying BN, biases and the cross-stitch alphas would pull
-    them to 0 (alpha starts at [[s, 1-s], [1-s, s]] on purpose). The attention vectors and the cross-stitch weights
-    have groups of their own: each stays at its initial value (uniform attention; the initial mixing) for its
-    warm-up share of the epochs (``attention_warmup``, ``stitch_warmup``), then learns at its own factor of the
-    rate (``attention_lr_scale``, ``stitch_lr_scale``)."""
-    attention = [p for p in (model.attention.w_rgb, model.attention.w_flow) if p.requires_grad]
-    stitches = [p for p in model.stitches.parameters() if p.requires_grad]
-    own_group = {id(p) for p in (*attention, *stitches)}
+    them to 0 (alpha starts at [[s, 1-s], [1-s, s]] on purpose). The parameters a model part schedules on its own
+    (``model.scheduled_parameters()``: the attention vectors, the cross-stitch weights) have groups of their own,
+    named by the part, undecayed, at the part's factor of the rate (docs/design.md §2.5)."""
+    scheduled = model.scheduled_parameters()
+    own_group = {id(p) for group in scheduled for p in group.params}
     decay, no_decay = [], []
     for parameter in model.parameters():
         if id(parameter) in own_group or not parameter.requires_grad:
@@ -123,13 +121,14 @@ def parameter_groups(model, cfg: Config) -> list[dict]:
         {"params": decay, "weight_decay": cfg.optim.weight_decay, "lr_scale": 1.0, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0, "name": "no_decay"},
     ]
-    if attention:
-        groups.append({"params": attention, "weight_decay": 0.0, "lr_scale": cfg.model.temporal_pooling.lr_scale,
-                       "name": "attention"})
-    if stitches:
-        groups.append({"params": stitches, "weight_decay": 0.0, "lr_scale": cfg.model.sharing.lr_scale,
-                       "name": "stitches"})
+    groups += [{"params": list(group.params), "weight_decay": 0.0, "lr_scale": group.lr_scale, "name": group.name}
+               for group in scheduled]
     return groups
+
+
+def warmup_shares(model) -> dict[str, float]:
+    """The share of all steps during which each scheduled group stays at its initial values, by group name."""
+    return {group.name: group.warmup for group in model.scheduled_parameters()}
 
 
 def finished_training(cfg: Config, step: int, steps_per_epoch: int) -> bool:
@@ -157,9 +156,12 @@ def make_optimizer(model, cfg: Config) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum)
 
 
-def set_learning_rates(optimizer, cfg: Config, step: int, steps_per_epoch: int) -> None:
+def set_learning_rates(optimizer, cfg: Config, step: int, steps_per_epoch: int,
+                       warmups: dict[str, float] | None = None) -> None:
+    """The rate of every group at ``step``: 0 during its warm-up share (``warmups``: :func:`warmup_shares`), else
+    the schedule's times its factor."""
     rate = learning_rate(cfg, step, steps_per_epoch)
-    warmups = {"attention": cfg.model.temporal_pooling.warmup, "stitches": cfg.model.sharing.warmup}
+    warmups = warmups or {}
     for group in optimizer.param_groups:
         frozen = step < warmups.get(group["name"], 0.0) * cfg.optim.epochs * steps_per_epoch
         group["lr"] = 0.0 if frozen else rate * group["lr_scale"]
@@ -267,7 +269,7 @@ def train_epoch(net, model, optimizer, loader, cfg: Config, env: Distributed, pr
                disable=not (env.is_main and cfg.run.progress), dynamic_ncols=True)
     for batch in loader.batches(start_batch=skip):
         batch = batch.to(env.device, non_blocking=True)
-        set_learning_rates(optimizer, cfg, progress.step, steps_per_epoch)
+        set_learning_rates(optimizer, cfg, progress.step, steps_per_epoch, warmup_shares(model))
         # A skipped step must leave the model as it was, BatchNorm's running statistics (which the forward
         # pass updates) included.
         saved_buffers = [buffer.detach().clone() for buffer in model.buffers()] if cfg.optim.on_nan == "skip" else None

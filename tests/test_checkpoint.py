@@ -111,10 +111,10 @@ def test_non_finite_weights_are_never_written_over_a_good_checkpoint(tmp_path):
 
 def test_a_checkpoint_with_non_finite_weights_is_not_loaded(tiny_checkpoint, tmp_path):
     state = torch.load(tiny_checkpoint, weights_only=True)
-    state["model"]["fc_rgb.weight"] = torch.full_like(state["model"]["fc_rgb.weight"], float("nan"))
+    state["model"]["fusion.fc_rgb.weight"] = torch.full_like(state["model"]["fusion.fc_rgb.weight"], float("nan"))
     broken = tmp_path / "diverged.pt"
     torch.save(state, broken)  # as a run without the guard wrote it
-    with pytest.raises(CheckpointError, match=f"{broken}: its weights are not finite \\(fc_rgb.weight\\)"):
+    with pytest.raises(CheckpointError, match=f"{broken}: its weights are not finite \\(fusion.fc_rgb.weight\\)"):
         Predictor.from_checkpoint(broken)
 
 

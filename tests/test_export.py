@@ -60,7 +60,7 @@ def make_checkpoint(path, kind: str):
                 tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
             elif name.endswith("alpha"):
                 tensor.copy_(torch.rand(tensor.shape, generator=gen))
-            elif name.startswith("attention.") and kind == "jna":
+            elif name.startswith("temporal_pooling.") and kind == "jna":
                 tensor.copy_(torch.randn(tensor.shape, generator=gen) * 3 / tensor.numel() ** 0.5)
     save_checkpoint(path, {"model": model.state_dict(), "config": cfg.to_dict(),
                            "class_names": [f"class{i}" for i in range(CLASSES)], "data": data_settings(cfg)})

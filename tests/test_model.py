@@ -53,9 +53,9 @@ def test_gradients_reach_every_part():
     out = model(*clip_batch())
     model.loss(out, torch.tensor([0, 3])).backward()
     named = dict(model.named_parameters())
-    for name in ("stitches.2.alpha", "stitches.3.alpha", "stitches.4.alpha", "attention.w_rgb",
-                 "attention.w_flow", "rgb.conv1.weight", "flow.conv1.weight", "rgb.layer1.0.conv1.weight",
-                 "flow.layer1.0.conv1.weight", "fc_rgb.weight", "fc_flow.weight"):
+    for name in ("sharing.2.alpha", "sharing.3.alpha", "sharing.4.alpha", "temporal_pooling.w_rgb",
+                 "temporal_pooling.w_flow", "rgb.conv1.weight", "flow.conv1.weight", "rgb.layer1.0.conv1.weight",
+                 "flow.layer1.0.conv1.weight", "fusion.fc_rgb.weight", "fusion.fc_flow.weight"):
         grad = named[name].grad
         assert grad is not None and grad.abs().sum() > 0, f"no gradient reaches {name}"
 
@@ -63,7 +63,7 @@ def test_gradients_reach_every_part():
 def test_stitch_init_and_flow_input_channels():
     model = small_model(flow_length=5)
     assert model.flow.conv1.in_channels == 10
-    alpha = model.stitches["3"].alpha
+    alpha = model.sharing[3].alpha
     assert alpha.shape == (model.rgb.stage_channels(3), 2, 2)
     torch.testing.assert_close(alpha[0], torch.tensor([[0.9, 0.1], [0.1, 0.9]]))
 
@@ -170,8 +170,8 @@ def test_torch_compile_fullgraph_with_the_fused_ops():
         model.zero_grad()
         out = net(rgb, flow, mask)
         model.loss(out, target).backward()
-        return [out.logits.detach(), out.attention.detach(), model.attention.w_rgb.grad.clone(),
-                model.stitches["3"].alpha.grad.clone()]
+        return [out.logits.detach(), out.attention.detach(), model.temporal_pooling.w_rgb.grad.clone(),
+                model.sharing[3].alpha.grad.clone()]
 
     for eager, traced in zip(loss_and_grads(model), loss_and_grads(compiled)):
         torch.testing.assert_close(traced, eager, rtol=1e-3, atol=1e-4)
@@ -192,7 +192,7 @@ def test_ablation_variants_are_configurations_of_the_one_model():
         torch.testing.assert_close(out.attention, torch.tensor([[1 / 3] * 3, [0.5, 0.5, 0.0]]))
         model.loss(out, label).backward()
     average = Model(4, backbone="resnet18", flow_length=2, consensus="average", attention_supervision=1.0)
-    assert not average.attention.w_rgb.requires_grad and average.attention_supervision == 0.0
+    assert not list(average.temporal_pooling.parameters()) and average.attention_supervision == 0.0
     out = average(rgb, flow, mask)
     torch.testing.assert_close(out.attention, torch.tensor([[1 / 3] * 3, [0.5, 0.5, 0.0]]))
     with pytest.raises(ValueError, match="streams='rgb'"):

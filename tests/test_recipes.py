@@ -150,7 +150,7 @@ def test_recipe_builds_its_model_and_loaders_and_draws_a_batch(recipe, split, uc
     assert bool(batch.mask.all()) and set(batch.label.tolist()) <= {0, 1, 2}
     model = build_model(cfg, train.num_classes).eval()
     assert (model.rgb is None) == (variant == "flow") and (model.flow is None) == (variant == "rgb")
-    assert len(model.stitches) == (2 if variant == "jna" else 0)
+    assert len(model.sharing.describe()["share_after"]) == (2 if variant == "jna" else 0)
     with torch.no_grad():
         output = model(batch.rgb, batch.flow, batch.mask)
     assert output.logits.shape == (2, 3) and bool(torch.isfinite(output.logits).all())

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from jna_fast import JNA
+from jna_fast.models import Network
 from jna_fast.inference import Predictor
 from jna_fast.data import ClipSampling, Decoding, Sharding, build_loader, make_synthetic
 from jna_fast.data.synthetic import FAMILIES
@@ -117,8 +118,8 @@ def test_resume_with_other_options_is_refused(trained, synthetic):
 
 
 def make_the_loss_nan(monkeypatch):
-    loss = JNA.loss
-    monkeypatch.setattr(JNA, "loss", lambda self, output, target: loss(self, output, target) * float("nan"))
+    loss = Network.loss
+    monkeypatch.setattr(Network, "loss", lambda self, output, target: loss(self, output, target) * float("nan"))
 
 
 def finished_run(trained, out):
@@ -203,7 +204,7 @@ def test_predict_one_video(trained, synthetic):
 def test_predict_never_shows_probabilities_that_are_not_finite(trained, synthetic):
     model = Predictor.from_checkpoint(trained[0] / "best.pt")
     with torch.no_grad():
-        model.model.fc_flow.bias.fill_(float("nan"))  # as weights that diverged would make every score
+        model.model.fusion.fc_flow.bias.fill_(float("nan"))  # as weights that diverged would make every score
     video = next((synthetic / "UCF-101").rglob("*.avi"))
     with pytest.raises(ValueError, match=f"{video}: the model's scores are not finite"):
         model.predict(video, top_k=2, segments=3)
@@ -243,31 +244,35 @@ def test_parameter_groups_cover_every_parameter_once():
     from jna_fast.config import parse_args
     from jna_fast.train import parameter_groups
 
-    model = JNA(4, backbone="resnet18", flow_length=2)
-    groups = parameter_groups(model, parse_args(["--weight-decay", "1e-4", "--attention-lr-scale", "0.1"]))
+    from jna_fast.builders import build_model
+
+    cfg = parse_args(["--weight-decay", "1e-4", "--attention-lr-scale", "0.1", "--share-after", "3,4"])
+    model = build_model(cfg, 4)
+    groups = parameter_groups(model, cfg)
+    assert [group["name"] for group in groups] == ["decay", "no_decay", "attention", "stitches"]
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())
     by_id = {id(p): g for g in groups for p in g["params"]}
     assert by_id[id(model.rgb.conv1.weight)]["weight_decay"] == 1e-4
-    for p in (model.stitches["3"].alpha, model.rgb.bn1.weight, model.fc_rgb.bias):
+    for p in (model.sharing[3].alpha, model.rgb.bn1.weight, model.fusion.fc_rgb.bias):
         assert by_id[id(p)]["weight_decay"] == 0.0
-    assert by_id[id(model.attention.w_rgb)]["lr_scale"] == 0.1
+    assert by_id[id(model.temporal_pooling.w_rgb)]["lr_scale"] == 0.1
 
 
 def test_stitch_recipe_warm_up_and_rate():
     from jna_fast.config import config_from_dict, parse_args
     from jna_fast.builders import build_model
-    from jna_fast.train import make_optimizer, set_learning_rates
+    from jna_fast.train import make_optimizer, set_learning_rates, warmup_shares
 
     cfg = parse_args(["--stitch-self-weight", "1.0", "--stitch-lr-scale", "5", "--stitch-warmup", "0.5",
                       "--attention-warmup", "0.25", "--epochs", "4", "--warmup-epochs", "0"])
     assert config_from_dict(cfg.to_dict(), "checkpoint") == cfg  # the recipe round-trips through checkpoints
     model = build_model(cfg, 4)
-    assert torch.equal(model.stitches["3"].alpha[0], torch.eye(2))  # self weight 1.0: the branches start apart
+    assert torch.equal(model.sharing[3].alpha[0], torch.eye(2))  # self weight 1.0: the branches start apart
     optimizer = make_optimizer(model, cfg)
     rates = {}
     for step in (0, 12, 25):  # 10 steps per epoch, 40 in all: attention frozen for 10, stitches for 20
-        set_learning_rates(optimizer, cfg, step, 10)
+        set_learning_rates(optimizer, cfg, step, 10, warmup_shares(model))
         rates[step] = {group["name"]: group["lr"] for group in optimizer.param_groups}
     assert rates[0]["stitches"] == rates[0]["attention"] == 0.0 < rates[0]["decay"]
     assert rates[12]["stitches"] == 0.0 < rates[12]["attention"] == rates[12]["decay"]

@@ -75,7 +75,7 @@ def _check(cfg: Config, spec) -> None:
     if cfg.model.streams != "both":
         for kind in parts.KINDS:
             part = getattr(cfg.model, kind)
-            if getattr(parts.lookup(kind, part.name), "needs_two_streams", False):
+            if getattr(parts.lookup(kind, part.name), "NEEDS_BOTH_STREAMS", False):
                 raise ValueError(f"--model.streams {cfg.model.streams}: the {kind.replace('_', ' ')} part "
                                  f"{part.name} needs both streams (choose another --model.{kind}.name)")
 

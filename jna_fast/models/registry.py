@@ -1,4 +1,4 @@
-"""The model's parts, chosen by name: one registry per kind of part (docs/design.md §2.6).
+"""The model's parts, chosen by name: one registry per kind of part (docs/design.md §2.7).
 
 ``register(kind, name)`` is the decorator a part's module applies to its class; ``lookup(kind, name)`` returns the
 class and lists the known names in its error. The parts live in :mod:`jna_fast.models.parts`, one module each;

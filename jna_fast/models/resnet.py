@@ -1,5 +1,6 @@
 """ResNet-18/34/50/101/152 backbones whose state-dict keys match torchvision's ResNets exactly, so that a
-torchvision ImageNet weight file (``resnet50-*.pth``) loads without renaming."""
+torchvision ImageNet weight file (``resnet50-*.pth``) loads without renaming. :class:`ResNet` implements the backbone
+interface (:class:`jna_fast.models.backbone.Backbone`); its registered parts are in ``models/parts/resnet.py``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from typing import Iterator
 
 import torch
 from torch import nn
+
+from .backbone import Backbone, cross_modality_conv1
+
+__all__ = ["ARCHITECTURES", "STAGES", "ResNet", "cross_modality_conv1"]
 
 # depth -> (block kind, blocks per stage)
 ARCHITECTURES = {
@@ -74,9 +79,12 @@ class Bottleneck(nn.Module):
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """A ResNet with torchvision's module names. ``in_channels`` is 3 for RGB, 2L for a flow stack;
     ``num_classes=None`` leaves out ``fc`` (a feature backbone)."""
+
+    STAGES = STAGES
+    IGNORED_WEIGHTS = ("fc.",)
 
     def __init__(self, depth: int = 50, in_channels: int = 3, num_classes: int | None = 1000):
         super().__init__()
@@ -85,6 +93,7 @@ class ResNet(nn.Module):
         kind, counts = ARCHITECTURES[depth]
         block = BLOCKS[kind]
         self.depth = depth
+        self.in_channels = in_channels
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -118,6 +127,10 @@ class ResNet(nn.Module):
         """Channels of the output of a stage (one of STAGES)."""
         return STAGE_WIDTHS[stage - 1] * BLOCKS[ARCHITECTURES[self.depth][0]].expansion
 
+    @property
+    def first_conv(self) -> nn.Conv2d:
+        return self.conv1
+
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
@@ -135,8 +148,3 @@ class ResNet(nn.Module):
         x = self.pool(x)
         return self.fc(x) if self.fc is not None else x
 
-
-def cross_modality_conv1(rgb_weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """TSN's cross-modality initialisation: average the RGB filters over their 3 input channels and
-    replicate the mean to every flow channel."""
-    return rgb_weight.mean(dim=1, keepdim=True).expand(-1, in_channels, -1, -1).contiguous()
