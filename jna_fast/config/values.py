@@ -25,7 +25,10 @@ def coerce(leaf: Leaf, value, where: str):
                 value = [part for part in value.replace(" ", "").split(",") if part]
             elif not isinstance(value, (list, tuple)):
                 value = [value]
-            result = tuple(_scalar(typing.get_args(leaf.kind)[0], part) for part in value)
+            items = typing.get_args(leaf.kind)
+            if Ellipsis not in items and len(value) != len(items):
+                raise ValueError(value)
+            result = tuple(_scalar(items[0], part) for part in value)
         else:
             result = _scalar(leaf.kind, value)
     except (TypeError, ValueError, OverflowError):
@@ -43,7 +46,9 @@ def coerce(leaf: Leaf, value, where: str):
 
 def type_name(kind) -> str:
     if typing.get_origin(kind) is tuple:
-        return f"a list of {typing.get_args(kind)[0].__name__}"
+        items = typing.get_args(kind)
+        count = "" if Ellipsis in items else f"{len(items)} "
+        return f"a list of {count}{items[0].__name__}"
     return kind.__name__
 
 

@@ -27,7 +27,7 @@ from ..registry import register
 @dataclass(frozen=True)
 class LateScoresOptions:
     weights: tuple[float, float] = option((1.0, 1.5), "weights of the RGB and flow class scores in the fused scores",
-                                          metavar="RGB,FLOW")
+                                          metavar="RGB,FLOW", minimum=0)
     aux_loss_weight: float = option(0.5, "weight of the per-branch cross-entropies in the loss", minimum=0)
 
 
