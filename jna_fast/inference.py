@@ -27,6 +27,7 @@ import torch
 from .builders import build_model, decode_short_side
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import Config, config_from_dict
+from .config.sections import EvalOptions
 from .data import ClipSampling, Decoding, FlowSource, build_loader
 from .data.backends import clip_views
 from .data.sampling import flow_stack_indices, tsn_snippet_starts
@@ -36,12 +37,13 @@ from .io import video as video_io
 from .io.errors import DataError
 from .metrics import ranked_classes
 from .models import JNA
+from .options import default_of
 from .runtime import autocast_context
 from .visualize import snippet_pictures
 
 # The test protocol's defaults (the configuration's eval.segments and eval.crops).
-_PROTOCOL = {spec.name: spec.default for spec in dataclasses.fields(Config)}
-TEST_SEGMENTS, TEST_CROPS = _PROTOCOL["eval_segments"], _PROTOCOL["eval_crops"]
+_PROTOCOL = {spec.name: default_of(spec) for spec in dataclasses.fields(EvalOptions)}
+TEST_SEGMENTS, TEST_CROPS = _PROTOCOL["segments"], _PROTOCOL["crops"]
 
 
 @dataclass
