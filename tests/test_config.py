@@ -150,7 +150,14 @@ def test_the_edges_of_the_ranges_are_accepted():
 def test_synthetic_families_option(tmp_path, capsys):
     from jna_fast.config import DEFAULT_SYNTHETIC_FAMILIES, SYNTHETIC_FAMILIES
     from jna_fast.data.synthetic import DEFAULT_FAMILIES, FAMILIES
-    from jna_fast.builders import synthetic_parameters, synthetic_root
+    from jna_fast.builders import dataset_roots
+    from jna_fast.data.datasets import dataset_spec
+
+    def synthetic_parameters(cfg):
+        return dataset_spec("synthetic").parameters(cfg.data.synthetic)
+
+    def synthetic_root(cfg):
+        return dataset_roots(cfg)[0]
 
     assert SYNTHETIC_FAMILIES == FAMILIES and DEFAULT_SYNTHETIC_FAMILIES == DEFAULT_FAMILIES
     assert parse_args([]).synthetic_families == DEFAULT_FAMILIES
