@@ -33,7 +33,8 @@ import torch
 from jna_fast.data import (ClipSampling, Decoding, FlowSource, build_loader, flow_stack_indices, make_synthetic,
                            sample_train_crop, tsn_snippet_starts)
 from jna_fast.data.dali_pipeline import dali_available
-from jna_fast.data.transforms import crop_and_resize, normalise_flow, normalise_rgb
+from jna_fast.data.backends import crop_and_resize
+from jna_fast.data.transforms import normalise_flow, normalise_rgb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_data_common import smooth_frames, write_video  # noqa: E402

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import torch
 
-from .builders import prepare_synthetic
+from .builders import prepare_dataset
 from .cli import check_output_folder, run_command
 from .config import Config, build_parser, parse_command_line, with_overrides
 from .evaluation import REPORT_NAME, STRIPS_DIR
@@ -259,8 +259,8 @@ def ablate(base: Config, out: Path, variants: list[str], seeds: list[int],
         configs[variant, seed] = variant_config(base, variant, seed, run_folder)
         if jobs > 1:  # progress bars of parallel runs would write over each other: each run logs its epochs
             configs[variant, seed].progress = False
-    if base.data.dataset == "synthetic":  # made once, before parallel runs would race to make it
-        prepare_synthetic(base, progress=base.run.progress)
+    # A kind made on first use (the synthetic set) is made once, before parallel runs would race to make it.
+    prepare_dataset(base, progress=base.run.progress)
     reports = {}
 
     def record(key, report: dict) -> None:

@@ -1,105 +1,66 @@
 """From a Config to its data and its model: shared by training, evaluation and prediction.
 
-The synthetic dataset is generated and flow-extracted on first use, into a cache folder named after its parameters
-(``$JNA_FAST_CACHE/synthetic/<parameters>``; ``JNA_FAST_CACHE`` defaults to ``~/.cache/jna_fast``), by the main
-process of a run and then by the first process of each node that does not see that copy; what the dataset itself
-knows (its folder name, its salient windows, its flip policy) is in jna_fast/data/synthetic.py.
+What a dataset kind knows (where it is or is made, its index, its flip policy, its salient windows, how it is made,
+the short side of its frames) is in its spec (jna_fast/data/datasets/); the functions here ask the configured
+kind's. A kind made on first use (the synthetic set) is made by the main process of a run and then by the first
+process of each node that does not see that copy. Light at import: the loading stack (PyAV, OpenCV) loads when a
+loader is built.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
 
 from . import data, models
 from .config import Config
-from .data import ClipSampling, Decoding, FlowSource, RawframesNaming, Sharding, build_loader, synthetic
-from .flow import DEFAULT_BOUND, DEFAULT_ONLINE_ALGORITHM, extract_flow, extraction_complete
-from .io.errors import DataError
+from .data.datasets import TSN_SHORT_SIDE, cache_root, dataset_spec
+from .data.loader_settings import ClipSampling, Decoding, FlowSource, Sharding
+from .flow.encoding import DEFAULT_BOUND
 from .models import Network
 from .runtime import Distributed, agree
 
 logger = logging.getLogger("jna_fast")
 
-# The synthetic set's flow is extracted with the fast online algorithm: its videos are small and cleanly textured.
-SYNTHETIC_FLOW_ALGORITHM = DEFAULT_ONLINE_ALGORITHM
-# TSN's rawframes (340 x 256): the short side that 224 px test crops (0.875 of it) are cut from.
-TSN_SHORT_SIDE = 256
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("JNA_FAST_CACHE", Path.home() / ".cache" / "jna_fast"))
-
-
-def synthetic_parameters(cfg: Config) -> dict:
-    """make_synthetic's arguments for the configured synthetic set."""
-    return {"num_classes": cfg.data.synthetic.classes, "videos_per_class": cfg.data.synthetic.videos_per_class,
-            "window_fraction": tuple(cfg.data.synthetic.window_fraction), "decoys": cfg.data.synthetic.decoys,
-            "seed": cfg.data.synthetic.seed, "families": tuple(cfg.data.synthetic.families)}
-
-
-def synthetic_root(cfg: Config) -> Path:
-    if cfg.data.root:
-        return Path(cfg.data.root)
-    return cache_root() / "synthetic" / synthetic.cache_folder_name(**synthetic_parameters(cfg))
+__all__ = ["TSN_SHORT_SIDE", "build_loader_for", "build_model", "cache_root", "data_settings", "dataset_roots",
+           "dataset_ready", "decode_short_side", "default_short_side", "flip_allowed", "prepare_dataset",
+           "prepare_dataset_on_every_node", "resolve_loader_device", "salient_windows"]
 
 
 def dataset_roots(cfg: Config) -> tuple[Path, Path | None]:
-    """(root, frames_root) of the configured dataset; for the synthetic set, where it is (or will be) made."""
-    if cfg.data.dataset == "synthetic":
-        root = synthetic_root(cfg)
-        return root, Path(cfg.data.frames_root) if cfg.data.frames_root else root / "frames"
-    return Path(cfg.data.root), Path(cfg.data.frames_root) if cfg.data.frames_root else None
+    """(root, frames_root) of the configured dataset: where it is, or is made (its spec's)."""
+    return dataset_spec(cfg.data.dataset).roots(cfg.data)
 
 
-def prepare_synthetic(cfg: Config, progress: bool = True) -> None:
-    """Generate the synthetic dataset and extract its flow (unless --flow online), unless already there (both
-    steps are resumable).
+def prepare_dataset(cfg: Config, progress: bool = True) -> None:
+    """Make the configured dataset unless already there, for a kind made on first use (the synthetic set: generated
+    and its flow extracted); nothing for the others."""
+    dataset_spec(cfg.data.dataset).prepare(cfg.data, progress)
 
-    A complete synthetic dataset already in an explicit ``--root`` (made by ``python -m jna_fast.data.synthetic``,
-    say) is used as it is; the ``--synthetic-*`` options only shape a dataset generated here."""
-    root, frames_root = dataset_roots(cfg)
-    made_with = synthetic.complete_dataset_parameters(root) if cfg.data.root else None
-    if made_with is not None:
-        logger.info("synthetic dataset in %s: using it as it is (made with %s)", root, made_with)
-    else:
-        parameters = synthetic_parameters(cfg)
-        logger.info("synthetic dataset in %s (%s)", root, parameters)
-        synthetic.make_synthetic(root, **parameters)
-    if cfg.data.flow == "online":
+
+def dataset_ready(cfg: Config) -> bool:
+    """Whether the configured dataset is complete where this process looks for it; reads only."""
+    return dataset_spec(cfg.data.dataset).ready(cfg.data)
+
+
+def prepare_dataset_on_every_node(cfg: Config, env: Distributed) -> None:
+    """:func:`prepare_dataset` for a run whose processes may sit on nodes that share no files (nothing, and no
+    collective, for a kind that is not made on first use). The main process prepares the set first; then the first
+    process of each node that does not find it complete (a node that does not see the main one's cache folder or
+    ``--root``) makes its own copy, the same videos from the same seed, while nodes that see the main one's copy
+    write nothing. Every rank waits for both steps, and a failure on any rank stops them all. (Nodes that share a
+    folder with each other but not with the main node would write into it at once: give each its own, or share it
+    with the main node.)"""
+    if not dataset_spec(cfg.data.dataset).made_on_first_use:
         return
-    summary = extract_flow(root / synthetic.VIDEO_DIR, frames_root, algorithm=SYNTHETIC_FLOW_ALGORITHM,
-                           progress=progress)
-    if summary["failed"]:
-        raise DataError(f"{frames_root}: flow extraction failed for {len(summary['failed'])} synthetic videos: "
-                        f"{summary['failed'][:3]}")
 
-
-def synthetic_ready(cfg: Config) -> bool:
-    """Whether the configured synthetic dataset is complete where this process looks for it, its flow extracted
-    (unless --flow online); reads only."""
-    root, frames_root = dataset_roots(cfg)
-    if synthetic.complete_dataset_parameters(root) is None:
-        return False
-    return cfg.data.flow == "online" or extraction_complete(root / synthetic.VIDEO_DIR, frames_root,
-                                                       algorithm=SYNTHETIC_FLOW_ALGORITHM)
-
-
-def prepare_synthetic_on_every_node(cfg: Config, env: Distributed) -> None:
-    """:func:`prepare_synthetic` for a run whose processes may sit on nodes that share no files. The main process
-    prepares the set first; then the first process of each node that does not find it complete (a node that does
-    not see the main one's cache folder or ``--root``) makes its own copy, the same videos from the same seed, while
-    nodes that see the main one's copy write nothing. Every rank waits for both steps, and a failure on any rank
-    stops them all. (Nodes that share a folder with each other but not with the main node would write into it at
-    once: give each its own, or share it with the main node.)"""
     def prepare() -> None:
-        prepare_synthetic(cfg, progress=cfg.run.progress)
+        prepare_dataset(cfg, progress=cfg.run.progress)
 
     def prepare_unless_seen() -> None:
-        if not synthetic_ready(cfg):
+        if not dataset_ready(cfg):
             prepare()
 
     agree(prepare if env.is_main else None)
@@ -107,27 +68,26 @@ def prepare_synthetic_on_every_node(cfg: Config, env: Distributed) -> None:
 
 
 def flip_allowed(cfg: Config) -> bool:
-    """The flip policy: --flip/--no-flip if given, else the dataset's own (data.synthetic.flips_preserve_labels)."""
+    """The flip policy: --flip/--no-flip if given, else the dataset kind's own."""
     if cfg.data.flip is not None:
         return cfg.data.flip
-    return synthetic.flips_preserve_labels(dataset_roots(cfg)[0])
+    return dataset_spec(cfg.data.dataset).flips_preserve_labels(dataset_roots(cfg)[0])
 
 
-def salient_windows(cfg: Config) -> synthetic.SalientWindows | None:
+def salient_windows(cfg: Config):
     """The known discriminative windows of the configured dataset (the synthetic set's), or None."""
-    return synthetic.SalientWindows.read(dataset_roots(cfg)[0])
+    return dataset_spec(cfg.data.dataset).salient_windows(dataset_roots(cfg)[0])
 
 
 def build_loader_for(cfg: Config, subset: str, *, num_segments: int, device: str, backend: str,
                      num_classes: int | None = None, num_crops: int = 1, batch_size: int | None = None):
     """The loader of ``subset`` ("train" or "test") as the configuration says (``batch_size``: cfg's when None)."""
-    kind = "ucf101" if cfg.data.dataset == "synthetic" else cfg.data.dataset
     root, frames_root = dataset_roots(cfg)
     train = subset == "train"
-    return build_loader(
-        kind, root, subset=subset, split=cfg.data.split, frames_root=frames_root,
+    return data.build_loader(
+        cfg.data.dataset, root, subset=subset, split=cfg.data.split, frames_root=frames_root,
         list_file=cfg.data.train_list if train else cfg.data.val_list, num_classes=num_classes,
-        naming=RawframesNaming(cfg.data.rgb_template, cfg.data.flow_template, cfg.data.start_index),
+        naming=data.RawframesNaming(cfg.data.rgb_template, cfg.data.flow_template, cfg.data.start_index),
         batch_size=batch_size or cfg.optim.batch_size,
         sampling=ClipSampling(num_segments=num_segments, flow_length=cfg.model.flow_length, size=cfg.data.size,
                               flip=flip_allowed(cfg), num_crops=num_crops),
@@ -154,9 +114,9 @@ def decode_short_side(settings: dict, cfg: Config) -> int:
 
 
 def default_short_side(cfg: Config) -> int:
-    """The short side of a dataset kind's frames, for checkpoints that do not record their training frames':
-    the synthetic set's frame size, else TSN's rawframes' (the recipe extracts at ``--short-side 256``)."""
-    return synthetic.DEFAULT_FRAME_SIZE if cfg.data.dataset == "synthetic" else TSN_SHORT_SIDE
+    """The short side of a dataset kind's frames, for checkpoints that do not record their training frames': its
+    spec's (the synthetic set's frame size; TSN's rawframes', 256, for the others)."""
+    return dataset_spec(cfg.data.dataset).frame_short_side
 
 
 def build_model(cfg: Config, num_classes: int) -> Network:

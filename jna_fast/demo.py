@@ -13,9 +13,6 @@ Needs gradio (``pip install 'jna_fast[demo]'``); importing this module does not.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import inspect
-import json
 import logging
 import os
 import sys
@@ -26,9 +23,7 @@ from pathlib import Path
 from ._optional import require
 from .builders import cache_root
 from .cli import REPORTED_ERRORS, add_debug_option, describe, number_in, run_command, torch_device
-from .data.synthetic import (CLASS_CATALOGUE, GENERATOR_VERSION, encode_video, make_synthetic, plan_video,
-                             render_video, video_name)
-from .files import output_folder, write_atomically
+from .data.datasets import dataset_spec
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor, check_window_seconds
 from .visualize import attention_strip_image, write_timeline
 
@@ -37,9 +32,7 @@ logger = logging.getLogger("jna_fast.demo")
 DEFAULT_PORT = 7860
 DEFAULT_HOST = "127.0.0.1"
 TOP_K = 5
-EXAMPLE_CLASSES = 4          # synthetic examples offered: one clip of each of the checkpoint's first classes
-# Groups count from 1 in every synthetic dataset, so group 0's clips were in no checkpoint's training or test set.
-EXAMPLE_GROUP, EXAMPLE_CLIP = 0, 1
+EXAMPLE_CLASSES = 4          # examples offered: one clip of each of the checkpoint's first classes
 
 
 @dataclass
@@ -113,37 +106,14 @@ class Demo:
         return result.top, result.strip, result.message, result.timeline
 
 
-# --- synthetic examples ---------------------------------------------------------------------------------------------
-def synthetic_examples(predictor: Predictor, cache: str | os.PathLike,
-                       count: int = EXAMPLE_CLASSES) -> list[tuple[str, Path]]:
-    """(class name, video file) of one fresh synthetic clip for each of the first ``count`` classes of a checkpoint
-    trained on the synthetic set, rendered and encoded on first use into ``cache`` (reused afterwards); [] for a
-    checkpoint trained on other data."""
-    cfg, names = predictor.config, predictor.class_names
-    catalogue = {spec.name: spec for spec in CLASS_CATALOGUE}
-    if cfg.data.dataset != "synthetic" or not names or any(name not in catalogue for name in names):
-        return []
-    specs = [catalogue[name] for name in names]
-    # The training set's frames and size are make_synthetic's defaults (the training command keeps them).
-    defaults = {name: parameter.default for name, parameter in inspect.signature(make_synthetic).parameters.items()}
-    frames, size = defaults["frames"], defaults["size"]
-    options = {"seed": cfg.data.synthetic.seed, "window_fraction": tuple(cfg.data.synthetic.window_fraction),
-               "decoys": cfg.data.synthetic.decoys}
-    # The folder is named after everything a clip depends on (decoys come from the other classes), so a cached
-    # clip is never one drawn with other parameters or by another version of the generator.
-    key = json.dumps({"generator_version": GENERATOR_VERSION, "frames": frames, "size": size, "classes": names,
-                      **options}, sort_keys=True)
-    folder = output_folder(cache, f"g{GENERATOR_VERSION}-{hashlib.sha1(key.encode()).hexdigest()[:12]}")
-    examples = []
-    for class_index, spec in enumerate(specs[:count]):
-        path = folder / video_name(spec.name, EXAMPLE_GROUP, EXAMPLE_CLIP)
-        if path.is_symlink() or not path.is_file():  # a link there is replaced, never shown nor written through
-            plan = plan_video(spec, class_index, EXAMPLE_GROUP, EXAMPLE_CLIP, frames=frames, height=size,
-                              width=size, decoy_classes=tuple(specs), **options)
-            # Atomically: a demo stopped midway leaves no half-written example behind.
-            write_atomically(path, lambda handle: encode_video(render_video(plan), handle))
-        examples.append((spec.name, path))
-    return examples
+# --- examples ----------------------------------------------------------------------------------------------------
+def dataset_examples(predictor: Predictor, cache: str | os.PathLike,
+                     count: int = EXAMPLE_CLASSES) -> list[tuple[str, Path]]:
+    """(class name, video file) of example clips of the first ``count`` classes of a checkpoint, as the dataset
+    kind it was trained on offers them (its spec's ``example_videos``: one fresh clip of each class of the
+    synthetic set, made on first use into ``cache`` and reused afterwards); [] for a kind that has none."""
+    cfg = predictor.config
+    return dataset_spec(cfg.data.dataset).example_videos(cfg.data, predictor.class_names, Path(cache), count)
 
 
 # --- the page -------------------------------------------------------------------------------------------------------
@@ -205,7 +175,7 @@ def serve(args: argparse.Namespace) -> None:
     require("the demo", "gradio")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     cache = Path(args.examples_cache) if args.examples_cache else cache_root() / "demo"
-    examples = synthetic_examples(predictor, cache)
+    examples = dataset_examples(predictor, cache)
     title = f"{Path(args.checkpoint).name}, {len(predictor.class_names)} classes"
     demo = Demo(predictor, segments=args.segments, window=args.window, stride=args.stride)
     page = build_interface(demo, examples, title)

@@ -15,7 +15,6 @@ window's frames at most; the pictures and the annotated copy are in jna_fast/vis
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -24,23 +23,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import data, flow
 from .builders import build_model, decode_short_side
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
-from .config import Config, config_from_dict, leaves
-from .data import ClipSampling, Decoding, FlowSource, build_loader
-from .data.backends import clip_views
-from .data.sampling import flow_stack_indices, tsn_snippet_starts
-from .data.transforms import DEFAULT_TEST_CROP_SCALE, tsn_test_crops
-from .flow.online import OnlineFlow
-from .io import video as video_io
+from .config import Config, config_from_dict
+from .config.sections import EvalOptions
+from .data.loader_settings import ClipSampling, Decoding, FlowSource
 from .io.errors import DataError
+from .long_video import (AGGREGATION, LongVideoPrediction, WindowPrediction, check_window_seconds, window_bounds,
+                         window_frames)
 from .metrics import ranked_classes
 from .models import Network
+from .options import default_of
 from .runtime import autocast_context
 from .visualize import snippet_pictures
 
+__all__ = ["AGGREGATION", "LongVideoPrediction", "Predictor", "TEST_CROPS", "TEST_SEGMENTS", "VideoAnalysis",
+           "VideoPrediction", "WindowPrediction", "analyse_video", "check_window_seconds", "predict_long_video",
+           "predict_video", "window_bounds", "window_frames"]
+
 # The test protocol's defaults (the configuration's eval.segments and eval.crops).
-TEST_SEGMENTS, TEST_CROPS = (leaves()[path].default() for path in ("eval.segments", "eval.crops"))
+_PROTOCOL = {spec.name: default_of(spec) for spec in dataclasses.fields(EvalOptions)}
+TEST_SEGMENTS, TEST_CROPS = _PROTOCOL["segments"], _PROTOCOL["crops"]
 
 
 @dataclass
@@ -147,12 +151,11 @@ def _run(predictor: Predictor, video_path, *, top_k: int, segments: int, crops: 
     if not video_path.is_file():
         raise FileNotFoundError(f"{video_path}: no such video file")
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    loader = build_loader("video", video_path, subset="test", batch_size=1,
-                          sampling=ClipSampling(num_segments=segments, flow_length=model.flow_length,
-                                                size=settings["size"], flip=settings["flip"], num_crops=crops),
-                          decoding=Decoding(backend="pyav", device="cpu", on_error="raise", prefetch=0,
-                                            short_side=predictor.short_side),
-                          flow=FlowSource.online(settings["flow_algorithm"], settings["flow_bound"]))
+    loader = data.build_loader("video", video_path, subset="test", batch_size=1,
+                               sampling=_test_sampling(predictor, segments, crops),
+                               decoding=Decoding(backend="pyav", device="cpu", on_error="raise", prefetch=0,
+                                                 short_side=predictor.short_side),
+                               flow=FlowSource.online(settings["flow_algorithm"], settings["flow_bound"]))
     model.eval()
     batch = next(iter(loader)).to(device)
     with autocast_context(settings.get("precision", "fp32"), device):
@@ -174,147 +177,50 @@ def _run(predictor: Predictor, video_path, *, top_k: int, segments: int, crops: 
     return VideoAnalysis(prediction, pictures)
 
 
-# --- long videos: sliding windows, decoded in one streaming pass ----------------------------------------------
-AGGREGATION = "mean of the window probabilities"
+def _test_sampling(predictor: Predictor, segments: int, crops: int) -> ClipSampling:
+    """The test protocol's sampling of a video (or of a long video's window) for ``predictor``'s model: the
+    evaluation's (ClipSampling, the one sampling path), with the checkpoint's crop size and flip policy."""
+    settings = predictor._settings("predict")
+    return ClipSampling(num_segments=segments, flow_length=predictor.model.flow_length, size=settings["size"],
+                        flip=settings["flip"], num_crops=crops).for_subset("test")
 
 
-def check_window_seconds(name: str, value) -> float:
-    """``value`` as a float > 0 (seconds), or a ValueError naming the option ``name`` (--window, --stride)."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expects a number of seconds, got {value!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{name}: must be a finite number of seconds > 0, got {value!r}")
-    return seconds
-
-
-def window_frames(window: float, stride: float, fps: float) -> tuple[int, int]:
-    """(frames per window, frames between window starts) for ``window`` and ``stride`` seconds at ``fps``: the
-    nearest whole numbers, at least 2 frames per window (one flow pair) and a stride of at least 1 frame."""
-    return max(2, round(window * fps)), max(1, round(stride * fps))
-
-
-def window_bounds(num_frames: int, length: int, stride: int) -> list[tuple[int, int]]:
-    """(first frame, frame count) of each window over a video of ``num_frames`` frames: windows of ``length``
-    frames every ``stride`` frames from frame 0 while they fit, then, when frames are left after the last one, a
-    window ending at the last frame (so every frame is seen); a video shorter than one window is one window."""
-    if num_frames <= length:
-        return [(0, num_frames)]
-    bounds = [(first, length) for first in range(0, num_frames - length + 1, stride)]
-    if bounds[-1][0] + length < num_frames:
-        bounds.append((num_frames - length, length))
-    return bounds
-
-
-@dataclass
-class WindowPrediction:
-    """One window of a long video: its frames and times, its top-k classes, every class's probability and the
-    attention the model put on each of its snippets."""
-
-    index: int
-    start: float                       # seconds: first frame / fps
-    end: float                         # seconds: (last frame + 1) / fps
-    first_frame: int
-    num_frames: int
-    classes: list[str]                 # the top-k class names, most probable first
-    class_indices: list[int]
-    probabilities: list[float]         # of the top-k classes
-    scores: list[float]                # every class's probability (softmax averaged over the views)
-    snippet_starts: list[int]          # 0-based first frame of each real snippet, in video frames
-    attention: list[float]             # the attention weight of each real snippet (sums to 1)
-
-
-@dataclass
-class LongVideoPrediction:
-    """Sliding-window prediction of a long video (:func:`predict_long_video`); ``classes`` / ``probabilities``:
-    the video-level top-k, ranked by the mean of the window probabilities (:data:`AGGREGATION`)."""
-
-    video: str
-    fps: float
-    num_frames: int
-    window: float                      # seconds, as asked
-    stride: float
-    window_frames: int                 # as used: window * fps and stride * fps rounded
-    stride_frames: int
-    segments: int
-    crops: int
-    class_names: list[str]
-    windows: list[WindowPrediction]
-    classes: list[str]
-    class_indices: list[int]
-    probabilities: list[float]
-    aggregation: str = AGGREGATION
-    max_buffered_frames: int = 0      # the most decoded frames held at once (the ring buffer's peak)
-
-    @property
-    def duration(self) -> float:
-        return self.num_frames / self.fps
-
-    def to_dict(self) -> dict:
-        """The JSON form of predictions.json (probabilities rounded to 5 decimals)."""
-        out = dataclasses.asdict(self)
-        out["duration"] = round(self.duration, 5)
-        for window in out["windows"]:
-            for key in ("probabilities", "scores", "attention"):
-                window[key] = [round(v, 5) for v in window[key]]
-            window["start"], window["end"] = round(window["start"], 5), round(window["end"], 5)
-        out["probabilities"] = [round(v, 5) for v in out["probabilities"]]
-        return out
-
-    def __str__(self) -> str:
-        lines = [f"{self.video}: {self.duration:.2f} s, {self.num_frames} frames at {self.fps:g} fps; "
-                 f"{len(self.windows)} windows of {self.window:g} s every {self.stride:g} s"]
-        width = max(len(name) for w in self.windows for name in w.classes[:1] or ["-"])
-        shown = min(3, len(self.windows[0].classes)) if self.windows else 0
-        lines.append(f"  {'start':>8} {'end':>8}  " + "  ".join(f"{'top ' + str(k + 1):<{width + 7}}"
-                                                                for k in range(shown)).rstrip())
-        for window in self.windows:
-            tops = "  ".join(f"{name:<{width}} {p:6.1%}" for name, p in
-                             zip(window.classes[:shown], window.probabilities[:shown]))
-            lines.append(f"  {window.start:8.2f} {window.end:8.2f}  {tops}")
-        lines.append(f"  video ({self.aggregation}):")
-        lines += [f"  {p:6.1%}  {name}" for name, p in zip(self.classes, self.probabilities)]
-        return "\n".join(lines)
-
-
+# --- long videos: sliding windows (jna_fast/long_video.py), decoded in one streaming pass ------------------------
 class _WindowScorer:
     """Scores one window's frames exactly as :func:`predict_video` scores a whole video: the window is sampled as
-    a video of its own (TSN test starts, flow stacks inside it), its flow computed online with the checkpoint's
-    algorithm and bound, cut into the same test crops (data.backends.clip_views) and given to the model in one
-    call."""
+    a video of its own by the evaluation's sampling (:meth:`ClipSampling.sample`: TSN test starts, flow stacks
+    inside it, the test crops), its flow computed online with the checkpoint's algorithm and bound, cut into the
+    views as the loader cuts them (data.backends.clip_views) and given to the model in one call."""
 
     def __init__(self, predictor: Predictor, *, segments: int, crops: int, device, frame_size: tuple[int, int]):
         model, settings = predictor.model, predictor._settings("predict_long_video")
-        self.model, self.segments, self.device, self.frame_size = model, segments, device, frame_size
-        self.size, self.flow_length = settings["size"], model.flow_length
+        self.model, self.device, self.frame_size = model, device, frame_size
+        self.sampling = _test_sampling(predictor, segments, crops)
         self.precision = settings.get("precision", "fp32")
-        self.crops = tsn_test_crops(*frame_size, DEFAULT_TEST_CROP_SCALE, crops, settings["flip"])
         # A model without a flow branch ignores the flow (Network._check_inputs): not computing it changes nothing.
-        self.online_flow = (OnlineFlow(settings["flow_algorithm"], settings["flow_bound"])
+        self.online_flow = (flow.OnlineFlow(settings["flow_algorithm"], settings["flow_bound"])
                             if model.flow is not None else None)
 
     @torch.no_grad()
     def __call__(self, frames: list) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
         """(probabilities [classes], real snippet starts relative to the window, their attention) of a window
         given as its consecutive RGB frames."""
-        count = len(frames)
-        starts, mask = tsn_snippet_starts(count, self.segments, self.flow_length, train=False)
+        clip = self.sampling.sample(len(frames), self.frame_size)
         flow_images = None
         if self.online_flow is not None:
-            flows = flow_stack_indices(starts, self.flow_length, count - 1)
-            stacks = self.online_flow.stacks(dict(enumerate(frames)), flows)
+            stacks = self.online_flow.stacks(dict(enumerate(frames)), clip.flows)
             flow_images = stacks.reshape(-1, *stacks.shape[2:])
-        rgb_views, flow_views = clip_views([frames[int(i)] for i in starts], flow_images, self.crops,
-                                           self.frame_size, self.frame_size, self.size, self.flow_length)
+        rgb_views, flow_views = data.clip_views([frames[int(i)] for i in clip.starts], flow_images, clip.crops,
+                                                self.frame_size, self.frame_size, self.sampling.size,
+                                                self.sampling.flow_length)
         rgb = torch.from_numpy(np.stack(rgb_views)).to(self.device)
-        flow = None if flow_images is None else torch.from_numpy(np.stack(flow_views)).to(self.device)
-        view_mask = torch.from_numpy(mask).view(1, -1).expand(len(rgb_views), -1).to(self.device)
+        flow_stacks = None if flow_images is None else torch.from_numpy(np.stack(flow_views)).to(self.device)
+        view_mask = torch.from_numpy(clip.mask).view(1, -1).expand(len(rgb_views), -1).to(self.device)
         with autocast_context(self.precision, self.device):
-            out = self.model(rgb, flow, view_mask)
+            out = self.model(rgb, flow_stacks, view_mask)
         probabilities = out.logits.float().softmax(-1).mean(0).cpu()
         attention = out.attention.float().mean(0).cpu()
-        return probabilities, starts[mask], attention[torch.from_numpy(mask)]
+        return probabilities, clip.starts[clip.mask], attention[torch.from_numpy(clip.mask)]
 
 
 @torch.no_grad()
@@ -341,50 +247,24 @@ def predict_long_video(predictor: Predictor, video_path, *, window: float = 2.0,
         raise FileNotFoundError(f"{video_path}: no such video file")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
-    names = predictor.class_names
-    windows: list[WindowPrediction] = []
-    total = None
-
-    with video_io.VideoStream(video_path, short_side=predictor.short_side) as video:
+    with data.VideoStream(video_path, short_side=predictor.short_side) as video:
         length, step = window_frames(window, stride, video.fps)
         scorer = _WindowScorer(predictor, segments=segments, crops=crops, device=device,
                                frame_size=(video.height, video.width))
-        buffer: deque = deque(maxlen=length)  # the last `length` frames: every frame a pending window needs
-        peak = 0
-
-        def score(first: int) -> None:
-            frames = list(buffer)
-            probabilities, starts, attention = scorer(frames)
-            if not bool(probabilities.isfinite().all()):
-                raise ValueError(f"{video_path}: the model's scores of the window at frame {first} are not finite "
-                                 f"(NaN or inf), so there is no prediction to show")
-            top = ranked_classes(probabilities.view(1, -1), top_k)[0].tolist()
-            result = WindowPrediction(
-                index=len(windows), start=first / video.fps, end=(first + len(frames)) / video.fps,
-                first_frame=first, num_frames=len(frames), classes=[names[i] for i in top], class_indices=top,
-                probabilities=probabilities[top].tolist(), scores=probabilities.tolist(),
-                snippet_starts=(starts + first).tolist(), attention=attention.tolist())
-            windows.append(result)
-            if on_window is not None:
-                on_window(result)
-
-        next_first = 0
-        for index, frame in enumerate(video):
-            buffer.append(frame)
-            peak = max(peak, len(buffer))
-            if index + 1 == next_first + length:
-                score(next_first)
-                next_first += step
+        scored = _ScoredWindows(scorer, predictor.class_names, video_path, video.fps, top_k, on_window)
+        buffer, peak = _score_while_decoding(video, length, step, scored)
         total = video.frames_read
     if total == 0:
         raise DataError(f"{video_path}: no decodable video frames")
     if total < 2:
         raise DataError(f"{video_path}: {total} frame; optical flow needs at least 2")
     last = window_bounds(total, length, step)[-1]
+    windows = scored.windows
     if not windows or (windows[-1].first_frame, windows[-1].num_frames) != last:
         # The video is shorter than a window, or frames are left after the last full stride: the buffer holds
         # exactly the last window's frames.
-        score(last[0])
+        scored(list(buffer), last[0])
+    names = predictor.class_names
     mean = torch.tensor([w.scores for w in windows]).mean(0)
     top = ranked_classes(mean.view(1, -1), top_k)[0].tolist()
     return LongVideoPrediction(
@@ -392,3 +272,43 @@ def predict_long_video(predictor: Predictor, video_path, *, window: float = 2.0,
         window_frames=length, stride_frames=step, segments=segments, crops=crops, class_names=list(names),
         windows=windows, classes=[names[i] for i in top], class_indices=top, probabilities=mean[top].tolist(),
         max_buffered_frames=peak)
+
+
+def _score_while_decoding(video, length: int, step: int, scored: "_ScoredWindows") -> tuple[deque, int]:
+    """Decode ``video`` once, in order, into a ring buffer of ``length`` frames, scoring each window of ``length``
+    frames every ``step`` as soon as its last frame is decoded; (the buffer, the most frames it held)."""
+    buffer: deque = deque(maxlen=length)  # the last `length` frames: every frame a pending window needs
+    peak, next_first = 0, 0
+    for index, frame in enumerate(video):
+        buffer.append(frame)
+        peak = max(peak, len(buffer))
+        if index + 1 == next_first + length:
+            scored(list(buffer), next_first)
+            next_first += step
+    return buffer, peak
+
+
+class _ScoredWindows:
+    """The windows of one long video scored so far (``windows``); calling it scores the next window."""
+
+    def __init__(self, scorer: _WindowScorer, names: list[str], video_path: Path, fps: float, top_k: int,
+                 on_window=None):
+        self.scorer, self.names, self.video_path, self.fps = scorer, names, video_path, fps
+        self.top_k, self.on_window = top_k, on_window
+        self.windows: list[WindowPrediction] = []
+
+    def __call__(self, frames: list, first: int) -> None:
+        """Score the window of ``frames`` whose first frame is video frame ``first``."""
+        probabilities, starts, attention = self.scorer(frames)
+        if not bool(probabilities.isfinite().all()):
+            raise ValueError(f"{self.video_path}: the model's scores of the window at frame {first} are not finite "
+                             f"(NaN or inf), so there is no prediction to show")
+        top = ranked_classes(probabilities.view(1, -1), self.top_k)[0].tolist()
+        result = WindowPrediction(
+            index=len(self.windows), start=first / self.fps, end=(first + len(frames)) / self.fps,
+            first_frame=first, num_frames=len(frames), classes=[self.names[i] for i in top], class_indices=top,
+            probabilities=probabilities[top].tolist(), scores=probabilities.tolist(),
+            snippet_starts=(starts + first).tolist(), attention=attention.tolist())
+        self.windows.append(result)
+        if self.on_window is not None:
+            self.on_window(result)

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from .checkpoint import (BEST_NAME, LAST_NAME, CheckpointError, entry_in_use, load_checkpoint, load_model_state,
                          load_optimizer_state, save_checkpoint)
 from .cli import check_output_folder, run_command
-from .builders import (build_loader_for, build_model, data_settings, prepare_synthetic_on_every_node,
+from .builders import (build_loader_for, build_model, data_settings, prepare_dataset_on_every_node,
                        resolve_loader_device, salient_windows)
 from .config import (CONFIG_NAME, Config, config_from_dict, parse_command_line, resumable_paths,
                      save_config)
@@ -368,8 +368,7 @@ def refuse_planted_links(out: Path) -> None:
 def _train(cfg: Config, env: Distributed, out: Path, resumed: dict | None) -> dict:
     """:func:`train` once ``out`` is held by the main process; ``resumed``: the checkpoint to resume (its path
     and state, as the main process read it), or None."""
-    if cfg.data.dataset == "synthetic":
-        prepare_synthetic_on_every_node(cfg, env)
+    prepare_dataset_on_every_node(cfg, env)  # a kind made on first use (the synthetic set)
     backend, loader_device = resolve_loader_device(cfg, env.device)
     train_loader = build_loader_for(cfg, "train", num_segments=cfg.data.num_segments, device=loader_device,
                                     backend=backend, num_classes=cfg.data.num_classes)

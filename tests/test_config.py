@@ -184,8 +184,15 @@ def test_the_edges_of_the_ranges_are_accepted():
 
 
 def test_synthetic_families_option(tmp_path, capsys):
-    from jna_fast.builders import synthetic_parameters, synthetic_root
+    from jna_fast.builders import dataset_roots
+    from jna_fast.data.datasets import dataset_spec
     from jna_fast.data.datasets.synthetic import FAMILIES
+
+    def synthetic_parameters(cfg):
+        return dataset_spec("synthetic").parameters(cfg.data.synthetic)
+
+    def synthetic_root(cfg):
+        return dataset_roots(cfg)[0]
 
     assert parse_args([]).data.synthetic.families == FAMILIES
     cfg = parse_args(["--synthetic-families", "motion,binding", "--synthetic-classes", "4"])

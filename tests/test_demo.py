@@ -1,4 +1,4 @@
-"""The demo's computation without a browser (jna_fast.demo.Demo, synthetic_examples) and its command's error when
+"""The demo's computation without a browser (jna_fast.demo.Demo, dataset_examples) and its command's error when
 gradio is missing. The page itself is driven in a real browser by tests/test_demo_browser.py."""
 
 import subprocess
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jna_fast.data.synthetic import encode_video, plan_video, render_video
-from jna_fast.demo import Demo, main, synthetic_examples
+from jna_fast.demo import Demo, main, dataset_examples
 from jna_fast.inference import Predictor, predict_long_video
 from jna_fast.visualize import write_timeline
 
@@ -82,20 +82,20 @@ def test_a_corrupt_or_missing_video_is_a_message_not_an_exception(model, tmp_pat
     assert demo.classify(None).message == "Upload a video or pick an example."
 
 
-def test_synthetic_examples_are_made_once_for_the_checkpoints_classes(model, tiny_checkpoint, tmp_path):
-    examples = synthetic_examples(model, tmp_path / "cache")
+def test_dataset_examples_are_made_once_for_the_checkpoints_classes(model, tiny_checkpoint, tmp_path):
+    examples = dataset_examples(model, tmp_path / "cache")
     assert [name for name, _ in examples] == model.class_names  # 3 classes: fewer than the 4 offered at most
     made = {path: path.stat().st_mtime_ns for _, path in examples}
     assert all(path.stat().st_size > 0 and path.parent.parent == tmp_path / "cache" for path in made)
     assert not [path for path in (tmp_path / "cache").rglob("*") if path.name.startswith(".")]  # no temporaries
-    again = synthetic_examples(model, tmp_path / "cache")
+    again = dataset_examples(model, tmp_path / "cache")
     assert again == examples and all(path.stat().st_mtime_ns == made[path] for _, path in again)
     # Classes a, b, c of a checkpoint trained on other data: no examples, only the upload.
-    assert synthetic_examples(Predictor.from_checkpoint(tiny_checkpoint), tmp_path / "other") == []
+    assert dataset_examples(Predictor.from_checkpoint(tiny_checkpoint), tmp_path / "other") == []
 
 
 def test_a_synthetic_example_is_a_clip_of_its_class_the_demo_reads(model, tmp_path):
-    (name, path), *_ = synthetic_examples(model, tmp_path / "cache", count=1)
+    (name, path), *_ = dataset_examples(model, tmp_path / "cache", count=1)
     result = Demo(model, segments=SEGMENTS).classify(path)
     assert result.top is not None and len(result.prediction.attention) == SEGMENTS, result.message
 

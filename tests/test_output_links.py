@@ -18,7 +18,7 @@ from jna_fast.ablate import ABLATION_OUTPUTS, RUNS_DIR
 from jna_fast.ablate import main as ablate
 from jna_fast.data import make_synthetic
 from jna_fast.data.synthetic import FAMILIES, encode_video
-from jna_fast.demo import synthetic_examples
+from jna_fast.demo import dataset_examples
 from jna_fast.evaluate import main as evaluate
 from jna_fast.evaluation import EVALUATION_OUTPUTS, STRIPS_DIR
 from jna_fast.export import main as export
@@ -213,13 +213,13 @@ def test_demo_examples(synthetic_checkpoint, tmp_path, outside):
     """The demo writes only its synthetic examples, into its cache: a link at an example's name is replaced, one as
     their folder refused (names from a clean run: the folder is named after the examples' parameters)."""
     model = Predictor.from_checkpoint(synthetic_checkpoint)
-    (name, clean), = synthetic_examples(model, tmp_path / "clean", count=1)
+    (name, clean), = dataset_examples(model, tmp_path / "clean", count=1)
     folder, example = clean.parent.name, clean.name
     assert written(tmp_path / "clean") == {folder} and written(clean.parent) == {example}
     with pytest.raises(LinkRefusedError, match=str(plant(tmp_path / "refused" / folder, outside, "folder"))):
-        synthetic_examples(model, tmp_path / "refused", count=1)
+        dataset_examples(model, tmp_path / "refused", count=1)
     planted = plant(tmp_path / "replaced" / folder / example, outside, "file")
-    assert synthetic_examples(model, tmp_path / "replaced", count=1) == [(name, planted)]
+    assert dataset_examples(model, tmp_path / "replaced", count=1) == [(name, planted)]
     assert planted.is_file() and not planted.is_symlink() and planted.read_bytes() == clean.read_bytes()
     assert_untouched(outside)
 

@@ -443,7 +443,7 @@ def test_binding_classes_differ_only_in_which_colour_moves_which_way(binding_dat
 
 def test_the_leak_check_finds_a_colour_motion_correlation(monkeypatch):
     """A generator that always puts the right-mover's colour on top lets the RGB frames alone tell the classes."""
-    honest = synthetic._binding_tracks
+    honest = synthetic.plan._binding_tracks
 
     def leaking(spec, *args):
         right, left = honest(spec, *args)
@@ -452,7 +452,7 @@ def test_the_leak_check_finds_a_colour_motion_correlation(monkeypatch):
             right, left = swap(right, left.centres[0][1]), swap(left, right.centres[0][1])
         return right, left
 
-    monkeypatch.setattr(synthetic, "_binding_tracks", leaking)
+    monkeypatch.setattr(synthetic.plan, "_binding_tracks", leaking)
     assert any(leak.startswith("red_on_top") for leak in binding_leaks(binding_measurements()))
 
 
@@ -462,7 +462,7 @@ def test_the_leak_check_finds_colours_of_different_grey(monkeypatch):
     specs = tuple(dataclasses.replace(spec, colour=dark_blue) if spec.colour == synthetic.BINDING_BLUE else
                   dataclasses.replace(spec, partner_colour=dark_blue) if spec.partner_colour == synthetic.BINDING_BLUE
                   else spec for spec in synthetic.CLASS_CATALOGUE)
-    monkeypatch.setattr(synthetic, "CLASS_CATALOGUE", specs)
+    monkeypatch.setattr(synthetic.classes, "CLASS_CATALOGUE", specs)
     monkeypatch.setattr(synthetic, "BINDING_BLUE", dark_blue)
     assert any(leak.startswith("grey level") for leak in binding_leaks(binding_measurements()))
 

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from jna_fast.builders import dataset_roots, prepare_synthetic_on_every_node, synthetic_ready
+from jna_fast.builders import dataset_ready, dataset_roots, prepare_dataset_on_every_node
 from jna_fast.checkpoint import load_checkpoint
 from jna_fast.config import parse_args
 from jna_fast.data import synthetic
@@ -132,19 +132,19 @@ def test_each_node_that_does_not_see_the_synthetic_set_makes_it_and_the_others_w
     monkeypatch.setenv("JNA_FAST_CACHE", str(tmp_path / "cache"))
     cfg = parse_args([*TINY_RUN, "--out", str(tmp_path / "run")])
     main, other_node = (Distributed(0, 2, torch.device("cpu")), Distributed(1, 2, torch.device("cpu"), 0))
-    assert not synthetic_ready(cfg)
-    prepare_synthetic_on_every_node(cfg, main)
-    assert synthetic_ready(cfg)
+    assert not dataset_ready(cfg)
+    prepare_dataset_on_every_node(cfg, main)
+    assert dataset_ready(cfg)
     made = file_times(tmp_path / "cache")
-    prepare_synthetic_on_every_node(cfg, other_node)  # a node that sees the main node's copy
+    prepare_dataset_on_every_node(cfg, other_node)  # a node that sees the main node's copy
     assert file_times(tmp_path / "cache") == made
     # A node whose copy is not complete (a video newer than its flow: regenerated, say) completes it.
     root, frames_root = dataset_roots(cfg)
     video = sorted((root / synthetic.VIDEO_DIR).rglob("*.avi"))[0]
     os.utime(video, ns=(video.stat().st_atime_ns, video.stat().st_mtime_ns + 10**9))
-    assert not synthetic_ready(cfg)
-    prepare_synthetic_on_every_node(cfg, other_node)
-    assert synthetic_ready(cfg)
+    assert not dataset_ready(cfg)
+    prepare_dataset_on_every_node(cfg, other_node)
+    assert dataset_ready(cfg)
     changed = {path for path, time_ns in file_times(tmp_path / "cache").items() if made.get(path) != time_ns}
     assert changed and all(frames_root in (path, *path.parents) or path == video for path in changed)
 

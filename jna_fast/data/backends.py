@@ -30,7 +30,18 @@ from ..io.video import decode_frames
 from .batch import ClipRequest
 from .dali_pipeline import DaliRunner, dali_decodes, dali_device_id, dali_error_summary
 from .jpeg import read_jpeg
-from .transforms import FLOW_CENTRE, crop_and_resize, flow_channel_signs, normalise_flow, normalise_rgb
+from .transforms import FLOW_CENTRE, flow_channel_signs, normalise_flow, normalise_rgb
+
+
+def crop_and_resize(image: np.ndarray, roi: tuple[float, float, float, float], size: int) -> np.ndarray:
+    """OpenCV crop + resize of one ``[H, W]`` or ``[H, W, C]`` uint8 image (area filter when shrinking, as an
+    antialiased resize does; bilinear when enlarging)."""
+    y0, x0, y1, x1 = (int(round(v)) for v in roi)
+    window = image[y0:y1, x0:x1]
+    if window.shape[0] == size and window.shape[1] == size:
+        return np.ascontiguousarray(window)
+    shrinking = window.shape[0] > size or window.shape[1] > size
+    return cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def host_tensor(shape, pin_memory: bool) -> torch.Tensor:

@@ -1,6 +1,8 @@
-"""Parsers for the dataset list files: generic video/rawframes lists and the official UCF101 / HMDB51 splits.
+"""Parsers for the dataset list files: generic video/rawframes lists and the official UCF101 / HMDB51 splits,
+shared by the dataset kinds' specs (jna_fast/data/datasets/), each of which builds its index with them
+(``load_index(kind, ...)`` there). Light: standard library only.
 
-Kinds (``kind=`` of :func:`load_index`):
+The layouts of the kinds (``kind=`` of ``load_index``):
 
 - ``"video"``: ``root`` is one video file (single-video prediction); its one record is labelled -1 (unknown).
 - ``"videos"``: ``root`` holds the videos; ``list_file`` has lines ``relative/path.ext label`` (label 0-based).
@@ -12,6 +14,7 @@ Kinds (``kind=`` of :func:`load_index`):
 - ``"hmdb51"``: ``root/<class>/*.avi`` and ``root/testTrainMulti_7030_splits/<class>_test_splitN.txt`` with lines
   ``name.avi 0|1|2`` (1 = train, 2 = test, 0 = unused); classes are numbered from 0 in the sorted order of the
   class names (as mmaction2 numbers them; "climb" < "climb_stairs", although their split files sort the other way).
+- ``"synthetic"``: the layout of ``"ucf101"`` (jna_fast/data/synthetic/).
 
 A video's ``video_id`` is its path relative to the video folder (``root`` for "videos" and "hmdb51",
 ``root/UCF-101`` for "ucf101") without the extension: the name of its rawframes folder under ``frames_root``, as
@@ -47,7 +50,6 @@ from ..io.errors import DataError, InvalidListLine, IssueLog, list_file_lines, l
 
 logger = logging.getLogger("jna_fast.data")
 
-KINDS = ("videos", "rawframes", "ucf101", "hmdb51", "video")
 UNKNOWN_LABEL = -1
 SUBSETS = ("train", "test")
 
@@ -300,33 +302,3 @@ def single_video_index(video_path: Path, frames_root: Path | None = None,
         raise DataError(f"{video_path}: video file not found")
     record = _video_record(video_path.parent, video_path.name, UNKNOWN_LABEL, frames_root, str(video_path))
     return DatasetIndex([record], [str(index) for index in range(num_classes or 0)])
-
-
-def load_index(kind: str, root, *, split: int = 1, subset: str = "train", list_file=None, frames_root=None,
-               num_classes: int | None = None, issues: IssueLog | None = None) -> DatasetIndex:
-    """The records of one dataset subset (see the module docstring for the layouts).
-
-    ``list_file`` (kinds "videos" and "rawframes"; relative paths are taken under ``root``) replaces split/subset;
-    ``num_classes`` bounds their labels. ``frames_root`` is where the rawframes of video datasets live.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
-    issues = issues if issues is not None else IssueLog("raise")
-    root = Path(root)
-    if kind == "video":
-        return single_video_index(root, None if frames_root is None else Path(frames_root), num_classes)
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset root not found")
-    frames_root = Path(frames_root) if frames_root is not None else None
-    if kind in ("videos", "rawframes"):
-        if list_file is None:
-            raise ValueError(f"kind={kind!r} needs list_file= (a list file under root, or an absolute path)")
-        list_path = root / list_file
-        if kind == "videos":
-            return parse_video_list(root, list_path, frames_root, issues, num_classes)
-        return parse_rawframes_list(root, list_path, issues, num_classes)
-    if kind == "ucf101":
-        return parse_ucf101(root, split, subset, frames_root, issues)
-    return parse_hmdb51(root, split, subset, frames_root, issues)

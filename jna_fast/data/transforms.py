@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import cv2
 import numpy as np
 
 from .options import TEST_CROP_COUNTS
@@ -111,17 +110,6 @@ def tsn_test_crops(frame_height: int, frame_width: int, scale: float = DEFAULT_T
     if not flip:
         return five
     return five + tuple(replace(crop, flip=True) for crop in five)
-
-
-def crop_and_resize(image: np.ndarray, roi: tuple[float, float, float, float], size: int) -> np.ndarray:
-    """OpenCV crop + resize of one ``[H, W]`` or ``[H, W, C]`` uint8 image (area filter when shrinking, as an
-    antialiased resize does; bilinear when enlarging)."""
-    y0, x0, y1, x1 = (int(round(v)) for v in roi)
-    window = image[y0:y1, x0:x1]
-    if window.shape[0] == size and window.shape[1] == size:
-        return np.ascontiguousarray(window)
-    shrinking = window.shape[0] > size or window.shape[1] > size
-    return cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def normalise_rgb(frames: np.ndarray, flip: bool) -> np.ndarray:

@@ -1,15 +1,23 @@
-"""The dataset kinds, one spec module each (docs/design.md §3.1): what a kind knows about itself (the data options
-it reads, its split rules, its own options and its default recipe) lives in its spec, registered by name in
-:data:`DATASETS`; a new kind is one new module here. Standard library only at import (no PyAV, no OpenCV)."""
+"""The dataset kinds, one spec module each (docs/design.md §6.7): what a kind knows about itself (the data options
+it reads, its own options, its roots, its index, its split rules, its flip policy, its salient windows, how it is
+made, the short side of its frames, its default recipe) lives in its spec, registered by name in :data:`DATASETS`;
+a new kind is one new module here. Light at import (no PyAV, no OpenCV): what needs them loads on first use."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ...io.errors import IssueLog
 from ...registry import import_submodules
-from .base import DATASETS, DatasetSpec, TSN_RECIPE, register_dataset
+from ..lists import SUBSETS, DatasetIndex
+from .base import DATASETS, TSN_RECIPE, TSN_SHORT_SIDE, DatasetSpec, cache_root, register_dataset
 
 import_submodules(__name__, __path__)
 
-__all__ = ["DATASETS", "DatasetSpec", "TSN_RECIPE", "register_dataset", "dataset_spec", "trainable_kinds"]
+KINDS = tuple(DATASETS.names())
+
+__all__ = ["DATASETS", "DatasetSpec", "KINDS", "TSN_RECIPE", "TSN_SHORT_SIDE", "cache_root", "dataset_spec",
+           "load_index", "register_dataset", "trainable_kinds"]
 
 
 def dataset_spec(name: str) -> DatasetSpec:
@@ -20,3 +28,18 @@ def dataset_spec(name: str) -> DatasetSpec:
 def trainable_kinds() -> tuple[str, ...]:
     """The kinds a model trains and is evaluated on (not the single video that prediction reads)."""
     return tuple(name for name in DATASETS.names() if DATASETS[name].trainable)
+
+
+def load_index(kind: str, root, *, split: int = 1, subset: str = "train", list_file=None, frames_root=None,
+               num_classes: int | None = None, issues: IssueLog | None = None) -> DatasetIndex:
+    """The records of one subset of a dataset of kind ``kind`` (its spec's :meth:`DatasetSpec.index`; the layouts:
+    jna_fast/data/lists.py). ``list_file`` (kinds that read lists; relative paths are taken under ``root``)
+    replaces split/subset; ``num_classes`` bounds their labels. ``frames_root`` is where the rawframes of video
+    datasets live."""
+    if kind not in DATASETS.names():
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    return dataset_spec(kind).index(Path(root), subset=subset, split=split, list_file=list_file,
+                                    frames_root=None if frames_root is None else Path(frames_root),
+                                    num_classes=num_classes, issues=issues if issues is not None else IssueLog("raise"))

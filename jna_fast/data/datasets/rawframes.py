@@ -1,7 +1,8 @@
 """Rawframes folders listed in list files (mmaction2's ``folder frames label``), frames and flow both read under
 ``root`` (jna_fast/data/rawframes.py states the naming conventions)."""
 
-from .base import DatasetSpec, RAWFRAMES_NAMING, TSN_RECIPE, register_dataset
+from ..lists import parse_rawframes_list
+from .base import DatasetSpec, RAWFRAMES_NAMING, TSN_RECIPE, existing_root, list_path, register_dataset
 
 
 @register_dataset("rawframes")
@@ -10,6 +11,11 @@ class Rawframes(DatasetSpec):
     reads = frozenset({"train_list", "val_list", "num_classes"}) | RAWFRAMES_NAMING
     recipe = TSN_RECIPE
     needs_lists = True
+    stores_videos = False
+
+    def index(self, root, *, subset, split, list_file, frames_root, num_classes, issues):
+        root = existing_root(root)
+        return parse_rawframes_list(root, list_path(root, list_file, self.name), issues, num_classes)
 
     def unused_reason(self, name, data):
         if name == "frames_root":

@@ -1,0 +1,159 @@
+"""The clip loader's settings (see build_loader in jna_fast/data/loader.py), four small frozen objects with defaults:
+:class:`ClipSampling` (snippets, crops, views; it draws a clip's snippets and crops: the one sampling path of
+training, evaluation, prediction and long-video windows), :class:`Sharding` (shard, order), :class:`Decoding`
+(backend, device, RGB source, on_error, threads) and :class:`FlowSource` (rawframes or online). Light: NumPy and
+torch, no PyAV or OpenCV (the online flow's computation loads when it is made)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .. import flow
+from ..flow.encoding import DEFAULT_BOUND
+from ..flow.names import DEFAULT_ONLINE_ALGORITHM
+from .options import DEFAULT_TEST_SEGMENTS
+from .sampling import flow_stack_indices, tsn_snippet_starts
+from .transforms import DEFAULT_TEST_CROP_SCALE, TRAIN_SCALES, Crop, sample_train_crop, tsn_test_crops
+
+DEFAULT_TRAIN_SEGMENTS = 3
+
+
+def distributed_shard() -> tuple[int, int]:
+    """(rank, world size) of torch.distributed when it is initialised, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def shard_bounds(num_items: int, shard_id: int, num_shards: int) -> tuple[int, int]:
+    """[begin, end) of shard ``shard_id``: contiguous, disjoint, sizes differ by at most one (DALI's rule)."""
+    return shard_id * num_items // num_shards, (shard_id + 1) * num_items // num_shards
+
+
+
+class SampledClip(NamedTuple):
+    """What :meth:`ClipSampling.sample` draws for a clip of ``num_frames`` frames (0-based, from its first frame):
+    the snippets' start frames ``[T]`` and mask ``[T]`` (docs/design.md §6.4), their flow stacks' indices
+    ``[T, L]`` and the crops of its views (one in training)."""
+
+    starts: np.ndarray
+    mask: np.ndarray
+    flows: np.ndarray
+    crops: tuple[Crop, ...]
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """Which frames make a clip and how it is cut into views (TSN): ``num_segments`` snippets (T; None: 3 in
+    training, 25 at test), each an RGB frame and a stack of ``flow_length`` flow pairs, cropped and resized to
+    ``size``. ``train``: random snippet positions and crops with augmentation (None: the subset is "train");
+    otherwise the centre of each segment and ``num_crops`` test views per clip, 1 (centre), 3 (along the long side)
+    or 10 (corners + centre, and their mirrors when ``flip``; 5 views without), cut at ``test_crop_scale`` of the
+    short side. The views of a clip are adjacent rows of ClipBatch.rgb/flow (ClipBatch.num_views,
+    mean_over_views), cut from one decode of its frames (and one computation of its online flow). ``flip``:
+    horizontal flips in training and among the test views (False where labels depend on left/right; a mirrored
+    view's flow x is negated)."""
+
+    num_segments: int | None = None
+    flow_length: int = 5
+    size: int = 224
+    train: bool | None = None
+    flip: bool = True
+    num_crops: int = 1
+    test_crop_scale: float = DEFAULT_TEST_CROP_SCALE
+
+    def for_subset(self, subset: str) -> "ClipSampling":
+        """These settings with ``train`` and ``num_segments`` decided for ``subset`` where they were left None."""
+        train = subset == "train" if self.train is None else self.train
+        return replace(self, train=train,
+                       num_segments=self.num_segments or (DEFAULT_TRAIN_SEGMENTS if train else DEFAULT_TEST_SEGMENTS))
+
+
+    def sample(self, num_frames: int, frame_size: tuple[int, int],
+               rng: np.random.Generator | None = None) -> SampledClip:
+        """The snippets and crops of a clip of ``num_frames`` frames of ``frame_size`` (height, width), with these
+        settings resolved (``for_subset``); ``rng`` draws the training positions and crop (a test clip draws
+        nothing)."""
+        starts, mask = tsn_snippet_starts(num_frames, self.num_segments, self.flow_length, self.train, rng)
+        flows = flow_stack_indices(starts, self.flow_length, num_frames - 1)
+        height, width = frame_size
+        if self.train:
+            crops = (sample_train_crop(height, width, rng, TRAIN_SCALES, self.flip),)
+        else:
+            crops = tsn_test_crops(height, width, self.test_crop_scale, self.num_crops, self.flip)
+        return SampledClip(starts, mask, flows, crops)
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """Which clips this process reads, in which order: shard ``shard_id`` of ``num_shards`` (None: the rank and
+    world size of torch.distributed, else 0 of 1) of a permutation drawn from (``seed``, epoch) when ``shuffle``
+    (None: in training), the same on every rank. ``drop_last``: every shard yields the smallest shard's number of
+    whole batches, so that the ranks of a distributed run make the same number of steps."""
+
+    shard_id: int | None = None
+    num_shards: int | None = None
+    seed: int = 0
+    shuffle: bool | None = None
+    drop_last: bool = False
+
+    def resolved(self, train: bool) -> "Sharding":
+        """These settings with the shard taken from torch.distributed and ``shuffle`` from ``train`` where None."""
+        rank, world = distributed_shard()
+        return replace(self, shard_id=rank if self.shard_id is None else self.shard_id,
+                       num_shards=world if self.num_shards is None else self.num_shards,
+                       shuffle=train if self.shuffle is None else self.shuffle)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How the pixels are read. ``backend``: "dali", "pyav" or "auto" (DALI when installed; always "pyav" for
+    online flow). ``device``: "gpu" (DALI mixed decoders, CUDA outputs on the local rank's GPU) or "cpu"; None:
+    "gpu" when DALI and CUDA are available and the flow comes from rawframes (:func:`loader_device` gives the
+    choice for a model's device). ``rgb_source``: "video" (decode the videos; None means it for video kinds) or
+    "frames" (the rawframes' img files; the only choice for kind="rawframes"). ``on_error``: "raise" or "skip"
+    (warn, count, report at epoch end; a skipped clip's row is filled by another clip of the shard, flagged in
+    ClipBatch.replaced, so every rank yields len(loader) batches). ``num_threads``: decoding threads (None: up to
+    4, as many as the CPUs). ``prefetch``: batches assembled ahead by a background thread (0: none).
+    ``pin_memory``: CPU batches in page-locked memory (None: when CUDA is available and device="cpu").
+    ``short_side``: with online flow, every video's frames are resized on decode so their short side is this many
+    pixels (the aspect ratio kept), and the crops and the flow are cut and computed at that size, as from
+    rawframes extracted with ``--short-side`` (None: the videos' own size)."""
+
+    backend: str = "auto"
+    device: str | None = None
+    rgb_source: str | None = None
+    on_error: str = "raise"
+    num_threads: int | None = None
+    prefetch: int = 2
+    pin_memory: bool | None = None
+    short_side: int | None = None
+
+
+@dataclass(frozen=True)
+class FlowSource:
+    """Where the flow stacks come from: ``source`` "rawframes" reads the flow images of each video's rawframes
+    folder (under build_loader's ``frames_root``); "online" computes each stack from the video's decoded frames
+    with ``algorithm`` ("dis", "farneback", "tvl1" or "nvof": DALI, on a GPU with optical-flow hardware), clipped
+    at ``bound`` pixels as the extractor's --bound, rounded to the 8-bit grid of the flow JPEGs when ``quantise``
+    (jna_fast/flow/online.py); no rawframes needed."""
+
+    source: str = "rawframes"
+    algorithm: str = DEFAULT_ONLINE_ALGORITHM
+    bound: float = DEFAULT_BOUND
+    quantise: bool = True
+
+    @classmethod
+    def online(cls, algorithm: str = DEFAULT_ONLINE_ALGORITHM, bound: float = DEFAULT_BOUND,
+               quantise: bool = True) -> "FlowSource":
+        return cls("online", algorithm, bound, quantise)
+
+    def online_flow(self):
+        """The online flow computation (jna_fast.flow.OnlineFlow, its algorithm checked here), or None when the flow
+        is read from rawframes."""
+        return flow.OnlineFlow(self.algorithm, self.bound, self.quantise) if self.source == "online" else None
+
