@@ -298,7 +298,7 @@ def test_training_on_an_empty_list_says_it_is_empty(tmp_path):
 def test_num_classes_is_an_option_of_list_datasets_only(tmp_path):
     from jna_fast.config import parse_args
 
-    assert _training_config(tmp_path, "--num-classes", "5").num_classes == 5
+    assert _training_config(tmp_path, "--num-classes", "5").data.num_classes == 5
     with pytest.raises(SystemExit):
         parse_args(["--dataset", "ucf101", "--root", str(tmp_path), "--num-classes", "5"])
     with pytest.raises(SystemExit):
