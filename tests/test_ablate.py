@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from jna_fast.ablate import VARIANTS, ablate, main
+from jna_fast.ablate import ablate, main
 from jna_fast.config import config_from_dict, parse_args, read_config_file
 from jna_fast.data import make_synthetic
 from jna_fast.data.synthetic import FAMILIES
+from jna_fast.variants import read_ablations
 
 pytestmark = pytest.mark.slow
+VARIANTS = read_ablations().names()  # configs/ablations/, in index.yaml's order
 TINY = ["--size", "32", "--num-segments", "2", "--test-segments", "2", "--flow-length", "2", "--batch-size", "2",
         "--epochs", "1", "--max-steps", "1", "--data-backend", "pyav", "--no-progress", "--no-tensorboard"]
 
