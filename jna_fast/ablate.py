@@ -20,7 +20,7 @@ them at a time, each in its own process on its share of the cores (default: one 
 one-thread runs train about 10% more clips per second than one two-thread run). Writes
 ``OUT/ablation.json`` (``{"settings": ..., "runs": [{"variant", "seed", "top1", ...}], "summary": ...}``),
 ``OUT/ablation.md`` (the table, mean ± sd over seeds), ``OUT/ablation.png`` (bar chart with error bars) and
-``OUT/attention/`` (strips of the full model's attention).
+``OUT/attention/`` (strips of the attention of the variants that have one).
 """
 
 from __future__ import annotations
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=None)
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds per variant (0..N-1)")
     parser.add_argument("--one-stream-seeds", type=int, default=DEFAULT_ONE_STREAM_SEEDS,
-                        help="seeds of the rgb and flow variants (the first of --seeds)")
+                        help="seeds of the one-stream variants, rgb and flow (the first of --seeds)")
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="runs/ablation")
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         print("ablation options:\n  --variants LIST        comma-separated, of " + ", ".join(ablations.names()) +
               f"\n  --seeds N              seeds per two-stream variant (default {DEFAULT_SEEDS})"
-              f"\n  --one-stream-seeds N   seeds of rgb and flow (default {DEFAULT_ONE_STREAM_SEEDS})"
+              f"\n  --one-stream-seeds N   seeds of the one-stream variants (default {DEFAULT_ONE_STREAM_SEEDS})"
               "\n  --jobs N               runs at a time (default: 1 with a GPU, 2 on a CPU of 2 or more cores)"
               "\n  --quick                a tiny setting (minutes)"
               "\n  --out DIR              default runs/ablation\n\ncommon configuration (python -m jna_fast.train):")
