@@ -1,11 +1,12 @@
-"""Drives the CMake build (CMakeLists.txt owns the sources and flags) and puts jna_fast/_C in the package."""
+"""Drives the CMake build (CMakeLists.txt owns the sources and flags) and puts jna_fast/_C in the package; ships
+configs/ablations/ (the ablation's variants, read by jna_fast/variants.py) as jna_fast/ablations/."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
@@ -33,4 +34,8 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
 
 
-setup(ext_modules=[CMakeExtension("jna_fast._C")], cmdclass={"build_ext": CMakeBuild})
+# The packages; the ablation variants are data of a package of their own, mapped from configs/ablations/.
+PACKAGES = [*find_packages(include=["jna_fast*"]), "jna_fast.ablations"]
+
+setup(ext_modules=[CMakeExtension("jna_fast._C")], cmdclass={"build_ext": CMakeBuild}, packages=PACKAGES,
+      package_dir={"jna_fast.ablations": "configs/ablations"}, package_data={"jna_fast.ablations": ["*.yaml", "*.md"]})

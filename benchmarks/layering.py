@@ -8,7 +8,10 @@
   helpers: everything outside the library packages and the shared leaves);
 - in-function imports of the package's own modules (allowed only where the imported module needs an optional
   dependency, listed in ``OPTIONAL_MODULES``);
-- signatures with more than ``MAX_PARAMETERS`` parameters, Triton kernels (``@triton.jit``) excepted.
+- signatures with more than ``MAX_PARAMETERS`` parameters, Triton kernels (``@triton.jit``) excepted;
+- long functions: more than ``MAX_FUNCTION_LINES`` lines, counted from the ``def`` (its decorators excluded) to the
+  function's last line, nested functions and classes counted in their parent's lines (and not again on their own);
+- long modules: more than ``MAX_MODULE_LINES`` lines.
 
 ``tests/test_layering.py`` holds the package to these rules.
 """
@@ -31,6 +34,8 @@ SHARED_LEAVES = ("_C", "_ext", "_op_rules", "_optional", "errors", "files", "cli
 # The compiled extension: optional (the ops fall back to the reference without it), so imported where it is used.
 EXTENSION = PACKAGE + "._C"
 MAX_PARAMETERS = 15
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 400
 
 
 @dataclass
@@ -47,6 +52,8 @@ class Measures:
     upward_imports: list[str] = field(default_factory=list)
     in_function_imports: list[str] = field(default_factory=list)
     long_signatures: list[str] = field(default_factory=list)
+    long_functions: list[str] = field(default_factory=list)
+    long_modules: list[str] = field(default_factory=list)
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -173,6 +180,26 @@ def _is_triton_kernel(node: ast.FunctionDef) -> bool:
     return any("jit" in ast.unparse(decorator) for decorator in node.decorator_list)
 
 
+def long_functions(module: str, tree: ast.Module) -> list[str]:
+    """``module.qualified.name (lines)`` of each outermost function over MAX_FUNCTION_LINES lines (a method is an
+    outermost function of its class; a function inside a function is part of its parent)."""
+    found = []
+
+    def visit(node, prefix: str):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = child.end_lineno - child.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    found.append(f"{prefix}{child.name} ({lines})")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}{child.name}.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, module + ".")
+    return found
+
+
 def measure(root: Path) -> Measures:
     imports, trees = collect(root)
     graph: dict[str, set[str]] = {}
@@ -196,6 +223,11 @@ def measure(root: Path) -> Measures:
                 count -= bool(args.args) and args.args[0].arg in ("self", "cls")
                 if count > MAX_PARAMETERS:
                     result.long_signatures.append(f"{module}.{node.name} ({count})")
+        result.long_functions += long_functions(module, tree)
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_MODULE_LINES:
+            result.long_modules.append(f"{path.relative_to(root).as_posix()} ({lines})")
     return result
 
 

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from jna_fast.ablate import VARIANTS, ablate, main
-from jna_fast.config import config_from_dict, parse_args, read_config_file
+from jna_fast.ablate import ablate, main
+from jna_fast.config import config_from_dict, parse_args, read_config_file, with_overrides
 from jna_fast.data import make_synthetic
 from jna_fast.data.synthetic import FAMILIES
+from jna_fast.variants import read_ablations
 
 pytestmark = pytest.mark.slow
+VARIANTS = read_ablations().names()  # configs/ablations/, in index.yaml's order
 TINY = ["--size", "32", "--num-segments", "2", "--test-segments", "2", "--flow-length", "2", "--batch-size", "2",
         "--epochs", "1", "--max-steps", "1", "--data-backend", "pyav", "--no-progress", "--no-tensorboard"]
 
@@ -60,11 +62,11 @@ def test_an_interrupted_ablation_resumes_and_skips_finished_runs(root, tmp_path)
     # an interrupted run: trained a step, no final evaluation yet
     from jna_fast.train import train
 
-    interrupted = config_from_dict({**base.to_dict(), "out": str(out / "runs" / "jna-s0"), "final_eval": False,
-                                    "epochs": 2}, "test")
+    interrupted = with_overrides(base, {"run.out": str(out / "runs" / "jna-s0"), "run.final_eval": False,
+                                        "optim.epochs": 2}, "test")
     train(interrupted)
     assert not (out / "runs" / "jna-s0" / "eval").exists()
-    results = ablate(config_from_dict({**base.to_dict(), "epochs": 2}, "test"), out, ["rgb", "jna"], [0])
+    results = ablate(with_overrides(base, {"optim.epochs": 2}, "test"), out, ["rgb", "jna"], [0])
     assert (out / "runs" / "rgb-s0" / "eval" / "report.json").stat().st_mtime_ns == finished
     assert [run["variant"] for run in results["runs"]] == ["rgb", "jna"]
     assert json.loads((out / "runs" / "jna-s0" / "eval" / "report.json").read_text())["clips"] == 6
@@ -77,7 +79,7 @@ def test_parallel_runs_are_the_planned_runs_in_order(root, tmp_path):
     assert [(run["variant"], run["seed"]) for run in results["runs"]] == [("rgb", 0), ("tsn", 0), ("tsn", 1)]
     for run in results["runs"]:
         saved = read_config_file(tmp_path / "parallel" / "runs" / f"{run['variant']}-s{run['seed']}" / "config.yaml")
-        assert saved["seed"] == run["seed"] and saved["progress"] is False  # bars of parallel runs would mix
+        assert saved["run.seed"] == run["seed"] and saved["run.progress"] is False  # bars of parallel runs would mix
     assert set(results["summary"]) == {"rgb", "tsn"} and results["summary"]["tsn"]["seeds"] == 2
 
 

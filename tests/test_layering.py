@@ -28,6 +28,14 @@ def test_no_signature_over_the_limit():
     assert layering.measure(ROOT).long_signatures == []
 
 
+def test_no_function_over_the_limit():
+    assert layering.measure(ROOT).long_functions == []
+
+
+def test_no_module_over_the_limit():
+    assert layering.measure(ROOT).long_modules == []
+
+
 def test_the_measures_see_a_cycle_and_an_upward_import(tmp_path):
     """The measures are not vacuous: a planted cycle, upward import and in-function import are all found."""
     package = tmp_path / "jna_fast"
@@ -42,6 +50,32 @@ def test_the_measures_see_a_cycle_and_an_upward_import(tmp_path):
     assert [entry.split(":")[0] for entry in found.upward_imports] == ["jna_fast.models"]
     assert found.in_function_imports == ["jna_fast.train:4 -> jna_fast.evaluate"]
     assert found.long_signatures == ["jna_fast.loader.build (16)"]
+    assert found.long_functions == found.long_modules == []
+
+
+def _function(name: str, lines: int, indent: str = "") -> str:
+    """A function of exactly ``lines`` lines, its def included."""
+    return f"{indent}def {name}():\n" + f"{indent}    x = 1\n" * (lines - 1)
+
+
+def test_the_measures_see_long_functions_and_modules(tmp_path):
+    """A function or method of 61 lines is found, one of 60 is not (its decorators not counted); a nested function
+    counts in its parent's lines, not on its own; a module of 401 lines is found, one of 400 is not."""
+    limit, module_limit = layering.MAX_FUNCTION_LINES, layering.MAX_MODULE_LINES
+    package = tmp_path / "jna_fast"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "fit.py").write_text(
+        _function("at_limit", limit) + _function("over", limit + 1)
+        + "class Trainer:\n" + _function("step", limit + 1, "    ")
+        + "def parent():\n" + _function("child", limit + 1, "    ") + "    return child\n"
+        + "@staticmethod\n" * 5 + _function("decorated", limit))
+    (package / "big.py").write_text("x = 1\n" * (module_limit + 1))
+    (package / "fits.py").write_text("x = 1\n" * module_limit)
+    found = layering.measure(tmp_path)
+    assert found.long_functions == [f"jna_fast.fit.over ({limit + 1})", f"jna_fast.fit.Trainer.step ({limit + 1})",
+                                    f"jna_fast.fit.parent ({limit + 3})"]
+    assert found.long_modules == [f"jna_fast/big.py ({module_limit + 1})"]
 
 
 def test_flow_command_line_imports_neither_torch_nor_the_data_package():

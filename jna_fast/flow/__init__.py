@@ -17,7 +17,7 @@ CLI: ``python -m jna_fast.flow extract --videos DIR --out DIR [--algorithm tvl1|
 from .._optional import lazy_exports
 from .names import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, DEFAULT_ONLINE_ALGORITHM
 
-# Everything else needs OpenCV and PyAV: imported on first use.
+# Everything else is imported on first use (most of it needs OpenCV and PyAV).
 _EXPORTS = {
     "FlowAlgorithmUnavailable": ".algorithms",
     "make_estimator": ".algorithms",
@@ -27,16 +27,16 @@ _EXPORTS = {
     "encode_component": ".encoding",
     "encode_flow": ".encoding",
     "scale_component": ".encoding",
-    "COMPLETE_MARKER": ".extract",
-    "PARTIAL_MARKER": ".extract",
+    "COMPLETE_MARKER": ".folders",
+    "PARTIAL_MARKER": ".folders",
     "SUMMARY_NAME": ".extract",
     "VIDEO_EXTENSIONS": ".extract",
     "extract_flow": ".extract",
     "extract_video": ".extract",
     "extraction_complete": ".extract",
     "find_videos": ".extract",
-    "frame_dir_for": ".extract",
-    "read_completion_marker": ".extract",
+    "frame_dir_for": ".folders",
+    "read_completion_marker": ".folders",
     "OnlineFlow": ".online",
     "encoded_flow_stacks": ".online",
     "frames_for_flows": ".online",

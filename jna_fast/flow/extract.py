@@ -44,13 +44,12 @@ from ..io.errors import InvalidListLine, list_file_lines
 from ..io.video import frame_to_rgb, short_side_size
 from .algorithms import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, make_estimator
 from .encoding import DEFAULT_BOUND, check_bound, encode_flow
+from .folders import (COMPLETE_MARKER, PARTIAL_MARKER, PARTIAL_TAG, foreign_folder, frame_dir_for, is_complete,
+                      remove_stale_partials, settings_record, source_fingerprint)
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
                     ".ogv")
-COMPLETE_MARKER = ".extract_complete.json"
-PARTIAL_MARKER = ".extract_partial.json"
 SUMMARY_NAME = "extract_summary.json"
-PARTIAL_TAG = ".partial-"
 DEFAULT_JPEG_QUALITY = 95
 
 
@@ -93,46 +92,14 @@ def find_videos(videos_dir: str | os.PathLike, list_file: str | os.PathLike | No
     return videos, missing
 
 
-def frame_dir_for(relative_video: str) -> str:
-    """The output folder (relative to --out) of a video: its relative path without the extension."""
-    return Path(relative_video).with_suffix("").as_posix()
-
-
-def read_completion_marker(frame_dir: str | os.PathLike) -> dict | None:
-    """The marker of a completely extracted folder, or None when the folder is absent, partial or unreadable."""
-    try:
-        with open(Path(frame_dir) / COMPLETE_MARKER, encoding="utf-8") as marker:
-            return json.load(marker)
-    except (OSError, ValueError):
-        return None
-
-
-def _settings(algorithm: str, short_side: int | None, bound: float, jpeg_quality: int) -> dict:
-    return {"algorithm": algorithm, "short_side": short_side, "bound": float(bound), "jpeg_quality": jpeg_quality}
-
-
-def _source_fingerprint(video_path: Path) -> dict:
-    """Size and modification time of the video: a replaced or regenerated video invalidates its frames."""
-    status = video_path.stat()
-    return {"bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
-
-
-def _is_complete(frame_dir: Path, settings: dict, video_path: Path) -> dict | None:
-    marker = read_completion_marker(frame_dir)
-    if (marker is not None and marker.get("settings") == settings
-            and marker.get("source") == _source_fingerprint(video_path)):
-        return marker
-    return None
-
-
 def extraction_complete(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                         algorithm: str = DEFAULT_EXTRACTION_ALGORITHM, short_side: int | None = None,
                         bound: float = DEFAULT_BOUND, jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> bool:
     """Whether every video under ``videos_dir`` has its complete rawframes folder in ``out_dir`` with these
     settings, so that :func:`extract_flow` would have nothing to do; reads only, writes nothing."""
-    settings = _settings(algorithm, short_side, check_bound(bound), int(jpeg_quality))
+    settings = settings_record(algorithm, short_side, check_bound(bound), int(jpeg_quality))
     videos, _ = find_videos(videos_dir)
-    return all(_is_complete(Path(out_dir) / frame_dir_for(video), settings, Path(videos_dir) / video) is not None
+    return all(is_complete(Path(out_dir) / frame_dir_for(video), settings, Path(videos_dir) / video) is not None
                for video in videos)
 
 
@@ -151,36 +118,6 @@ def _write_jpeg(path: Path, image: np.ndarray, jpeg_quality: int) -> None:
         raise OSError(f"could not write {path}")
 
 
-def foreign_folder(frame_dir: Path) -> str | None:
-    """Why ``frame_dir`` must not be replaced, or None: anything there other than a folder this extractor
-    completed (which holds its completion marker) is someone else's."""
-    if frame_dir.is_symlink() or (frame_dir.exists() and not (frame_dir / COMPLETE_MARKER).is_file()):
-        return (f"{frame_dir} exists and was not written by python -m jna_fast.flow extract (no {COMPLETE_MARKER} "
-                f"in it), so it is left as it is: move it away, or choose another --out")
-    return None
-
-
-def _remove_stale_partials(frame_dir: Path) -> None:
-    """Delete the ``<name>.partial-<pid>`` folders that this extractor marked as its own and whose process is no
-    longer running; a folder of that name without the marker is not ours and stays."""
-    for partial in frame_dir.parent.glob(f"{frame_dir.name}{PARTIAL_TAG}*"):
-        pid_text = partial.name[len(frame_dir.name) + len(PARTIAL_TAG):]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _process_alive(int(pid_text)):
-            continue
-        if not partial.is_symlink() and (partial / PARTIAL_MARKER).is_file():
-            shutil.rmtree(partial, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *, estimator=None,
                   algorithm: str = DEFAULT_EXTRACTION_ALGORITHM, short_side: int | None = None,
                   bound: float = DEFAULT_BOUND, jpeg_quality: int = DEFAULT_JPEG_QUALITY, flow_threads: int = 1) -> int:
@@ -193,11 +130,11 @@ def extract_video(video_path: str | os.PathLike, frame_dir: str | os.PathLike, *
     foreign = foreign_folder(frame_dir)
     if foreign:
         raise FileExistsError(foreign)
-    settings = _settings(algorithm, short_side, bound, jpeg_quality)
+    settings = settings_record(algorithm, short_side, bound, jpeg_quality)
     estimator = estimator if estimator is not None else make_estimator(algorithm)
-    source = _source_fingerprint(video_path)  # taken before decoding: a video replaced meanwhile is redone later
+    source = source_fingerprint(video_path)  # taken before decoding: a video replaced meanwhile is redone later
     frame_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(frame_dir)
+    remove_stale_partials(frame_dir)
     partial = frame_dir.with_name(f"{frame_dir.name}{PARTIAL_TAG}{os.getpid()}")
     partial.mkdir()
     try:
@@ -291,45 +228,17 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     with the same settings) and ``failed`` (each with the video, its path and the error); a failed video never
     stops the run.
     """
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
-    if short_side is not None and (int(short_side) != short_side or short_side < 1):
-        raise ValueError(f"short_side must be a positive integer or None, got {short_side!r}")
-    if not 1 <= int(jpeg_quality) <= 100:
-        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality!r}")
-    workers = (os.cpu_count() or 1) if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = _checked_workers(algorithm, short_side, jpeg_quality, workers)
     bound = check_bound(bound)
     estimator = make_estimator(algorithm)  # fails early, e.g. nvof without a GPU
-    settings = _settings(algorithm, short_side, bound, int(jpeg_quality))
+    settings = settings_record(algorithm, short_side, bound, int(jpeg_quality))
     videos_dir, out_dir = Path(videos_dir), Path(out_dir)
     check_output_folder(out_dir, "--out")
     videos, failed = find_videos(videos_dir, list_file)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-
-    videos_by_frame_dir = defaultdict(list)
-    for video in videos:
-        videos_by_frame_dir[frame_dir_for(video)].append(video)
-    done, skipped, pending = [], [], {}
-    for frame_dir, sources in videos_by_frame_dir.items():
-        if len(sources) > 1:
-            failed.extend({"video": video, "path": str(videos_dir / video),
-                           "error": f"output folder {out_dir / frame_dir} would be shared by {', '.join(sources)}"}
-                          for video in sources)
-            continue
-        problem = (f"output folder {out_dir / frame_dir} leads out of --out {out_dir} (a symlink?)"
-                   if path_under(out_dir, frame_dir) is None else foreign_folder(out_dir / frame_dir))
-        if problem:
-            failed.append({"video": sources[0], "path": str(videos_dir / sources[0]), "error": problem})
-            continue
-        marker = _is_complete(out_dir / frame_dir, settings, videos_dir / sources[0])
-        if marker is not None:
-            skipped.append({"video": sources[0], "frame_dir": frame_dir, "frames": marker["frames"]})
-        else:
-            pending[str(out_dir / frame_dir)] = (sources[0], frame_dir)
-
+    skipped, pending = _plan(videos_dir, out_dir, videos, settings, failed)
+    done = []
     bar = tqdm(total=len(pending), unit="video", desc=f"flow ({algorithm})", disable=not progress,
                dynamic_ncols=True)
     bar.set_postfix(skipped=len(skipped), failed=len(failed))
@@ -345,42 +254,93 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         bar.set_postfix(skipped=len(skipped), failed=len(failed))
 
     try:
-        # `workers` cores in all: one process per video while there are enough videos, and each process computes
-        # workers // processes flow pairs at once, so a single long video (or a few) still uses every core.
-        if workers == 1 or len(pending) <= 1:
-            flow_threads = workers
-            for absolute_frame_dir, (video, _) in pending.items():
-                record(_extract_task(str(videos_dir / video), absolute_frame_dir, settings, estimator, flow_threads))
-        else:
-            # spawn, not fork: the caller may hold DALI/CUDA/OpenMP state that a forked child must not inherit
-            pool_size = min(workers, len(pending))
-            flow_threads = max(1, workers // pool_size)
-            with ProcessPoolExecutor(max_workers=pool_size, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_initialise_worker, initargs=(algorithm, flow_threads)) as pool:
-                futures = {pool.submit(_extract_task, str(videos_dir / video), absolute_frame_dir, settings):
-                           absolute_frame_dir for absolute_frame_dir, (video, _) in pending.items()}
-                for future in as_completed(futures):
-                    try:
-                        record(future.result())
-                    except Exception as error:  # the worker process itself died (e.g. killed for memory)
-                        record((futures[future], None, f"worker process failed: {_describe(error)}"))
+        flow_threads = _extract_pending(videos_dir, pending, settings, estimator, workers, record)
     finally:
         bar.close()
+    summary = {"videos_dir": str(videos_dir), "out_dir": str(out_dir), "settings": settings,
+               **_outcome(done, skipped, failed, time.monotonic() - started),
+               "workers": workers, "flow_threads_per_video": flow_threads if pending else None}
+    summary.update({key: sorted(entries, key=lambda entry: entry["video"])
+                    for key, entries in (("done", done), ("skipped", skipped), ("failed", failed))})
+    _write_json_atomically(out_dir / SUMMARY_NAME, summary)
+    return summary
 
-    elapsed = time.monotonic() - started
+
+def _checked_workers(algorithm: str, short_side: int | None, jpeg_quality: int, workers: int | None) -> int:
+    """Check :func:`extract_flow`'s settings; returns the number of cores to use."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
+    if short_side is not None and (int(short_side) != short_side or short_side < 1):
+        raise ValueError(f"short_side must be a positive integer or None, got {short_side!r}")
+    if not 1 <= int(jpeg_quality) <= 100:
+        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality!r}")
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return workers
+
+
+def _plan(videos_dir: Path, out_dir: Path, videos: list[str], settings: dict, failed: list[dict]
+          ) -> tuple[list[dict], dict[str, tuple[str, str]]]:
+    """Sort the videos into those already complete with these settings (returned: ``skipped``), those to extract
+    (returned: ``pending``, absolute output folder -> (video, output folder under ``out_dir``)), and those that
+    cannot be (appended to ``failed``: two videos sharing an output folder, a folder leading out of ``out_dir``, a
+    folder that is not ours)."""
+    videos_by_frame_dir = defaultdict(list)
+    for video in videos:
+        videos_by_frame_dir[frame_dir_for(video)].append(video)
+    skipped, pending = [], {}
+    for frame_dir, sources in videos_by_frame_dir.items():
+        if len(sources) > 1:
+            failed.extend({"video": video, "path": str(videos_dir / video),
+                           "error": f"output folder {out_dir / frame_dir} would be shared by {', '.join(sources)}"}
+                          for video in sources)
+            continue
+        problem = (f"output folder {out_dir / frame_dir} leads out of --out {out_dir} (a symlink?)"
+                   if path_under(out_dir, frame_dir) is None else foreign_folder(out_dir / frame_dir))
+        if problem:
+            failed.append({"video": sources[0], "path": str(videos_dir / sources[0]), "error": problem})
+            continue
+        marker = is_complete(out_dir / frame_dir, settings, videos_dir / sources[0])
+        if marker is not None:
+            skipped.append({"video": sources[0], "frame_dir": frame_dir, "frames": marker["frames"]})
+        else:
+            pending[str(out_dir / frame_dir)] = (sources[0], frame_dir)
+    return skipped, pending
+
+
+def _extract_pending(videos_dir: Path, pending: dict[str, tuple[str, str]], settings: dict, estimator,
+                     workers: int, record) -> int:
+    """Extract the pending videos on ``workers`` cores, passing each result to ``record``; returns the flow pairs
+    each video computed at once."""
+    # `workers` cores in all: one process per video while there are enough videos, and each process computes
+    # workers // processes flow pairs at once, so a single long video (or a few) still uses every core.
+    if workers == 1 or len(pending) <= 1:
+        for absolute_frame_dir, (video, _) in pending.items():
+            record(_extract_task(str(videos_dir / video), absolute_frame_dir, settings, estimator, workers))
+        return workers
+    # spawn, not fork: the caller may hold DALI/CUDA/OpenMP state that a forked child must not inherit
+    pool_size = min(workers, len(pending))
+    flow_threads = max(1, workers // pool_size)
+    with ProcessPoolExecutor(max_workers=pool_size, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_initialise_worker, initargs=(settings["algorithm"], flow_threads)) as pool:
+        futures = {pool.submit(_extract_task, str(videos_dir / video), absolute_frame_dir, settings):
+                   absolute_frame_dir for absolute_frame_dir, (video, _) in pending.items()}
+        for future in as_completed(futures):
+            try:
+                record(future.result())
+            except Exception as error:  # the worker process itself died (e.g. killed for memory)
+                record((futures[future], None, f"worker process failed: {_describe(error)}"))
+    return flow_threads
+
+
+def _outcome(done: list[dict], skipped: list[dict], failed: list[dict], elapsed: float) -> dict:
+    """The summary's counts and timings."""
     frames_done = sum(entry["frames"] for entry in done)
-    summary = {
-        "videos_dir": str(videos_dir), "out_dir": str(out_dir), "settings": settings,
+    return {
         "counts": {"done": len(done), "skipped": len(skipped), "failed": len(failed)},
         "elapsed_s": round(elapsed, 3),
         # Throughput of this run's algorithm over the videos extracted now (skipped ones cost nothing).
         "frames_done": frames_done,
         "frames_per_s": round(frames_done / elapsed, 2) if frames_done and elapsed > 0 else None,
-        "workers": workers,
-        "flow_threads_per_video": flow_threads if pending else None,
-        "done": sorted(done, key=lambda entry: entry["video"]),
-        "skipped": sorted(skipped, key=lambda entry: entry["video"]),
-        "failed": sorted(failed, key=lambda entry: entry["video"]),
     }
-    _write_json_atomically(out_dir / SUMMARY_NAME, summary)
-    return summary

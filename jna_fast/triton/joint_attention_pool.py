@@ -42,8 +42,7 @@ MAX_CHANNELS = 16384
 @triton.jit
 def _joint_attention_pool_forward_kernel(
     f_rgb_ptr, f_flow_ptr, w_rgb_ptr, w_flow_ptr, mask_ptr, p_rgb_ptr, p_flow_ptr, attention_ptr,
-    segments, channels,
-    HAS_MASK: tl.constexpr, ACC: tl.constexpr, SCORE_LIMIT: tl.constexpr, BLOCK_T: tl.constexpr,
+    segments, channels, HAS_MASK: tl.constexpr, ACC: tl.constexpr, SCORE_LIMIT: tl.constexpr, BLOCK_T: tl.constexpr,
     BLOCK_C: tl.constexpr,
 ):
     b = tl.program_id(0).to(tl.int64)
@@ -57,8 +56,7 @@ def _joint_attention_pool_forward_kernel(
     row = b * segments * channels
     # Per-snippet scalars in float64 (the accumulation rule, see the module docstring).
     scores = tl.zeros([BLOCK_T], dtype=tl.float64)
-    # Finite and below any finite float32 score (and any float64 one above -1e308), so that max - max never forms
-    # -inf - -inf (NaN).
+    # Finite, below any finite float32 score (and float64 one above -1e308): max - max never forms -inf - -inf.
     running_max = tl.full([], -1.0e308, tl.float64)
     denominator = tl.zeros([], dtype=tl.float64)
     # Real snippets with a non-finite score: any makes the whole row NaN (the non-finite rule,
