@@ -17,7 +17,7 @@ generator's difficulty: ``--synthetic-window-fraction``, ``--synthetic-decoys``,
 ``OUT/runs/<variant>-s<seed>`` and is evaluated by the TSN test protocol (``--eval-segments``, ``--eval-crops``)
 when it ends; a rerun skips the runs that have their report and resumes an interrupted one. ``--jobs N`` runs N of
 them at a time, each in its own process on its share of the cores (default: one on a GPU, two on a CPU, where two
-one-thread runs train about 10% more clips per second than one two-thread run). Writes
+one-thread runs train more clips per second than one two-thread run: docs/design.md §2.6). Writes
 ``OUT/ablation.json`` (``{"settings": ..., "runs": [{"variant", "seed", "top1", ...}], "summary": ...}``),
 ``OUT/ablation.md`` (the table, mean ± sd over seeds), ``OUT/ablation.png`` (bar chart with error bars) and
 ``OUT/attention/`` (strips of the attention of the variants that have one).
@@ -55,8 +55,8 @@ logger = logging.getLogger("jna_fast.ablate")
 DEFAULT_SEEDS, DEFAULT_ONE_STREAM_SEEDS = 5, 3
 METRICS = ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "attention_on_salient",
            "uniform_on_salient", "top_snippet_in_window")
-# The default budget, what 26 runs fit in 45 minutes on 2 CPU cores: 5 epochs on 32 videos per class (the main run:
-# 12 on 40; timings in benchmarks/results/ablation_2026-12-06.md).
+# The default budget: the default ablation's 26 runs fit a CPU session (docs/design.md §2.6); the main run trains 12
+# epochs on 40 videos per class.
 ABLATION_DEFAULTS = {"epochs": 5, "synthetic_videos_per_class": 32}
 # --quick: each variant trains briefly and evaluates; minutes in all.
 QUICK_SETTINGS = {"synthetic_videos_per_class": 8, "epochs": 1, "size": 32, "num_segments": 2, "test_segments": 2,
@@ -289,7 +289,7 @@ def copy_strips(out: Path, variants: list[str], seed: int) -> None:
 
 def default_jobs() -> int:
     """One run at a time on a GPU (they would share it); on a CPU two runs side by side, each on half the cores,
-    train more clips per second than one run on all of them (benchmarks/results/ablation_2026-12-06.md)."""
+    train more clips per second than one run on all of them (docs/design.md §2.6)."""
     if torch.cuda.is_available():
         return 1
     return min(2, os.cpu_count() or 1)

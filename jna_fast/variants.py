@@ -11,13 +11,11 @@ from pathlib import Path
 
 from .cli import shown
 from .config import Config, read_config_file
+from .models import registry
 from .plain_yaml import read_plain_yaml
 
 INDEX_NAME = "index.yaml"
 INSTALLED_DIR = "ablations"  # the wheel's copy of configs/ablations/, inside the package (setup.py)
-# Temporal pooling parts that weigh the snippets uniformly: their runs have no attention to score (their "most
-# attended snippet" would be an arbitrary tie).
-UNIFORM_TEMPORAL_POOLING = ("average",)
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,8 @@ def _read_index(path: Path) -> tuple[list[str], tuple[Comparison, ...]]:
 
 def scores_attention(cfg: Config) -> bool:
     """Whether a variant's runs weigh the snippets by a learned attention, whose localisation can be scored."""
-    return cfg.model.temporal_pooling.name not in UNIFORM_TEMPORAL_POOLING
+    part = registry.lookup("temporal_pooling", cfg.model.temporal_pooling.name)
+    return getattr(part, "LEARNS_ATTENTION", False)
 
 
 def one_stream(cfg: Config) -> bool:

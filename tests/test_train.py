@@ -108,7 +108,7 @@ def test_resume_with_other_options_is_refused(trained, synthetic):
     before = (out / "last.pt").read_bytes()
     refused = run_cli(*cli_options(synthetic, out), "--backbone", "resnet34", "--lr", "0.5")
     assert refused.returncode == 2
-    assert "--backbone: 'resnet18' in the checkpoint, 'resnet34' now" in refused.stderr
+    assert "--model.backbone.name: 'resnet18' in the checkpoint, 'resnet34' now" in refused.stderr
     assert "--lr: 0.001 in the checkpoint, 0.5 now" in refused.stderr and "--resume never" in refused.stderr
     assert (out / "last.pt").read_bytes() == before
     # options that may change on resume are accepted: a longer run continues where the old one ended

@@ -4,10 +4,10 @@ Every estimator turns a stream of greyscale uint8 frames into the N-1 forward fl
 each ``[H, W, 2]`` float32 in pixels with OpenCV's convention: ``previous[y, x] ~ next[y + fy, x + fx]``, so motion
 to the right gives positive x and motion down gives positive y.
 
-Algorithms (the cost of each per flow field, by frame size: benchmarks/results/cpu_online_flow_2026-11-29.md):
+Algorithms (their costs: docs/design.md §6.2):
 - ``tvl1`` (the extraction default, :data:`DEFAULT_EXTRACTION_ALGORITHM`): OpenCV-contrib Dual TV-L1 with its
-  default parameters, the flow the two-stream/TSN results are reported with. Some hundred times slower than DIS on
-  a CPU, so it is extracted once, for real datasets, where flow quality drives the temporal stream's accuracy.
+  default parameters, the flow the two-stream/TSN results are reported with. Far slower than DIS on a CPU, so it is
+  extracted once, for real datasets, where flow quality drives the temporal stream's accuracy.
 - ``dis`` (the online default, :data:`DEFAULT_ONLINE_ALGORITHM`): OpenCV DIS with the FAST preset, cheap enough to
   compute while training. On the synthetic dataset's 64x64 videos, against the true object motion, FAST is as
   accurate as TV-L1 and better than the MEDIUM preset, whose larger patches smear small moving objects into the

@@ -187,7 +187,7 @@ _worker_flow_threads = 1
 def _initialise_worker(algorithm: str, flow_threads: int) -> None:
     global _worker_estimator, _worker_flow_threads
     # The cores are shared out as flow pairs in flight (flow_threads per worker process); OpenCV's own threads
-    # would oversubscribe them (and TV-L1 does not use them: measured, one core per pair whatever setNumThreads).
+    # would oversubscribe them (and TV-L1 does not use them: one core per pair whatever setNumThreads, docs/design.md §6.2).
     cv2.setNumThreads(1)
     _worker_estimator = make_estimator(algorithm)
     _worker_flow_threads = flow_threads

@@ -45,7 +45,7 @@ def check_resumable(cfg: Config, state: dict, path: Path) -> None:
     saved = config_from_dict(state["config"], f"{path}: saved configuration")
     differences = saved.differences(cfg, ignored=frozenset(resumable_paths()))
     if differences:
-        listed = "; ".join(f"--{name.replace('_', '-')}: {old!r} in the checkpoint, {new!r} now"
+        listed = "; ".join(f"--{name}: {old!r} in the checkpoint, {new!r} now"
                            for name, (old, new) in differences.items())
         resumable = ", ".join(resumable_paths())
         raise CheckpointError(

@@ -68,6 +68,9 @@ class JointTemporalAttention(UsesOps, nn.Module):
 class JointAttentionPooling(JointTemporalAttention, Part):
     Options = JointAttentionOptions
     NEEDS_BOTH_STREAMS = True
+    # Its weights are learnt per snippet: the ablation scores where they fall (a uniform pooling's "most attended
+    # snippet" would be an arbitrary tie).
+    LEARNS_ATTENTION = True
 
     def __init__(self, options: JointAttentionOptions, context: PartContext):
         super().__init__(context.channels, context.backend)
