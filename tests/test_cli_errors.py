@@ -53,9 +53,9 @@ def test_evaluate_refuses_an_option_its_dataset_does_not_use(tiny_checkpoint, tm
     # the checkpoint was trained on the synthetic set, which has no list files; nor has UCF101
     out = tmp_path / "eval"
     assert evaluate([str(tiny_checkpoint), "--out", str(out), "--val-list", "mine.txt"]) == 2
-    one_error_line(capsys, "option val_list applies to --dataset videos/rawframes; synthetic")
+    one_error_line(capsys, "option data.val_list applies to --dataset videos/rawframes; synthetic")
     assert evaluate([str(tiny_checkpoint), "--out", str(out), "--dataset", "ucf101", "--val-list", "mine.txt"]) == 2
-    one_error_line(capsys, "option val_list applies to --dataset videos/rawframes; ucf101")
+    one_error_line(capsys, "option data.val_list applies to --dataset videos/rawframes; ucf101")
     assert not out.exists()
 
 
