@@ -67,7 +67,7 @@ def test_a_checkpoint_of_the_one_module_jna_rebuilds_the_same_model(name):
 def test_a_run_resumes_from_a_last_pt_of_the_one_module_jna(variant):
     from jna_fast.builders import build_model
     from jna_fast.checkpoint import load_checkpoint, load_model_state, load_optimizer_state
-    from jna_fast.train import check_resumable, make_optimizer
+    from jna_fast.training import check_resumable, make_optimizer
 
     path = LEGACY / f"last_{variant}.pt"
     state = load_checkpoint(path)

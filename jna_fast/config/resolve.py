@@ -39,32 +39,26 @@ def _section_values(section: str, layers: Mapping, chosen: Mapping[str, str], da
     values = {}
     for path, leaf in leaves().items():
         head, _, rest = path.partition(".")
-        if head != section or leaf.owner is not None or "." in rest:
-            continue
-        values[rest] = layers.get(path, leaf.default())
+        if head == section and leaf.owner is None and "." not in rest:
+            values[rest] = layers.get(path, leaf.default())
     if section == "data":
         if values["flow_algorithm"] is None:
             online = values["flow"] == "online"
             values["flow_algorithm"] = DEFAULT_ONLINE_ALGORITHM if online else DEFAULT_EXTRACTION_ALGORITHM
-        values.update(_owned(f"data.{dataset}", ("data.dataset", dataset), layers, dataset, Section))
+        own = _owned("data.dataset", dataset, layers)
+        if own:
+            values[dataset] = Section(own)
     if section == "model":
         for kind, name in chosen.items():
-            part = _owned(f"model.{kind}", (f"model.{kind}", name), layers, name, None)
-            values[kind] = Part({"name": name, **part[kind]}, kind)
+            values[kind] = Part({"name": name, **_owned(f"model.{kind}", name, layers)}, kind)
     return values
 
 
-def _owned(prefix: str, owner: tuple[str, str], layers: Mapping, owner_name: str, wrap) -> dict:
-    """The options under ``prefix`` that belong to ``owner`` (a chosen part or dataset kind), from the layers or
-    the owner's own defaults, as {last name of prefix: values} (a Section when ``wrap``)."""
-    values = {}
-    for path, leaf in leaves().items():
-        if leaf.owner and leaf.owner[0] == owner[0] and owner[1] in leaf.owner[1] and path.startswith(prefix + "."):
-            values[leaf.name] = layers.get(path, leaf.default(owner_name))
-    name = prefix.rsplit(".", 1)[-1]
-    if wrap is None:
-        return {name: values}
-    return {name: wrap(values)} if values else {}
+def _owned(chooser: str, chosen: str, layers: Mapping) -> dict:
+    """The options that belong to ``chosen`` (a part or dataset kind picked by ``chooser``), by name, from the
+    layers or the owner's own defaults."""
+    return {leaf.name: layers.get(path, leaf.default(chosen)) for path, leaf in leaves().items()
+            if leaf.owner and leaf.owner[0] == chooser and chosen in leaf.owner[1]}
 
 
 def _check(cfg: Config, spec) -> None:

@@ -58,27 +58,26 @@ class Section:
 class Part(Section):
     """The part chosen for one kind: its ``name`` and its options (``.options``: the part's Options instance)."""
 
-    __slots__ = ()
+    __slots__ = ("_kind",)
 
     def __init__(self, values: dict, kind: str):
-        super().__init__({**values, "kind": kind})
+        super().__init__(values)
+        object.__setattr__(self, "_kind", kind)
 
     def __reduce__(self):
-        values = dict(self._values)
-        return Part, (values, values.pop("kind"))
+        return Part, (self._values, self._kind)
+
+    def __eq__(self, other) -> bool:
+        return super().__eq__(other) and other._kind == self._kind
+
+    @property
+    def kind(self) -> str:
+        return self._kind
 
     @property
     def options(self):
-        values = {name: value for name, value in self._values.items() if name not in ("name", "kind")}
-        return parts.options(self.kind, self.name)(**values)
-
-    def flat(self, prefix: str = ""):
-        return ((path, value) for path, value in super().flat(prefix) if path != f"{prefix}kind")
-
-    def to_dict(self) -> dict:
-        values = super().to_dict()
-        values.pop("kind")
-        return values
+        values = {name: value for name, value in self._values.items() if name != "name"}
+        return parts.options(self._kind, self.name)(**values)
 
 
 class Config(Section):
