@@ -109,7 +109,7 @@ def test_resume_with_other_options_is_refused(trained, synthetic):
     refused = run_cli(*cli_options(synthetic, out), "--backbone", "resnet34", "--lr", "0.5")
     assert refused.returncode == 2
     assert "--model.backbone.name: 'resnet18' in the checkpoint, 'resnet34' now" in refused.stderr
-    assert "--lr: 0.001 in the checkpoint, 0.5 now" in refused.stderr and "--resume never" in refused.stderr
+    assert "--optim.lr: 0.001 in the checkpoint, 0.5 now" in refused.stderr and "--resume never" in refused.stderr
     assert (out / "last.pt").read_bytes() == before
     # options that may change on resume are accepted: a longer run continues where the old one ended
     longer = run_cli(*cli_options(synthetic, out), "--epochs", "3", "--no-final-eval")
@@ -262,7 +262,7 @@ def test_parameter_groups_cover_every_parameter_once():
 def test_stitch_recipe_warm_up_and_rate():
     from jna_fast.config import config_from_dict, parse_args
     from jna_fast.builders import build_model
-    from jna_fast.train import make_optimizer, set_learning_rates, warmup_shares
+    from jna_fast.training import make_optimizer, set_learning_rates, warmup_shares
 
     cfg = parse_args(["--stitch-self-weight", "1.0", "--stitch-lr-scale", "5", "--stitch-warmup", "0.5",
                       "--attention-warmup", "0.25", "--epochs", "4", "--warmup-epochs", "0"])
