@@ -309,3 +309,14 @@ def test_attention_evidence_term_is_in_the_loss():
     target = torch.tensor([1, 2])
     torch.testing.assert_close(model.loss(out, target),
                                model.fusion.loss(out, target) + 0.5 * attention_evidence_loss(out, target))
+
+
+def test_the_description_leaves_out_the_weight_file_of_the_training_machine():
+    from jna_fast.config import parse_args
+    from jna_fast.models import build_model
+
+    cfg = parse_args(["--weights", "/home/me/resnet18.pth", "--streams", "rgb", "--share-after", "",
+                      "--consensus", "average"])
+    described = build_model(cfg.model, 3).describe()
+    assert described["parts"]["backbone"] == {"name": "resnet18", "options": {}}
+    assert "/home/me" not in repr(described)

@@ -143,9 +143,14 @@ class Network(nn.Module):
         described = {"streams": self.streams, "backbone": self.backbone_name}
         for kind in PART_KINDS:
             described.update(getattr(self, kind).describe())
-        described["parts"] = {kind: {"name": name, "options": dataclasses.asdict(options)}
+        described["parts"] = {kind: {"name": name, "options": self._described_options(kind, name, options)}
                               for kind, (name, options) in self.choices.items()}
         return described
+
+    @staticmethod
+    def _described_options(kind: str, name: str, options) -> dict:
+        hidden = getattr(registry.lookup(kind, name), "UNDESCRIBED_OPTIONS", ())
+        return {key: value for key, value in dataclasses.asdict(options).items() if key not in hidden}
 
     def scheduled_parameters(self) -> list[ScheduledParameters]:
         """The parameters the parts schedule on their own (learning-rate factor, warm-up), in the order of the

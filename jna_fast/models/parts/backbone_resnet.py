@@ -24,6 +24,9 @@ class ResNetOptions:
 class _ResNetPart(ResNet):
     DEPTH = 50
     Options = ResNetOptions
+    # A file on the training machine that initialised the weights: not a property of the trained model, so not in
+    # its description (an export's metadata would otherwise carry a local path).
+    UNDESCRIBED_OPTIONS = ("weights",)
 
     def __init__(self, options: ResNetOptions = ResNetOptions(), in_channels: int = 3):
         super().__init__(self.DEPTH, in_channels=in_channels, num_classes=None)
