@@ -86,7 +86,7 @@ def trained(synthetic, tmp_path_factory):
 def test_cli_trains_checkpoints_and_resumes(trained):
     out, second = trained
     assert "resumed from" in second.stderr and "at epoch 0, batch 2 (step 2)" in second.stderr
-    # The set fits in memory (--memory-cache auto): decoded once, the thread split stated.
+    # The set fits in memory (--data.memory_cache auto): decoded once, the thread split stated.
     assert "caching 6 videos of the train split in memory: " in second.stderr
     assert "thread split: the loader 1 thread" in second.stderr and "loader_wait_share" in second.stderr
     state = load_checkpoint(out / "last.pt")

@@ -180,7 +180,7 @@ class ClipLoader:
         estimate, videos = split_estimate(self._requests(positions), limit if mode == "auto" else None, float_flow)
         if not use_memory_cache(mode, estimate, limit):
             logger.info("not caching the %s split in memory: %d videos already take %.0f MiB decoded, over the "
-                        "limit of %.0f MiB (--memory-cache-mib)", subset, videos, estimate / MIB, limit / MIB)
+                        "limit of %.0f MiB (--data.memory_cache_mib)", subset, videos, estimate / MIB, limit / MIB)
             return None
         logger.info("caching %d videos of the %s split in memory: %.0f MiB (limit %.0f MiB); thread split: the "
                     "loader 1 thread (crops from memory), torch %d intra-op threads, %d CPUs", videos, subset,

@@ -6,7 +6,7 @@ and the flow fields ``[F, 2, h, w]`` as the x/y JPEGs decode (uint8), or as the 
 (uint8 when quantised, float32 codes otherwise). A cached clip goes through the same ``ClipSampling.sample()``,
 the same crops and the same normalisation (backends.clip_views) as a decoded one, so its tensors are bit-equal.
 
-The size rule (``--memory-cache auto``): a split is cached when its decoded size, estimated from the probed frame
+The size rule (``--data.memory_cache auto``): a split is cached when its decoded size, estimated from the probed frame
 counts and sizes before anything is decoded, fits under the limit; ``on`` caches whatever the size, ``off`` never.
 """
 
