@@ -80,8 +80,10 @@ def salient_windows(cfg: Config):
 
 
 def build_loader_for(cfg: Config, subset: str, *, num_segments: int, device: str, backend: str,
-                     num_classes: int | None = None, num_crops: int = 1, batch_size: int | None = None):
-    """The loader of ``subset`` ("train" or "test") as the configuration says (``batch_size``: cfg's when None)."""
+                     num_classes: int | None = None, num_crops: int = 1, batch_size: int | None = None,
+                     memory_limit: int | None = None):
+    """The loader of ``subset`` ("train" or "test") as the configuration says (``batch_size``: cfg's when None;
+    ``memory_limit``: the bytes its memory cache may take, None: no memory cache)."""
     root, frames_root = dataset_roots(cfg)
     train = subset == "train"
     return data.build_loader(
@@ -92,7 +94,9 @@ def build_loader_for(cfg: Config, subset: str, *, num_segments: int, device: str
         sampling=ClipSampling(num_segments=num_segments, flow_length=cfg.model.flow_length, size=cfg.data.size,
                               flip=flip_allowed(cfg), num_crops=num_crops),
         sharding=Sharding(seed=cfg.run.seed, drop_last=train),
-        decoding=Decoding(backend=backend, device=device, on_error=cfg.data.on_error),
+        decoding=Decoding(backend=backend, device=device, on_error=cfg.data.on_error,
+                          memory_cache="off" if memory_limit is None else cfg.data.memory_cache,
+                          memory_limit=memory_limit),
         flow=FlowSource(cfg.data.flow, cfg.data.flow_algorithm))
 
 

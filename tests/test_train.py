@@ -86,12 +86,16 @@ def trained(synthetic, tmp_path_factory):
 def test_cli_trains_checkpoints_and_resumes(trained):
     out, second = trained
     assert "resumed from" in second.stderr and "at epoch 0, batch 2 (step 2)" in second.stderr
+    # The set fits in memory (--data.memory_cache auto): decoded once, the thread split stated.
+    assert "caching 6 videos of the train split in memory: " in second.stderr
+    assert "thread split: the loader 1 thread" in second.stderr and "loader_wait_share" in second.stderr
     state = load_checkpoint(out / "last.pt")
     assert (state["epoch"], state["batch"], state["step"]) == (2, 0, 6)  # 3 steps/epoch, 2 epochs
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     for record in records:
         assert 0.0 <= record["val_top1"] <= 1.0 and record["val_clips"] == 6
+        assert 0.0 <= record["loader_wait_share"] <= 1.0 and record["loader_wait_s"] >= 0.0
         assert 0.0 <= record["val_attention_on_salient"] <= 1.0
         assert 0.0 <= record["val_top_snippet_in_window"] <= 1.0
     # best.pt holds the epoch with the best validation top-1 (the first such epoch on ties)

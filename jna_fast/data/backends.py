@@ -73,14 +73,14 @@ def _image_files(request: ClipRequest):
     return [request.folder.image_path(int(frame), request.first_frame) for frame in request.starts]
 
 
-def _rgb_frames_uint8(request: ClipRequest) -> np.ndarray:
+def rgb_frames_uint8(request: ClipRequest) -> np.ndarray:
     """uint8 RGB frames [T, H, W, 3] of a clip, from its video (PyAV) or its rawframes img files (OpenCV)."""
     if request.video is not None:
         return decode_frames(request.record.video_path, request.starts)
     return np.stack([_read_image(path, cv2.IMREAD_COLOR_RGB, request.rgb_size) for path in _image_files(request)])
 
 
-def _online_clip_uint8(request: ClipRequest, online_flow: OnlineFlow) -> tuple[np.ndarray, np.ndarray]:
+def online_clip_uint8(request: ClipRequest, online_flow: OnlineFlow) -> tuple[np.ndarray, np.ndarray]:
     """RGB frames [T, H, W, 3] and flow stacks [T, 2L, H, W] (uint8, or float32 codes when not quantised) of a
     clip whose flow is computed from its video's frames, all decoded in one pass (and resized on decode to the
     request's ``flow_size``)."""
@@ -89,6 +89,11 @@ def _online_clip_uint8(request: ClipRequest, online_flow: OnlineFlow) -> tuple[n
     frames = {int(index): frame for index, frame in zip(needed, decoded)}
     rgb = np.stack([frames[int(index)] for index in request.starts])
     return rgb, online_flow.stacks(frames, request.flows)
+
+
+def read_flow_images(request: ClipRequest) -> list[np.ndarray]:
+    """The greyscale flow images [h, w] of a clip read from its rawframes folder, in channel order."""
+    return [_read_image(path, cv2.IMREAD_GRAYSCALE, request.flow_size) for path in _flow_files(request)]
 
 
 def clip_views(frames, flow_images, crops, rgb_size: tuple[int, int], flow_size: tuple[int, int], size: int,
@@ -117,13 +122,15 @@ def clip_views(frames, flow_images, crops, rgb_size: tuple[int, int], flow_size:
 
 
 class PyAVBackend:
-    """``online_flow`` (an OnlineFlow): compute every clip's flow from its video's frames instead of reading it."""
+    """``online_flow`` (an OnlineFlow): compute every clip's flow from its video's frames instead of reading it.
+    ``memory`` (a memory_cache.MemoryCache): take every clip's frames and flow from it (each video decoded once)."""
 
     name = "pyav"
 
     def __init__(self, size: int, flow_length: int, num_threads: int, pin_memory: bool = False,
-                 online_flow: OnlineFlow | None = None):
+                 online_flow: OnlineFlow | None = None, memory=None):
         self.size, self.flow_length, self.pin_memory, self.online_flow = size, flow_length, pin_memory, online_flow
+        self.memory = memory
         self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="jna_fast_data")
 
     def _clip(self, request: ClipRequest) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -131,12 +138,14 @@ class PyAVBackend:
         of its flow: read from the rawframes folder, or computed online once for all views) and one resize per
         window: a mirrored view reuses its unmirrored twin's."""
         size = self.size
-        if request.folder is None:
-            frames, flow_stacks = _online_clip_uint8(request, self.online_flow)
+        if self.memory is not None:
+            frames, flow_images = self.memory.pixels(request)
+        elif request.folder is None:
+            frames, flow_stacks = online_clip_uint8(request, self.online_flow)
             flow_images = flow_stacks.reshape(-1, *flow_stacks.shape[2:])
         else:
-            frames = _rgb_frames_uint8(request)
-            flow_images = [_read_image(path, cv2.IMREAD_GRAYSCALE, request.flow_size) for path in _flow_files(request)]
+            frames = rgb_frames_uint8(request)
+            flow_images = read_flow_images(request)
         return clip_views(frames, flow_images, request.crops, request.rgb_size, request.flow_size, size,
                           self.flow_length)
 

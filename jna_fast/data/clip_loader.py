@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from ..io.video import VideoInfo, probe_video, short_side_size
 from .backends import DaliBackend, PyAVBackend
 from .batch import ClipBatch, ClipRequest
 from .lists import DatasetIndex
-from .loader_settings import ClipSampling, Decoding, Sharding, shard_bounds
+from .loader_settings import MIB, ClipSampling, Decoding, Sharding, memory_limit, shard_bounds
+from .memory_cache import MemoryCache, split_estimate, use_memory_cache
 from .rawframes import DEFAULT_NAMING, FrameFolder, RawframesNaming, scan_frame_folder
 from .transforms import tsn_view_count
 
@@ -95,11 +97,15 @@ class ClipLoader:
         self._sources: dict[int, _ClipSource] = {}
         self._videos: dict[int, VideoInfo] = {}
         self._known_bad: dict[int, str] = {}
+        self.memory_bytes = 0  # the memory cache's estimated size (0: no cache)
+        self.memory, self._fill_threads = self._memory_cache(decoding), decoding.num_threads
         if backend == "dali":
             self.backend = DaliBackend(self.size, self.num_segments, self.flow_length, batch_size, device,
                                        decoding.num_threads, self.seed, self.num_views, pin_memory)
         else:
-            self.backend = PyAVBackend(self.size, self.flow_length, decoding.num_threads, pin_memory, online_flow)
+            # Served from memory, a clip costs only its crops: one loader thread leaves the cores to the step.
+            self.backend = PyAVBackend(self.size, self.flow_length, 1 if self.memory else decoding.num_threads,
+                                       pin_memory, online_flow, self.memory)
         self.device = device
         logger.info("%d videos, shard %d/%d, backend %s on %s; RGB from %s, flow %s", len(index.records), shard_id,
                     num_shards, backend, device, "the videos" if self.rgb_from_video else "rawframes images",
@@ -148,6 +154,45 @@ class ClipLoader:
             except DataError:
                 continue
         return None
+
+    # --- the memory cache ---------------------------------------------------------------------------------------
+    def _requests(self, positions, epoch: int = 0):
+        for position in positions:
+            try:
+                yield self.request(int(position), epoch)
+            except DataError:
+                continue  # a bad source: skipped (and reported) when a batch asks for it
+
+    def _memory_cache(self, decoding: Decoding) -> MemoryCache | None:
+        """The memory cache of this loader, or None, by ``decoding.memory_cache`` and the size rule: the videos
+        this process reads (the whole split when shuffled: the shards change every epoch) are estimated from
+        their probed counts and sizes, before anything is decoded."""
+        mode, subset = decoding.memory_cache, "train" if self.train else "test"
+        if mode == "off":
+            return None
+        if decoding.backend != "pyav":
+            if mode == "on":
+                raise ValueError(f"memory_cache='on' serves the PyAV backend, not backend={decoding.backend!r}")
+            return None
+        limit = memory_limit(None) if decoding.memory_limit is None else decoding.memory_limit
+        positions = range(len(self.index.records)) if self.shuffle else self.shard_positions(0)
+        float_flow = self.online_flow is not None and not self.online_flow.quantise
+        estimate, videos = split_estimate(self._requests(positions), limit if mode == "auto" else None, float_flow)
+        if not use_memory_cache(mode, estimate, limit):
+            logger.info("not caching the %s split in memory: %d videos already take %.0f MiB decoded, over the "
+                        "limit of %.0f MiB (--data.memory_cache_mib)", subset, videos, estimate / MIB, limit / MIB)
+            return None
+        logger.info("caching %d videos of the %s split in memory: %.0f MiB (limit %.0f MiB); thread split: the "
+                    "loader 1 thread (crops from memory), torch %d intra-op threads, %d CPUs", videos, subset,
+                    estimate / MIB, limit / MIB, torch.get_num_threads(), os.cpu_count() or 1)
+        self.memory_bytes = estimate
+        return MemoryCache(self.online_flow)
+
+    def fill_memory(self, epoch: int | None = None) -> None:
+        """Decodes into the memory cache, with the decoding threads, the videos of this shard in ``epoch`` that it
+        does not hold yet."""
+        if self.memory is not None:
+            self.memory.fill(self._requests(self.shard_positions(epoch)), self._fill_threads)
 
     # --- per clip ---------------------------------------------------------------------------------------------
     def _video(self, position: int) -> VideoInfo:
@@ -295,6 +340,7 @@ class ClipLoader:
         """The batches of the current epoch from batch number ``start_batch`` on (a resumed run skips the batches
         it already trained on without decoding them)."""
         epoch, failed = self.epoch, {}
+        self.fill_memory(epoch)
         if self.prefetch < 1:
             yield from self._batches_of_epoch(epoch, start_batch, failed)
             self._end_epoch(epoch, failed)

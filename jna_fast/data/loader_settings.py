@@ -6,6 +6,7 @@ torch, no PyAV or OpenCV (the online flow's computation loads when it is made)."
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -15,11 +16,39 @@ import torch
 from .. import flow
 from ..flow.encoding import DEFAULT_BOUND
 from ..flow.names import DEFAULT_ONLINE_ALGORITHM
-from .options import DEFAULT_TEST_SEGMENTS
+from .options import DEFAULT_TEST_SEGMENTS, MEMORY_CACHE_SHARE
 from .sampling import flow_stack_indices, tsn_snippet_starts
 from .transforms import DEFAULT_TEST_CROP_SCALE, TRAIN_SCALES, Crop, sample_train_crop, tsn_test_crops
 
 DEFAULT_TRAIN_SEGMENTS = 3
+
+MIB = 1 << 20
+# Used when the available memory cannot be read (no /proc/meminfo, no sysconf).
+FALLBACK_AVAILABLE = 4 << 30
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (``MemAvailable`` of /proc/meminfo; the physical memory where unreadable)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return FALLBACK_AVAILABLE
+
+
+def memory_limit(limit_mib: int | None) -> int:
+    """The cache's limit in bytes: ``limit_mib`` MiB, or MEMORY_CACHE_SHARE of the available memory divided among
+    the node's processes (``LOCAL_WORLD_SIZE``, set by torchrun)."""
+    if limit_mib is not None:
+        return int(limit_mib) * MIB
+    processes = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
+    return int(available_memory() * MEMORY_CACHE_SHARE) // processes
 
 
 def distributed_shard() -> tuple[int, int]:
@@ -122,7 +151,10 @@ class Decoding:
     ``pin_memory``: CPU batches in page-locked memory (None: when CUDA is available and device="cpu").
     ``short_side``: with online flow, every video's frames are resized on decode so their short side is this many
     pixels (the aspect ratio kept), and the crops and the flow are cut and computed at that size, as from
-    rawframes extracted with ``--short-side`` (None: the videos' own size)."""
+    rawframes extracted with ``--short-side`` (None: the videos' own size). ``memory_cache``: "on", "auto" or "off"
+    (PyAV backend): each video decoded once and its frames and flow kept in memory for the run; "auto" when the
+    split's decoded size fits under ``memory_limit`` bytes (None: memory_cache.memory_limit's default)
+    (jna_fast/data/memory_cache.py)."""
 
     backend: str = "auto"
     device: str | None = None
@@ -132,6 +164,8 @@ class Decoding:
     prefetch: int = 2
     pin_memory: bool | None = None
     short_side: int | None = None
+    memory_cache: str = "off"
+    memory_limit: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ from ..options import option
 
 BACKENDS = ("auto", "dali", "pyav")
 FLOW_SOURCES = ("rawframes", "online")
+MEMORY_CACHE_MODES = ("auto", "on", "off")
+# --data.memory_cache auto caches a split when its decoded size fits under this share of the memory available at the
+# start of the run, divided among the node's processes: 6 GiB at most on a 24 GiB machine with one process.
+MEMORY_CACHE_SHARE = 0.25
 # TSN's test protocol: 25 evenly spaced snippets per video.
 DEFAULT_TEST_SEGMENTS = 25
 # The test views per video TSN reports: the centre; 3 along the long side; 4 corners, centre and mirrors.
@@ -45,3 +49,10 @@ class DataOptions:
     backend: str = option("auto", "clip decoding backend", choices=BACKENDS, resumable=True)
     on_error: str = option("skip", "a corrupt video: stop, or warn, skip and count it", choices=ON_ERROR_CHOICES,
                            resumable=True)
+    memory_cache: str = option("auto", "keep each video's decoded frames and flow in memory after its first "
+                               "read, so later epochs only cut crops (PyAV backend): auto when a split's decoded "
+                               "size fits under --data.memory_cache_mib, on, or off; changes speed, not the batches",
+                               choices=MEMORY_CACHE_MODES, resumable=True)
+    memory_cache_mib: int | None = option(None, "the memory cache's limit in MiB, for the training and validation "
+                                          "splits together (default: a quarter of the memory available at the "
+                                          "start, divided among the node's processes)", minimum=1, resumable=True)

@@ -22,7 +22,7 @@ def train_epoch(trainer: Trainer, epoch: int, skip: int) -> EpochRun:
     run = EpochRun(torch.zeros(3, dtype=torch.float64, device=env.device), skip)
     bar = tqdm(total=len(loader), initial=skip, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="batch",
                disable=not (env.is_main and cfg.run.progress), dynamic_ncols=True)
-    for batch in loader.batches(start_batch=skip):
+    for batch in timed_batches(loader.batches(start_batch=skip), run):
         train_step(trainer, batch.to(env.device, non_blocking=True), run, epoch)
         bar.update(1)
         if progress.step % cfg.run.log_every == 0:
@@ -34,6 +34,21 @@ def train_epoch(trainer: Trainer, epoch: int, skip: int) -> EpochRun:
             break
     bar.close()
     return run
+
+
+def timed_batches(batches, run: EpochRun):
+    """``batches``, adding the time spent waiting for each to ``run.loader_wait`` (closed when the epoch stops
+    early, so the loader's prefetching thread ends)."""
+    try:
+        while True:
+            waited = time.perf_counter()
+            batch = next(batches, None)
+            run.loader_wait += time.perf_counter() - waited
+            if batch is None:
+                return
+            yield batch
+    finally:
+        batches.close()
 
 
 def show_running_figures(trainer: Trainer, run: EpochRun, bar) -> None:
@@ -48,11 +63,15 @@ def show_running_figures(trainer: Trainer, run: EpochRun, bar) -> None:
 
 def epoch_record(trainer: Trainer, epoch: int, run: EpochRun) -> dict:
     """The epoch's training figures over every process: loss and top-1 (None when every step of the epoch was
-    skipped, --on-nan skip: there is no training loss to report), clips per second, skipped clips and steps."""
+    skipped, --on-nan skip: there is no training loss to report), clips per second, skipped clips and steps, and
+    the loader's share of the epoch: the time the steps waited for their batches over the epoch's time (the mean
+    over the processes; the first epoch's includes filling the memory cache)."""
     env = trainer.env
+    elapsed = max(time.perf_counter() - run.began, 1e-9)
     seen, loss_sum, correct = all_reduce_sum(run.sums).tolist()
+    waited = float(all_reduce_sum(torch.tensor(run.loader_wait, dtype=torch.float64, device=env.device)))
     skipped = int(all_reduce_sum(torch.tensor(trainer.data.train_loader.skipped_clips, device=env.device)))
     return {"epoch": epoch + 1, "step": trainer.progress.step, "train_loss": loss_sum / seen if seen else None,
             "train_top1": correct / seen if seen else None,
-            "train_clips_per_s": seen / max(time.perf_counter() - run.began, 1e-9), "skipped_clips": skipped,
-            "skipped_steps": run.skipped_steps}
+            "train_clips_per_s": seen / elapsed, "skipped_clips": skipped, "skipped_steps": run.skipped_steps,
+            "loader_wait_s": waited / env.world_size, "loader_wait_share": waited / env.world_size / elapsed}

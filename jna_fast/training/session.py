@@ -13,6 +13,7 @@ from ..builders import (build_loader_for, build_model, data_settings, prepare_da
                         resolve_loader_device, salient_windows)
 from ..checkpoint import BEST_NAME, LAST_NAME, save_checkpoint
 from ..config import CONFIG_NAME, Config, save_config
+from ..data.loader_settings import memory_limit
 from ..models.registry import KINDS as MODEL_PART_KINDS
 from ..runtime import Distributed, rng_state
 from .optimizer import make_optimizer
@@ -104,10 +105,13 @@ def load_data(cfg: Config, env: Distributed) -> RunData:
     data settings."""
     prepare_dataset_on_every_node(cfg, env)  # a kind made on first use (the synthetic set)
     backend, loader_device = resolve_loader_device(cfg, env.device)
+    # The memory cache's limit holds for both splits: the validation split gets what the training one leaves.
+    limit = memory_limit(cfg.data.memory_cache_mib)
     train_loader = build_loader_for(cfg, "train", num_segments=cfg.data.num_segments, device=loader_device,
-                                    backend=backend, num_classes=cfg.data.num_classes)
+                                    backend=backend, num_classes=cfg.data.num_classes, memory_limit=limit)
     val_loader = build_loader_for(cfg, "test", num_segments=cfg.eval.val_segments, device=loader_device,
-                                  backend=backend, num_classes=train_loader.num_classes)
+                                  backend=backend, num_classes=train_loader.num_classes,
+                                  memory_limit=max(limit - train_loader.memory_bytes, 0))
     data = RunData(train_loader, val_loader, train_loader.class_names, salient_windows(cfg),
                    data_settings(cfg, train_loader.frame_short_side()), backend, loader_device)
     if len(train_loader) == 0:

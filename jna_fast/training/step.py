@@ -30,6 +30,7 @@ class EpochRun:
     batch: int                  # the batch number reached
     skipped_steps: int = 0      # steps not applied (--on-nan skip)
     reached_max_steps: bool = False
+    loader_wait: float = 0.0    # seconds spent waiting for the loader's next batch
     began: float = field(default_factory=time.perf_counter)  # at the start
 
 

@@ -24,7 +24,7 @@ TSN_RECIPE = {
 }
 # Data options every kind reads; the others only the kinds that list them in ``reads``.
 ALWAYS_READ = frozenset({"dataset", "root", "size", "flip", "num_segments", "flow", "flow_algorithm", "backend",
-                         "on_error"})
+                         "on_error", "memory_cache", "memory_cache_mib"})
 RAWFRAMES_NAMING = frozenset({"rgb_template", "flow_template", "start_index"})
 # TSN's rawframes (340 x 256): the short side that 224 px test crops (0.875 of it) are cut from.
 TSN_SHORT_SIDE = 256
