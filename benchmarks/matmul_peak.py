@@ -1,7 +1,9 @@
 """Measured matmul peak of a device in one precision: the ceiling a model step's achieved GFLOP/s is judged against
 (benchmarks/throughput.py's roofline), as benchmarks/copy_bandwidth.py is the ceiling of the bandwidth-bound ops.
-A square ``torch.mm`` per size, warmed up, then repeated for at least ``min_seconds``; the median time of one call
-gives 2·n³ FLOP / s; the peak is the best size. It runs on the calling process's threads (torch.get_num_threads()).
+A square ``torch.mm`` per size, warmed up, then repeated for at least ``min_seconds``; the fastest call gives
+2·n³ FLOP / s (a ceiling: other work on the machine can only slow a call down, so the best call is the closest to
+the device's own figure); the peak is the best size. It runs on the calling process's threads
+(torch.get_num_threads()).
 
     python benchmarks/matmul_peak.py [--device cuda] [--precision fp32 bf16 tf32] [--sizes 1024 2048 4096]
 
@@ -102,7 +104,7 @@ def _seconds_per_mm(a, b, out, device: torch.device, min_seconds: float, min_rep
             t0 = time.perf_counter()
             torch.mm(a, b, out=out)
             times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return min(times)
 
 
 def matmul_peak(device: torch.device, precision: str, sizes=None, min_seconds: float = 0.3,

@@ -3,8 +3,9 @@ for each op backend that can serve on this machine, measured side by side in one
 the FLOP per clip of the exact step (counted by torch.utils.flop_counter.FlopCounterMode on one step of the
 measured batch, in the measured precision, on the eager model: convolutions and matmuls, 2 FLOP per multiply-add;
 elementwise work and the fused ops are not counted), the achieved GFLOP/s, and its share of the matmul peak
-measured in the same run, on the same device, threads and precision (benchmarks/matmul_peak.py; on CUDA an fp32
-step is judged against the TF32 peak while cuDNN's convolutions use TF32).
+measured in the same run, on the same device, threads and precision, before and after the steps, the better of the
+two (benchmarks/matmul_peak.py; on CUDA an fp32 step is judged against the TF32 peak while cuDNN's convolutions use
+TF32).
 
     python benchmarks/throughput.py                      # CUDA if available, else CPU with small defaults
     python benchmarks/throughput.py --backbone resnet50 --batch-size 16 --size 224 --json out.json
@@ -84,12 +85,7 @@ def step_functions(module, model, optimizer, batch, dtype):
     return train_step, infer
 
 
-def roofline(flop: int, seconds: float, batch_size: int, peak_gflops: float) -> dict:
-    achieved = flop / seconds / 1e9
-    return {"gflop_per_clip": flop / batch_size / 1e9, "gflops": achieved, "peak_fraction": achieved / peak_gflops}
-
-
-def measure_backend(backend: str, args, batch, device: torch.device, peak_gflops: float) -> dict:
+def measure_backend(backend: str, args, batch, device: torch.device) -> dict:
     dtype = {"fp32": None, "bf16": torch.bfloat16}[args.precision]
     torch.manual_seed(0)
     model = JNA(args.classes, backbone=args.backbone, flow_length=args.flow_length, backend=backend).to(device)
@@ -108,16 +104,23 @@ def measure_backend(backend: str, args, batch, device: torch.device, peak_gflops
               "infer_clips_per_s": args.batch_size / infer_s, "train_step_s": train_s, "infer_step_s": infer_s,
               "train_flop_per_step": train_flop, "infer_flop_per_step": infer_flop}
     for mode, flop, seconds in (("train", train_flop, train_s), ("infer", infer_flop, infer_s)):
-        result.update({f"{mode}_{k}": v for k, v in roofline(flop, seconds, args.batch_size, peak_gflops).items()})
+        result[f"{mode}_gflop_per_clip"] = flop / args.batch_size / 1e9
+        result[f"{mode}_gflops"] = flop / seconds / 1e9
     return result
 
 
-def measure_peaks(args, device: torch.device) -> dict:
-    """The matmul peak the step is judged against ("step"), and every peak measured (precision -> figures)."""
+def measure_peaks(args, device: torch.device, earlier: dict | None = None) -> dict:
+    """The matmul peak the step is judged against ("step"), and every peak measured (precision -> figures); with
+    ``earlier`` (the same measured before the steps), each precision keeps the better of the two, and both."""
     judged = step_precision(device, args.precision)
     peaks = {judged: matmul_peak(device, judged, args.peak_sizes)}
     if judged == "tf32":  # also the strict fp32 figure, for the record
         peaks["fp32"] = matmul_peak(device, "fp32", args.peak_sizes)
+    if earlier is not None:
+        for precision, after in peaks.items():
+            before = earlier["peaks"][precision]
+            best = max(before, after, key=lambda peak: peak["gflops"])
+            peaks[precision] = {**best, "before_gflops": before["gflops"], "after_gflops": after["gflops"]}
     return {"step": judged, "peaks": peaks}
 
 
@@ -129,10 +132,14 @@ def run(args) -> tuple[list[dict], dict]:
     skipped = {b: reasons[b] for b in args.backends if reasons[b] is not None}
     for name, reason in skipped.items():
         print(f"skip {name}: {reason}")
-    peaks = measure_peaks(args, device)
-    peak_gflops = peaks["peaks"][peaks["step"]]["gflops"]
+    before = measure_peaks(args, device)
     batch = inputs(args, device)
-    results = [measure_backend(backend, args, batch, device, peak_gflops) for backend in backends]
+    results = [measure_backend(backend, args, batch, device) for backend in backends]
+    peaks = measure_peaks(args, device, earlier=before)  # before and after the steps: the better of the two
+    peak_gflops = peaks["peaks"][peaks["step"]]["gflops"]
+    for result in results:
+        for mode in ("train", "infer"):
+            result[f"{mode}_peak_fraction"] = result[f"{mode}_gflops"] / peak_gflops
     return results, peaks
 
 
@@ -145,7 +152,8 @@ def print_table(args, results: list[dict], peaks: dict, device: torch.device) ->
         print(f"bf16: {bf16_support(device)}")
     for precision, peak in peaks["peaks"].items():
         sweep = ", ".join(f"{n}: {g:.1f}" for n, g in peak["by_size"].items())
-        print(f"matmul peak {precision}: {peak['gflops']:.1f} GFLOP/s (torch.mm {peak['size']}; {sweep})"
+        print(f"matmul peak {precision}: {peak['gflops']:.1f} GFLOP/s (torch.mm {peak['size']}; {sweep}; before the "
+              f"steps {peak['before_gflops']:.1f}, after {peak['after_gflops']:.1f})"
               f"{'  <- the % peak columns' if precision == peaks['step'] else ''}")
     reference = next((r for r in results if r["backend"] == "reference"), None)
     print(f"{'backend':<10} {'train clips/s':>13} {'infer clips/s':>13} {'train vs ref':>12} "
