@@ -5,7 +5,8 @@
 #   tests       every GPU test: pytest -m cuda
 #   ops         the copy bandwidth, then both ops at the model's shapes (bench_ops.py, JNA_FAST_BENCH_SHAPES=model)
 #               against it and against eager PyTorch
-#   throughput  benchmarks/throughput.py: JNA ResNet-50 training and inference clips/s, 224 px, bf16, channels_last
+#   throughput  benchmarks/throughput.py: JNA ResNet-50 training and inference clips/s, 224 px, bf16, channels_last,
+#               with the FLOP per clip, GFLOP/s and share of the bf16 matmul peak measured in the same run
 #   train       a short `python -m jna_fast.train` on a small synthetic set with the PyAV loader feeding the GPU,
 #               then evaluate and predict on its checkpoint
 #   compile     benchmarks/throughput.py as above with --compile (last: its compilations take the longest)
@@ -132,7 +133,7 @@ if (( dry_run )); then
                              JNA_FAST_BENCH_DTYPES=float32 JNA_FAST_BENCH_MODES=fwd+bwd)
   copy_args=(--device cpu --mib 64)
   throughput_args=(--device cpu --backbone resnet18 --size 32 --batch-size 2 --segments 2 --flow-length 2
-                   --precision fp32 --no-channels-last --warmup 1 --steps 1 --backends cpp)
+                   --precision fp32 --no-channels-last --warmup 1 --steps 1 --backends cpp --peak-sizes 256 512)
   train_args=(--synthetic-classes 3 --synthetic-videos-per-class 4 --epochs 1 --max-steps 2 --size 32 --batch-size 2 --num-segments 2
               --eval-segments 3)
 else
@@ -233,7 +234,7 @@ tar czf "$out/logs.tar.gz" -C "$work" logs
   tail -n 1 "$logs/gpu_tests.log" 2>/dev/null
   cat "$logs/copy_bandwidth.log" 2>/dev/null
   grep -E "fwd\+bwd" "$out/ops.md" 2>/dev/null | grep -E "\| (cuda|triton|cpp) \|"
-  tail -n 4 "$logs/throughput.log" "$logs/throughput_compile.log" 2>/dev/null
+  tail -n 6 "$logs/throughput.log" "$logs/throughput_compile.log" 2>/dev/null  # matmul peak, table
 } >> "$summary"
 cat "$summary"
 (( failures == 0 ))
