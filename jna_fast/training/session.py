@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from ..config import CONFIG_NAME, Config, save_config
 from ..data.loader_settings import memory_limit
 from ..models.registry import KINDS as MODEL_PART_KINDS
 from ..runtime import Distributed, rng_state
-from .optimizer import make_optimizer
+from .optimizer import make_optimizer, warmup_shares
 from .outputs import MetricsLog, checkpoint_state
 from .resume import Progress, resume_training
 
@@ -50,6 +51,11 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     progress: Progress
     log: MetricsLog
+
+    @functools.cached_property
+    def warmups(self) -> dict[str, float]:
+        """Each scheduled parameter group's warm-up share (the parts' own, fixed for the run)."""
+        return warmup_shares(self.model)
 
     @property
     def steps_per_epoch(self) -> int:

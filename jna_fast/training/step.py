@@ -11,7 +11,7 @@ import torch
 
 from ..errors import JnaFastError
 from ..runtime import all_reduce_sum, autocast_context
-from .optimizer import set_learning_rates, warmup_shares
+from .optimizer import set_learning_rates
 from .outputs import kept_checkpoint
 from .session import Trainer
 
@@ -51,7 +51,7 @@ def train_step(trainer: Trainer, batch, run: EpochRun, epoch: int) -> None:
     """Train on one batch (on the device) at step ``trainer.progress.step``, which it counts, as it counts
     ``run.batch``; the applied step's clips, loss and correct predictions go into ``run.sums``."""
     cfg, model, optimizer = trainer.cfg, trainer.model, trainer.optimizer
-    set_learning_rates(optimizer, cfg, trainer.progress.step, trainer.steps_per_epoch, warmup_shares(trainer.model))
+    set_learning_rates(optimizer, cfg, trainer.progress.step, trainer.steps_per_epoch, trainer.warmups)
     # A skipped step must leave the model as it was, BatchNorm's running statistics (which the forward
     # pass updates) included.
     saved_buffers = [buffer.detach().clone() for buffer in model.buffers()] if cfg.optim.on_nan == "skip" else None

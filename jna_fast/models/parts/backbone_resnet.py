@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ...options import option
 from ..registry import register
-from ..resnet import ResNet
+from ..resnet import ARCHITECTURES, ResNet
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class ResNetOptions:
 
 
 class _ResNetPart(ResNet):
-    DEPTH = 50
+    DEPTH = 50  # each registered subclass sets its own
     Options = ResNetOptions
     # A file on the training machine that initialised the weights: not a property of the trained model, so not in
     # its description (an export's metadata would otherwise carry a local path).
@@ -32,26 +32,7 @@ class _ResNetPart(ResNet):
         super().__init__(self.DEPTH, in_channels=in_channels, num_classes=None)
 
 
-@register("backbone", "resnet18")
-class ResNet18(_ResNetPart):
-    DEPTH = 18
-
-
-@register("backbone", "resnet34")
-class ResNet34(_ResNetPart):
-    DEPTH = 34
-
-
-@register("backbone", "resnet50")
-class ResNet50(_ResNetPart):
-    DEPTH = 50
-
-
-@register("backbone", "resnet101")
-class ResNet101(_ResNetPart):
-    DEPTH = 101
-
-
-@register("backbone", "resnet152")
-class ResNet152(_ResNetPart):
-    DEPTH = 152
+# One registered part per depth the ResNet builds (resnet18 .. resnet152).
+for _depth in ARCHITECTURES:
+    register("backbone", f"resnet{_depth}")(
+        type(f"ResNet{_depth}", (_ResNetPart,), {"DEPTH": _depth, "__module__": __name__}))
