@@ -157,10 +157,41 @@ def restore_rng_state(state: dict) -> None:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def autocast_context(precision: str, device: torch.device):
-    """The autocast of ``precision`` on ``device``: "auto" is bf16 on GPUs that support it, fp32 elsewhere."""
+def native_bf16(device: torch.device) -> str | None:
+    """The feature by which ``device`` computes bf16 natively ("CUDA", "AMX", "AVX512-BF16"), or None where bf16
+    would be emulated (slower than fp32: a CPU without these instructions converts every product)."""
+    if device.type == "cuda":
+        return "CUDA" if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        if torch.cpu._is_amx_tile_supported():
+            return "AMX"
+        if torch.cpu._is_avx512_bf16_supported():
+            return "AVX512-BF16"
+    return None
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"fp32" or "bf16": "auto" is bf16 autocast where ``device`` computes bf16 natively (:func:`native_bf16`),
+    fp32 elsewhere (docs/design.md §10)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "bf16":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def precision_reason(precision: str, device: torch.device) -> str:
+    """The precision ``precision`` means on ``device``, and why, for the run's log."""
+    resolved = resolve_precision(precision, device)
+    if precision != "auto":
+        return f"{resolved} (as asked)"
+    feature = native_bf16(device)
+    return f"{resolved} (auto: " + (f"{device.type} computes bf16 natively, {feature})" if feature else
+                                    f"{device.type} has no native bf16)")
+
+
+def autocast_context(precision: str, device: torch.device):
+    """The autocast of ``precision`` on ``device`` ("auto": :func:`resolve_precision`)."""
+    if resolve_precision(precision, device) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

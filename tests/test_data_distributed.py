@@ -34,7 +34,8 @@ def machine(monkeypatch):
     (True, True, "cuda", "auto", ("dali", "gpu")),
     (True, False, "cuda", "auto", ("pyav", "cpu")),    # CUDA without DALI: the CPU loader feeds the GPU
     (True, True, "cuda", "pyav", ("pyav", "cpu")),
-    (True, True, "cpu", "auto", ("dali", "cpu")),      # model kept on the CPU of a CUDA machine
+    (True, True, "cpu", "auto", ("pyav", "cpu")),      # model kept on the CPU of a CUDA machine
+    (False, True, "cpu", "auto", ("pyav", "cpu")),     # on the CPU PyAV, which the memory cache serves
     (False, True, "cpu", "dali", ("dali", "cpu")),
     (False, False, "cpu", "auto", ("pyav", "cpu")),
 ])

@@ -44,7 +44,8 @@ class RunOptions:
                               "--eval.crops) into OUT/eval when training ends", resumable=True)
     tensorboard: bool | None = option(None, "write TensorBoard events to OUT/tensorboard (default: when tensorboard "
                                       "is installed)", resumable=True)
-    precision: str = option("auto", "auto: bf16 autocast on GPUs that support it, fp32 on CPU", choices=PRECISIONS,
+    precision: str = option("auto", "auto: bf16 autocast where the device computes bf16 natively (CUDA GPUs "
+                            "that support it, CPUs with AMX or AVX512-BF16), fp32 elsewhere", choices=PRECISIONS,
                             resumable=True)
     channels_last: bool | None = option(None, "channels_last memory format (default: on; faster on CUDA and on the "
                                         "CPU)", resumable=True)

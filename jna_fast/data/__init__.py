@@ -40,8 +40,9 @@ Backends (``Decoding(backend=...)``): "dali" runs JPEG decoding, crop/resize, fl
 pipelines (on a GPU with ``device="gpu"``: NVDEC video decoding, nvJPEG, CUDA outputs; on the CPU: DALI's CPU
 operators, whose video decoder handles VP8/VP9/MJPEG; for other codecs PyAV decodes the frames and feeds the DALI
 pipeline - the route is probed once per codec and logged). "pyav" needs no DALI: PyAV + OpenCV + NumPy, same
-sampling, same crops, same value mappings (pixels equal up to the resize filter). "auto": DALI when installed (PyAV
-for online flow, which is computed on the frames PyAV decodes).
+sampling, same crops, same value mappings (pixels equal up to the resize filter). "auto": DALI when installed and the clips go
+to a GPU; PyAV on the CPU (faster there than DALI's CPU operators, and served by the memory cache) and for online
+flow, which is computed on the frames PyAV decodes.
 
 Sampling, crops and values: sampling.py and transforms.py. Bad input: jna_fast/io/errors.py (on_error="raise"|"skip").
 """

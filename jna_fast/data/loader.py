@@ -23,8 +23,11 @@ __all__ = ["DEFAULT_TRAIN_SEGMENTS", "ClipLoader", "ClipSampling", "Decoding", "
            "build_loader", "distributed_shard", "loader_device", "shard_bounds"]
 
 
-def _resolve_backend(backend: str, flow_source: str = "rawframes") -> str:
-    """The backend ("dali" | "pyav") that ``backend`` ("auto" included) means for flow from ``flow_source``."""
+def _resolve_backend(backend: str, flow_source: str = "rawframes", to_gpu: bool = False) -> str:
+    """The backend ("dali" | "pyav") that ``backend`` ("auto" included) means for flow from ``flow_source``, the
+    clips going to a GPU (``to_gpu``) or staying on the CPU. "auto" takes DALI only for a GPU: on the CPU the PyAV
+    backend decodes faster than DALI's CPU operators and its memory cache serves every epoch after the first
+    (docs/design.md §6.9)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if flow_source not in FLOW_SOURCES:
@@ -36,7 +39,7 @@ def _resolve_backend(backend: str, flow_source: str = "rawframes") -> str:
                              "JPEGs from rawframes")
         return "pyav"
     if backend == "auto":
-        return "dali" if dali_available() else "pyav"
+        return "dali" if to_gpu and dali_available() else "pyav"
     if backend == "dali" and not dali_available():
         raise ValueError("backend='dali' needs nvidia-dali: pip install 'jna_fast[dali]'; or use backend='pyav'")
     return backend
@@ -50,8 +53,8 @@ def loader_device(model_device: torch.device | str, backend: str = "auto",
     pinned memory when CUDA is available (build_loader's default), so ``batch.to(model_device, non_blocking=True)``
     copies asynchronously. Online flow is computed in the PyAV backend: ("pyav", "cpu") whatever the model's
     device ("auto" resolves to it; "dali" is refused)."""
-    resolved = _resolve_backend(backend, flow_source)
     on_cuda = torch.device(model_device).type == "cuda" and torch.cuda.is_available()
+    resolved = _resolve_backend(backend, flow_source, on_cuda)
     return resolved, "gpu" if resolved == "dali" and on_cuda else "cpu"
 
 
@@ -92,14 +95,14 @@ def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", fram
     if decoding.short_side is not None and (flow.source != "online" or int(decoding.short_side) < 1):
         raise ValueError(f"short_side={decoding.short_side!r}: must be a number of pixels >= 1, with online flow "
                          f"(rawframes keep the size they were extracted at)")
-    backend = _resolve_backend(decoding.backend, flow.source)
+    cuda = torch.cuda.is_available()
+    device = decoding.device
+    backend = _resolve_backend(decoding.backend, flow.source, device == "gpu" or (device is None and cuda))
     online_flow = flow.online_flow()
     issues = IssueLog(decoding.on_error)
     index = load_index(kind, root, split=split, subset=subset, list_file=list_file, frames_root=frames_root,
                        num_classes=num_classes, issues=issues)
     rgb_source = _rgb_source(kind, frames_root, decoding.rgb_source, flow.source)
-    cuda = torch.cuda.is_available()
-    device = decoding.device
     if device is None:
         device = loader_device("cuda" if cuda else "cpu", backend, flow.source)[1]
     if device not in ("cpu", "gpu"):

@@ -140,8 +140,8 @@ class Sharding:
 
 @dataclass(frozen=True)
 class Decoding:
-    """How the pixels are read. ``backend``: "dali", "pyav" or "auto" (DALI when installed; always "pyav" for
-    online flow). ``device``: "gpu" (DALI mixed decoders, CUDA outputs on the local rank's GPU) or "cpu"; None:
+    """How the pixels are read. ``backend``: "dali", "pyav" or "auto" (DALI when installed and the clips go
+    to a GPU, "pyav" on the CPU and always for online flow). ``device``: "gpu" (DALI mixed decoders, CUDA outputs on the local rank's GPU) or "cpu"; None:
     "gpu" when DALI and CUDA are available and the flow comes from rawframes (:func:`loader_device` gives the
     choice for a model's device). ``rgb_source``: "video" (decode the videos; None means it for video kinds) or
     "frames" (the rawframes' img files; the only choice for kind="rawframes"). ``on_error``: "raise" or "skip"

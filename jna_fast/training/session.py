@@ -16,7 +16,7 @@ from ..checkpoint import BEST_NAME, LAST_NAME, save_checkpoint
 from ..config import CONFIG_NAME, Config, save_config
 from ..data.loader_settings import memory_limit
 from ..models.registry import KINDS as MODEL_PART_KINDS
-from ..runtime import Distributed, rng_state
+from ..runtime import Distributed, precision_reason, rng_state
 from .optimizer import make_optimizer, warmup_shares
 from .outputs import MetricsLog, checkpoint_state
 from .resume import Progress, resume_training
@@ -103,6 +103,7 @@ def set_up(cfg: Config, env: Distributed, out: Path, resumed: dict | None) -> Tr
         logger.info("training %s streams (%s) on %s: %d classes, %d steps/epoch, %d epochs, device %s x %d, data %s "
                     "on %s", cfg.model.streams, parts, cfg.data.dataset, data.train_loader.num_classes,
                     len(data.train_loader), cfg.optim.epochs, env.device, env.world_size, data.backend, data.device)
+        logger.info("precision %s", precision_reason(cfg.run.precision, env.device))
     return Trainer(cfg, env, out, data, model, net, optimizer, progress, MetricsLog(cfg, out, env.is_main))
 
 
