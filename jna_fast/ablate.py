@@ -1,26 +1,36 @@
-"""The paper's three claims, measured on one dataset: ``python -m jna_fast.ablate``.
+"""The paper's claims, measured on one dataset: ``python -m jna_fast.ablate``.
 
 JNA's abstract claims that (1) sharing information between the spatial and temporal branches beats processing them
-apart, (2) attention over time beats plain pooling over time, and (3) the attention finds the salient portions of
-an action. This command trains and evaluates variants of the one model, on the same data, splits, budget and seeds.
-The variants are data: each file ``configs/ablations/<variant>.yaml`` is one, an override of the common
-configuration (jna_fast/variants.py; configs/ablations/README.md lists them): ``rgb`` and ``flow`` (one branch alone,
-TSN's streams), ``tsn`` (both apart, average consensus), ``attention`` (joint attention without sharing),
-``sharing`` (cross-stitch sharing, average consensus) and ``jna`` (the full model). ``configs/ablations/index.yaml``
-orders them and lists the comparisons that measure the claims: claim 1 by ``sharing - tsn`` and ``jna -
-attention``, claim 2 by ``attention - tsn`` and ``jna - sharing``; claim 3 by ``attention_on_salient`` against
-``uniform_on_salient`` and ``top_snippet_in_window`` of the variants with attention, on data with known windows.
-A new variant is a new file there; ``--variants`` picks some by name.
+apart, (2) attention over time beats plain pooling over time, (3) the attention finds the salient portions of an
+action, and (4) the fully-connected fusion, branch selection and spatial attention are "totally infeasible" for
+action recognition, which is why the branches share information instead. This command trains and evaluates variants
+of the one model, on the same data, splits, budget and seeds. The variants are data: each file
+``configs/ablations/<variant>.yaml`` is one, an override of the common configuration (jna_fast/variants.py;
+configs/ablations/README.md lists them): ``rgb`` and ``flow`` (one branch alone, TSN's streams), ``tsn`` (both
+apart, average consensus), ``attention`` (joint attention without sharing), ``sharing`` (cross-stitch sharing,
+average consensus), ``jna`` (the full model), and the abstract's rejected designs, each TSN with one part replaced:
+``fc_fusion``, ``branch_selection`` and ``spatial_attention``. ``configs/ablations/index.yaml`` orders them and
+lists the comparisons that measure the claims: claim 1 by ``sharing - tsn`` and ``jna - attention``, claim 2 by
+``attention - tsn`` and ``jna - sharing``, claim 4 by ``tsn - <design>`` and ``jna - <design>`` for each rejected
+design; claim 3 by ``attention_on_salient`` against ``uniform_on_salient`` and ``top_snippet_in_window`` of the
+variants with attention, on data with known windows. A new variant is a new file there.
+
+What runs is a study, a preset of the index (``--study``): ``default`` (without --study) runs the variants of claims
+1 to 3 at a budget that fits a CPU session; ``alternatives`` runs ``tsn``, ``jna`` and the three rejected designs at
+the main run's budget (the train command's defaults), 5 seeds each. ``--variants`` picks variants by name: alone,
+any variants, at the default study's seeds and budget; with --study, some of that study's variants. A new study is
+an entry of the index.
 
 Every option of ``python -m jna_fast.train`` sets the common configuration (dataset, backbone, epochs, the synthetic
-generator's difficulty: ``--synthetic-window-fraction``, ``--synthetic-decoys``, ...). Each run goes to
-``OUT/runs/<variant>-s<seed>`` and is evaluated by the TSN test protocol (``--eval-segments``, ``--eval-crops``)
-when it ends; a rerun skips the runs that have their report and resumes an interrupted one. ``--jobs N`` runs N of
-them at a time, each in its own process on its share of the cores (default: one on a GPU, two on a CPU, where two
-one-thread runs train more clips per second than one two-thread run: docs/design.md §2.6). Writes
-``OUT/ablation.json`` (``{"settings": ..., "runs": [{"variant", "seed", "top1", ...}], "summary": ...}``),
-``OUT/ablation.md`` (the table, mean ± sd over seeds), ``OUT/ablation.png`` (bar chart with error bars) and
-``OUT/attention/`` (strips of the attention of the variants that have one).
+generator's difficulty: ``--synthetic-window-fraction``, ``--synthetic-decoys``, ...), over the study's budget. Each
+run goes to ``OUT/runs/<variant>-s<seed>`` and is evaluated by the TSN test protocol (``--eval-segments``,
+``--eval-crops``) when it ends; a rerun skips the runs that have their report and resumes an interrupted one.
+``--jobs N`` runs N of them at a time, each in its own process on its share of the cores (default: one on a GPU,
+two on a CPU, where two one-thread runs train more clips per second than one two-thread run: docs/design.md §2.6).
+Writes ``OUT/ablation.json`` (``{"settings": ..., "runs": [{"variant", "seed", "top1", ...}], "summary": ...}``),
+``OUT/ablation.md`` (the table, mean ± sd over seeds; the branch selection rates of the variants that select a
+branch), ``OUT/ablation.png`` (bar chart with error bars) and ``OUT/attention/`` (the attention pictures of the
+variants that learn one).
 """
 
 from __future__ import annotations
@@ -30,8 +40,8 @@ import json
 import logging
 import multiprocessing
 import os
-import statistics
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -39,25 +49,18 @@ from pathlib import Path
 
 import torch
 
+from .ablation_results import bar_chart, differences, markdown_table, run_record, summarise
 from .builders import prepare_dataset
 from .cli import check_output_folder, run_command
 from .config import Config, build_parser, parse_command_line, with_overrides
 from .evaluation import REPORT_NAME, STRIPS_DIR
 from .files import output_folder, refuse_links, write_atomically, write_text_atomically
 from .train import EVAL_DIR, train
-from .variants import Ablations, Comparison, one_stream, read_ablations, scores_attention, varied_paths
-from .visualize import pyplot, save_figure
+from .variants import (DEFAULT_STUDY, INDEX_NAME, Ablations, one_stream, pictures_attention, read_ablations,
+                       scores_attention, varied_paths)
 
 logger = logging.getLogger("jna_fast.ablate")
 
-# Seeds of the default run: the two-stream variants carry the claims and get more seeds than the one-stream
-# references.
-DEFAULT_SEEDS, DEFAULT_ONE_STREAM_SEEDS = 5, 3
-METRICS = ("top1", "top5", "mean_class_accuracy", "top1_rgb", "top1_flow", "attention_on_salient",
-           "uniform_on_salient", "top_snippet_in_window")
-# The default budget: the default ablation's 26 runs fit a CPU session (docs/design.md §2.6); the main run trains 12
-# epochs on 40 videos per class.
-ABLATION_DEFAULTS = {"epochs": 5, "synthetic_videos_per_class": 32}
 # --quick: each variant trains briefly and evaluates; minutes in all.
 QUICK_SETTINGS = {"synthetic_videos_per_class": 8, "epochs": 1, "size": 32, "num_segments": 2, "test_segments": 2,
                   "flow_length": 2, "batch_size": 4, "progress": False}
@@ -68,6 +71,7 @@ RESULTS_JSON, RESULTS_TABLE, RESULTS_CHART, RUNS_DIR = "ablation.json", "ablatio
 # through), and the folders of the runs and of the strips, refused when they are links.
 ABLATION_OUTPUTS = (RESULTS_JSON, RESULTS_TABLE, RESULTS_CHART, RUNS_DIR, STRIPS_DIR)
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+HELP_WIDTH = 118
 
 
 def variant_config(base: Config, ablations: Ablations, variant: str, seed: int, out: Path,
@@ -85,138 +89,6 @@ def run_variant(cfg: Config) -> dict:
     if not report_path.exists():
         train(cfg)
     return json.loads(report_path.read_text(encoding="utf-8"))
-
-
-def run_record(variant: str, seed: int, report: dict, attention: bool) -> dict:
-    """The run's figures; a variant that averages its snippets has no attention to score (its "most attended
-    snippet" would be an arbitrary tie), so its localisation figures are None."""
-    record = {"variant": variant, "seed": seed}
-    record.update({name: report.get(name) for name in METRICS})
-    if "families" in report:
-        record["families"] = report["families"]
-    if not attention:
-        record["attention_on_salient"] = record["top_snippet_in_window"] = None
-        for family in record.get("families", {}).values():
-            family["attention_on_salient"] = family["top_snippet_in_window"] = None
-    return record
-
-
-FAMILY_METRICS = ("top1", "top1_rgb", "top1_flow", "attention_on_salient", "top_snippet_in_window")
-
-
-def _spread(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
-
-
-def _figure(run: dict, name: str, family: str | None):
-    return run.get(name) if family is None else run.get("families", {}).get(family, {}).get(name)
-
-
-def summarise(runs: list[dict], order: list[str]) -> dict:
-    """Per variant (in ``order``, the ablation's): mean, sd and n over the seeds of every metric, and of each
-    family's figures."""
-    summary = {}
-    for variant in order:
-        rows = [run for run in runs if run["variant"] == variant]
-        if not rows:
-            continue
-        entry = {"seeds": len(rows)}
-        for name in METRICS:
-            values = [row[name] for row in rows if row.get(name) is not None]
-            if values:
-                entry[name] = _spread(values)
-        families = sorted({family for row in rows for family in row.get("families", {})})
-        if families:
-            entry["families"] = {}
-            for family in families:
-                entry["families"][family] = {
-                    name: _spread(values) for name in FAMILY_METRICS
-                    if (values := [v for row in rows if (v := _figure(row, name, family)) is not None])}
-        summary[variant] = entry
-    return summary
-
-
-def differences(runs: list[dict], comparisons: tuple[Comparison, ...]) -> list[dict]:
-    """Each comparison's top-1 difference, paired by seed (the same data order and initialisation seed), with its
-    mean and sd over the seeds both variants ran, overall and per family."""
-    by_key = {(run["variant"], run["seed"]): run for run in runs}
-    families = sorted({family for run in runs for family in run.get("families", {})})
-    rows = []
-    for better, baseline, meaning in ((c.better, c.baseline, c.meaning) for c in comparisons):
-        seeds = sorted(seed for variant, seed in by_key if variant == better and (baseline, seed) in by_key)
-        if not seeds:
-            continue
-        row = {"comparison": f"{better} - {baseline}", "meaning": meaning, "seeds": len(seeds)}
-        for family in (None, *families):
-            values = [_figure(by_key[better, seed], "top1", family) - _figure(by_key[baseline, seed], "top1", family)
-                      for seed in seeds if _figure(by_key[better, seed], "top1", family) is not None
-                      and _figure(by_key[baseline, seed], "top1", family) is not None]
-            if values:
-                row["top1" if family is None else f"top1_{family}"] = _spread(values)
-        rows.append(row)
-    return rows
-
-
-def _cell(entry: dict, name: str) -> str:
-    if name not in entry:
-        return "-"
-    return f"{entry[name]['mean']:.3f} ± {entry[name]['sd']:.3f}"
-
-
-def markdown_table(summary: dict, settings: dict, comparisons: list[dict] = ()) -> str:
-    header = ("| variant | seeds | top-1 | top-1 RGB | top-1 flow | mean class acc. | attention on window | "
-              "uniform on window | top snippet in window |")
-    lines = [f"Settings: {json.dumps(settings)}", "", header, "|" + "---|" * 9]
-    for variant, entry in summary.items():
-        lines.append(f"| {variant} | {entry['seeds']} | " + " | ".join(
-            _cell(entry, name) for name in ("top1", "top1_rgb", "top1_flow", "mean_class_accuracy",
-                                            "attention_on_salient", "uniform_on_salient",
-                                            "top_snippet_in_window")) + " |")
-    families = sorted({family for entry in summary.values() for family in entry.get("families", {})})
-    if families:
-        lines += ["", "Top-1 per family (mean ± sd over seeds):", "",
-                  "| variant | " + " | ".join(families) + " |", "|" + "---|" * (len(families) + 1)]
-        for variant, entry in summary.items():
-            lines.append(f"| {variant} | " + " | ".join(
-                _cell(entry.get("families", {}).get(family, {}), "top1") for family in families) + " |")
-    if comparisons:
-        columns = ["top1", *(f"top1_{family}" for family in families)]
-        lines += ["", "Differences of top-1, paired by seed (mean ± sd over the seeds):", "",
-                  "| comparison | what it measures | seeds | all | " + " | ".join(families) + " |",
-                  "|" + "---|" * (len(columns) + 3)]
-        for row in comparisons:
-            lines.append(f"| {row['comparison']} | {row['meaning']} | {row['seeds']} | " + " | ".join(
-                f"{row[c]['mean']:+.3f} ± {row[c]['sd']:.3f}" if c in row else "-" for c in columns) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def bar_chart(summary: dict, path: Path) -> None:
-    plt = pyplot()
-
-    variants = list(summary)
-    figure, (accuracy, attention) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
-    means = [summary[v]["top1"]["mean"] for v in variants]
-    sds = [summary[v]["top1"]["sd"] for v in variants]
-    accuracy.bar(variants, means, yerr=sds, capsize=4, color="tab:blue")
-    accuracy.set_ylim(0, 1)
-    accuracy.set_ylabel("test top-1 (mean ± sd over seeds)")
-    accuracy.set_title("claims 1 and 2: accuracy")
-    with_attention = [v for v in variants if "attention_on_salient" in summary[v]]  # None without attention
-    if with_attention:
-        positions = range(len(with_attention))
-        for offset, name, colour in ((-0.27, "attention_on_salient", "tab:green"),
-                                     (0.0, "top_snippet_in_window", "tab:olive"),
-                                     (0.27, "uniform_on_salient", "tab:grey")):
-            attention.bar([p + offset for p in positions], [summary[v][name]["mean"] for v in with_attention],
-                          width=0.27, yerr=[summary[v][name]["sd"] for v in with_attention], capsize=3,
-                          color=colour, label=name.replace("_", " "))
-        attention.set_xticks(list(positions), with_attention)
-        attention.set_ylim(0, 1)
-        attention.legend(fontsize=7)
-    attention.set_title("claim 3: attention on the salient window")
-    figure.tight_layout()
-    save_figure(figure, path, dpi=110)
 
 
 def ablate(base: Config, out: Path, variants: list[str], seeds: list[int], one_stream_seeds: int | None = None,
@@ -247,11 +119,11 @@ def ablate(base: Config, out: Path, variants: list[str], seeds: list[int], one_s
 
     def record(key, report: dict) -> None:
         reports[key] = run_record(*key, report, scores_attention(resolved[key[0]]))
-        write_results(out, base, [reports[k] for k in planned if k in reports], ablations)
+        write_results(out, base, [reports[k] for k in planned if k in reports], ablations, variants)
 
     run_all(configs, jobs, record, out)
-    copy_strips(out, [variant for variant in variants if scores_attention(resolved[variant])], seeds[0])
-    return write_results(out, base, [reports[key] for key in planned], ablations)
+    copy_strips(out, [variant for variant in variants if pictures_attention(resolved[variant])], seeds[0])
+    return write_results(out, base, [reports[key] for key in planned], ablations, variants)
 
 
 def run_all(configs: dict, jobs: int, record, out: Path) -> None:
@@ -277,7 +149,8 @@ def run_all(configs: dict, jobs: int, record, out: Path) -> None:
 
 
 def copy_strips(out: Path, variants: list[str], seed: int) -> None:
-    """The first STRIPS attention strips of each variant's run with ``seed`` into ``OUT/attention``."""
+    """The first STRIPS attention pictures of each variant's run with ``seed`` (its evaluation's strips, and the
+    spatial maps of a spatial pooling that learns an attention) into ``OUT/attention``."""
     for variant in variants:
         source = out / RUNS_DIR / f"{variant}-s{seed}" / EVAL_DIR / STRIPS_DIR
         if source.is_dir():
@@ -311,9 +184,10 @@ def _exit_when_orphaned(parent: int, every: float = 1.0) -> None:
     os._exit(1)
 
 
-def write_results(out: Path, base: Config, runs: list[dict], ablations: Ablations) -> dict:
+def write_results(out: Path, base: Config, runs: list[dict], ablations: Ablations, variants: list[str]) -> dict:
+    """The results of ``runs`` (those of ``variants`` done so far) into ``out``."""
     # What every variant shares: the variants differ in what their files set, the runs in their seed.
-    varied = (*RUN_SETTINGS, *varied_paths(ablations))
+    varied = (*RUN_SETTINGS, *varied_paths(ablations, variants))
     settings = {path: list(value) if isinstance(value, tuple) else value for path, value in base.flat_values().items()
                 if not any(path == name or path.startswith(name + ".") for name in varied)}
     summary = summarise(runs, ablations.names())
@@ -328,10 +202,10 @@ def write_results(out: Path, base: Config, runs: list[dict], ablations: Ablation
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jna_fast.ablate", add_help=False)
+    parser.add_argument("--study", default=None)
     parser.add_argument("--variants", default=None)
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds per variant (0..N-1)")
-    parser.add_argument("--one-stream-seeds", type=int, default=DEFAULT_ONE_STREAM_SEEDS,
-                        help="seeds of the one-stream variants, rgb and flow (the first of --seeds)")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--one-stream-seeds", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="runs/ablation")
@@ -339,35 +213,60 @@ def main(argv: list[str] | None = None) -> int:
     own, rest = parser.parse_known_args(argv)
     ablations = read_ablations()
     if own.help:
-        print(__doc__)
-        print("ablation options:\n  --variants LIST        comma-separated, of " + ", ".join(ablations.names()) +
-              f"\n  --seeds N              seeds per two-stream variant (default {DEFAULT_SEEDS})"
-              f"\n  --one-stream-seeds N   seeds of the one-stream variants (default {DEFAULT_ONE_STREAM_SEEDS})"
-              "\n  --jobs N               runs at a time (default: 1 with a GPU, 2 on a CPU of 2 or more cores)"
-              "\n  --quick                a tiny setting (minutes)"
-              "\n  --out DIR              default runs/ablation\n\ncommon configuration (python -m jna_fast.train):")
-        build_parser("python -m jna_fast.ablate", "").print_help()
+        print_help(ablations)
         return 0
-    variants = ablations.names() if own.variants is None else [name for name in own.variants.split(",") if name]
     try:
-        ablations.pick(variants)
+        study = ablations.plan(own.study, None if own.variants is None else
+                               [name for name in own.variants.split(",") if name])
     except ValueError as error:
         parser.error(str(error))
     for flag, value in (("--seeds", own.seeds), ("--one-stream-seeds", own.one_stream_seeds), ("--jobs", own.jobs)):
         if value is not None and value < 1:
             parser.error(f"{flag} must be >= 1, got {value}")
+    seeds = study.seeds if own.seeds is None else own.seeds
+    one_stream_seeds = study.one_stream_seeds if own.one_stream_seeds is None else own.one_stream_seeds
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    # The ablation's budget is a defaults layer: what the command line or --config FILE sets wins over it.
-    defaults = {**ABLATION_DEFAULTS, **(QUICK_SETTINGS if own.quick else {})}
+    # The study's budget is a defaults layer: what the command line or --config FILE sets wins over it.
+    defaults = {**study.budget, **(QUICK_SETTINGS if own.quick else {})}
     base, debug = parse_command_line(rest, prog="python -m jna_fast.ablate", defaults=defaults)
 
     def ablate_and_print() -> None:
         jobs = own.jobs if own.jobs is not None else default_jobs()
-        results = ablate(base, Path(own.out), variants, list(range(own.seeds)), own.one_stream_seeds, jobs,
+        results = ablate(base, Path(own.out), list(study.variants), list(range(seeds)), one_stream_seeds, jobs,
                          ablations)
         print(markdown_table(results["summary"], results["settings"], results["differences"]))
 
     return run_command(ablate_and_print, debug)
+
+
+def print_help(ablations: Ablations) -> None:
+    """The command's help: what it does, its own options with the index's studies and variants, then the common
+    configuration's options."""
+    print(__doc__)
+    default = ablations.studies[DEFAULT_STUDY]
+    studies = [f"{study.name}: {study.about}; {', '.join(study.variants)}; {study.seeds} seeds"
+               f"{'' if study.one_stream_seeds is None else f' ({study.one_stream_seeds} one-stream)'}; budget "
+               f"{', '.join(f'{path} {value}' for path, value in study.budget.items()) or 'the train defaults'}"
+               for study in ablations.studies.values()]
+    options = {
+        "--study NAME": [f"a preset of {ablations.folder / INDEX_NAME} (without it: {DEFAULT_STUDY}):", *studies],
+        "--variants LIST": ["comma-separated, of " + ", ".join(ablations.names()) + "; with --study, some of the "
+                            "study's variants; alone, any, at the default study's seeds and budget",
+                            *(f"{name} {why}" for name, why in ablations.unavailable.items())],
+        "--seeds N": [f"seeds per variant (default: the study's, {default.seeds} in {DEFAULT_STUDY})"],
+        "--one-stream-seeds N": ["seeds of the one-stream variants, rgb and flow: the first of --seeds (default: "
+                                 f"the study's, {default.one_stream_seeds} in {DEFAULT_STUDY})"],
+        "--jobs N": ["runs at a time (default: 1 with a GPU, 2 on a CPU of 2 or more cores)"],
+        "--quick": ["a tiny setting (minutes)"],
+        "--out DIR": ["default runs/ablation"],
+    }
+    print("ablation options:")
+    for flag, paragraphs in options.items():
+        for number, paragraph in enumerate(paragraphs):
+            print(textwrap.fill(paragraph, HELP_WIDTH, initial_indent=f"  {flag if number == 0 else '':<21}",
+                                subsequent_indent=" " * 23))
+    print("\ncommon configuration (python -m jna_fast.train), over the study's budget:")
+    build_parser("python -m jna_fast.ablate", "").print_help()
 
 
 if __name__ == "__main__":

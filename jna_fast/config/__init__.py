@@ -19,15 +19,16 @@ from collections.abc import Mapping
 
 from .command_line import (add_config_options, build_parser, given_options, normalised, parse_args,
                            parse_command_line)
-from .files import CONFIG_NAME, read_config_file, save_config, values_from_mapping
+from .files import (CONFIG_NAME, checked_values, read_config_file, read_written_options, save_config,
+                    values_from_mapping)
 from .resolve import check_options_apply, resolve
 from .schema import leaves
 from .settings import SCHEMA_VERSION, Config, Part, Section
 
 __all__ = ["CONFIG_NAME", "Config", "Part", "SCHEMA_VERSION", "Section", "add_config_options", "build_parser",
-           "check_options_apply", "config_from_dict", "given_options", "leaves", "parse_args",
-           "parse_command_line", "read_config_file", "resolve", "resumable_paths",
-           "save_config", "with_overrides"]
+           "check_options_apply", "checked_values", "config_from_dict", "given_options", "leaves", "normalised",
+           "parse_args", "parse_command_line", "read_config_file", "read_written_options", "resolve",
+           "resumable_paths", "save_config", "with_overrides"]
 
 
 def config_from_dict(values: Mapping, where: str) -> Config:

@@ -23,6 +23,13 @@ def read_config_file(path: str | os.PathLike) -> dict:
     """The options in a YAML file as paths -> values. The file must be a small plain document
     (:func:`jna_fast.plain_yaml.read_plain_yaml`: no anchors or aliases); a sectioned mapping (``optim: {lr: ...}``)
     without ``schema_version`` is of the current version, a flat one (``lr: ...``) of version 1."""
+    return checked_values(read_written_options(path), f"--config {path}")
+
+
+def read_written_options(path: str | os.PathLike) -> dict:
+    """The options in a YAML file (as :func:`read_config_file` reads it) as paths -> the values as written, not yet
+    checked: what a file chooses can be looked at before it is checked (the ablation's variants name the parts they
+    need)."""
     label = f"--config {path}"
     try:
         loaded = read_plain_yaml(path, label)
@@ -34,15 +41,25 @@ def read_config_file(path: str | os.PathLike) -> dict:
         return {}
     if not isinstance(loaded, dict):
         raise ValueError(f"{label}: expected a mapping of option: value, got {type(loaded).__name__}")
-    return values_from_mapping(loaded, label)
+    return written_paths(loaded, label)
 
 
 def values_from_mapping(loaded: Mapping, where: str) -> dict:
     """A saved or written mapping (any version) as the current paths -> checked values."""
+    return checked_values(written_paths(loaded, where), where)
+
+
+def written_paths(loaded: Mapping, where: str) -> dict:
+    """A saved or written mapping (any version) as the current paths -> the values as written."""
     loaded = _underscored(loaded, where)
     if VERSION_KEY not in loaded and any(key in SECTIONS for key in loaded):
         loaded = {VERSION_KEY: SCHEMA_VERSION, **loaded}
-    return {path: coerce(leaf(path, where), value, where) for path, value in upgrade(loaded, where).items()}
+    return upgrade(loaded, where)
+
+
+def checked_values(written: Mapping, where: str) -> dict:
+    """Paths -> values as written, each checked and converted to its option's type."""
+    return {path: coerce(leaf(path, where), value, where) for path, value in written.items()}
 
 
 def _underscored(loaded: Mapping, where: str) -> dict:
