@@ -16,7 +16,7 @@ design; claim 3 by ``attention_on_salient`` against ``uniform_on_salient`` and `
 variants with attention, on data with known windows. A new variant is a new file there.
 
 What runs is a study, a preset of the index (``--study``): ``default`` (without --study) runs the variants of claims
-1 to 3 at a budget that fits a CPU session; ``alternatives`` runs ``tsn``, ``jna`` and the three rejected designs at
+1 to 3 at the main run's budget; ``alternatives`` runs ``tsn``, ``jna`` and the three rejected designs at
 the main run's budget (the train command's defaults), 5 seeds each. ``--variants`` picks variants by name: alone,
 any variants, at the default study's seeds and budget; with --study, some of that study's variants. A new study is
 an entry of the index.
