@@ -2,7 +2,9 @@
 
 Upload a video (or pick one of the bundled synthetic examples, offered when the checkpoint was trained on the
 synthetic set) and the page shows the top-5 classes with their probabilities and the attention strip: each
-snippet's RGB frame, its flow magnitude and its attention weight; for a video longer than two windows
+snippet's RGB frame, its flow magnitude and its attention weight (and, for a checkpoint whose spatial pooling is
+``attention``, its spatial attention map drawn over the frame; for one whose fusion is ``branch_selection``, the
+branch gate's weights in the message); for a video longer than two windows
 (``--window``, 2 s), the timeline of ``python -m jna_fast.predict --window``: each window's class probabilities
 over time and the attention on its snippets. The video goes through the same inference code
 as ``python -m jna_fast.predict`` and ``Predictor.predict`` (``jna_fast.inference``), so the page shows what they print.
@@ -91,6 +93,9 @@ class Demo:
         message = (f"**{prediction.classes[0]}** ({prediction.probabilities[0]:.1%}); most attended snippet: frame "
                    f"{prediction.snippet_starts[peak]} (weight {prediction.attention[peak]:.2f} of "
                    f"{len(prediction.attention)} snippets)")
+        if prediction.branch_gate is not None:
+            message += (f"; branch gate: RGB {prediction.branch_gate[0]:.2f}, flow {prediction.branch_gate[1]:.2f} "
+                        f"(the scores are those of the branch weighed more)")
         try:
             timeline = self.timeline(video)
         except REPORTED_ERRORS as error:
@@ -135,7 +140,8 @@ def build_interface(demo: Demo, examples: list[tuple[str, Path]], title: str):
             with gr.Column(scale=1):
                 top = gr.Label(num_top_classes=demo.top_k, label=f"Top-{demo.top_k}", elem_id="top-classes")
                 message = gr.Markdown("Upload a video or pick an example.", elem_id="message")
-        strip = gr.Image(label="Attention strip: each snippet's RGB frame, flow magnitude and attention weight",
+        strip = gr.Image(label="Attention strip: each snippet's RGB frame, flow magnitude and attention weight (and "
+                               "its spatial attention over the frame, for a model that has it)",
                          type="numpy", interactive=False, elem_id="strip")
         timeline = gr.Image(label=f"Timeline (videos over {2 * demo.window:g} s): class probabilities of "
                                   f"{demo.window:g} s windows every {demo.stride:g} s, and each snippet's attention",

@@ -10,13 +10,17 @@ Writes into DIR:
 - ``report.json``: ``top1``, ``top5``, ``mean_class_accuracy`` of the fused scores, the same for each branch alone
   (``top1_rgb``, ``top1_flow``, ...), ``per_class`` accuracy, and, on data with known discriminative windows (the
   synthetic set), ``attention_on_salient``, ``uniform_on_salient`` and ``top_snippet_in_window`` (see
-  jna_fast/metrics.py), all of them also per class family (``families``); ``skipped``: the videos left out as bad
+  jna_fast/metrics.py), all of them also per class family (``families``); for a model whose fusion is
+  ``branch_selection``, ``selected_rgb`` and ``selected_flow`` (the share of clips for which the gate selected each
+  branch), and for one whose spatial pooling is ``attention``, ``spatial_peak`` (the maps' mean peak weight) and
+  ``spatial_peak_uniform`` (the uniform map's), these too per family; ``skipped``: the videos left out as bad
   data (``--on-error skip``, the default), each with its ``video`` and ``reason``, and ``skipped_list_lines``;
 - ``predictions.jsonl``: per video its label, prediction, and the fused, RGB and flow scores (so that models and
-  streams can be fused later) and its attention;
+  streams can be fused later) and its attention (and ``selected_rgb``, with the branch selection);
 - ``confusion.png``: the confusion matrix;
 - with ``--visualize N``: ``attention/<video>.png`` for N videos: the sampled RGB frames and the flow magnitude
-  of each snippet with its attention weight, the true window marked where known.
+  of each snippet with its attention weight, the true window marked where known, and the spatial attention maps
+  drawn over the frames for a model that has them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Evaluation: a model's predictions over a loader (:func:`collect`), the report they make (:func:`summarize`:
-accuracies, per class, the attention's localisation) and its files (:func:`write_outputs`); and a checkpoint
+accuracies, per class, the attention's localisation, and what the parts of the abstract's rejected designs add:
+the branch selection's rates, the spatial attention's peak) and its files (:func:`write_outputs`); and a checkpoint
 evaluated end to end by the TSN test protocol (:func:`evaluate_checkpoint`), as ``python -m jna_fast.evaluate`` and
 the final evaluation of a training run do. The pictures are jna_fast/visualize.py's.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -20,8 +21,8 @@ from .config import Config, with_overrides
 from .data.synthetic import SalientWindows
 from .files import output_folder, refuse_links, write_text_atomically
 from .inference import TEST_CROPS, TEST_SEGMENTS, Predictor
-from .metrics import (confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy, predicted_classes,
-                      topk_correct)
+from .metrics import (branch_selection, confusion_matrix, localisation, mean_class_accuracy, per_class_accuracy,
+                      predicted_classes, spatial_peak, topk_correct)
 from .runtime import Distributed, autocast_context, setup_distributed
 from .visualize import plot_attention_strip, plot_confusion, snippet_pictures
 
@@ -46,6 +47,12 @@ class Predictions:
     attention: torch.Tensor                    # float32 [N, T]
     indices: torch.Tensor                      # int64 [N, T] snippet start frames
     mask: torch.Tensor                         # bool [N, T]
+    # float32 [N, 2]: the share of the clip's views whose gate selected the RGB, the flow branch (a model whose
+    # fusion is branch_selection; else None)
+    branch_selection: torch.Tensor | None = None
+    # float32 [N] each: metrics.spatial_peak of a model whose spatial pooling gives maps (else None)
+    spatial_peak: torch.Tensor | None = None
+    spatial_peak_uniform: torch.Tensor | None = None
     snippets: dict[str, dict] = field(default_factory=dict)  # video_id -> images kept for visualisation
 
     @classmethod
@@ -57,8 +64,21 @@ class Predictions:
         snippets = {}
         for part in parts:
             snippets.update(part.snippets)
-        return cls([video for part in parts for video in part.video_ids], cat("labels"), cat("scores"),
-                   cat("scores_rgb"), cat("scores_flow"), cat("attention"), cat("indices"), cat("mask"), snippets)
+        tensors = {spec.name: cat(spec.name) for spec in fields(cls)
+                   if spec.name not in ("video_ids", "snippets")}
+        return cls([video for part in parts for video in part.video_ids], snippets=snippets, **tensors)
+
+
+def _part_outputs(batch, out, kept: torch.Tensor) -> dict:
+    """The per-clip figures of the outputs a model's parts give beyond the contract (Part.outputs()): the branch
+    its gate selected, the peak of its spatial maps; {} for a model without them."""
+    figures = {}
+    if out.branch_gate is not None:
+        figures["branch_selection"] = _per_clip(batch, branch_selection(out.branch_gate), kept)
+    if out.spatial_attention is not None:
+        for name, values in spatial_peak(out.spatial_attention, batch.view_mask()).items():
+            figures[name] = _per_clip(batch, values, kept)
+    return figures
 
 
 def _per_clip(batch, per_view: torch.Tensor | None, kept: torch.Tensor) -> torch.Tensor | None:
@@ -86,13 +106,14 @@ def collect(model, loader, device: torch.device, precision: str = "fp32", keep_s
             video_ids=video_ids, labels=batch.label.cpu()[kept], scores=_per_clip(batch, out.logits, kept),
             scores_rgb=_per_clip(batch, out.logits_rgb, kept), scores_flow=_per_clip(batch, out.logits_flow, kept),
             attention=_per_clip(batch, out.attention, kept), indices=batch.indices.cpu()[kept],
-            mask=batch.mask.cpu()[kept].bool())
+            mask=batch.mask.cpu()[kept].bool(), **_part_outputs(batch, out, kept))
         # Pictures of the first videos of each class in turn, so that the strips show several classes.
         per_class = math.ceil(keep_snippets / out.logits.shape[1])
         for row in (row for row, keep in enumerate(kept.tolist()) if keep):
             label = int(batch.label[row])
             if kept_pictures < keep_snippets and pictured.get(label, 0) < per_class:
-                part.snippets[batch.video_ids[row]] = snippet_pictures(batch, row * batch.num_views)
+                part.snippets[batch.video_ids[row]] = snippet_pictures(batch, row * batch.num_views,
+                                                                       out.spatial_attention)
                 pictured[label] = pictured.get(label, 0) + 1
                 kept_pictures += 1
         parts.append(part)
@@ -119,8 +140,23 @@ def _localisation(predictions: Predictions, windows: SalientWindows, rows: torch
     return {name: float(values.mean()) for name, values in scores.items()}
 
 
+def _part_figures(predictions: Predictions, rows: torch.Tensor) -> dict:
+    """Over the clips ``rows``: the share of them (of their views) for which the gate selected each branch
+    (``selected_rgb``, ``selected_flow``) and the spatial maps' mean peak (``spatial_peak``, against the uniform
+    map's ``spatial_peak_uniform``), for a model whose parts give them; {} otherwise."""
+    figures = {}
+    if predictions.branch_selection is not None:
+        shares = predictions.branch_selection[rows].mean(0).tolist()
+        figures.update(selected_rgb=shares[0], selected_flow=shares[1])
+    for name in ("spatial_peak", "spatial_peak_uniform"):
+        if getattr(predictions, name) is not None:
+            figures[name] = float(getattr(predictions, name)[rows].mean())
+    return figures
+
+
 def summarize(predictions: Predictions, class_names: list[str], windows: SalientWindows | None) -> dict:
-    """The report: accuracies (fused and per branch), per class, and the attention's localisation."""
+    """The report: accuracies (fused and per branch), per class, the figures of the parts that give more
+    (:func:`_part_figures`) and the attention's localisation."""
     labels = predictions.labels
     report = {"clips": len(labels)}
     for suffix, scores in (("", predictions.scores), ("_rgb", predictions.scores_rgb),
@@ -129,9 +165,10 @@ def summarize(predictions: Predictions, class_names: list[str], windows: Salient
     confusion = confusion_matrix(predicted_classes(predictions.scores), labels, len(class_names))
     report["per_class"] = {name: (None if value != value else value) for name, value in
                            zip(class_names, per_class_accuracy(confusion).tolist())}
+    everything = torch.arange(len(labels))
+    report.update(_part_figures(predictions, everything))
     if windows is None:
         return report
-    everything = torch.arange(len(labels))
     report.update(_localisation(predictions, windows, everything))
     families = {}
     for family in sorted(set(windows.families[video] for video in predictions.video_ids)):
@@ -143,6 +180,7 @@ def summarize(predictions: Predictions, class_names: list[str], windows: Salient
             entry[f"top1{suffix}"] = (None if scores is None
                                       else float(topk_correct(scores[rows], labels[rows], 1).float().mean()))
         entry.update(_localisation(predictions, windows, rows))
+        entry.update(_part_figures(predictions, rows))
         families[family] = entry
     report["families"] = families
     return report
@@ -165,6 +203,8 @@ def write_predictions(predictions: Predictions, class_names: list[str], path: Pa
             "scores_flow": row(predictions.scores_flow, index),
             "snippet_starts": predictions.indices[index][real].tolist(),
             "attention": [round(v, 5) for v in predictions.attention[index][real].tolist()],
+            **({} if predictions.branch_selection is None
+               else {"selected_rgb": round(float(predictions.branch_selection[index, 0]), 5)}),
         }) + "\n")
     write_text_atomically(path, "".join(lines))
 

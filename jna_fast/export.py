@@ -13,7 +13,9 @@ training crop size: ``rgb [batch, segments, 3, size, size]``, ``flow [batch, seg
 ``mask [batch, segments]`` bool (False: a padding snippet; every clip needs one True). A one-stream checkpoint
 (``--streams rgb`` or ``flow``) takes only its stream and the mask. Outputs: ``logits`` (fused), the logits of each
 branch the model has (``logits_rgb``, ``logits_flow``) and ``attention`` (``[batch, segments]``, 0 at padding; the
-uniform average over the real snippets for average consensus and one-stream models). The inputs and outputs are
+uniform average over the real snippets for average consensus and one-stream models), then, where the model's parts
+give them, ``spatial_attention`` (``[batch, segments, height, width]``: the spatial pooling ``attention``'s maps)
+and ``branch_gate`` (``[batch, 2]``: the fusion ``branch_selection``'s weights). The inputs and outputs are
 the model's own (``model.inputs()``, ``model.outputs()``), and what its parts say of themselves (``model.describe()``:
 the fusion's formula, the consensus, the parts and their options) goes into the metadata.
 
@@ -241,7 +243,12 @@ def deployment_metadata(predictor: Predictor, exported_as: str) -> dict:
                "logits_rgb": f"[batch, {model.num_classes}] the RGB branch's class scores",
                "logits_flow": f"[batch, {model.num_classes}] the flow branch's class scores",
                "attention": f"[batch, segments] float32 weight of each snippet, rows sum to 1, 0 at padding: "
-                            f"{described.pop('attention', described['parts']['temporal_pooling']['name'])}"}
+                            f"{described.pop('attention', described['parts']['temporal_pooling']['name'])}",
+               "spatial_attention": "[batch, segments, height, width] float32 weight of each position of each "
+                                    "snippet's last feature map, each map sums to 1: "
+                                    f"{described.pop('spatial_attention', '')}",
+               "branch_gate": "[batch, 2] float32 weights of the RGB and flow branches, rows sum to 1; the fused "
+                              "scores are those of the branch of the higher weight (RGB on a tie)"}
     return {
         "format": METADATA_FORMAT, "version": METADATA_VERSION, "jna_fast_version": __version__,
         "exported_as": exported_as, **({"onnx_opset": ONNX_OPSET} if exported_as == "onnx" else {}),

@@ -111,6 +111,9 @@ class VideoPrediction:
     probabilities: list[float]         # softmax of the fused scores, averaged over the views
     snippet_starts: list[int]          # 0-based first frame of each snippet
     attention: list[float]             # the attention weight of each snippet (sums to 1)
+    # The weights of the RGB and flow branches, averaged over the views, of a model whose fusion is
+    # branch_selection (each view's scores are its higher-weighted branch's); None for the other fusions.
+    branch_gate: list[float] | None = None
 
     def __str__(self) -> str:
         lines = [f"{self.video}:"]
@@ -118,6 +121,8 @@ class VideoPrediction:
         peak = max(range(len(self.attention)), key=self.attention.__getitem__)
         lines.append(f"  most attended snippet: frame {self.snippet_starts[peak]} "
                      f"(weight {self.attention[peak]:.2f} of {len(self.attention)} snippets)")
+        if self.branch_gate is not None:
+            lines.append(f"  branch gate: RGB {self.branch_gate[0]:.2f}, flow {self.branch_gate[1]:.2f}")
         return "\n".join(lines)
 
 
@@ -170,10 +175,14 @@ def _run(predictor: Predictor, video_path, *, top_k: int, segments: int, crops: 
     prediction = VideoPrediction(
         video=str(video_path), classes=[predictor.class_names[i] for i in top],
         class_indices=top, probabilities=probabilities[top].tolist(),
-        snippet_starts=batch.indices[0].cpu()[real].tolist(), attention=attention[real].tolist())
+        snippet_starts=batch.indices[0].cpu()[real].tolist(), attention=attention[real].tolist(),
+        branch_gate=None if out.branch_gate is None else batch.mean_over_views(out.branch_gate.float())[0].tolist())
     # The clip's first view (with one crop, the centre crop), its padding snippets left out.
-    pictures = ({name: value[real.numpy()] for name, value in snippet_pictures(batch, 0).items()}
-                if keep_pictures else {})
+    pictures = {}
+    if keep_pictures:
+        # The spatial attention maps, where the model gives them, go with the pictures they are drawn over.
+        pictures = {name: value[real.numpy()]
+                    for name, value in snippet_pictures(batch, 0, out.spatial_attention).items()}
     return VideoAnalysis(prediction, pictures)
 
 

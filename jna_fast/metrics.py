@@ -6,6 +6,11 @@ window ``[start, end)`` when its start frame is. Per clip:
 - ``attention_on_salient``: the attention mass on snippets inside the window;
 - ``uniform_on_salient``: the mass a uniform attention over the real snippets would put there (the chance level);
 - ``top_snippet_in_window``: 1 when the most-attended snippet is inside the window, else 0.
+
+The parts that stand for the abstract's rejected designs (docs/design.md §2.8), per clip:
+
+- :func:`branch_selection`: which branch the ``branch_selection`` fusion's gate selected;
+- :func:`spatial_peak`: the largest weight of the spatial attention's maps, against the uniform map's.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
+from .models.parts.fusion_branch_selection import selects_rgb
 
 
 def snippets_in_window(indices: torch.Tensor, mask: torch.Tensor | None,
@@ -35,6 +42,23 @@ def localisation(attention: torch.Tensor, indices: torch.Tensor, mask: torch.Ten
         "uniform_on_salient": inside.sum(1) / real.sum(1).clamp_min(1),
         "top_snippet_in_window": inside.gather(1, top).squeeze(1),
     }
+
+
+def branch_selection(gate: torch.Tensor) -> torch.Tensor:
+    """float [B, 2]: one-hot of the branch (RGB, flow) that the gate weights ``[B, 2]`` select at evaluation."""
+    rgb = selects_rgb(gate).float()
+    return torch.stack([rgb, 1 - rgb], 1)
+
+
+def spatial_peak(maps: torch.Tensor, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Per clip (float [B] each), from spatial attention maps ``[B, T, H, W]``: ``spatial_peak``, the largest weight
+    of a snippet's map averaged over the real snippets (1: all of it on one position), and
+    ``spatial_peak_uniform``, that of the uniform map (1 / (H W): the global average's)."""
+    peaks = maps.float().flatten(2).amax(-1)
+    real = torch.ones_like(peaks) if mask is None else mask.to(peaks.device).float()
+    positions = maps.shape[2] * maps.shape[3]
+    return {"spatial_peak": (peaks * real).sum(1) / real.sum(1).clamp_min(1),
+            "spatial_peak_uniform": torch.full_like(peaks[:, 0], 1 / positions)}
 
 
 def ranked_classes(scores: torch.Tensor, k: int) -> torch.Tensor:

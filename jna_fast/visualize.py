@@ -11,8 +11,9 @@ Long videos:
   first frame can be labelled by the window centred nearest to it), so memory stays flat here too.
 
 Evaluation: :func:`plot_confusion`, and :func:`attention_strip_figure` (each snippet's RGB frame, flow magnitude and
-attention weight) as a file (:func:`plot_attention_strip`) or an image array (:func:`attention_strip_image`), from
-the pictures :func:`snippet_pictures` takes out of a batch.
+attention weight, and its spatial attention map drawn over the frame for a model whose spatial pooling gives maps)
+as a file (:func:`plot_attention_strip`) or an image array (:func:`attention_strip_image`), from the pictures
+:func:`snippet_pictures` takes out of a batch.
 
 Every file is written atomically (jna_fast/files.py): a failure leaves what was there before, and a link at its
 name is replaced, never written through.
@@ -34,6 +35,8 @@ from .files import write_atomically
 from .metrics import confusion_matrix, predicted_classes
 
 TIMELINE_CLASSES = 5
+# The spatial attention overlay's full colour: this many times the uniform map's weight (and above).
+SPATIAL_SCALE = 4.0
 
 
 def write_predictions_json(prediction, path) -> None:
@@ -155,8 +158,10 @@ def write_annotated_video(prediction, video_path, path, codec: str | None = None
 
 
 # --- evaluation: the confusion matrix and the attention strips -------------------------------------------------
-def snippet_pictures(batch, row: int) -> dict:
-    """uint8 RGB frames [T, S, S, 3] and flow magnitudes [T, S, S] (first flow field of each stack) of one view."""
+def snippet_pictures(batch, row: int, spatial_attention: torch.Tensor | None = None) -> dict:
+    """uint8 RGB frames [T, S, S, 3] and flow magnitudes [T, S, S] (first flow field of each stack) of one view, and
+    the view's spatial attention maps [T, H, W] float32 when the model gives them (``spatial_attention``: the
+    output's ``[B*V, T, H, W]``, or None)."""
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     pictures = {}
@@ -166,6 +171,8 @@ def snippet_pictures(batch, row: int) -> dict:
     if batch.flow is not None:
         flow = batch.flow[row].detach().float().cpu()
         pictures["flow_magnitude"] = flow[:, 0:2].norm(dim=1).numpy()
+    if spatial_attention is not None:
+        pictures["spatial_attention"] = spatial_attention[row].detach().float().cpu().numpy()
     return pictures
 
 
@@ -234,7 +241,9 @@ def attention_strip_image(video_id: str, pictures: dict, attention, starts, mask
 def attention_strip_figure(video_id: str, pictures: dict, attention, starts, mask, window: tuple[int, int] | None,
                            label: str | None, prediction: str):
     """One column per real snippet: its RGB frame over its flow magnitude, its attention weight as a bar (a
-    matplotlib figure; the caller closes it). ``label`` None: the true class is unknown (a user's video)."""
+    matplotlib figure; the caller closes it); with ``pictures["spatial_attention"]``, each snippet's spatial map
+    drawn over its first picture (:func:`_overlay_spatial_attention`). ``label`` None: the true class is unknown (a
+    user's video)."""
     plt = pyplot()
 
     columns = [t for t in range(len(attention)) if bool(mask[t])]
@@ -251,6 +260,8 @@ def attention_strip_figure(video_id: str, pictures: dict, attention, starts, mas
                 ax.imshow(pictures["rgb"][t])
             else:
                 ax.imshow(pictures["flow_magnitude"][t], cmap="magma", vmin=0, vmax=flow_scale)
+            if row == 0 and "spatial_attention" in pictures:
+                _overlay_spatial_attention(ax, pictures["spatial_attention"][t], pictures[name][t].shape[:2])
             ax.set_xticks([])
             ax.set_yticks([])
             if inside:
@@ -266,6 +277,20 @@ def attention_strip_figure(video_id: str, pictures: dict, attention, starts, mas
     title = f"{video_id}: {'' if label is None else f'true {label}, '}predicted {prediction}"
     if window is not None:
         title += f"; green = snippet starts in the window [{window[0]}, {window[1]})"
+    if "spatial_attention" in pictures:
+        title += f"\noverlay: spatial attention, full colour at {SPATIAL_SCALE:g} x the uniform weight"
     figure.suptitle(title, fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def _overlay_spatial_attention(ax, weights, size: tuple[int, int]) -> None:
+    """Draw a snippet's spatial attention map ``weights`` [H, W] over its picture of ``size`` pixels, stretched to
+    cover it (each cell over the pixels its feature map position sees), coloured by its weight relative to the
+    uniform map's (1: the weight the global average gives every position) on one scale for every snippet, full
+    colour from :data:`SPATIAL_SCALE` times the uniform weight up."""
+    weights = np.asarray(weights, dtype=np.float32)
+    relative = weights * weights.size
+    height, width = size
+    ax.imshow(relative, cmap="inferno", alpha=0.45, vmin=0, vmax=SPATIAL_SCALE,
+              extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="bilinear")

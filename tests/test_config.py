@@ -97,7 +97,8 @@ def test_invalid_combinations_exit_with_usage(capsys):
     assert "option data.split must be one of 1, 2, 3 for --dataset synthetic, got 4" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse_args(["--model.fusion.name", "weighted"])
-    assert "--model.fusion.name: invalid choice: 'weighted' (choose from 'late_scores')" in capsys.readouterr().err
+    assert ("--model.fusion.name: invalid choice: 'weighted' (choose from 'late_scores', 'branch_selection', "
+            "'fully_connected')" in capsys.readouterr().err)
 
 
 def test_an_option_of_a_part_not_chosen_is_refused_naming_it(capsys):

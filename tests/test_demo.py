@@ -10,7 +10,7 @@ import pytest
 from jna_fast.data.synthetic import encode_video, plan_video, render_video
 from jna_fast.demo import Demo, main, dataset_examples
 from jna_fast.inference import Predictor, predict_long_video
-from jna_fast.visualize import write_timeline
+from jna_fast.visualize import attention_strip_image, write_timeline
 
 plt = pytest.importorskip("matplotlib.pyplot")
 
@@ -45,6 +45,29 @@ def test_the_demo_shows_what_predict_says_and_the_attention_strip(model, tmp_pat
     top, strip, message, timeline = Demo(model, segments=SEGMENTS).outputs(clip)
     assert top == result.top and np.array_equal(strip, result.strip) and message == result.message
     assert timeline is None and result.timeline is None  # 16 frames at 25 fps: shorter than two windows
+
+
+def test_the_demo_shows_the_spatial_maps_and_the_branch_gate_where_the_checkpoint_has_them(tmp_path):
+    from conftest import make_checkpoint
+    from jna_fast.data.synthetic import DEFAULT_FAMILIES, catalogue
+
+    checkpoint = make_checkpoint(tmp_path, ["--dataset", "synthetic", "--synthetic-classes", "3", "--no-flip",
+                                            "--size", "64", "--share-after", "", "--consensus", "average",
+                                            "--model.spatial_pooling.name", "attention",
+                                            "--model.fusion.name", "branch_selection"],
+                                 [spec.name for spec in catalogue(DEFAULT_FAMILIES)[:3]])
+    predictor = Predictor.from_checkpoint(checkpoint)
+    clip = synthetic_clip(tmp_path / "clip.avi")
+    analysis = predictor.analyse(clip, segments=SEGMENTS)
+    assert analysis.pictures["spatial_attention"].shape == (SEGMENTS, 2, 2)  # 64 px: 2 x 2 positions
+    assert analysis.prediction.branch_gate == pytest.approx([0.5, 0.5])  # the gate starts even
+    result = Demo(predictor, segments=SEGMENTS).classify(clip)
+    assert "branch gate: RGB 0.50, flow 0.50" in result.message
+    without_maps = {name: value for name, value in analysis.pictures.items() if name != "spatial_attention"}
+    plain = attention_strip_image("clip.avi", without_maps, analysis.prediction.attention,
+                                  analysis.prediction.snippet_starts, [True] * SEGMENTS, None, None,
+                                  analysis.prediction.classes[0])
+    assert result.strip.shape[2] == 3 and not np.array_equal(result.strip, plain)  # the maps drawn over the frames
 
 
 def test_a_long_video_gets_the_timeline_of_predict_window(model, tmp_path):

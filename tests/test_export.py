@@ -39,15 +39,30 @@ KINDS = {
     "tsn": ["--streams", "both", "--share-after", "", "--consensus", "average"],
     "rgb": ["--streams", "rgb", "--share-after", "", "--consensus", "average"],
     "flow": ["--streams", "flow", "--share-after", "", "--consensus", "average"],
+    # The abstract's rejected designs (docs/design.md §2.8), each in TSN's place
+    "fc_fusion": ["--streams", "both", "--share-after", "", "--consensus", "average", "--model.fusion.name",
+                  "fully_connected", "--model.fusion.hidden", "16"],
+    "branch_selection": ["--streams", "both", "--share-after", "", "--consensus", "average", "--model.fusion.name",
+                         "branch_selection"],
+    "spatial_attention": ["--streams", "both", "--share-after", "", "--consensus", "attention",
+                          "--model.spatial_pooling.name", "attention"],
 }
+ALTERNATIVES = ("fc_fusion", "branch_selection", "spatial_attention")
+# The crop size of each kind: SIZE (a one-position last feature map) but where the positions matter.
+SIZES = {"spatial_attention": 96}
+# The parameters that start at zero, drawn at random so that the export could get them wrong: the
+# joint attention's vectors, the spatial attention's, the gate.
+RANDOMISED = ("temporal_pooling.w_", "spatial_pooling.w_", "fusion.gate.")
 
 
 def make_checkpoint(path, kind: str):
     """A checkpoint of an untrained ResNet-18 model whose every weight the export could get wrong is random: the
-    attention vectors (so the attention is far from uniform), the cross-stitch weights and statistics, BatchNorm's
-    running statistics and affine weights, the classifiers' biases."""
-    cfg = parse_args(["--root", str(path.parent / "no-data"), "--size", str(SIZE), "--num-segments", "3",
-                      "--flow-length", str(FLOW_LENGTH), "--out", str(path.parent / "run"), *KINDS[kind]])
+    temporal and spatial attention vectors (so the attention is far from uniform), the branch selection's gate
+    (balanced to select either branch), the cross-stitch weights and statistics, BatchNorm's running statistics and
+    affine weights, the classifiers' biases."""
+    cfg = parse_args(["--root", str(path.parent / "no-data"), "--size", str(SIZES.get(kind, SIZE)),
+                      "--num-segments", "3", "--flow-length", str(FLOW_LENGTH), "--out", str(path.parent / "run"),
+                      *KINDS[kind]])
     model = build_model(cfg, CLASSES)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -60,11 +75,26 @@ def make_checkpoint(path, kind: str):
                 tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
             elif name.endswith("alpha"):
                 tensor.copy_(torch.rand(tensor.shape, generator=gen))
-            elif name.startswith("temporal_pooling.") and kind == "jna":
-                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 3 / tensor.numel() ** 0.5)
+            elif name.startswith(RANDOMISED):
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 3 / tensor.shape[-1] ** 0.5)
+        if kind == "branch_selection":
+            balance_gate(model, kind, gen)
     save_checkpoint(path, {"model": model.state_dict(), "config": cfg.to_dict(),
                            "class_names": [f"class{i}" for i in range(CLASSES)], "data": data_settings(cfg)})
     return path
+
+
+def balance_gate(model, kind, gen):
+    """Scale and shift the gate so that, on random inputs, its two scores differ by about 1 either way: an untrained
+    network pools nearly the same features from any input, and a random gate would select one branch for all."""
+    model.eval()
+    inputs = random_inputs(kind, 8, 3, gen)
+    gate = model(inputs["rgb"], inputs["flow"], inputs["mask"]).branch_gate
+    difference = (gate[:, 0] / gate[:, 1]).log()  # the gate's score of RGB minus that of flow
+    model.fusion.gate.weight.div_(difference.std())
+    model.fusion.gate.bias.div_(difference.std())
+    shift = difference.median() / difference.std() / 2
+    model.fusion.gate.bias.add_(torch.stack([-shift, shift]))
 
 
 @pytest.fixture(scope="module")
@@ -95,25 +125,25 @@ def exported(folder, checkpoints):
 def random_inputs(kind, batch, segments, gen):
     """Inputs as the data gives them (normalised RGB, flow in [-1, 1]) and a mask whose rows have a random number
     of real snippets, the last row padded whenever it can be."""
-    rgb = torch.randn(batch, segments, 3, SIZE, SIZE, generator=gen)
-    flow = torch.rand(batch, segments, 2 * FLOW_LENGTH, SIZE, SIZE, generator=gen) * 2 - 1
+    size = SIZES.get(kind, SIZE)
+    rgb = torch.randn(batch, segments, 3, size, size, generator=gen)
+    flow = torch.rand(batch, segments, 2 * FLOW_LENGTH, size, size, generator=gen) * 2 - 1
     lengths = torch.randint(1, segments + 1, (batch, 1), generator=gen)
     lengths[-1] = max(1, segments - 1)
     mask = torch.arange(segments).unsqueeze(0) < lengths
     inputs = {"rgb": rgb, "flow": flow, "mask": mask}
-    names = {"jna": ("rgb", "flow"), "tsn": ("rgb", "flow"), "rgb": ("rgb",), "flow": ("flow",)}[kind]
+    names = {"rgb": ("rgb",), "flow": ("flow",)}.get(kind, ("rgb", "flow"))
     return {name: inputs[name] for name in (*names, "mask")}
 
 
 def eager_outputs(model, inputs, dtype):
-    """The eager model's outputs, in the exported order, computed in ``dtype`` (float64: the truth)."""
+    """The eager model's outputs, in the exported order (``model.outputs()``), computed in ``dtype`` (float64: the
+    truth)."""
     model = model.to(dtype)
     cast = {name: value.to(dtype) if value.is_floating_point() else value for name, value in inputs.items()}
     with torch.no_grad():
         out = model(cast.get("rgb"), cast.get("flow"), cast["mask"])
-    branches = {"both": (out.logits_rgb, out.logits_flow), "rgb": (out.logits_rgb,),
-                "flow": (out.logits_flow,)}[model.streams]
-    return [t.double() for t in (out.logits, *branches, out.attention)]
+    return [getattr(out, name).double() for name in model.outputs()]
 
 
 def runner(format, path):
@@ -133,15 +163,18 @@ def runner(format, path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,format", [("jna", "pt2"), ("jna", "onnx"), ("tsn", "pt2"), ("rgb", "onnx"),
-                                         ("flow", "pt2")])
+                                         ("flow", "pt2"), *((kind, format) for kind in ALTERNATIVES
+                                                            for format in ("pt2", "onnx"))])
 def test_parity_with_eager(kind, format, checkpoints, exported, monkeypatch):
     run = runner(format, exported(kind, format))
     model = Predictor.from_checkpoint(checkpoints[kind]).model
-    names = ["logits", *{"jna": ["logits_rgb", "logits_flow"], "tsn": ["logits_rgb", "logits_flow"],
-                         "rgb": ["logits_rgb"], "flow": ["logits_flow"]}[kind], "attention"]
+    names = list(model.outputs())
+    assert names[:2] == ["logits", {"rgb": "logits_rgb", "flow": "logits_flow"}.get(kind, "logits_rgb")]
+    assert names[-1] == {"branch_selection": "branch_gate", "spatial_attention": "spatial_attention"}.get(
+        kind, "attention")
     seed = fresh_seed()
     gen = torch.Generator().manual_seed(seed)
-    spreads = []
+    spreads, spatial_spreads, selections = [], [], []
     for batch, segments in SHAPES:
         inputs = random_inputs(kind, batch, segments, gen)
         got = run(inputs)
@@ -157,11 +190,25 @@ def test_parity_with_eager(kind, format, checkpoints, exported, monkeypatch):
             allowed = 2 * (p - t).abs().max().item() + RELATIVE_FLOOR * max(1.0, t.abs().max().item())
             assert error <= allowed, (f"{kind} {format} B={batch} T={segments} {name}: error {error:.3g} against "
                                       f"float64, allowed {allowed:.3g} (seed {seed})")
-        attention = got[-1]
-        assert torch.all(attention[~inputs["mask"]] == 0)
-        spreads += [(row[real].max() - row[real].min()).item() for row, real in zip(attention, inputs["mask"])]
-    if kind == "jna":  # the test's attention vectors make the attention far from uniform: the test sees it
+        outputs = dict(zip(names, got))
+        assert torch.all(outputs["attention"][~inputs["mask"]] == 0)
+        spreads += [(row[real].max() - row[real].min()).item()
+                    for row, real in zip(outputs["attention"], inputs["mask"])]
+        if kind == "spatial_attention":
+            maps = outputs["spatial_attention"]
+            assert maps.shape == (batch, segments, 3, 3)
+            spatial_spreads.append((maps.flatten(2).amax(-1) - maps.flatten(2).amin(-1)).max().item())
+        if kind == "branch_selection":  # the logits are the selected branch's, clip by clip
+            rgb = outputs["branch_gate"][:, 0] >= outputs["branch_gate"][:, 1]
+            selections += rgb.tolist()
+            selected = torch.where(rgb.unsqueeze(1), outputs["logits_rgb"], outputs["logits_flow"])
+            assert torch.equal(outputs["logits"], selected)
+    if kind in ("jna", "spatial_attention"):  # the test's attention vectors make the attention far from uniform
         assert max(spreads) > 0.05, spreads
+    if kind == "spatial_attention":
+        assert max(spatial_spreads) > 0.05, spatial_spreads
+    if kind == "branch_selection":  # the test's gate selects each branch for some clips
+        assert 0 < sum(selections) < len(selections), selections
 
 
 def test_onnx_standard_ops_and_metadata(exported):
@@ -217,6 +264,23 @@ def test_pt2_loads_after_import_jna_fast(exported, first):
                             text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"(1, {CLASSES}) []"
+
+
+def test_the_outputs_of_the_alternatives(exported):
+    """The spatial maps and the gate are outputs of their models, named and described in the metadata."""
+    session = ort.InferenceSession(str(exported("spatial_attention", "onnx")), providers=["CPUExecutionProvider"])
+    assert [(o.name, o.shape) for o in session.get_outputs()][-1] == ("spatial_attention",
+                                                                      ["batch", "segments", 3, 3])
+    metadata = onnx_metadata(exported("spatial_attention", "onnx"))
+    assert list(metadata["outputs"]) == ["logits", "logits_rgb", "logits_flow", "attention", "spatial_attention"]
+    assert "scored by both branches" in metadata["outputs"]["spatial_attention"]
+    assert metadata["parts"]["spatial_pooling"] == {"name": "attention", "options": {}}
+    program, metadata = load_pt2(exported("branch_selection", "pt2"))
+    assert list(metadata["outputs"]) == ["logits", "logits_rgb", "logits_flow", "attention", "branch_gate"]
+    assert "g = softmax(Linear(2C, 2)" in metadata["outputs"]["logits"]
+    assert len(program.graph_signature.user_outputs) == 5
+    metadata = onnx_metadata(exported("fc_fusion", "onnx"))
+    assert metadata["parts"]["fusion"]["options"] == {"hidden": 16, "dropout": 0.5, "aux_loss_weight": 0.5}
 
 
 def test_one_stream_inputs(exported):

@@ -17,9 +17,9 @@ from jna_fast.models.parts.temporal_joint_attention import attention_evidence_lo
 EXPECTED_PARTS = {
     "backbone": {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"},
     "sharing": {"none", "cross_stitch"},
-    "spatial_pooling": {"average"},
+    "spatial_pooling": {"average", "attention"},
     "temporal_pooling": {"average", "joint_attention"},
-    "fusion": {"late_scores"},
+    "fusion": {"late_scores", "fully_connected", "branch_selection"},
 }
 
 
@@ -48,7 +48,8 @@ def context(branches=("rgb", "flow"), channels=8, classes=4):
 def test_every_kind_has_its_parts_and_lookups_list_the_known_names():
     for kind, names in EXPECTED_PARTS.items():
         assert set(registry.names(kind)) == names
-    with pytest.raises(ValueError, match=r"model.fusion: unknown name 'mlp'; known: late_scores"):
+    with pytest.raises(ValueError, match=r"model.fusion: unknown name 'mlp'; known: late_scores, branch_selection, "
+                                         r"fully_connected"):
         registry.lookup("fusion", "mlp")
     with pytest.raises(ValueError, match=r"known: backbone, sharing, spatial_pooling, temporal_pooling, fusion"):
         registry.lookup("neck", "x")
@@ -83,10 +84,15 @@ def test_sharing_contract(name, options):
     assert (len(list(sharing.parameters())) == 1) == (name == "cross_stitch")
 
 
-def test_spatial_pooling_contract():
-    pooling = registry.lookup("spatial_pooling", "average")(part("spatial_pooling", "average").options, context())
-    x = torch.randn(6, 8, 3, 5)
-    torch.testing.assert_close(pooling(x), x.mean((2, 3)))
+@pytest.mark.parametrize("branches", [("rgb",), ("rgb", "flow")])
+def test_spatial_pooling_contract(branches):
+    pooling = registry.lookup("spatial_pooling", "average")(part("spatial_pooling", "average").options,
+                                                            context(branches))
+    xs = tuple(torch.randn(6, 8, 3, 5) for _ in branches)
+    pooled, maps = pooling(xs)
+    assert maps is None and len(pooled) == len(branches) and pooling.outputs() == ()
+    for x, p in zip(xs, pooled):
+        torch.testing.assert_close(p, x.mean((2, 3)))
     assert pooling.out_channels(8) == 8
 
 

@@ -1,5 +1,5 @@
 """The network composed of parts (docs/design.md §2.7): a backbone per branch, sharing between their stages, a
-spatial pooling of each snippet's feature map, a temporal pooling over the snippets, dropout and a fusion of the
+spatial pooling of the snippets' feature maps, a temporal pooling over the snippets, dropout and a fusion of the
 branches. Two streams (RGB and flow) or one; the one-stream variants are the same composition with one branch.
 """
 
@@ -33,9 +33,15 @@ class JNAOutput:
     logits_flow: torch.Tensor | None  # [B, K]; None without a flow branch
     attention: torch.Tensor  # [B, T] float32, rows sum to 1 over real snippets, 0 on masked ones
     # [B, T, K] the fused classifier applied to each snippet's own features: what each snippet says on its own.
-    # The heads are linear, so the clip's logits are these averaged with the attention (before dropout).
+    # With a linear fusion (late_scores) the clip's logits are these averaged with the attention (before dropout).
     snippet_logits: torch.Tensor | None = None
     mask: torch.Tensor | None = None  # [B, T] bool as given to forward (None: every snippet is real)
+    # [B, T, H, W] float32: the weight of each position of each snippet's last feature map, summing to 1 per
+    # snippet (the spatial pooling `attention`); None for the average pooling.
+    spatial_attention: torch.Tensor | None = None
+    # [B, 2] float32: the weights of the RGB and flow branches, summing to 1 (the fusion `branch_selection`, whose
+    # evaluation selects the branch of the higher weight); None for the other fusions.
+    branch_gate: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -135,8 +141,10 @@ class Network(nn.Module):
 
     def outputs(self) -> tuple[str, ...]:
         """The fields of :class:`JNAOutput` this model fills with tensors, for export: the fused logits, each
-        branch's logits and the attention."""
-        return ("logits", *(f"logits_{name}" for name in self.branches), "attention")
+        branch's logits, the attention, then what its parts give beyond their kind's contract (``Part.outputs()``:
+        ``spatial_attention``, ``branch_gate``)."""
+        return ("logits", *(f"logits_{name}" for name in self.branches), "attention",
+                *(name for kind in PART_KINDS for name in getattr(self, kind).outputs()))
 
     def describe(self) -> dict:
         """The model's parts and what they say of themselves (export metadata; JSON values)."""
@@ -194,11 +202,15 @@ class Network(nn.Module):
         for layers in zip(*(b.stages() for b in backbones)):
             xs = tuple(layer(x) for (_, layer), x in zip(layers, xs))
             xs = self.sharing(layers[0][0], xs)
-        features = tuple(self.spatial_pooling(x).view(batch, segments, -1) for x in xs)
+        vectors, maps = self.spatial_pooling(xs)
+        features = tuple(v.view(batch, segments, -1) for v in vectors)
         pooled, attention = self.temporal_pooling(features, mask)
-        logits, branch_logits, snippet_logits = self.fusion(tuple(self.dropout(p) for p in pooled), features)
+        # A fusion with outputs of its own (Part.outputs()) gives them as a fourth element, by name.
+        logits, branch_logits, snippet_logits, *more = self.fusion(tuple(self.dropout(p) for p in pooled), features)
         named = dict(zip(self.branches, branch_logits))
-        return JNAOutput(logits, named.get("rgb"), named.get("flow"), attention, snippet_logits, mask)
+        spatial_attention = None if maps is None else maps.view(batch, segments, *maps.shape[1:])
+        return JNAOutput(logits, named.get("rgb"), named.get("flow"), attention, snippet_logits, mask,
+                         spatial_attention, **(more[0] if more else {}))
 
     def loss(self, output: JNAOutput, target: torch.Tensor) -> torch.Tensor:
         """The fusion's loss (docs/design.md §2.5) plus each part's auxiliary term (the joint attention's

@@ -55,6 +55,12 @@ class Part(nn.Module):
         """What the part adds to a model's description (export metadata): JSON values by key."""
         return {}
 
+    def outputs(self) -> tuple[str, ...]:
+        """The fields of :class:`jna_fast.models.JNAOutput` beyond its kind's contract that the part fills (the
+        spatial attention's maps, the branch selection's gate), in the order the network lists them (none by
+        default)."""
+        return ()
+
     def auxiliary_loss(self, output, target: torch.Tensor) -> torch.Tensor | None:
         """A term the part adds to the training loss (None: none)."""
         return None

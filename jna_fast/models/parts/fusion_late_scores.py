@@ -4,8 +4,12 @@
 Contract (every fusion part): ``forward(pooled, features) -> (logits, branch_logits, snippet_logits)``: ``pooled``
 the tuple of the branches' pooled features ``[B, C]`` (after dropout), ``features`` their snippet features
 ``[B, T, C]``; ``logits`` ``[B, K]`` fused, ``branch_logits`` the tuple of ``[B, K]`` per branch, ``snippet_logits``
-``[B, T, K]`` what each snippet's own features say (or None). ``loss(output, target)`` is the classification loss
-of a :class:`jna_fast.models.JNAOutput`; ``formula()`` says how ``logits`` is made, in words for export metadata.
+``[B, T, K]`` what each snippet's own features say (or None). A fusion that gives further fields of
+:class:`jna_fast.models.JNAOutput` names them in ``outputs()`` and returns them as a fourth element, a dict by name
+(``branch_selection``'s ``branch_gate``). ``loss(output, target)`` is the classification loss of a
+:class:`jna_fast.models.JNAOutput`; ``formula()`` says how ``logits`` is made, in words for export metadata. The
+alternatives to this one, the abstract's rejected designs, are ``fully_connected`` and ``branch_selection``
+(docs/design.md §2.8).
 
 Here: ``logits = weights[0] * fc_rgb(p_rgb) + weights[1] * fc_flow(p_flow)``, loss ``CE(logits) +
 aux_loss_weight * (CE(logits_rgb) + CE(logits_flow))`` in float32. One branch alone: its classifier's scores, CE.
@@ -29,6 +33,13 @@ class LateScoresOptions:
     weights: tuple[float, float] = option((1.0, 1.5), "weights of the RGB and flow class scores in the fused scores",
                                           metavar="RGB,FLOW", minimum=0)
     aux_loss_weight: float = option(0.5, "weight of the per-branch cross-entropies in the loss", minimum=0)
+
+
+def branch_loss(output, target: torch.Tensor, aux_loss_weight: float) -> torch.Tensor:
+    """``CE(logits) + aux_loss_weight * (CE(logits_rgb) + CE(logits_flow))`` in float32: the loss of a fusion of
+    two branches that keeps a classifier per branch (this one's, and the alternatives' of docs/design.md §2.8)."""
+    ce = lambda logits: F.cross_entropy(logits.float(), target)  # noqa: E731
+    return ce(output.logits) + aux_loss_weight * (ce(output.logits_rgb) + ce(output.logits_flow))
 
 
 @register("fusion", "late_scores")
@@ -55,10 +66,9 @@ class LateScores(Part):
         return w_rgb * branch_logits[0] + w_flow * branch_logits[1], branch_logits, snippet_logits
 
     def loss(self, output, target: torch.Tensor) -> torch.Tensor:
-        ce = lambda logits: F.cross_entropy(logits.float(), target)  # noqa: E731
         if len(self.branches) == 1:
-            return ce(output.logits)
-        return ce(output.logits) + self.aux_loss_weight * (ce(output.logits_rgb) + ce(output.logits_flow))
+            return F.cross_entropy(output.logits.float(), target)
+        return branch_loss(output, target, self.aux_loss_weight)
 
     def formula(self) -> str:
         if len(self.branches) == 1:
