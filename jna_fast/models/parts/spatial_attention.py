@@ -34,6 +34,8 @@ from ..registry import register
 @register("spatial_pooling", "attention")
 class SpatialAttentionPooling(UsesOps, Part):
     Options = NoOptions
+    # Its maps are drawn over the frames by the evaluation, and an ablation keeps them (jna_fast/variants.py).
+    LEARNS_ATTENTION = True
 
     def __init__(self, options: NoOptions, context: PartContext):
         super().__init__()
