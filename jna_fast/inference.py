@@ -44,7 +44,10 @@ __all__ = ["AGGREGATION", "LongVideoPrediction", "Predictor", "TEST_CROPS", "TES
 
 # The test protocol's defaults (the configuration's eval.segments and eval.crops).
 _PROTOCOL = {spec.name: default_of(spec) for spec in dataclasses.fields(EvalOptions)}
-TEST_SEGMENTS, TEST_CROPS = _PROTOCOL["segments"], _PROTOCOL["crops"]
+TEST_SEGMENTS: int = _PROTOCOL["segments"]
+"""Snippets per video of the TSN test protocol (the configuration's ``eval.segments``)."""
+TEST_CROPS: int = _PROTOCOL["crops"]
+"""Crops per snippet of the test protocol (the configuration's ``eval.crops``): 1, 3 or 10."""
 
 
 @dataclass
