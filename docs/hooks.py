@@ -155,6 +155,14 @@ def on_files(files: Files, config) -> Files:
     return files
 
 
+SPHINX_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):(?=<code>)")
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    """Docstrings written for Sphinx (``:func:`name```) show the name alone, as code."""
+    return SPHINX_ROLE.sub("", html)
+
+
 REPOSITORY_RESULTS_LINK = re.compile(r"\]\((?:\.\./)+benchmarks/results/")
 FOLDER_LINK = re.compile(r"\[([^\]]*)\]\(([\w.-]+)/\)")
 
