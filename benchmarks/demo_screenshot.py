@@ -1,4 +1,5 @@
-"""The demo page with a result, for the README: ``python benchmarks/demo_screenshot.py CHECKPOINT OUT.png``.
+"""The demo page with a result, for docs/guides/demo.md:
+``python benchmarks/demo_screenshot.py CHECKPOINT OUT.png``.
 
 Starts ``python -m jna_fast.demo CHECKPOINT`` on a free local port, opens it in headless Chromium (Selenium), runs
 the first bundled synthetic example (or ``--video FILE``: uploads it) and saves the page once the result shows.

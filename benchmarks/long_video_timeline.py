@@ -1,4 +1,5 @@
-"""The README's long-video timeline: synthetic test videos of alternating classes joined into one video, scored by
+"""The long-video timeline of docs/guides/predict.md: synthetic test videos of alternating classes joined into one
+video, scored by
 ``python -m jna_fast.predict CHECKPOINT joined.mp4 --window W --stride S --out OUT`` (default: windows of one
 synthetic clip's length, 32 frames at 25 fps, every quarter of it).
 

@@ -267,9 +267,19 @@ def deployment_metadata(predictor: Predictor, exported_as: str) -> dict:
 
 
 def export_model(checkpoint, format: str, out) -> dict:
-    """Export the model of ``checkpoint`` (a file written by ``python -m jna_fast.train``) as ``format``
-    (``pt2`` or ``onnx``) into ``out``, written atomically; returns the metadata stored with it. The checkpoint
-    is read with ``torch.load(weights_only=True)`` (:mod:`jna_fast.checkpoint`)."""
+    """Export the model of a checkpoint for serving, written atomically.
+
+    Args:
+        checkpoint: a file of ``python -m jna_fast.train``, read with ``torch.load(weights_only=True)``.
+        format: ``"pt2"`` (``torch.export``, the fused ops kept) or ``"onnx"`` (standard ONNX ops, opset 18).
+        out: the file to write.
+
+    Returns:
+        The metadata stored with the model (class names, inputs, outputs, what feeding needs).
+
+    Raises:
+        ExportError: an unknown format (a checkpoint that cannot be loaded: ``CheckpointError``).
+    """
     if format not in FORMATS:
         raise ExportError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}")
     check_output_file(out, "--out")  # before the export's minutes, not after them
@@ -288,9 +298,17 @@ def export_model(checkpoint, format: str, out) -> dict:
 
 
 def load_pt2(path):
-    """``(ExportedProgram, metadata)`` of a ``.pt2`` written by :func:`export_model`; ``program.module()`` runs
-    it. It is traced on CPU tensors, and tested on them only. (jna_fast.ops, imported with this module, registers
-    the program's jna_fast ops and their fake kernels.)"""
+    """Load a ``.pt2`` written by [export_model][jna_fast.export.export_model] (traced and tested on CPU tensors).
+
+    Args:
+        path: the ``.pt2`` file.
+
+    Returns:
+        ``(program, metadata)``: ``program.module()(rgb, flow, mask)`` runs the ``ExportedProgram``.
+
+    Raises:
+        ExportError: an archive without jna_fast's metadata (not exported by jna_fast).
+    """
     extra = {PT2_METADATA_FILE: ""}
     with _quiet_torch_internals():
         program = torch.export.load(path, extra_files=extra)

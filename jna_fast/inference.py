@@ -44,7 +44,10 @@ __all__ = ["AGGREGATION", "LongVideoPrediction", "Predictor", "TEST_CROPS", "TES
 
 # The test protocol's defaults (the configuration's eval.segments and eval.crops).
 _PROTOCOL = {spec.name: default_of(spec) for spec in dataclasses.fields(EvalOptions)}
-TEST_SEGMENTS, TEST_CROPS = _PROTOCOL["segments"], _PROTOCOL["crops"]
+TEST_SEGMENTS: int = _PROTOCOL["segments"]
+"""Snippets per video of the TSN test protocol (the configuration's ``eval.segments``)."""
+TEST_CROPS: int = _PROTOCOL["crops"]
+"""Crops per snippet of the test protocol (the configuration's ``eval.crops``): 1, 3 or 10."""
 
 
 @dataclass
@@ -60,9 +63,20 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Predictor":
-        """The model saved by ``python -m jna_fast.train`` (``best.pt`` or ``last.pt``), in eval mode on
-        ``device``. A foreign, truncated or mismatched file raises :class:`jna_fast.checkpoint.CheckpointError`;
-        no model is half-loaded."""
+        """The model saved by ``python -m jna_fast.train``, in eval mode on ``device``.
+
+        Args:
+            path: ``best.pt`` or ``last.pt`` of a run; read with ``torch.load(weights_only=True)``, so a file from
+                a stranger cannot run code.
+            device: where the model runs: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+        Returns:
+            The predictor: the model, its class names, configuration and data settings.
+
+        Raises:
+            CheckpointError: a missing, foreign, truncated or mismatched file, or weights that are not finite
+                (the message names the file and the entry); no model is half-loaded.
+        """
         state = load_checkpoint(path)
         try:
             cfg = config_from_dict(state["config"], f"{path}: saved configuration")
@@ -79,10 +93,26 @@ class Predictor:
         scale."""
         return decode_short_side(self._settings("predict"), self.config)
 
-    def predict(self, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
-                device: str | torch.device | None = None) -> "VideoPrediction":
-        """Classify one video file: the top-k class names, their probabilities and the attention on each
-        snippet."""
+    def predict(self, video_path: str | os.PathLike, *, top_k: int = 5, segments: int = TEST_SEGMENTS,
+                crops: int = TEST_CROPS, device: str | torch.device | None = None) -> "VideoPrediction":
+        """Classify one video file, its flow computed on the fly as the training data's was.
+
+        Args:
+            video_path: a video file any FFmpeg build decodes (resized on decode to the training frames' short side).
+            top_k: how many classes to return, >= 1.
+            segments: snippets sampled TSN-style over the whole video.
+            crops: test views per snippet: 1, 3 or 10 (10: corners, centre and their mirror images).
+            device: where the model runs; None: where it is.
+
+        Returns:
+            The top-k class names and probabilities, each snippet's first frame and attention weight (and the
+            branch gate or the spatial maps, for a model that has them).
+
+        Raises:
+            FileNotFoundError: no such video file.
+            DataError: a video that cannot be decoded, or is too short for one snippet.
+            ValueError: probabilities that are not finite, or a checkpoint without data settings.
+        """
         return predict_video(self, video_path, top_k=top_k, segments=segments, crops=crops, device=device)
 
     def analyse(self, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,

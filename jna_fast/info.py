@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import platform
 
@@ -54,9 +55,13 @@ def report() -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jna_fast.info", description="Prints the versions, the compiled "
+                                     "extension and which op backend can serve on this machine.")
+    parser.parse_args(argv)
     print(report())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -12,7 +12,7 @@ the trainer is jna_fast/training/ (docs/design.md §10).
 
 Examples::
 
-    python -m jna_fast.train                                   # synthetic data, ResNet-18 (README: Quick start)
+    python -m jna_fast.train                                   # synthetic data, ResNet-18 (docs/get-started.md)
     python -m jna_fast.flow extract --videos UCF101/UCF-101 --out UCF101/frames --short-side 256
     python -m jna_fast.train --dataset ucf101 --root UCF101 --frames-root UCF101/frames --split 1 \\
         --backbone resnet50 --weights resnet50-0676ba61.pth --epochs 80 --batch-size 16

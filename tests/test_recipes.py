@@ -217,9 +217,10 @@ def test_sbatch_keeps_tsns_batch_or_refuses(tmp_path):
     assert done.returncode == 2 and "configs/nope.yaml: no such recipe" in done.stderr
 
 
-def test_readme_lists_every_recipe():
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("### Recipes", 1)[1].split("\n### ", 1)[0]
+def test_the_guides_list_every_recipe_and_the_multi_node_launch():
+    guide = (REPO / "docs" / "guides" / "datasets.md").read_text()
+    section = guide.split("### Recipes", 1)[1].split("\n## ", 1)[0]
     for recipe in RECIPES:
         assert f"`configs/{recipe.name}`" in section, recipe.name
-    assert "--rdzv-backend c10d" in section and "configs/slurm/train_ucf101_jna.sbatch" in section
+    distributed = (REPO / "docs" / "guides" / "distributed.md").read_text()
+    assert "--rdzv-backend c10d" in distributed and "configs/slurm/train_ucf101_jna.sbatch" in distributed

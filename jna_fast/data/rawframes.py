@@ -1,6 +1,7 @@
 """Rawframes folders as the field's tools write them: names, counts, and which video frame each file holds.
 
-This is the one place that states the conventions (README "Rawframes from other tools" repeats them for users).
+This is the one place that states the conventions (docs/concepts/data.md, "Rawframes from other tools", repeats
+them for users).
 
 Names. A folder holds RGB frames and the two components of each flow field as numbered image files. Their names
 are Python format templates as in mmaction2: ``rgb_template`` takes the file number (default ``"img_{:05d}.jpg"``),

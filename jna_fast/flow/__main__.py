@@ -17,8 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     extract = commands.add_parser(
         "extract", help="decode videos, write RGB JPEG frames and 8-bit flow JPEGs",
-        description="For each video under --videos, writes <out>/<relative path without extension>/img_%%05d.jpg "
-                    "and flow_x_%%05d.jpg / flow_y_%%05d.jpg (N frames -> N-1 flow pairs). Complete folders are "
+        description="For each video under --videos, writes <out>/<relative path without extension>/img_%05d.jpg "
+                    "and flow_x_%05d.jpg / flow_y_%05d.jpg (N frames -> N-1 flow pairs). Complete folders are "
                     f"skipped; a summary goes to <out>/{SUMMARY_NAME}; exit code 1 if any video failed.")
     extract.add_argument("--videos", required=True, help="folder searched recursively for videos")
     extract.add_argument("--out", required=True, help="output folder of the rawframes")

@@ -53,10 +53,25 @@ def cpu_output_cache_bytes() -> int:
     return _C.cpu_output_cache_idle_bytes()
 
 
-def cross_stitch(x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor, *, backend: str | None = None):
+def cross_stitch(x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor, *,
+                 backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(y_rgb, y_flow)`` with ``y_i = alpha[c, i, 0] * x_rgb + alpha[c, i, 1] * x_flow`` per channel c.
 
-    ``x_rgb``, ``x_flow``: ``[N, C, H, W]`` of one dtype (contiguous or channels_last); ``alpha``: ``[C, 2, 2]``.
+    Args:
+        x_rgb: RGB branch features, ``[N, C, H, W]``, float32, float16 or bfloat16, contiguous or channels_last.
+        x_flow: flow branch features, the same shape, dtype and device as ``x_rgb``.
+        alpha: the mixing weights, ``[C, 2, 2]``, the dtype of the features (differentiable).
+        backend: ``"reference"``, ``"cpp"``, ``"cuda"`` or ``"triton"`` to force one; None (or the environment
+            variable ``JNA_FAST_BACKEND``) picks the fastest that can serve the inputs.
+
+    Returns:
+        ``(y_rgb, y_flow)``, each ``[N, C, H, W]`` in the inputs' dtype and memory format. NaN and inf propagate
+        element by element.
+
+    Raises:
+        ValueError: shapes, dtypes or devices that do not agree (the message names the input).
+        BackendUnavailable: a forced backend that cannot serve these inputs (the message lists each backend's
+            reason).
     """
     check_cross_stitch(x_rgb, x_flow, alpha)
     return select_backend(x_rgb.device, backend).cross_stitch(x_rgb, x_flow, alpha)
@@ -70,11 +85,29 @@ def joint_attention_pool(
     mask: torch.Tensor | None = None,
     *,
     backend: str | None = None,
-):
-    """``(p_rgb [B, C], p_flow [B, C], attention [B, T])`` from snippet features ``[B, T, C]``.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One temporal attention, scored by both branches, pooling the snippets of each clip.
 
     ``attention = softmax_t(<f_rgb, w_rgb> + <f_flow, w_flow>)`` over the snippets where ``mask`` is True;
-    ``p = sum_t attention * f`` for each branch. Accumulates in float32; attention is float32.
+    ``p = sum_t attention * f`` for each branch. Accumulates in float32.
+
+    Args:
+        f_rgb: RGB snippet features, ``[B, T, C]``, float32, float16 or bfloat16.
+        f_flow: flow snippet features, the same shape, dtype and device.
+        w_rgb: the RGB scoring vector, ``[C]`` (differentiable).
+        w_flow: the flow scoring vector, ``[C]``.
+        mask: ``[B, T]`` bool, False for a padding snippet; every row needs a True. None: every snippet is real.
+        backend: as for [cross_stitch][jna_fast.ops.cross_stitch].
+
+    Returns:
+        ``(p_rgb, p_flow, attention)``: ``[B, C]`` twice in the features' dtype, and ``[B, T]`` float32 whose rows
+        sum to 1 and are 0 where masked. A NaN or inf in a real snippet makes its clip's outputs NaN; a masked
+        snippet never reaches any output or gradient.
+
+    Raises:
+        ValueError: shapes, dtypes or devices that do not agree, or a mask row with no True (checked on CPU
+            tensors always, on GPU tensors with ``JNA_FAST_CHECKS=1``).
+        BackendUnavailable: a forced backend that cannot serve these inputs.
     """
     check_joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask)
     return select_backend(f_rgb.device, backend).joint_attention_pool(f_rgb, f_flow, w_rgb, w_flow, mask)
