@@ -276,7 +276,8 @@ class FlowSource:
         is read from rawframes.
 
         Raises:
-            ValueError: an algorithm not in ``jna_fast.flow.ALGORITHMS``.
+            ValueError: an algorithm not in ``jna_fast.flow.ALGORITHMS``, or a bad bound.
+            FlowAlgorithmUnavailable: the algorithm cannot run here.
         """
         return flow.OnlineFlow(self.algorithm, self.bound, self.quantise) if self.source == "online" else None
 
