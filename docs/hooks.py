@@ -4,7 +4,8 @@
   parser) in this process, so that the page and the command can never disagree;
 - ``reference/api/<module>.md``: one mkdocstrings entry for every name in the public modules' ``__all__``, pointed
   at the module that defines it (``jna_fast``, ``jna_fast.data`` and ``jna_fast.flow`` export lazily, PEP 562, which
-  static analysis cannot follow), read from the sources without importing them;
+  static analysis cannot follow), read from the sources without importing them; a name defined in another of these
+  modules links to its entry there, so that each name has one entry and cross-references one target;
 - ``results/files/<path>``: every file of ``benchmarks/results/`` (the summaries as pages, the raw files and
   pictures as they are), so that pages show and link the measured results without copies in ``docs/``; links
   written for the repository (``../benchmarks/results/...`` in docs/design.md) are pointed there.
@@ -133,8 +134,12 @@ def api_page(module_name: str) -> str:
     lines = [f"# `{module_name}`\n", API_MODULES[module_name] + "\n",
              "Every public name of the module (its `__all__`), documented where it is defined.\n"]
     for name, where in public_names(module_name):
+        home = where.rpartition(".")[0]
         if where in API_MODULES and where != module_name:
             lines.append(f"## `{name}`\n\nThe module [`{where}`]({where}.md).\n")
+        elif home in API_MODULES and home != module_name:
+            # Documented on its own module's page: documenting it twice would give its cross-references two targets.
+            lines.append(f"## `{name}`\n\nDocumented in [`{home}`]({home}.md#{where}).\n")
         else:
             lines.append(f"::: {where}\n    options:\n      heading_level: 2\n      show_root_full_path: false\n")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections import deque
+from collections import abc, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +57,13 @@ class Predictor:
     as its training data was prepared."""
 
     model: Network
+    """The network, in eval mode."""
     config: Config
+    """The configuration it was trained with."""
     class_names: list[str]
+    """The class names, by class index."""
     data_settings: dict
+    """Crop size, flip policy, flow algorithm and bound, precision (None in a checkpoint without)."""
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Predictor":
@@ -117,11 +121,12 @@ class Predictor:
 
     def analyse(self, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
                 device: str | torch.device | None = None) -> "VideoAnalysis":
-        """:meth:`predict`'s prediction with the snippets' pictures for the attention strip."""
+        """:meth:`predict`'s prediction with the snippets' pictures for the attention strip
+        (:func:`analyse_video`; same arguments and errors as :meth:`predict`)."""
         return analyse_video(self, video_path, top_k=top_k, segments=segments, crops=crops, device=device)
 
     def predict_long_video(self, video_path, **options) -> "LongVideoPrediction":
-        """:func:`predict_long_video` with this predictor."""
+        """:func:`predict_long_video` with this predictor; ``options`` are its keyword arguments."""
         return predict_long_video(self, video_path, **options)
 
     def _settings(self, what: str) -> dict:
@@ -133,16 +138,25 @@ class Predictor:
 
 @dataclass
 class VideoPrediction:
-    """The top-k classes of one video, and the attention the model put on each of its snippets."""
+    """The top-k classes of one video, and the attention the model put on each of its snippets.
+
+    Attributes:
+        video: the video's path.
+        classes: the top-k class names, most probable first.
+        class_indices: their class indices.
+        probabilities: their probabilities: softmax of the fused scores, averaged over the views.
+        snippet_starts: 0-based first frame of each real snippet.
+        attention: the attention weight of each real snippet (sums to 1).
+        branch_gate: the weights of the RGB and flow branches, averaged over the views, of a model whose fusion
+            is branch_selection (each view's scores are its higher-weighted branch's); None for the other fusions.
+    """
 
     video: str
-    classes: list[str]                 # the top-k class names, most probable first
+    classes: list[str]
     class_indices: list[int]
-    probabilities: list[float]         # softmax of the fused scores, averaged over the views
-    snippet_starts: list[int]          # 0-based first frame of each snippet
-    attention: list[float]             # the attention weight of each snippet (sums to 1)
-    # The weights of the RGB and flow branches, averaged over the views, of a model whose fusion is
-    # branch_selection (each view's scores are its higher-weighted branch's); None for the other fusions.
+    probabilities: list[float]
+    snippet_starts: list[int]
+    attention: list[float]
     branch_gate: list[float] | None = None
 
     def __str__(self) -> str:
@@ -158,15 +172,26 @@ class VideoPrediction:
 
 @dataclass
 class VideoAnalysis:
-    """A prediction with what the attention strip shows: the pictures of each real snippet of the first view."""
+    """A prediction with what the attention strip shows: the pictures of each real snippet of the first view.
+
+    Attributes:
+        prediction: the video's :class:`VideoPrediction`.
+        pictures: ``"rgb"``: uint8 ``[T, S, S, 3]``, ``"flow_magnitude"``: ``[T, S, S]`` (per stream present; T
+            real snippets, S the crop size), and the spatial attention maps where the model gives them.
+    """
 
     prediction: VideoPrediction
-    pictures: dict                     # "rgb": uint8 [T, S, S, 3], "flow_magnitude": [T, S, S] (per stream present)
+    pictures: dict
 
 
 def predict_video(predictor: Predictor, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS,
                   crops: int = TEST_CROPS, device: str | torch.device | None = None) -> VideoPrediction:
-    """Classify one video with a trained model (:meth:`Predictor.from_checkpoint`)."""
+    """Classify one video with a trained model: :meth:`Predictor.predict`, which documents the other arguments,
+    the result and the errors.
+
+    Args:
+        predictor: the trained model and its checkpoint's settings (:meth:`Predictor.from_checkpoint`).
+    """
     return _run(predictor, video_path, top_k=top_k, segments=segments, crops=crops, device=device,
                 keep_pictures=False).prediction
 
@@ -174,7 +199,11 @@ def predict_video(predictor: Predictor, video_path, *, top_k: int = 5, segments:
 def analyse_video(predictor: Predictor, video_path, *, top_k: int = 5, segments: int = TEST_SEGMENTS,
                   crops: int = TEST_CROPS, device: str | torch.device | None = None) -> VideoAnalysis:
     """:func:`predict_video`'s prediction, from the same computation, with the snippets' pictures for the
-    attention strip (``jna_fast.visualize.attention_strip_figure``)."""
+    attention strip (``jna_fast.visualize.attention_strip_figure``). Arguments and errors: :func:`predict_video`'s.
+
+    Returns:
+        The prediction and the pictures of its real snippets (:class:`VideoAnalysis`).
+    """
     return _run(predictor, video_path, top_k=top_k, segments=segments, crops=crops, device=device, keep_pictures=True)
 
 
@@ -263,19 +292,31 @@ class _WindowScorer:
 
 
 @torch.no_grad()
-def predict_long_video(predictor: Predictor, video_path, *, window: float = 2.0, stride: float = 1.0, top_k: int = 5,
-                       segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
-                       device: str | torch.device | None = None, on_window=None) -> LongVideoPrediction:
-    """Classify a long video window by window, with a trained model (:meth:`Predictor.from_checkpoint`).
+def predict_long_video(predictor: Predictor, video_path: str | os.PathLike, *, window: float = 2.0,
+                       stride: float = 1.0, top_k: int = 5, segments: int = TEST_SEGMENTS, crops: int = TEST_CROPS,
+                       device: str | torch.device | None = None,
+                       on_window: abc.Callable[[WindowPrediction], object] | None = None) -> LongVideoPrediction:
+    """Classify a long video window by window, each as :func:`predict_video` scores a video (docs/guides/predict.md).
 
-    Windows of ``window`` seconds start every ``stride`` seconds (:func:`window_bounds`; a video shorter than one
-    window is one window, scored exactly as :func:`predict_video` scores it). Each window is sampled and scored
-    as a short video is (``segments`` snippets, ``crops`` test views, online flow with the checkpoint's
-    algorithm). The video is decoded once, in order, its frames resized to :attr:`Predictor.short_side` as they
-    are decoded, into a ring buffer of one window's frames; a window is scored as soon as its last frame is
-    decoded, so memory grows neither with the video's length nor with its resolution. The video-level result is
-    the mean of the windows' probabilities. ``on_window(WindowPrediction)``, when given, is called as each window
-    is scored (progress in a demo)."""
+    Args:
+        predictor: the trained model and its checkpoint's settings (:meth:`Predictor.from_checkpoint`).
+        video_path: the video file, decoded once, in order, at :attr:`Predictor.short_side`.
+        window: seconds per window, > 0 (:func:`window_bounds`: a video shorter than one window is one window).
+        stride: seconds between window starts, > 0.
+        top_k: how many classes to return per window and for the video, >= 1.
+        segments: snippets sampled per window.
+        crops: test views per snippet: 1, 3 or 10.
+        device: where the model runs; None: where it is.
+        on_window: called with each :class:`WindowPrediction` as it is scored (progress in a demo); None: not.
+
+    Returns:
+        Each window's prediction, and the video's top-k by the mean of the windows' probabilities.
+
+    Raises:
+        FileNotFoundError: no such video file.
+        DataError: no decodable frame, or a single one (optical flow needs 2).
+        ValueError: ``window``, ``stride`` or ``top_k`` out of range, non-finite scores, or no data settings.
+    """
     model = predictor.model
     predictor._settings("predict_long_video")
     window, stride = check_window_seconds("window", window), check_window_seconds("stride", stride)

@@ -12,10 +12,22 @@ __all__ = ["AGGREGATION", "LongVideoPrediction", "WindowPrediction", "check_wind
            "window_frames"]
 
 AGGREGATION = "mean of the window probabilities"
+"""How the windows' probabilities make the video's (:attr:`LongVideoPrediction.aggregation`)."""
 
 
-def check_window_seconds(name: str, value) -> float:
-    """``value`` as a float > 0 (seconds), or a ValueError naming the option ``name`` (--window, --stride)."""
+def check_window_seconds(name: str, value: object) -> float:
+    """``value`` as a float > 0 (seconds), or a ValueError naming the option ``name`` (--window, --stride).
+
+    Args:
+        name: the option's name, for the message (``"window"``, ``"stride"``).
+        value: the number of seconds, as given (a number or a string).
+
+    Returns:
+        The seconds, a finite float > 0.
+
+    Raises:
+        ValueError: ``value`` is not a number, not finite, or not > 0.
+    """
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -26,15 +38,35 @@ def check_window_seconds(name: str, value) -> float:
 
 
 def window_frames(window: float, stride: float, fps: float) -> tuple[int, int]:
-    """(frames per window, frames between window starts) for ``window`` and ``stride`` seconds at ``fps``: the
-    nearest whole numbers, at least 2 frames per window (one flow pair) and a stride of at least 1 frame."""
+    """Frames per window and frames between window starts for ``window`` and ``stride`` seconds at ``fps``.
+
+    Args:
+        window: the window's length in seconds.
+        stride: seconds between window starts.
+        fps: the video's frame rate.
+
+    Returns:
+        ``(length, step)``: the nearest whole numbers of frames, at least 2 frames per window (one flow pair) and
+        a stride of at least 1 frame.
+    """
     return max(2, round(window * fps)), max(1, round(stride * fps))
 
 
 def window_bounds(num_frames: int, length: int, stride: int) -> list[tuple[int, int]]:
-    """(first frame, frame count) of each window over a video of ``num_frames`` frames: windows of ``length``
-    frames every ``stride`` frames from frame 0 while they fit, then, when frames are left after the last one, a
-    window ending at the last frame (so every frame is seen); a video shorter than one window is one window."""
+    """The first frame and frame count of each window over a video of ``num_frames`` frames.
+
+    Windows of ``length`` frames every ``stride`` frames from frame 0 while they fit, then, when frames are left
+    after the last one, a window ending at the last frame (so every frame is seen); a video shorter than one window
+    is one window.
+
+    Args:
+        num_frames: the video's frame count.
+        length: frames per window (:func:`window_frames`).
+        stride: frames between window starts.
+
+    Returns:
+        ``(first frame, frame count)`` of each window, in order.
+    """
     if num_frames <= length:
         return [(0, num_frames)]
     bounds = [(first, length) for first in range(0, num_frames - length + 1, stride)]
@@ -46,32 +78,65 @@ def window_bounds(num_frames: int, length: int, stride: int) -> list[tuple[int, 
 @dataclass
 class WindowPrediction:
     """One window of a long video: its frames and times, its top-k classes, every class's probability and the
-    attention the model put on each of its snippets."""
+    attention the model put on each of its snippets.
+
+    Attributes:
+        index: the window's number, from 0.
+        start: seconds: first frame / fps.
+        end: seconds: (last frame + 1) / fps.
+        first_frame: the window's first video frame (0-based).
+        num_frames: the window's frame count.
+        classes: the top-k class names, most probable first.
+        class_indices: the top-k class indices, in the same order.
+        probabilities: the probabilities of the top-k classes.
+        scores: every class's probability (softmax averaged over the views), in class order.
+        snippet_starts: 0-based first frame of each real snippet, in video frames.
+        attention: the attention weight of each real snippet (sums to 1).
+    """
 
     index: int
-    start: float                       # seconds: first frame / fps
-    end: float                         # seconds: (last frame + 1) / fps
+    start: float
+    end: float
     first_frame: int
     num_frames: int
-    classes: list[str]                 # the top-k class names, most probable first
+    classes: list[str]
     class_indices: list[int]
-    probabilities: list[float]         # of the top-k classes
-    scores: list[float]                # every class's probability (softmax averaged over the views)
-    snippet_starts: list[int]          # 0-based first frame of each real snippet, in video frames
-    attention: list[float]             # the attention weight of each real snippet (sums to 1)
+    probabilities: list[float]
+    scores: list[float]
+    snippet_starts: list[int]
+    attention: list[float]
 
 
 @dataclass
 class LongVideoPrediction:
     """Sliding-window prediction of a long video (:func:`predict_long_video`); ``classes`` / ``probabilities``:
-    the video-level top-k, ranked by the mean of the window probabilities (:data:`AGGREGATION`)."""
+    the video-level top-k, ranked by the mean of the window probabilities (:data:`AGGREGATION`).
+
+    Attributes:
+        video: the video's path.
+        fps: the video's frame rate.
+        num_frames: the frames decoded.
+        window: window length in seconds, as asked.
+        stride: seconds between window starts, as asked.
+        window_frames: frames per window as used (window * fps rounded, :func:`window_frames`).
+        stride_frames: frames between window starts as used (stride * fps rounded).
+        segments: snippets sampled per window.
+        crops: test views per snippet.
+        class_names: every class name, in class order (the index of ``WindowPrediction.scores``).
+        windows: each window's prediction, in order.
+        classes: the video-level top-k class names, most probable first.
+        class_indices: their class indices.
+        probabilities: their mean window probabilities.
+        aggregation: how the windows make the video's probabilities (:data:`AGGREGATION`).
+        max_buffered_frames: the most decoded frames held at once (the ring buffer's peak).
+    """
 
     video: str
     fps: float
     num_frames: int
-    window: float                      # seconds, as asked
+    window: float
     stride: float
-    window_frames: int                 # as used: window * fps and stride * fps rounded
+    window_frames: int
     stride_frames: int
     segments: int
     crops: int
@@ -81,10 +146,11 @@ class LongVideoPrediction:
     class_indices: list[int]
     probabilities: list[float]
     aggregation: str = AGGREGATION
-    max_buffered_frames: int = 0      # the most decoded frames held at once (the ring buffer's peak)
+    max_buffered_frames: int = 0
 
     @property
     def duration(self) -> float:
+        """The video's length in seconds (``num_frames / fps``)."""
         return self.num_frames / self.fps
 
     def to_dict(self) -> dict:

@@ -97,7 +97,7 @@ def test_every_public_name_has_a_reference_entry(site):
     for name in module.API_MODULES:
         html = (site / "reference" / "api" / name / "index.html").read_text(encoding="utf-8")
         for public, where in module.public_names(name):
-            assert f'id="{where}"' in html or f"{where}.md" in html or f"{where}/" in html, \
+            assert f'id="{where}"' in html or f"{where}.md" in html or f"{where}/" in html or f'#{where}"' in html, \
                 f"{name}.{public} ({where}) has no entry in the API reference"
 
 

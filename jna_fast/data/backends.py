@@ -18,6 +18,7 @@ the batch goes to a GPU with an asynchronous copy and no staging copy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -30,7 +31,7 @@ from ..io.video import decode_frames
 from .batch import ClipRequest
 from .dali_pipeline import DaliRunner, dali_decodes, dali_device_id, dali_error_summary
 from .jpeg import read_jpeg
-from .transforms import FLOW_CENTRE, flow_channel_signs, normalise_flow, normalise_rgb
+from .transforms import FLOW_CENTRE, Crop, flow_channel_signs, normalise_flow, normalise_rgb
 
 
 def crop_and_resize(image: np.ndarray, roi: tuple[float, float, float, float], size: int) -> np.ndarray:
@@ -96,13 +97,28 @@ def read_flow_images(request: ClipRequest) -> list[np.ndarray]:
     return [_read_image(path, cv2.IMREAD_GRAYSCALE, request.flow_size) for path in _flow_files(request)]
 
 
-def clip_views(frames, flow_images, crops, rgb_size: tuple[int, int], flow_size: tuple[int, int], size: int,
+def clip_views(frames: Sequence[np.ndarray], flow_images: Sequence[np.ndarray] | np.ndarray | None,
+               crops: Sequence[Crop], rgb_size: tuple[int, int], flow_size: tuple[int, int], size: int,
                flow_length: int) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """The views of one clip, one per crop: RGB float32 [T, 3, S, S] and flow [T, 2L, S, S], from its uint8 RGB
-    frames [T, H, W, 3] and its flow images (T * 2L greyscale [h, w], a snippet's stack in channel order; None
-    for a model without a flow branch: the flow views are then None). One resize per crop window: a mirrored view
-    reuses its unmirrored twin's. Shared by the loader and the long-video prediction (jna_fast/inference.py), so
-    both cut and normalise a clip the same way."""
+    """The views of one clip, one per crop, cropped, resized and normalised.
+
+    One resize per crop window: a mirrored view reuses its unmirrored twin's. Shared by the loader and the
+    long-video prediction (jna_fast/inference.py), so both cut and normalise a clip the same way.
+
+    Args:
+        frames: the snippets' RGB frames, uint8 ``[H, W, 3]`` each (T of them).
+        flow_images: the flow images, T * 2L greyscale uint8 ``[h, w]``, a snippet's stack in channel order; None
+            for a model without a flow branch.
+        crops: the views' crops (:class:`Crop`).
+        rgb_size: ``(H, W)`` of the RGB frames.
+        flow_size: ``(h, w)`` of the flow images.
+        size: S, the side of the resized views.
+        flow_length: L.
+
+    Returns:
+        ``(rgb_views, flow_views)``: per crop, RGB float32 ``[T, 3, S, S]`` (ImageNet-normalised) and flow float32
+        ``[T, 2L, S, S]`` in [-1, 1] (None each when ``flow_images`` is None).
+    """
     num_snippets = len(frames)
     windows: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
     rgb_views, flow_views = [], []

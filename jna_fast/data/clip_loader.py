@@ -75,8 +75,18 @@ class ClipLoader:
     def __init__(self, index: DatasetIndex, *, batch_size: int, sampling: ClipSampling, sharding: Sharding,
                  decoding: Decoding, issues: IssueLog, naming: RawframesNaming = DEFAULT_NAMING,
                  online_flow: OnlineFlow | None = None):
-        """``sampling``, ``sharding`` and ``decoding`` as :func:`build_loader` resolves them (no None left);
-        ``issues`` applies on_error; ``online_flow``: None when the flow is read from rawframes."""
+        """Made by :func:`build_loader`, which resolves the settings (no None left) and documents the errors.
+
+        Args:
+            index: the dataset's records and class names (:func:`load_index`).
+            batch_size: clips per batch (B), >= 1.
+            sampling: the snippets and views of a clip (``ClipSampling.for_subset``).
+            sharding: the shard and the order (``Sharding.resolved``).
+            decoding: backend, device, RGB source, threads, prefetch, memory cache.
+            issues: applies on_error to bad clips.
+            naming: the rawframes' file names.
+            online_flow: the online flow computation; None when the flow is read from rawframes.
+        """
         _check_settings(batch_size, sampling, sharding, decoding)
         train, num_crops, flip = sampling.train, sampling.num_crops, sampling.flip
         shard_id, num_shards = sharding.shard_id, sharding.num_shards
@@ -113,10 +123,12 @@ class ClipLoader:
 
     @property
     def class_names(self) -> list[str]:
+        """The dataset's class names, by label."""
         return self.index.class_names
 
     @property
     def num_classes(self) -> int:
+        """The number of classes."""
         return len(self.index.class_names)
 
     @property
@@ -125,6 +137,7 @@ class ClipLoader:
         return len(self.last_epoch_issues)
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration reads: its permutation and draws (the same on every rank)."""
         self.epoch = int(epoch)
 
     def shard_positions(self, epoch: int | None = None) -> np.ndarray:

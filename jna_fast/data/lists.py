@@ -56,8 +56,16 @@ SUBSETS = ("train", "test")
 
 @dataclass(frozen=True)
 class VideoRecord:
-    """One labelled video. ``video_path`` is None for rawframes datasets; ``num_frames`` is None when it is to be
-    read from the rawframes folder; ``source`` is the list file line the record comes from."""
+    """One labelled video of a dataset index.
+
+    Attributes:
+        video_id: the video's id: its listed path without extension, or its rawframes folder as listed.
+        label: the class index, 0-based (-1: unlabelled, kind="video").
+        video_path: the video file; None for rawframes datasets.
+        frames_dir: its rawframes folder; None where no rawframes are read.
+        num_frames: the frame count; None when it is to be read from the rawframes folder.
+        source: the list file line the record comes from.
+    """
 
     video_id: str
     label: int
@@ -69,6 +77,13 @@ class VideoRecord:
 
 @dataclass(frozen=True)
 class DatasetIndex:
+    """The videos of one subset of a dataset (:func:`jna_fast.data.load_index`).
+
+    Attributes:
+        records: one per video, in list order.
+        class_names: the class names, by label.
+    """
+
     records: list[VideoRecord]
     class_names: list[str]
 

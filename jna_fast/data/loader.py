@@ -47,12 +47,24 @@ def _resolve_backend(backend: str, flow_source: str = "rawframes", to_gpu: bool 
 
 def loader_device(model_device: torch.device | str, backend: str = "auto",
                   flow_source: str = "rawframes") -> tuple[str, str]:
-    """(resolved backend, loader device "gpu" | "cpu") to ask build_loader for, to feed a model on
-    ``model_device`` with flow from ``flow_source``: "gpu" (DALI's GPU decoders, batches already on the model's
-    GPU) only when the backend resolves to DALI and the model is on CUDA; otherwise "cpu", whose batches are in
-    pinned memory when CUDA is available (build_loader's default), so ``batch.to(model_device, non_blocking=True)``
-    copies asynchronously. Online flow is computed in the PyAV backend: ("pyav", "cpu") whatever the model's
-    device ("auto" resolves to it; "dali" is refused)."""
+    """The backend and loader device to ask build_loader for, to feed a model on ``model_device``.
+
+    "gpu" (DALI's GPU decoders, batches already on the model's GPU) only when the backend resolves to DALI and the
+    model is on CUDA; otherwise "cpu", whose batches are in pinned memory when CUDA is available (build_loader's
+    default), so ``batch.to(model_device, non_blocking=True)`` copies asynchronously. Online flow is computed in
+    the PyAV backend: ("pyav", "cpu") whatever the model's device ("auto" resolves to it; "dali" is refused).
+
+    Args:
+        model_device: where the model runs.
+        backend: "auto", "dali" or "pyav".
+        flow_source: "rawframes" or "online".
+
+    Returns:
+        ``(backend, device)``: the resolved backend ("dali" | "pyav") and the loader device ("gpu" | "cpu").
+
+    Raises:
+        ValueError: an unknown backend or flow source, "dali" with online flow, or "dali" without nvidia-dali.
+    """
     on_cuda = torch.device(model_device).type == "cuda" and torch.cuda.is_available()
     resolved = _resolve_backend(backend, flow_source, on_cuda)
     return resolved, "gpu" if resolved == "dali" and on_cuda else "cpu"
@@ -77,20 +89,36 @@ def _rgb_source(kind: str, frames_root, rgb_source: str | None, flow_source: str
     return rgb_source
 
 
-def build_loader(kind: str, root, *, split: int = 1, subset: str = "train", frames_root=None, list_file=None,
+def build_loader(kind: str, root: str | os.PathLike, *, split: int = 1, subset: str = "train",
+                 frames_root: str | os.PathLike | None = None, list_file: str | os.PathLike | None = None,
                  num_classes: int | None = None, naming: RawframesNaming = DEFAULT_NAMING, batch_size: int = 8,
                  sampling: ClipSampling = ClipSampling(), sharding: Sharding = Sharding(),
                  decoding: Decoding = Decoding(), flow: FlowSource = FlowSource()) -> ClipLoader:
-    """A loader of two-stream clips (see jna_fast/data/__init__.py for the full description).
+    """A loader of two-stream clips (jna_fast.data's module doc); settings left None are decided here.
 
-    kind/root/split/subset/list_file/num_classes: the dataset (lists.py; kind="video": ``root`` is one video file,
-    its clips labelled -1). frames_root: the rawframes folder of a video dataset (``python -m jna_fast.flow extract
-    --videos <video folder> --out <frames_root>``, or folders written by TSN's dense_flow, denseflow or mmaction2's
-    build_rawframes). naming: the rawframes' file names (mmaction2's ``filename_tmpl`` of each modality and
-    ``start_index``; conventions in jna_fast/data/rawframes.py). sampling: the snippets and views of a clip
-    (:class:`ClipSampling`); sharding: which clips this process reads, in which order (:class:`Sharding`);
-    decoding: backend, device, RGB source, on_error and threads (:class:`Decoding`); flow: rawframes or online
-    (:class:`FlowSource`). Settings left None are decided here: see each class.
+    Args:
+        kind: the dataset kind (``KINDS``; "video": ``root`` is one video file, its clips labelled -1).
+        root: the dataset's root folder (layouts: jna_fast/data/lists.py).
+        split: the official split, for kinds that have them.
+        subset: "train" or "test".
+        frames_root: the rawframes folder of a video dataset (``python -m jna_fast.flow extract``, or TSN's
+            dense_flow, denseflow or mmaction2's build_rawframes).
+        list_file: a list file, replacing split/subset.
+        num_classes: bounds the lists' labels.
+        naming: the rawframes' file names (mmaction2's ``filename_tmpl`` and ``start_index``; rawframes.py).
+        batch_size: clips per batch (B).
+        sampling: the snippets and views of a clip.
+        sharding: which clips this process reads, in which order.
+        decoding: backend, device, RGB source, on_error and threads.
+        flow: rawframes or online.
+
+    Returns:
+        The loader: an iterable of ClipBatch, ``len()`` batches per epoch.
+
+    Raises:
+        ValueError: settings that do not fit each other or the kind (backend, device, RGB or flow source,
+            short_side, pin_memory, shard, a size or count < 1, test crops in training, unknown kind or subset).
+        DataError: a missing root, frames_root, list or video, or a bad list line.
     """
     if decoding.short_side is not None and (flow.source != "online" or int(decoding.short_side) < 1):
         raise ValueError(f"short_side={decoding.short_side!r}: must be a number of pixels >= 1, with online flow "

@@ -52,22 +52,41 @@ def memory_limit(limit_mib: int | None) -> int:
 
 
 def distributed_shard() -> tuple[int, int]:
-    """(rank, world size) of torch.distributed when it is initialised, else (0, 1)."""
+    """The shard this process reads by default (:class:`Sharding`'s None).
+
+    Returns:
+        ``(rank, world size)`` of torch.distributed when it is initialised, else ``(0, 1)``.
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
 
 
 def shard_bounds(num_items: int, shard_id: int, num_shards: int) -> tuple[int, int]:
-    """[begin, end) of shard ``shard_id``: contiguous, disjoint, sizes differ by at most one (DALI's rule)."""
+    """[begin, end) of shard ``shard_id``: contiguous, disjoint, sizes differ by at most one (DALI's rule).
+
+    Args:
+        num_items: the items to share out.
+        shard_id: this shard, in ``0 .. num_shards - 1``.
+        num_shards: the number of shards.
+
+    Returns:
+        ``(begin, end)``: the positions of the shard's items.
+    """
     return shard_id * num_items // num_shards, (shard_id + 1) * num_items // num_shards
 
 
 
 class SampledClip(NamedTuple):
-    """What :meth:`ClipSampling.sample` draws for a clip of ``num_frames`` frames (0-based, from its first frame):
-    the snippets' start frames ``[T]`` and mask ``[T]`` (docs/design.md §6.4), their flow stacks' indices
-    ``[T, L]`` and the crops of its views (one in training)."""
+    """What :meth:`ClipSampling.sample` draws for a clip of ``num_frames`` frames (frame numbers 0-based, from its
+    first frame; docs/design.md §6.4).
+
+    Attributes:
+        starts: int64 ``[T]`` the snippets' start frames.
+        mask: bool ``[T]``: False on the slots that repeat the last real snippet of a short clip.
+        flows: int64 ``[T, L]`` the indices of each snippet's flow stack.
+        crops: the crops of the clip's views (one in training).
+    """
 
     starts: np.ndarray
     mask: np.ndarray
@@ -77,15 +96,25 @@ class SampledClip(NamedTuple):
 
 @dataclass(frozen=True)
 class ClipSampling:
-    """Which frames make a clip and how it is cut into views (TSN): ``num_segments`` snippets (T; None: 3 in
-    training, 25 at test), each an RGB frame and a stack of ``flow_length`` flow pairs, cropped and resized to
-    ``size``. ``train``: random snippet positions and crops with augmentation (None: the subset is "train");
-    otherwise the centre of each segment and ``num_crops`` test views per clip, 1 (centre), 3 (along the long side)
-    or 10 (corners + centre, and their mirrors when ``flip``; 5 views without), cut at ``test_crop_scale`` of the
-    short side. The views of a clip are adjacent rows of ClipBatch.rgb/flow (ClipBatch.num_views,
-    mean_over_views), cut from one decode of its frames (and one computation of its online flow). ``flip``:
-    horizontal flips in training and among the test views (False where labels depend on left/right; a mirrored
-    view's flow x is negated)."""
+    """Which frames make a clip and how it is cut into views (TSN).
+
+    Each of the T snippets is an RGB frame and a stack of ``flow_length`` flow pairs, cropped and resized to
+    ``size``. The views of a clip are adjacent rows of ClipBatch.rgb/flow (ClipBatch.num_views, mean_over_views),
+    cut from one decode of its frames (and one computation of its online flow). No check here: build_loader and
+    the loader check the values.
+
+    Attributes:
+        num_segments: T, snippets per clip; None: 3 in training, 25 at test.
+        flow_length: L, flow pairs per stack (the flow input has 2L channels).
+        size: the side (pixels) of the square crops fed to the model.
+        train: random snippet positions and crops with augmentation; otherwise the centre of each segment and
+            ``num_crops`` test views. None: True for the subset "train".
+        flip: horizontal flips in training and among the test views (False where labels depend on left/right; a
+            mirrored view's flow x is negated).
+        num_crops: test views per clip: 1 (centre), 3 (along the long side) or 10 (corners + centre, and their
+            mirrors when ``flip``; 5 views without).
+        test_crop_scale: the test windows' side as a fraction of the short side.
+    """
 
     num_segments: int | None = None
     flow_length: int = 5
@@ -96,7 +125,14 @@ class ClipSampling:
     test_crop_scale: float = DEFAULT_TEST_CROP_SCALE
 
     def for_subset(self, subset: str) -> "ClipSampling":
-        """These settings with ``train`` and ``num_segments`` decided for ``subset`` where they were left None."""
+        """These settings with ``train`` and ``num_segments`` decided for ``subset`` where they were left None.
+
+        Args:
+            subset: ``"train"`` or another subset (``"test"``, ``"val"``).
+
+        Returns:
+            A copy with no None left.
+        """
         train = subset == "train" if self.train is None else self.train
         return replace(self, train=train,
                        num_segments=self.num_segments or (DEFAULT_TRAIN_SEGMENTS if train else DEFAULT_TEST_SEGMENTS))
@@ -104,9 +140,20 @@ class ClipSampling:
 
     def sample(self, num_frames: int, frame_size: tuple[int, int],
                rng: np.random.Generator | None = None) -> SampledClip:
-        """The snippets and crops of a clip of ``num_frames`` frames of ``frame_size`` (height, width), with these
-        settings resolved (``for_subset``); ``rng`` draws the training positions and crop (a test clip draws
-        nothing)."""
+        """The snippets and crops of a clip, with these settings resolved (``for_subset``).
+
+        Args:
+            num_frames: the clip's frame count (>= 2).
+            frame_size: ``(height, width)`` of its frames.
+            rng: draws the training positions and crop (a test clip draws nothing).
+
+        Returns:
+            The snippets' starts, mask and flow indices, and the views' crops.
+
+        Raises:
+            ValueError: fewer than 2 frames, ``num_segments`` < 1, ``num_crops`` not 1, 3 or 10, or training
+                without ``rng``.
+        """
         starts, mask = tsn_snippet_starts(num_frames, self.num_segments, self.flow_length, self.train, rng)
         flows = flow_stack_indices(starts, self.flow_length, num_frames - 1)
         height, width = frame_size
@@ -119,10 +166,16 @@ class ClipSampling:
 
 @dataclass(frozen=True)
 class Sharding:
-    """Which clips this process reads, in which order: shard ``shard_id`` of ``num_shards`` (None: the rank and
-    world size of torch.distributed, else 0 of 1) of a permutation drawn from (``seed``, epoch) when ``shuffle``
-    (None: in training), the same on every rank. ``drop_last``: every shard yields the smallest shard's number of
-    whole batches, so that the ranks of a distributed run make the same number of steps."""
+    """Which clips this process reads, in which order: one shard of a permutation that is the same on every rank.
+
+    Attributes:
+        shard_id: this process's shard; None: the rank of torch.distributed, else 0.
+        num_shards: the number of shards; None: the world size of torch.distributed, else 1.
+        seed: with the epoch, draws the permutation.
+        shuffle: permute the clips each epoch; None: in training.
+        drop_last: every shard yields the smallest shard's number of whole batches, so that the ranks of a
+            distributed run make the same number of steps.
+    """
 
     shard_id: int | None = None
     num_shards: int | None = None
@@ -131,7 +184,14 @@ class Sharding:
     drop_last: bool = False
 
     def resolved(self, train: bool) -> "Sharding":
-        """These settings with the shard taken from torch.distributed and ``shuffle`` from ``train`` where None."""
+        """These settings with the shard taken from torch.distributed and ``shuffle`` from ``train`` where None.
+
+        Args:
+            train: whether the clips are for training.
+
+        Returns:
+            A copy with no None left.
+        """
         rank, world = distributed_shard()
         return replace(self, shard_id=rank if self.shard_id is None else self.shard_id,
                        num_shards=world if self.num_shards is None else self.num_shards,
@@ -140,21 +200,30 @@ class Sharding:
 
 @dataclass(frozen=True)
 class Decoding:
-    """How the pixels are read. ``backend``: "dali", "pyav" or "auto" (DALI when installed and the clips go
-    to a GPU, "pyav" on the CPU and always for online flow). ``device``: "gpu" (DALI mixed decoders, CUDA outputs on the local rank's GPU) or "cpu"; None:
-    "gpu" when DALI and CUDA are available and the flow comes from rawframes (:func:`loader_device` gives the
-    choice for a model's device). ``rgb_source``: "video" (decode the videos; None means it for video kinds) or
-    "frames" (the rawframes' img files; the only choice for kind="rawframes"). ``on_error``: "raise" or "skip"
-    (warn, count, report at epoch end; a skipped clip's row is filled by another clip of the shard, flagged in
-    ClipBatch.replaced, so every rank yields len(loader) batches). ``num_threads``: decoding threads (None: up to
-    4, as many as the CPUs). ``prefetch``: batches assembled ahead by a background thread (0: none).
-    ``pin_memory``: CPU batches in page-locked memory (None: when CUDA is available and device="cpu").
-    ``short_side``: with online flow, every video's frames are resized on decode so their short side is this many
-    pixels (the aspect ratio kept), and the crops and the flow are cut and computed at that size, as from
-    rawframes extracted with ``--short-side`` (None: the videos' own size). ``memory_cache``: "on", "auto" or "off"
-    (PyAV backend): each video decoded once and its frames and flow kept in memory for the run; "auto" when the
-    split's decoded size fits under ``memory_limit`` bytes (None: memory_cache.memory_limit's default)
-    (jna_fast/data/memory_cache.py)."""
+    """How the pixels are read: backend, device, RGB source, bad data, threads, memory.
+
+    Attributes:
+        backend: "dali", "pyav" or "auto" (DALI when installed and the clips go to a GPU, "pyav" on the CPU and
+            always for online flow).
+        device: "gpu" (DALI mixed decoders, CUDA outputs on the local rank's GPU) or "cpu"; None: "gpu" when DALI
+            and CUDA are available and the flow comes from rawframes (:func:`loader_device` gives the choice for a
+            model's device).
+        rgb_source: "video" (decode the videos; None means it for video kinds) or "frames" (the rawframes' img
+            files; the only choice for kind="rawframes").
+        on_error: "raise" or "skip" (warn, count, report at epoch end; a skipped clip's row is filled by another
+            clip of the shard, flagged in ClipBatch.replaced, so every rank yields len(loader) batches).
+        num_threads: decoding threads (None: up to 4, as many as the CPUs).
+        prefetch: batches assembled ahead by a background thread (0: none).
+        pin_memory: CPU batches in page-locked memory (None: when CUDA is available and device="cpu").
+        short_side: with online flow, every video's frames are resized on decode so their short side is this many
+            pixels (the aspect ratio kept), and the crops and the flow are cut and computed at that size, as from
+            rawframes extracted with ``--short-side`` (None: the videos' own size).
+        memory_cache: "on", "auto" or "off" (PyAV backend): each video decoded once and its frames and flow kept
+            in memory for the run; "auto" when the split's decoded size fits under ``memory_limit``
+            (jna_fast/data/memory_cache.py).
+        memory_limit: the memory cache's limit in bytes (None: a share of the available memory divided among the
+            node's processes).
+    """
 
     backend: str = "auto"
     device: str | None = None
@@ -170,11 +239,17 @@ class Decoding:
 
 @dataclass(frozen=True)
 class FlowSource:
-    """Where the flow stacks come from: ``source`` "rawframes" reads the flow images of each video's rawframes
-    folder (under build_loader's ``frames_root``); "online" computes each stack from the video's decoded frames
-    with ``algorithm`` ("dis", "farneback", "tvl1" or "nvof": DALI, on a GPU with optical-flow hardware), clipped
-    at ``bound`` pixels as the extractor's --bound, rounded to the 8-bit grid of the flow JPEGs when ``quantise``
-    (jna_fast/flow/online.py); no rawframes needed."""
+    """Where the flow stacks come from: the rawframes, or computed online from the decoded frames.
+
+    Attributes:
+        source: "rawframes" reads the flow images of each video's rawframes folder (under build_loader's
+            ``frames_root``); "online" computes each stack from the video's decoded frames (jna_fast/flow/online.py;
+            no rawframes needed).
+        algorithm: the online flow's algorithm: "dis", "farneback", "tvl1" or "nvof" (DALI, on a GPU with
+            optical-flow hardware).
+        bound: the online flow is clipped at this many pixels, as the extractor's --bound.
+        quantise: round the online flow to the 8-bit grid of the flow JPEGs.
+    """
 
     source: str = "rawframes"
     algorithm: str = DEFAULT_ONLINE_ALGORITHM
@@ -184,10 +259,25 @@ class FlowSource:
     @classmethod
     def online(cls, algorithm: str = DEFAULT_ONLINE_ALGORITHM, bound: float = DEFAULT_BOUND,
                quantise: bool = True) -> "FlowSource":
+        """Flow computed online from the videos' decoded frames.
+
+        Args:
+            algorithm: "dis", "farneback", "tvl1" or "nvof".
+            bound: clip at this many pixels.
+            quantise: round to the 8-bit grid of the flow JPEGs.
+
+        Returns:
+            ``FlowSource("online", algorithm, bound, quantise)``.
+        """
         return cls("online", algorithm, bound, quantise)
 
     def online_flow(self):
         """The online flow computation (jna_fast.flow.OnlineFlow, its algorithm checked here), or None when the flow
-        is read from rawframes."""
+        is read from rawframes.
+
+        Raises:
+            ValueError: an algorithm not in ``jna_fast.flow.ALGORITHMS``, or a bad bound.
+            FlowAlgorithmUnavailable: the algorithm cannot run here.
+        """
         return flow.OnlineFlow(self.algorithm, self.bound, self.quantise) if self.source == "online" else None
 

@@ -9,7 +9,9 @@ from ..io.errors import ON_ERROR_CHOICES
 from ..options import option
 
 BACKENDS = ("auto", "dali", "pyav")
+"""The loader's decoding backends (``Decoding.backend``)."""
 FLOW_SOURCES = ("rawframes", "online")
+"""Where the flow comes from (``FlowSource.source``)."""
 MEMORY_CACHE_MODES = ("auto", "on", "off")
 # --data.memory_cache auto caches a split when its decoded size fits under this share of the memory available at the
 # start of the run, divided among the node's processes: 6 GiB at most on a 24 GiB machine with one process.

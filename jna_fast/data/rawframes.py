@@ -85,7 +85,17 @@ def _template_pattern(template: str, argument: str, fields: tuple[str, ...]) -> 
 
 @dataclass(frozen=True)
 class RawframesNaming:
-    """File names of a rawframes folder (see the module docstring)."""
+    """File names of a rawframes folder (see the module docstring).
+
+    Attributes:
+        rgb_template: the img files' name, a format template of the file number (``"img_{:05d}.jpg"``).
+        flow_template: the flow files' name, a template of the component (``"x"``, ``"y"``) then the number
+            (``"flow_{}_{:05d}.jpg"``; tsn-pytorch's: ``"{}_{:05d}.jpg"``).
+        start_index: the number of the first file (mmaction2's ``start_index``), >= 0.
+
+    Raises:
+        ValueError: a negative ``start_index``, or a template that cannot format a file number.
+    """
 
     rgb_template: str = DEFAULT_RGB_TEMPLATE
     flow_template: str = DEFAULT_FLOW_TEMPLATE

@@ -30,9 +30,13 @@ import numpy as np
 from .options import TEST_CROP_COUNTS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""Per-channel (R, G, B) mean of the RGB normalisation ``(x/255 - mean) / std``."""
 IMAGENET_STD = (0.229, 0.224, 0.225)
+"""Per-channel (R, G, B) standard deviation of the RGB normalisation."""
 FLOW_CENTRE = 127.5
+"""The flow JPEG value of zero motion: a value v becomes ``(v - 127.5) / 127.5``, in [-1, 1]."""
 TRAIN_SCALES = (1.0, 0.875, 0.75, 0.66)
+"""The training crop's sides, as fractions of the frame's short side (TSN multi-scale crop)."""
 MAX_SCALE_DISTORTION = 1
 DEFAULT_TEST_CROP_SCALE = 0.875
 
@@ -40,7 +44,17 @@ DEFAULT_TEST_CROP_SCALE = 0.875
 @dataclass(frozen=True)
 class Crop:
     """A crop window ``[top, top+height) x [left, left+width)`` in a ``frame_height x frame_width`` frame, and a
-    horizontal flip flag."""
+    horizontal flip flag.
+
+    Attributes:
+        frame_height: the reference frame's height (pixels) the window is defined in.
+        frame_width: the reference frame's width.
+        top: the window's first row.
+        left: the window's first column.
+        height: the window's height.
+        width: the window's width.
+        flip: whether the crop is mirrored (and the flow's x components negated).
+    """
 
     frame_height: int
     frame_width: int
@@ -51,15 +65,34 @@ class Crop:
     flip: bool
 
     def roi(self, height: int, width: int) -> tuple[float, float, float, float]:
-        """The window ``(y0, x0, y1, x1)`` in the pixels of a stream whose frames are ``height x width``."""
+        """The window ``(y0, x0, y1, x1)`` in the pixels of a stream whose frames are ``height x width``.
+
+        Args:
+            height: the stream's frame height.
+            width: the stream's frame width.
+
+        Returns:
+            The window's corners as floats, scaled from the reference frame to this one.
+        """
         sy, sx = height / self.frame_height, width / self.frame_width
         return (self.top * sy, self.left * sx, (self.top + self.height) * sy, (self.left + self.width) * sx)
 
 
 def sample_train_crop(frame_height: int, frame_width: int, rng: np.random.Generator,
-                      scales=TRAIN_SCALES, flip: bool = True) -> Crop:
+                      scales: tuple[float, ...] = TRAIN_SCALES, flip: bool = True) -> Crop:
     """A random TSN multi-scale crop; mirrored with probability 1/2 when ``flip`` (the flip coin is drawn either
-    way, so switching flipping off leaves every clip's crop window unchanged)."""
+    way, so switching flipping off leaves every clip's crop window unchanged).
+
+    Args:
+        frame_height: the frame's height (pixels).
+        frame_width: the frame's width.
+        rng: the generator of the draws.
+        scales: the crop sides, as fractions of the short side; height and width at most one step apart.
+        flip: allow the mirror (False where labels depend on left/right).
+
+    Returns:
+        The crop, at one of the four corners or the centre.
+    """
     base = min(frame_height, frame_width)
     sizes = [max(int(base * scale), 1) for scale in scales]
     pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= MAX_SCALE_DISTORTION]
@@ -78,12 +111,36 @@ def _test_side(frame_height: int, frame_width: int, scale: float) -> int:
 
 
 def centre_crop(frame_height: int, frame_width: int, scale: float = DEFAULT_TEST_CROP_SCALE) -> Crop:
+    """The centred square test window of ``scale`` times the short side, not mirrored.
+
+    Args:
+        frame_height: the frame's height (pixels).
+        frame_width: the frame's width.
+        scale: the window's side as a fraction of the short side, in (0, 1].
+
+    Returns:
+        The crop.
+
+    Raises:
+        ValueError: ``scale`` not in (0, 1].
+    """
     side = _test_side(frame_height, frame_width, scale)
     return Crop(frame_height, frame_width, (frame_height - side) // 2, (frame_width - side) // 2, side, side, False)
 
 
 def tsn_view_count(num_crops: int, flip: bool = True) -> int:
-    """Views per clip of :func:`tsn_test_crops`: ``num_crops``, or 5 for 10 crops without flipping."""
+    """Views per clip of :func:`tsn_test_crops`: ``num_crops``, or 5 for 10 crops without flipping.
+
+    Args:
+        num_crops: 1, 3 or 10.
+        flip: whether the test views include the mirrored ones.
+
+    Returns:
+        The number of views.
+
+    Raises:
+        ValueError: ``num_crops`` not 1, 3 or 10.
+    """
     if num_crops not in TEST_CROP_COUNTS:
         raise ValueError(f"num_crops must be one of {TEST_CROP_COUNTS}, got {num_crops}")
     return 5 if num_crops == 10 and not flip else num_crops
@@ -91,9 +148,22 @@ def tsn_view_count(num_crops: int, flip: bool = True) -> int:
 
 def tsn_test_crops(frame_height: int, frame_width: int, scale: float = DEFAULT_TEST_CROP_SCALE, num_crops: int = 1,
                flip: bool = True) -> tuple[Crop, ...]:
-    """The TSN test views of a frame (see the module doc), in this order: 1 -> (centre,); 3 -> (start, centre,
-    end) along the long side; 10 -> (top-left, top-right, bottom-left, bottom-right, centre) and, when ``flip``,
-    the same five mirrored."""
+    """The TSN test views of a frame (see the module doc): square windows of ``scale`` times the short side.
+
+    Args:
+        frame_height: the frame's height (pixels).
+        frame_width: the frame's width.
+        scale: the windows' side as a fraction of the short side, in (0, 1].
+        num_crops: 1, 3 or 10.
+        flip: add the mirrored views (10 crops only).
+
+    Returns:
+        The views, in this order: 1 -> (centre,); 3 -> (start, centre, end) along the long side; 10 -> (top-left,
+        top-right, bottom-left, bottom-right, centre) and, when ``flip``, the same five mirrored.
+
+    Raises:
+        ValueError: ``num_crops`` not 1, 3 or 10, or ``scale`` not in (0, 1].
+    """
     tsn_view_count(num_crops, flip)
     side = _test_side(frame_height, frame_width, scale)
     free_y, free_x = frame_height - side, frame_width - side

@@ -33,7 +33,10 @@ from .names import ALGORITHMS, DEFAULT_EXTRACTION_ALGORITHM, DEFAULT_ONLINE_ALGO
 
 
 class FlowAlgorithmUnavailable(JnaFastError, RuntimeError):
-    """The requested algorithm cannot run on this machine (e.g. ``nvof`` without an NVIDIA GPU)."""
+    """The requested algorithm cannot run on this machine (e.g. ``nvof`` without an NVIDIA GPU).
+
+    A RuntimeError (and a ``jna_fast.errors.JnaFastError``); the message says what is missing.
+    """
 
 
 class _PairwiseEstimator(ABC):
@@ -169,8 +172,20 @@ _ESTIMATORS = {
 }
 
 
-def make_estimator(algorithm: str):
-    """The estimator for ``algorithm`` (one of ``ALGORITHMS``); raises FlowAlgorithmUnavailable if it can't run here."""
+def make_estimator(algorithm: str) -> "_PairwiseEstimator | NvidiaOpticalFlowEstimator":
+    """The estimator for ``algorithm``: its ``flows(gray_frames)`` yields the forward flow of consecutive frames.
+
+    Args:
+        algorithm: one of ``ALGORITHMS``.
+
+    Returns:
+        A new estimator (not to be shared between threads); its flows are float32 ``[H, W, 2]`` (x, y) in pixels,
+        from uint8 greyscale ``[H, W]`` frames.
+
+    Raises:
+        ValueError: an unknown algorithm.
+        FlowAlgorithmUnavailable: the algorithm cannot run here.
+    """
     if algorithm not in _ESTIMATORS:
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
     return _ESTIMATORS[algorithm]()

@@ -49,7 +49,9 @@ from .folders import (COMPLETE_MARKER, PARTIAL_MARKER, PARTIAL_TAG, foreign_fold
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
                     ".ogv")
+"""The file extensions :func:`find_videos` takes for videos (compared in lower case)."""
 SUMMARY_NAME = "extract_summary.json"
+"""The summary :func:`extract_flow` writes under its ``out_dir``."""
 DEFAULT_JPEG_QUALITY = 95
 
 
@@ -60,8 +62,19 @@ def find_videos(videos_dir: str | os.PathLike, list_file: str | os.PathLike | No
     Without ``list_file``: every file under ``videos_dir`` (recursively) with an extension in VIDEO_EXTENSIONS,
     sorted. With it: the first whitespace-separated field of each non-blank line, relative to ``videos_dir``
     (so UCF101's ``trainlist01.txt``, whose second field is the label, can be passed as is; a byte-order mark at its
-    start is dropped); a video listed twice is extracted once, and a path leading out of ``videos_dir`` is an error
-    naming the line (InvalidListLine).
+    start is dropped); a video listed twice is extracted once.
+
+    Args:
+        videos_dir: the videos' folder.
+        list_file: a list file whose lines' first field is a video path relative to ``videos_dir``; None: all.
+
+    Returns:
+        ``(videos, missing)``: the relative paths, and one failure (``video``, ``path``, ``error``) per listed
+        video that does not exist.
+
+    Raises:
+        FileNotFoundError: ``videos_dir`` is not a folder.
+        InvalidListLine: a listed path leading out of ``videos_dir`` (nothing is extracted); a DataError.
     """
     videos_dir = Path(videos_dir)
     if not videos_dir.is_dir():
@@ -96,7 +109,23 @@ def extraction_complete(videos_dir: str | os.PathLike, out_dir: str | os.PathLik
                         algorithm: str = DEFAULT_EXTRACTION_ALGORITHM, short_side: int | None = None,
                         bound: float = DEFAULT_BOUND, jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> bool:
     """Whether every video under ``videos_dir`` has its complete rawframes folder in ``out_dir`` with these
-    settings, so that :func:`extract_flow` would have nothing to do; reads only, writes nothing."""
+    settings, so that :func:`extract_flow` would have nothing to do; reads only, writes nothing.
+
+    Args:
+        videos_dir: the videos, as given to :func:`extract_flow`.
+        out_dir: the rawframes root.
+        algorithm: the flow algorithm the folders must have been extracted with.
+        short_side: their short-side resize (None: none).
+        bound: their flow clip, in pixels.
+        jpeg_quality: their JPEG quality.
+
+    Returns:
+        True when nothing is left to extract.
+
+    Raises:
+        FileNotFoundError: ``videos_dir`` is not a folder.
+        ValueError: ``bound`` not a positive finite number.
+    """
     settings = settings_record(algorithm, short_side, check_bound(bound), int(jpeg_quality))
     videos, _ = find_videos(videos_dir)
     return all(is_complete(Path(out_dir) / frame_dir_for(video), settings, Path(videos_dir) / video) is not None
@@ -216,18 +245,26 @@ def extract_flow(videos_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                  algorithm: str = DEFAULT_EXTRACTION_ALGORITHM, short_side: int | None = None,
                  bound: float = DEFAULT_BOUND, workers: int | None = None, list_file: str | os.PathLike | None = None,
                  jpeg_quality: int = DEFAULT_JPEG_QUALITY, progress: bool = True) -> dict:
-    """Extract every video under ``videos_dir`` into rawframes folders under ``out_dir``; returns the summary.
+    """Extract every video under ``videos_dir`` into rawframes under ``out_dir``; a failed video never stops the run.
 
-    ``short_side``: resize so the shorter side has this many pixels (TSN uses 256); None keeps the video's size.
-    ``workers``: cores to use (default: all): up to that many worker processes, one video each, and within each
-    ``workers // processes`` flow pairs computed in parallel, so that a few long videos (TV-L1 runs one pair per
-    core) still use every core; 1 runs in this process on one core. The pool starts its workers
-    with "spawn", so a calling script needs the usual ``if __name__ == "__main__":`` guard (and code fed through
-    stdin can only use workers=1).
-    The summary (also written to ``<out_dir>/extract_summary.json``) has ``done``, ``skipped`` (already complete
-    with the same settings) and ``failed`` (each with the video, its path and the error); a failed video never
-    stops the run.
-    """
+    Args:
+        videos_dir: the videos, searched recursively (:data:`VIDEO_EXTENSIONS`).
+        out_dir: where the rawframes folders go, one per video at its relative path (created).
+        algorithm: one of :data:`ALGORITHMS`.
+        short_side: resize so the shorter side has this many pixels (TSN uses 256); None keeps the video's size.
+        bound: the flow's clip in pixels, > 0 (encoding.py).
+        workers: cores (default: all; 1: this process; >1: "spawn" workers, docs/guides/datasets.md).
+        list_file: extract only the videos it lists (:func:`find_videos`).
+        jpeg_quality: the JPEG quality, 1..100.
+        progress: show a progress bar.
+
+    Returns:
+        The summary, also in ``<out_dir>/extract_summary.json``: ``done``, ``skipped`` (complete already), ``failed``.
+
+    Raises:
+        ValueError: a setting out of range, ``out_dir`` a file, or a list line leading out of ``videos_dir``.
+        FileNotFoundError: ``videos_dir`` is not a folder.
+        FlowAlgorithmUnavailable: the algorithm cannot run here (``nvof`` without an NVIDIA GPU or DALI)."""
     workers = _checked_workers(algorithm, short_side, jpeg_quality, workers)
     bound = check_bound(bound)
     estimator = make_estimator(algorithm)  # fails early, e.g. nvof without a GPU

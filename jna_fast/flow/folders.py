@@ -10,17 +10,34 @@ import shutil
 from pathlib import Path
 
 COMPLETE_MARKER = ".extract_complete.json"
+"""Written last into a rawframes folder by the extractor: frame count, settings and source video."""
 PARTIAL_MARKER = ".extract_partial.json"
+"""Marks a folder being written as the extractor's own (the only kind of folder it deletes)."""
 PARTIAL_TAG = ".partial-"
 
 
 def frame_dir_for(relative_video: str) -> str:
-    """The output folder (relative to --out) of a video: its relative path without the extension."""
+    """The output folder (relative to --out) of a video: its relative path without the extension.
+
+    Args:
+        relative_video: the video's path relative to --videos.
+
+    Returns:
+        The POSIX path of its rawframes folder relative to --out.
+    """
     return Path(relative_video).with_suffix("").as_posix()
 
 
 def read_completion_marker(frame_dir: str | os.PathLike) -> dict | None:
-    """The marker of a completely extracted folder, or None when the folder is absent, partial or unreadable."""
+    """The marker of a completely extracted folder.
+
+    Args:
+        frame_dir: the rawframes folder.
+
+    Returns:
+        The marker's JSON (``video``, ``frames``, ``flow_pairs``, ``settings``, ``source``), or None when the folder
+        is absent, partial or unreadable.
+    """
     try:
         with open(Path(frame_dir) / COMPLETE_MARKER, encoding="utf-8") as marker:
             return json.load(marker)

@@ -21,11 +21,19 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from .algorithms import ALGORITHMS, DEFAULT_ONLINE_ALGORITHM, make_estimator
+from .algorithms import (ALGORITHMS, DEFAULT_ONLINE_ALGORITHM, NvidiaOpticalFlowEstimator, _PairwiseEstimator,
+                         make_estimator)
 from .encoding import DEFAULT_BOUND, check_bound, encode_component, scale_component
 
 def frames_for_flows(flow_indices: np.ndarray) -> np.ndarray:
-    """Sorted 0-based frame indices whose pixels the flow fields ``flow_indices`` (any shape) need: k and k+1."""
+    """The frames whose pixels the flow fields ``flow_indices`` need: k and k+1 for each field k.
+
+    Args:
+        flow_indices: 0-based flow field indices, any shape.
+
+    Returns:
+        int64, sorted unique 0-based frame indices.
+    """
     flows = np.unique(np.asarray(flow_indices, dtype=np.int64))
     return np.union1d(flows, flows + 1)
 
@@ -35,12 +43,28 @@ def _consecutive_runs(values: np.ndarray) -> list[np.ndarray]:
     return np.split(values, np.flatnonzero(np.diff(values) != 1) + 1)
 
 
-def encoded_flow_stacks(frames: Mapping[int, np.ndarray], flow_indices: np.ndarray, *, estimator,
-                        bound: float = DEFAULT_BOUND, quantise: bool = True) -> np.ndarray:
-    """Flow stacks ``[T, 2L, H, W]`` (interleaved x, y; uint8 when ``quantise`` else float32 on the 0..255 scale)
-    of the 0-based flow fields ``flow_indices [T, L]``, from ``frames``: 0-based frame index -> uint8 RGB
-    ``[H, W, 3]`` holding at least ``frames_for_flows(flow_indices)``. Each distinct flow field is estimated once;
-    consecutive ones go to the estimator as one sequence (temporal hints for nvof)."""
+def encoded_flow_stacks(frames: Mapping[int, np.ndarray], flow_indices: np.ndarray, *,
+                        estimator: _PairwiseEstimator | NvidiaOpticalFlowEstimator, bound: float = DEFAULT_BOUND,
+                        quantise: bool = True) -> np.ndarray:
+    """The flow stacks of one clip, computed from its frames and put on the 0..255 scale of the encoding.
+
+    Each distinct flow field is estimated once; consecutive ones go to the estimator as one sequence (temporal
+    hints for nvof).
+
+    Args:
+        frames: 0-based frame index -> uint8 RGB ``[H, W, 3]``, holding at least
+            ``frames_for_flows(flow_indices)``.
+        flow_indices: ``[T, L]`` 0-based flow fields (field k: from frame k to k+1), non-empty.
+        estimator: this thread's estimator (:func:`make_estimator`).
+        bound: the clip in pixels, > 0.
+        quantise: round to the uint8 grid of the flow JPEGs.
+
+    Returns:
+        ``[T, 2L, H, W]`` (interleaved x, y): uint8 when ``quantise``, else float32 on the 0..255 scale.
+
+    Raises:
+        ValueError: ``flow_indices`` not a non-empty 2-D array, a needed frame missing, or a bad ``bound``.
+    """
     bound = check_bound(bound)
     flow_indices = np.asarray(flow_indices, dtype=np.int64)
     if flow_indices.ndim != 2 or flow_indices.size == 0:
@@ -59,7 +83,17 @@ def encoded_flow_stacks(frames: Mapping[int, np.ndarray], flow_indices: np.ndarr
 
 
 class OnlineFlow:
-    """Flow of the loader's clips computed from their decoded frames (see the module docstring)."""
+    """Flow of the loader's clips computed from their decoded frames (see the module docstring).
+
+    Args:
+        algorithm: one of ``ALGORITHMS`` (default ``DEFAULT_ONLINE_ALGORITHM``).
+        bound: the clip in pixels, > 0.
+        quantise: round to the uint8 grid of the flow JPEGs (else float32 on the 0..255 scale).
+
+    Raises:
+        ValueError: an unknown algorithm or a bad ``bound``.
+        FlowAlgorithmUnavailable: the algorithm cannot run here (checked now, not in a worker).
+    """
 
     def __init__(self, algorithm: str = DEFAULT_ONLINE_ALGORITHM, bound: float = DEFAULT_BOUND,
                  quantise: bool = True):
@@ -76,7 +110,15 @@ class OnlineFlow:
         return self._local.estimator
 
     def stacks(self, frames: Mapping[int, np.ndarray], flow_indices: np.ndarray) -> np.ndarray:
-        """``encoded_flow_stacks`` with this thread's estimator and the configured bound and quantisation."""
+        """:func:`encoded_flow_stacks` with this thread's estimator and the configured bound and quantisation.
+
+        Args:
+            frames: 0-based frame index -> uint8 RGB ``[H, W, 3]``.
+            flow_indices: ``[T, L]`` 0-based flow fields.
+
+        Returns:
+            ``[T, 2L, H, W]``: uint8, or float32 without quantisation.
+        """
         return encoded_flow_stacks(frames, flow_indices, estimator=self.estimator(), bound=self.bound,
                                    quantise=self.quantise)
 

@@ -20,7 +20,11 @@ ON_ERROR_CHOICES = ("raise", "skip")
 
 
 class DataError(JnaFastError, ValueError):
-    """Bad input data; the message names the file (and the line, for list files)."""
+    """Bad input data; the message names the file (and the line, for list files).
+
+    A ValueError (and a ``jna_fast.errors.JnaFastError``): code that catches ValueError for bad arguments catches
+    it too. Whether the loader raises it or skips the clip is its ``on_error``.
+    """
 
 
 class InvalidListLine(DataError):

@@ -13,6 +13,8 @@ before the colour conversion, which then runs on the small frame: a large video 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +61,18 @@ def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def frame_to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None = None) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` RGB of a decoded frame (DALI's conversion, see the module docstring), resized to
-    ``size`` = (H, W) on the way when given: each plane is resized before the conversion, so a large frame is
-    never converted whole."""
+    """The RGB of a decoded frame (DALI's conversion, see the module docstring), resized on the way when asked.
+
+    Each plane is resized before the conversion, so a large frame is never converted whole.
+
+    Args:
+        frame: a frame decoded by PyAV (8-bit planar YUV converted as DALI does; deeper or semi-planar YUV made
+            planar 8-bit first; other formats through FFmpeg's rgb24).
+        size: ``(H, W)`` of the result (area filter when shrinking, bilinear when enlarging); None: the frame's.
+
+    Returns:
+        uint8 ``[H, W, 3]`` RGB.
+    """
     size = (frame.height, frame.width) if size is None else tuple(size)
     if frame.format.name not in _PLANAR_8BIT_YUV:
         if frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
@@ -88,10 +99,19 @@ def short_side_size(height: int, width: int, short_side: int | None) -> tuple[in
 
 @dataclass(frozen=True)
 class VideoInfo:
+    """What :func:`probe_video` reads of a video's first video stream.
+
+    Attributes:
+        codec: the codec's FFmpeg name (``"h264"``, ``"mpeg4"``, ...).
+        height: the frame height (pixels).
+        width: the frame width.
+        num_frames: non-empty packets found by demuxing the whole file (each decodes to one frame).
+    """
+
     codec: str
     height: int
     width: int
-    num_frames: int  # non-empty packets found by demuxing the whole file (each decodes to one frame)
+    num_frames: int
 
 
 def _unreadable(path: Path, error: BaseException) -> DataError:
@@ -100,7 +120,17 @@ def _unreadable(path: Path, error: BaseException) -> DataError:
 
 def probe_video(path: Path) -> VideoInfo:
     """Codec, size and frame count by demuxing (no decoding); a truncated file shows fewer frames than its
-    rawframes folder, or fails here."""
+    rawframes folder, or fails here.
+
+    Args:
+        path: the video file.
+
+    Returns:
+        The first video stream's codec, size and frame count.
+
+    Raises:
+        DataError: an unreadable file, no video stream, or no decodable frame.
+    """
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -118,9 +148,20 @@ def probe_video(path: Path) -> VideoInfo:
     return info
 
 
-def decode_frames(path: Path, indices, size: tuple[int, int] | None = None) -> np.ndarray:
-    """uint8 RGB frames ``[len(indices), H, W, 3]`` at the 0-based ``indices`` (any order, repeats allowed),
-    decoding sequentially up to the largest one; resized on decode to ``size`` = (H, W) when given."""
+def decode_frames(path: Path, indices: Sequence[int] | np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The RGB frames at ``indices``, decoding sequentially up to the largest one.
+
+    Args:
+        path: the video file.
+        indices: 0-based frame numbers (any order, repeats allowed; at least one).
+        size: ``(H, W)`` the frames are resized to on decode; None: the video's.
+
+    Returns:
+        uint8 ``[len(indices), H, W, 3]`` RGB, in the order of ``indices``.
+
+    Raises:
+        DataError: an unreadable file, or one with fewer frames than the largest index needs.
+    """
     wanted = sorted(set(int(i) for i in indices))
     last = wanted[-1]
     found: dict[int, np.ndarray] = {}
@@ -143,12 +184,26 @@ def decode_frames(path: Path, indices, size: tuple[int, int] | None = None) -> n
 class VideoStream:
     """A video's frames decoded once, in order, as uint8 RGB ``[H, W, 3]`` (:func:`frame_to_rgb`), without
     holding more than the frame being yielded: ``with VideoStream(path) as video: for rgb in video: ...``.
-    ``short_side``: frames resized on decode so their short side is this many pixels (:func:`short_side_size`);
-    ``height`` and ``width`` are the size of the frames yielded.
-    ``fps`` is the stream's average frame rate (frames are timed by their index: frame i is at i / fps seconds);
-    ``frames_read`` counts the frames yielded so far. Iterating twice raises: a second pass opens a new stream."""
 
-    def __init__(self, path, short_side: int | None = None):
+    Iterating twice raises RuntimeError: a second pass opens a new stream. A decoding error while iterating raises
+    DataError, naming the frames read.
+
+    Args:
+        path: the video file (opened here; closed by ``close`` or the ``with`` block).
+        short_side: frames resized on decode so their short side is this many pixels (aspect ratio kept); None:
+            the video's size.
+
+    Attributes:
+        fps: the stream's average frame rate (frames are timed by their index: frame i is at i / fps seconds).
+        height: the height of the frames yielded.
+        width: the width of the frames yielded.
+        frames_read: the frames yielded so far.
+
+    Raises:
+        DataError: an unreadable file, no video stream, no frame rate, or (with ``short_side``) no frame size.
+    """
+
+    def __init__(self, path: str | os.PathLike, short_side: int | None = None):
         self.path = Path(path)
         self.frames_read = 0
         self._iterated = False
@@ -190,6 +245,7 @@ class VideoStream:
                             f"({type(error).__name__}: {error})") from error
 
     def close(self) -> None:
+        """Closes the file."""
         self._container.close()
 
     def __enter__(self) -> "VideoStream":

@@ -32,10 +32,10 @@ def branches_fit(streams: str, share_after: tuple[int, ...], consensus: str) -> 
 class JNA(Network):
     """Two-stream JNA network, built from its keyword arguments.
 
-    ``model(rgb [B,T,3,H,W], flow [B,T,2L,H,W], mask=None [B,T] bool)`` returns a :class:`JNAOutput`.
-    ``backend`` forces the ops' backend (None: the best available; see ``jna_fast.ops.backends``). The number of
-    snippets T is the input's: the model takes any. Loading a trained checkpoint and predicting are
-    ``jna_fast.inference.Predictor``'s.
+    ``model(rgb, flow, mask=None)`` takes ``rgb`` ``[B, T, 3, H, W]`` and ``flow`` ``[B, T, 2L, H, W]`` (float, L =
+    ``flow_length``) and an optional ``mask`` ``[B, T]`` bool (False: a padding snippet), and returns a
+    :class:`JNAOutput`. The number of snippets T is the input's: the model takes any. Loading a trained checkpoint
+    and predicting are ``jna_fast.inference.Predictor``'s.
 
     The ablations of the paper's claims are configurations of this one model: ``share_after=()`` processes the
     branches apart (sharing ``none``); ``consensus="average"`` pools the snippets by TSN's average instead of the
@@ -43,6 +43,31 @@ class JNA(Network):
     then be None; no sharing, average consensus), and the logits of the missing branch are None. The learning-rate
     factors and warm-ups of the attention and the stitches are the parts' defaults (build the model from a
     :class:`jna_fast.models.ModelConfig` to set them).
+
+    Args:
+        num_classes: number of classes K (>= 1).
+        backbone: the ResNet of each branch: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"`` or
+            ``"resnet152"``.
+        flow_length: L, the flow frames stacked per snippet (the flow input has 2L channels: x and y of each).
+        share_after: the backbone stages (1..4) followed by a cross-stitch unit; ``()``: no sharing.
+        dropout: dropout probability before the classifiers.
+        fusion_weights: weights of the RGB and flow class scores in the fused scores.
+        aux_loss_weight: weight of the per-branch cross-entropies in the loss.
+        stitch_self_weight: initial cross-stitch weights: each branch keeps this share of itself and takes the rest
+            from the other (1.0 starts the branches apart).
+        stitch_normalise: apply the stitch weights to the branches brought to one scale (per-channel RMS ratio).
+        stitch_shared_fraction: share of each unit's channels mixed (in (0, 1]); the others stay private to each
+            branch.
+        attention_supervision: weight of the snippet-evidence term that teaches the attention which snippets show
+            the action (used with ``consensus="attention"`` only).
+        streams: ``"both"``, ``"rgb"`` or ``"flow"``: the branches built.
+        consensus: ``"attention"`` (the joint temporal attention) or ``"average"`` (TSN's average).
+        backend: forces the ops' backend (None: the best available; see ``jna_fast.ops.select_backend``).
+
+    Raises:
+        ValueError: ``streams``, ``consensus`` or ``backbone`` is not one of the names above, a stage of
+            ``share_after`` is not in 1..4, a one-stream model is asked for sharing or the attention consensus, or
+            ``num_classes`` or ``flow_length`` is below 1.
     """
 
     def __init__(

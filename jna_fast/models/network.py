@@ -28,19 +28,34 @@ SCHEDULE_ORDER = ("temporal_pooling", "sharing", "spatial_pooling", "fusion")
 
 @dataclass
 class JNAOutput:
-    logits: torch.Tensor  # [B, K] fused (the fusion part's formula)
-    logits_rgb: torch.Tensor | None  # [B, K]; None without an RGB branch
-    logits_flow: torch.Tensor | None  # [B, K]; None without a flow branch
-    attention: torch.Tensor  # [B, T] float32, rows sum to 1 over real snippets, 0 on masked ones
-    # [B, T, K] the fused classifier applied to each snippet's own features: what each snippet says on its own.
-    # With a linear fusion (late_scores) the clip's logits are these averaged with the attention (before dropout).
+    """What the network's ``forward`` returns: the clip's logits, each branch's, and the attention over snippets.
+
+    B: clips, T: snippets, K: classes. The tensors are on the input's device; the logits in the dtype the model
+    computes in (float32, or the autocast dtype).
+
+    Attributes:
+        logits: ``[B, K]`` the fused logits (the fusion part's formula).
+        logits_rgb: ``[B, K]`` the RGB branch's logits; None without an RGB branch.
+        logits_flow: ``[B, K]`` the flow branch's logits; None without a flow branch.
+        attention: ``[B, T]`` float32, rows sum to 1 over the real snippets, 0 on masked ones.
+        snippet_logits: ``[B, T, K]`` the fused classifier applied to each snippet's own features: what each
+            snippet says on its own. With a linear fusion (late_scores) the clip's logits are these averaged with
+            the attention (before dropout).
+        mask: ``[B, T]`` bool as given to forward (None: every snippet is real).
+        spatial_attention: ``[B, T, H, W]`` float32: the weight of each position of each snippet's last feature
+            map, summing to 1 per snippet (the spatial pooling ``attention``); None for the average pooling.
+        branch_gate: ``[B, 2]`` float32: the weights of the RGB and flow branches, summing to 1 (the fusion
+            ``branch_selection``, whose evaluation selects the branch of the higher weight); None for the other
+            fusions.
+    """
+
+    logits: torch.Tensor
+    logits_rgb: torch.Tensor | None
+    logits_flow: torch.Tensor | None
+    attention: torch.Tensor
     snippet_logits: torch.Tensor | None = None
-    mask: torch.Tensor | None = None  # [B, T] bool as given to forward (None: every snippet is real)
-    # [B, T, H, W] float32: the weight of each position of each snippet's last feature map, summing to 1 per
-    # snippet (the spatial pooling `attention`); None for the average pooling.
+    mask: torch.Tensor | None = None
     spatial_attention: torch.Tensor | None = None
-    # [B, 2] float32: the weights of the RGB and flow branches, summing to 1 (the fusion `branch_selection`, whose
-    # evaluation selects the branch of the higher weight); None for the other fusions.
     branch_gate: torch.Tensor | None = None
 
 

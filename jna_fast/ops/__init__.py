@@ -45,7 +45,11 @@ def empty_cpu_output_cache() -> None:
 
 
 def cpu_output_cache_bytes() -> int:
-    """Bytes of idle CPU output buffers held for reuse (see ``empty_cpu_output_cache``)."""
+    """Bytes of idle CPU output buffers held for reuse (see ``empty_cpu_output_cache``).
+
+    Returns:
+        The bytes held; 0 without the compiled extension.
+    """
     if not extension_status().loaded:
         return 0
     from .. import _C

@@ -19,11 +19,20 @@ from .._op_rules import accumulation_dtype
 __all__ = ["cross_stitch_ref", "joint_attention_pool_ref"]
 
 
-def cross_stitch_ref(x_rgb: torch.Tensor, x_flow: torch.Tensor, alpha: torch.Tensor):
+def cross_stitch_ref(x_rgb: torch.Tensor, x_flow: torch.Tensor,
+                     alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """y_rgb = a00*x_rgb + a01*x_flow, y_flow = a10*x_rgb + a11*x_flow, per channel; alpha is [C, 2, 2].
 
     The products are formed in the features' dtype (as plain PyTorch would), so this is also the
-    "plain PyTorch in the same precision" baseline of the accuracy tests.
+    "plain PyTorch in the same precision" baseline of the accuracy tests. Nothing is checked (the op checks).
+
+    Args:
+        x_rgb: RGB branch features, ``[N, C, H, W]``.
+        x_flow: flow branch features, the same shape and dtype.
+        alpha: the mixing weights, ``[C, 2, 2]`` (cast to the features' dtype).
+
+    Returns:
+        ``(y_rgb, y_flow)``, each ``[N, C, H, W]`` in the features' dtype; differentiable by autograd.
     """
     a = alpha.to(x_rgb.dtype).view(alpha.shape[0], 4, 1, 1).unbind(1)
     y_rgb = a[0] * x_rgb + a[1] * x_flow
@@ -37,13 +46,23 @@ def joint_attention_pool_ref(
     w_rgb: torch.Tensor,
     w_flow: torch.Tensor,
     mask: torch.Tensor | None = None,
-):
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Joint temporal attention: one softmax over T, scored by both branches, pooling both.
 
-    Returns ``(p_rgb [B, C], p_flow [B, C], attention [B, T])``; attention is float32 (float64 for
-    float64 inputs, so that gradcheck sees full precision). Scores and pooled sums are
-    accumulated in float32 (float64 for float64 inputs). A row whose mask is all False yields zeros
-    (the reference backend rejects such rows on CPU before calling this; see ops.backends).
+    Scores and pooled sums are accumulated in float32 (float64 for float64 inputs), autocast or not. A row whose
+    mask is all False yields zeros (the reference backend rejects such rows on CPU before calling this; see
+    ops.backends). Nothing is checked (the op checks).
+
+    Args:
+        f_rgb: RGB snippet features, ``[B, T, C]``.
+        f_flow: flow snippet features, the same shape and dtype.
+        w_rgb: the RGB scoring vector, ``[C]``.
+        w_flow: the flow scoring vector, ``[C]``.
+        mask: ``[B, T]`` bool, False for a padding snippet; None: every snippet is real.
+
+    Returns:
+        ``(p_rgb [B, C], p_flow [B, C], attention [B, T])``: the pooled features in the features' dtype;
+        attention float32 (float64 for float64 inputs, so that gradcheck sees full precision), 0 where masked.
     """
     # bmm would be autocast to bf16/fp16; the spec accumulates in float32 whatever the context.
     with torch.autocast(f_rgb.device.type, enabled=False):

@@ -5,6 +5,7 @@ a new kind is one new module here. Light at import (no PyAV, no OpenCV): what ne
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ...io.errors import IssueLog
@@ -15,6 +16,7 @@ from .base import DATASETS, TSN_RECIPE, TSN_SHORT_SIDE, DatasetSpec, cache_root,
 import_submodules(__name__, __path__)
 
 KINDS = tuple(DATASETS.names())
+"""The registered dataset kinds (``kind`` of :func:`load_index` and ``build_loader``)."""
 
 __all__ = ["DATASETS", "DatasetSpec", "KINDS", "TSN_RECIPE", "TSN_SHORT_SIDE", "cache_root", "dataset_spec",
            "load_index", "register_dataset", "trainable_kinds"]
@@ -30,12 +32,30 @@ def trainable_kinds() -> tuple[str, ...]:
     return tuple(name for name in DATASETS.names() if DATASETS[name].trainable)
 
 
-def load_index(kind: str, root, *, split: int = 1, subset: str = "train", list_file=None, frames_root=None,
+def load_index(kind: str, root: str | os.PathLike, *, split: int = 1, subset: str = "train",
+               list_file: str | os.PathLike | None = None, frames_root: str | os.PathLike | None = None,
                num_classes: int | None = None, issues: IssueLog | None = None) -> DatasetIndex:
     """The records of one subset of a dataset of kind ``kind`` (its spec's :meth:`DatasetSpec.index`; the layouts:
-    jna_fast/data/lists.py). ``list_file`` (kinds that read lists; relative paths are taken under ``root``)
-    replaces split/subset; ``num_classes`` bounds their labels. ``frames_root`` is where the rawframes of video
-    datasets live."""
+    jna_fast/data/lists.py).
+
+    Args:
+        kind: one of :data:`KINDS`.
+        root: the dataset's root folder (kind="video": the video file).
+        split: the official split, for kinds that have them (UCF101, HMDB51: 1, 2 or 3).
+        subset: "train" or "test".
+        list_file: a list file (kinds that read lists; relative paths are taken under ``root``); replaces
+            split/subset.
+        frames_root: where the rawframes of video datasets live.
+        num_classes: bounds the lists' labels (None: no bound).
+        issues: applies on_error to bad list lines (None: raise).
+
+    Returns:
+        The subset's video records and class names.
+
+    Raises:
+        ValueError: an unknown ``kind`` or ``subset``, or a ``split`` the kind does not have.
+        DataError: a missing root, list or video, or a bad list line (the message names the file and line).
+    """
     if kind not in DATASETS.names():
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if subset not in SUBSETS:

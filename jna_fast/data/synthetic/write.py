@@ -40,6 +40,29 @@ def make_synthetic(root: str | os.PathLike, num_classes: int = DEFAULT_NUM_CLASS
     If ``root`` already holds a complete dataset made with the same arguments it is reused as is; a different one
     (or a foreign ``UCF-101`` folder) raises FileExistsError unless ``overwrite`` is set. A run interrupted midway
     is detected by its leftover ``.synthetic_incomplete`` marker and redone.
+
+    Args:
+        root: the folder to write (UCF101 layout: ``UCF-101/<Class>/v_*.avi`` and the split lists).
+        num_classes: classes, at least 2 and at most those of ``families``.
+        videos_per_class: videos of each class.
+        frames: frames per video, >= 8.
+        size: frame side, or ``(height, width)``: even numbers >= 32.
+        seed: seeds every random draw (the same arguments write the same videos).
+        clips_per_group: clips per UCF101-style group ``g<GG>_c<CC>`` (a group's clips share their scene);
+            ``videos_per_class`` must make at least 2 groups.
+        codec: "mpeg4" or "mjpeg".
+        window_fraction: ``(low, high)``: the share of the frames the class's window covers, 0 < low <= high <= 1.
+        decoys: at most this many bursts of other classes outside the window, >= 0.
+        families: the class families to draw from: "motion", "appearance", "binding".
+        overwrite: replace a different dataset under ``root``.
+
+    Returns:
+        The metadata (also written to the root): ``parameters``, ``horizontal_flip_preserves_label`` (False),
+        ``classes`` and ``videos``.
+
+    Raises:
+        ValueError: an argument out of the ranges above.
+        FileExistsError: ``root`` holds a different dataset and ``overwrite`` is not set.
     """
     parameters = _checked_parameters(num_classes, videos_per_class, frames, size, seed, clips_per_group, codec,
                                      window_fraction, decoys, families)

@@ -29,6 +29,7 @@ import_submodules(__name__, __path__)
 # The registered backends' names in preference order, as at import (a backend a test registers later is in
 # backend_names(), not here): the configuration's choices.
 BACKEND_NAMES = backend_names()
+"""The registered backends' names in preference order, as at import (the configuration's choices)."""
 
 __all__ = [
     "BACKENDS", "BACKEND_NAMES", "Backend", "BackendRegistry", "BackendUnavailable", "availability", "backend_names",

@@ -21,7 +21,10 @@ from ...registry import Registry
 
 
 class BackendUnavailable(JnaFastError, RuntimeError):
-    """No requested backend can serve these inputs; the message lists each backend's reason."""
+    """No requested backend can serve these inputs; the message lists each backend's reason.
+
+    A RuntimeError (and a ``jna_fast.errors.JnaFastError``).
+    """
 
 
 def _no_reason(*_args) -> str | None:
@@ -141,8 +144,21 @@ def _listing(device: torch.device) -> str:
 
 
 def select_backend(device: torch.device, backend: str | None = None) -> Backend:
-    """The backend for inputs on ``device``: the forced one (or an error naming every backend's reason),
-    else the first in preference order that can serve."""
+    """The backend for inputs on ``device``: the forced one, else the first in preference order that can serve.
+
+    Args:
+        device: the inputs' device.
+        backend: a backend's name to force it; None: the environment variable ``JNA_FAST_BACKEND``, else the
+            first that can serve.
+
+    Returns:
+        The backend, whose ``cross_stitch`` and ``joint_attention_pool`` take the ops' arguments.
+
+    Raises:
+        ValueError: an unknown backend name (argument or ``JNA_FAST_BACKEND``).
+        BackendUnavailable: the forced backend cannot serve ``device`` (or none can); the message names every
+            backend's reason.
+    """
     name = forced_backend_name(backend)
     if name is None:
         return _auto_choice(device)
@@ -155,6 +171,12 @@ def select_backend(device: torch.device, backend: str | None = None) -> Backend:
 
 
 def availability(device: torch.device) -> dict[str, str | None]:
-    """For `python -m jna_fast.info`: each backend's reason it cannot serve ``device`` (None: it can), in
-    preference order."""
+    """For `python -m jna_fast.info`: why each backend cannot serve ``device``.
+
+    Args:
+        device: the inputs' device.
+
+    Returns:
+        Backend name -> its reason it cannot serve ``device`` (None: it can), in preference order.
+    """
     return {name: BACKENDS.why_not(name, device, forced=True) for name in BACKENDS.names()}
