@@ -53,12 +53,12 @@ from .inference import Predictor
 from .models import UsesOps
 from .ops import cross_stitch_ref, joint_attention_pool_ref
 
-FORMATS = ("pt2", "onnx")
-SUFFIXES = {".pt2": "pt2", ".onnx": "onnx"}
+__all__ = ["ExportError", "FORMATS", "check_inputs", "deployment_metadata", "export_model", "export_onnx",
+           "export_program", "load_pt2", "onnx_metadata"]
+FORMATS, SUFFIXES = ("pt2", "onnx"), {".pt2": "pt2", ".onnx": "onnx"}
 # The ONNX opset the graph is written in: 18 is served by ONNX Runtime since 1.14 and by most other runtimes.
 ONNX_OPSET = 18
-METADATA_FORMAT = "jna_fast/export"
-METADATA_VERSION = 1
+METADATA_FORMAT, METADATA_VERSION = "jna_fast/export", 1
 PT2_METADATA_FILE = "jna_fast.json"
 DYNAMIC_DIMS = ("batch", "segments")
 # The example shapes the graph is traced with. Neither is 0 or 1 (torch.export would specialise the graph to such
