@@ -53,7 +53,7 @@ from .inference import Predictor
 from .models import UsesOps
 from .ops import cross_stitch_ref, joint_attention_pool_ref
 
-__all__ = ["ExportError", "FORMATS", "check_inputs", "deployment_metadata", "export_model", "export_onnx",
+__all__ = ["ExportError", "check_inputs", "deployment_metadata", "export_model", "export_onnx",
            "export_program", "load_pt2", "onnx_metadata"]
 FORMATS, SUFFIXES = ("pt2", "onnx"), {".pt2": "pt2", ".onnx": "onnx"}
 # The ONNX opset the graph is written in: 18 is served by ONNX Runtime since 1.14 and by most other runtimes.
@@ -266,7 +266,7 @@ def deployment_metadata(predictor: Predictor, exported_as: str) -> dict:
     }
 
 
-def export_model(checkpoint, format: str, out) -> dict:
+def export_model(checkpoint: str | Path, format: str, out: str | Path) -> dict:
     """Export the model of a checkpoint for serving, written atomically.
 
     Args:
@@ -297,7 +297,7 @@ def export_model(checkpoint, format: str, out) -> dict:
     return metadata
 
 
-def load_pt2(path):
+def load_pt2(path: str | Path) -> tuple[torch.export.ExportedProgram, dict]:
     """Load a ``.pt2`` written by [export_model][jna_fast.export.export_model] (traced and tested on CPU tensors).
 
     Args:
