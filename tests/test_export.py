@@ -28,7 +28,10 @@ from jna_fast.inference import Predictor  # noqa: E402
 from jna_fast.export import (ONNX_OPSET, PT2_METADATA_FILE, ExportError, check_inputs, export_model,  # noqa: E402
                              load_pt2, main, onnx_metadata)
 
-RELATIVE_FLOOR = 1e-6
+# The floor of the accuracy rule, relative to the output's magnitude: ONNX Runtime sums the backbone's convolutions
+# in another order than eager PyTorch, and where plain float32's own error is near zero (a softmax of two close
+# scores, as the branch gate's) that reordering alone is a few float32 ulps.
+RELATIVE_FLOOR = 4e-6
 # (B, T): B = 1, T = 1, and T above and below the T the graph is traced with (3).
 SHAPES = [(1, 1), (1, 5), (3, 2), (2, 7)]
 SIZE, FLOW_LENGTH, CLASSES = 32, 2, 4
