@@ -3,6 +3,7 @@ before any test module imports it: without a CUDA device the Triton kernels run 
 that several test files share."""
 
 import os
+import shutil
 import sys
 
 import pytest
@@ -51,3 +52,34 @@ def synthetic_checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("synthetic-checkpoint"),
                            ["--dataset", "synthetic", "--synthetic-classes", "3", "--no-flip"],
                            [spec.name for spec in catalogue(DEFAULT_FAMILIES)[:3]])
+
+
+def browser_binaries() -> tuple[str, str] | None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver") or ("/usr/bin/chromedriver"
+                                                   if os.access("/usr/bin/chromedriver", os.X_OK) else None)
+    return (chromium, chromedriver) if chromium and chromedriver else None
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium driven by selenium (the demo's and the documentation site's browser tests)."""
+    pytest.importorskip("selenium", reason="selenium is not installed (pip install 'jna_fast[test]')")
+    binaries = browser_binaries()
+    if binaries is None:
+        pytest.skip("chromium or chromedriver not found (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = binaries[0]
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(binaries[1]))
+    try:
+        driver.set_page_load_timeout(60)
+        driver.set_script_timeout(30)
+        yield driver
+    finally:
+        driver.quit()

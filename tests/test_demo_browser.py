@@ -4,7 +4,6 @@ same file and the attention strip; a corrupt upload must show an error message; 
 Skipped (saying what is missing) only where gradio, selenium, chromium or chromedriver cannot be found."""
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,13 +22,6 @@ pytestmark = pytest.mark.slow
 
 SERVER_START_S = 180    # torch, gradio and the checkpoint load on a busy 2-core machine
 RESULT_S = 120          # one video: decoding, flow, the forward pass, the strip
-
-
-def browser_binaries() -> tuple[str, str] | None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver") or ("/usr/bin/chromedriver"
-                                                   if os.access("/usr/bin/chromedriver", os.X_OK) else None)
-    return (chromium, chromedriver) if chromium and chromedriver else None
 
 
 def free_port() -> int:
@@ -72,28 +64,6 @@ def server(synthetic_checkpoint, tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=20)
-
-
-@pytest.fixture
-def browser():
-    binaries = browser_binaries()
-    if binaries is None:
-        pytest.skip("chromium or chromedriver not found (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = binaries[0]
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(binaries[1]))
-    try:
-        driver.set_page_load_timeout(60)
-        driver.set_script_timeout(30)
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_page_shows_predicts_class_and_the_attention_strip(synthetic_checkpoint, browser, server, tmp_path):

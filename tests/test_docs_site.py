@@ -7,7 +7,6 @@ import functools
 import http.server
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -144,13 +143,6 @@ def test_the_marked_guide_commands_run(page, guide_workspace):
         run_block(page, language, code, workspace, env)
 
 
-def browser_binaries() -> tuple[str, str] | None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver") or ("/usr/bin/chromedriver"
-                                                   if os.access("/usr/bin/chromedriver", os.X_OK) else None)
-    return (chromium, chromedriver) if chromium and chromedriver else None
-
-
 @pytest.fixture
 def served_site(site):
     """The built site over HTTP on a free local port (the pages' links are folders, which file:// cannot open)."""
@@ -168,28 +160,6 @@ def served_site(site):
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
-
-
-@pytest.fixture
-def browser():
-    pytest.importorskip("selenium", reason="selenium is not installed (pip install 'jna_fast[test]')")
-    binaries = browser_binaries()
-    if binaries is None:
-        pytest.skip("chromium or chromedriver not found (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = binaries[0]
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(binaries[1]))
-    try:
-        driver.set_page_load_timeout(60)
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_site_navigates_in_a_browser(served_site, browser, tmp_path):
