@@ -1,4 +1,5 @@
-"""End-to-end JNA throughput: clips/s of a training step (forward, loss, backward, SGD step) and of inference,
+"""End-to-end JNA throughput: clips/s of a training step (forward, loss, backward, the update of --optimizer: SGD
+with momentum or AdamW, torch's fused update where the device has one, as the trainer makes it) and of inference,
 for each op backend that can serve on this machine, measured side by side in one run, with each one's roofline:
 the FLOP per clip of the exact step (counted by torch.utils.flop_counter.FlopCounterMode on one step of the
 measured batch, in the measured precision, on the eager model: convolutions and matmuls, 2 FLOP per multiply-add;
@@ -25,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from jna_fast import JNA
 from jna_fast.ops import BACKEND_NAMES, availability
+from jna_fast.training.optimizer import FUSED_OPTIMIZER_DEVICES
 
 
 def synchronize(device: torch.device) -> None:
@@ -91,7 +93,9 @@ def measure_backend(backend: str, args, batch, device: torch.device) -> dict:
     model = JNA(args.classes, backbone=args.backbone, flow_length=args.flow_length, backend=backend).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    fused = device.type in FUSED_OPTIMIZER_DEVICES or None
+    optimizer = (torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused) if args.optimizer == "adamw" else
+                 torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, fused=fused))
     eager_train, eager_infer = step_functions(model, model, optimizer, batch, dtype)
     train_step, infer = step_functions(torch.compile(model) if args.compile else model, model, optimizer, batch, dtype)
     model.train()
@@ -146,7 +150,7 @@ def run(args) -> tuple[list[dict], dict]:
 def print_table(args, results: list[dict], peaks: dict, device: torch.device) -> None:
     layout = "channels_last" if args.channels_last else "contiguous"
     print(f"JNA {args.backbone}, B={args.batch_size} T={args.segments} L={args.flow_length} {args.size}px, "
-          f"{args.precision}, {layout}{', compiled' if args.compile else ''}, {device_name(device)}, "
+          f"{args.precision}, {layout}{', compiled' if args.compile else ''}, {args.optimizer}, {device_name(device)}, "
           f"{torch.get_num_threads()} threads")
     if args.precision == "bf16":
         print(f"bf16: {bf16_support(device)}")
@@ -187,6 +191,8 @@ def main(argv=None) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16" if cuda else "fp32")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=cuda)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+                   help="the training step's update (the synthetic recipe trains with adamw, the datasets' with sgd)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=10 if cuda else 5)
     p.add_argument("--backends", nargs="+", default=list(BACKEND_NAMES), choices=BACKEND_NAMES)

@@ -143,13 +143,26 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict, path) ->
     parameters (other groups, a moment of another shape) raises CheckpointError naming the file, before a step
     would fail on it."""
     with entry_in_use(path, "optimizer"):
-        optimizer.load_state_dict(state)
+        optimizer.load_state_dict(with_this_update(optimizer, state))
     for group in optimizer.param_groups:
         for parameter in group["params"]:
             for key, value in optimizer.state.get(parameter, {}).items():
                 if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != parameter.shape:
                     raise CheckpointError(f"{path}: optimizer.state: {key} of shape {tuple(value.shape)} for a "
                                           f"parameter of shape {tuple(parameter.shape)}")
+
+
+# How an optimiser computes its update (torch's fused kernel, per-tensor foreach loops), which torch keeps in each
+# parameter group and a loaded state would otherwise replace: a property of the device that resumes, not of the
+# run that saved (an older checkpoint's per-tensor update resumed on a device with a fused one).
+UPDATE_IMPLEMENTATION = ("fused", "foreach", "capturable", "differentiable")
+
+
+def with_this_update(optimizer: torch.optim.Optimizer, state: dict) -> dict:
+    """``state`` with each parameter group's :data:`UPDATE_IMPLEMENTATION` flags taken from ``optimizer``."""
+    groups = [{**saved, **{key: current[key] for key in UPDATE_IMPLEMENTATION if key in current}}
+              for saved, current in zip(state["param_groups"], optimizer.param_groups)]
+    return {**state, "param_groups": groups}
 
 
 @contextlib.contextmanager

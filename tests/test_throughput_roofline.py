@@ -43,10 +43,13 @@ def test_throughput_reports_the_roofline_of_each_step(benchmarks, tmp_path, caps
     out = tmp_path / "throughput.json"
     throughput.main(["--device", "cpu", "--backbone", "resnet18", "--size", "32", "--batch-size", "2", "--segments",
                      "2", "--flow-length", "2", "--precision", "fp32", "--no-channels-last", "--warmup", "1",
-                     "--steps", "1", "--backends", "reference", "--peak-sizes", "256", "--json", str(out)])
+                     "--steps", "1", "--backends", "reference", "--peak-sizes", "256", "--optimizer", "adamw",
+                     "--json", str(out)])
     printed = capsys.readouterr().out
-    assert "matmul peak fp32" in printed and "train GFLOP/clip" in printed and "infer %peak" in printed
+    assert "fp32, contiguous, adamw" in printed and "matmul peak fp32" in printed
+    assert "train GFLOP/clip" in printed and "infer %peak" in printed
     report = json.loads(out.read_text())
+    assert report["config"]["optimizer"] == "adamw"
     assert report["matmul_peak"]["step"] == "fp32" and report["matmul_peak"]["peaks"]["fp32"]["gflops"] > 0
     (result,) = report["results"]
     for mode in ("train", "infer"):

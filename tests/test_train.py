@@ -3,6 +3,7 @@
 resume and the refusal of a resume with other options; a loss that is not finite (stop, or skip the step);
 evaluate and predict on the result."""
 
+import copy
 import json
 import logging
 import subprocess
@@ -281,6 +282,40 @@ def test_stitch_recipe_warm_up_and_rate():
     assert rates[0]["stitches"] == rates[0]["attention"] == 0.0 < rates[0]["decay"]
     assert rates[12]["stitches"] == 0.0 < rates[12]["attention"] == rates[12]["decay"]
     assert rates[25]["decay"] > 0 and rates[25]["stitches"] == pytest.approx(5 * rates[25]["decay"])
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_fused_update_matches_the_per_tensor_one_and_resumes_its_state(optimizer):
+    """The trainer's optimiser uses torch's fused update on the CPU; it takes the same steps as the per-tensor
+    (foreach) form, and the state a per-tensor optimiser saved (older checkpoints) resumes in it."""
+    from jna_fast.builders import build_model
+    from jna_fast.checkpoint import load_optimizer_state
+    from jna_fast.config import parse_args
+    from jna_fast.training import make_optimizer, parameter_groups
+
+    cfg = parse_args(["--optimizer", optimizer, "--lr", "0.01", "--weight-decay", "0.05", "--share-after", "4"])
+    torch.manual_seed(0)
+    fused_model = build_model(cfg, 4)
+    plain_model = build_model(cfg, 4)
+    plain_model.load_state_dict(fused_model.state_dict())
+    fused = make_optimizer(fused_model, cfg)
+    assert fused.defaults["fused"]
+    kind = torch.optim.AdamW if optimizer == "adamw" else torch.optim.SGD
+    extra = {} if optimizer == "adamw" else {"momentum": cfg.optim.momentum}
+    plain = kind(parameter_groups(plain_model, cfg), lr=cfg.optim.lr, foreach=True, **extra)
+    for step in range(3):
+        if step == 2:  # a per-tensor optimiser's state, as an older checkpoint holds it, resumed in the fused one
+            load_optimizer_state(fused, copy.deepcopy(plain.state_dict()), "last.pt")
+            assert all(group["fused"] and not group["foreach"] for group in fused.param_groups)
+            fused_model.load_state_dict(plain_model.state_dict())
+        for model in (fused_model, plain_model):
+            for index, parameter in enumerate(model.parameters()):
+                seed = torch.Generator().manual_seed(step * 997 + index)
+                parameter.grad = torch.randn(parameter.shape, generator=seed)
+        fused.step()
+        plain.step()
+    for (name, a), b in zip(fused_model.named_parameters(), plain_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("dali, flow, expected", [

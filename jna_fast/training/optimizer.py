@@ -46,11 +46,19 @@ def warmup_shares(model) -> dict[str, float]:
     return {group.name: group.warmup for group in model.scheduled_parameters()}
 
 
+# Devices where torch has one fused kernel for the whole update of AdamW and SGD over every parameter: the
+# per-tensor (foreach) form reads and writes each state tensor once per elementwise op (docs/design.md §2.5).
+FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
+
+
 def make_optimizer(model, cfg: Config) -> torch.optim.Optimizer:
+    """AdamW or SGD over :func:`parameter_groups`, with torch's fused update where the parameters' device has one."""
     groups = parameter_groups(model, cfg)
+    devices = {p.device.type for group in groups for p in group["params"]}
+    fused = devices <= set(FUSED_OPTIMIZER_DEVICES) and bool(devices)
     if cfg.optim.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.optim.lr)
-    return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum)
+        return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=fused or None)
+    return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, fused=fused or None)
 
 
 def set_learning_rates(optimizer, cfg: Config, step: int, steps_per_epoch: int,
