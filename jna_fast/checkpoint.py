@@ -159,9 +159,11 @@ UPDATE_IMPLEMENTATION = ("fused", "foreach", "capturable", "differentiable")
 
 
 def with_this_update(optimizer: torch.optim.Optimizer, state: dict) -> dict:
-    """``state`` with each parameter group's :data:`UPDATE_IMPLEMENTATION` flags taken from ``optimizer``."""
-    groups = [{**saved, **{key: current[key] for key in UPDATE_IMPLEMENTATION if key in current}}
-              for saved, current in zip(state["param_groups"], optimizer.param_groups)]
+    """``state`` with each parameter group's :data:`UPDATE_IMPLEMENTATION` flags taken from ``optimizer`` (groups
+    beyond the optimizer's are left as saved, for torch to refuse)."""
+    flags = [{key: group[key] for key in UPDATE_IMPLEMENTATION if key in group} for group in optimizer.param_groups]
+    groups = [{**saved, **(flags[index] if index < len(flags) else {})}
+              for index, saved in enumerate(state["param_groups"])]
     return {**state, "param_groups": groups}
 
 
