@@ -3,13 +3,14 @@ flow and RGB source, in training and test views, flips included; the size rule; 
 
 import logging
 import shutil
+import threading
 
 import numpy as np
 import pytest
 import torch
 
 from jna_fast.data import ClipSampling, Decoding, FlowSource, Sharding, build_loader
-from jna_fast.data.loader_settings import MIB, memory_limit
+from jna_fast.data.loader_settings import MIB, memory_limit, prefetch_depth
 from jna_fast.data.memory_cache import use_memory_cache
 from test_data_common import VIDEO_CODECS, make_video_dataset
 
@@ -128,3 +129,25 @@ def test_a_bad_video_fails_its_clips_as_without_the_cache(dataset, tmp_path):
         list(loader)
         counts.append(loader.skipped_clips)
     assert counts[1] == 1 and counts[0] <= 1
+
+
+def test_batches_from_memory_are_assembled_between_the_steps_without_a_gpu(dataset, monkeypatch):
+    """Served from memory with no GPU to train on, each batch is assembled when the step asks for it: a prefetching
+    thread would take a core from the step's intra-op threads (docs/design.md §6.9). Decoding, or with a GPU, two
+    batches are assembled ahead; a prefetch the caller sets is kept."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cached = make_loader(dataset, "rawframes_video", TRAIN, memory="on")
+    assert cached.prefetch == 0
+    batches = iter(cached)
+    next(batches)
+    assert "jna_fast_data_prefetch" not in {thread.name for thread in threading.enumerate()}
+    batches.close()
+    decoding = make_loader(dataset, "rawframes_video", TRAIN)
+    assert decoding.prefetch == 2
+    batches = iter(decoding)
+    next(batches)
+    assert "jna_fast_data_prefetch" in {thread.name for thread in threading.enumerate()}
+    batches.close()
+    assert prefetch_depth(1, from_memory=True) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert prefetch_depth(None, from_memory=True) == 2 and prefetch_depth(0, from_memory=False) == 0

@@ -58,3 +58,23 @@ def test_throughput_reports_the_roofline_of_each_step(benchmarks, tmp_path, caps
         assert 0 < result[f"{mode}_peak_fraction"] < 1.5
     # backward counts about twice the forward's convolutions (the first convolution has no input gradient)
     assert 2.5 < result["train_flop_per_step"] / result["infer_flop_per_step"] < 3.0
+
+
+def test_train_loop_compares_the_fed_step_with_the_preloaded_one(benchmarks, tmp_path, monkeypatch, capsys):
+    """benchmarks/train_loop.py on a tiny synthetic run: the trainer's step fed by the loader and on preloaded
+    batches, alternated, and the loader alone."""
+    import train_loop
+
+    monkeypatch.setenv("JNA_FAST_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "train_loop.json"
+    train_loop.main(["--repeats", "2", "--json", str(out), "--dataset", "synthetic", "--synthetic-classes", "2",
+                     "--synthetic-videos-per-class", "4", "--size", "32", "--num-segments", "2", "--flow-length",
+                     "2", "--batch-size", "2", "--precision", "fp32"])
+    printed = capsys.readouterr().out
+    expected_prefetch = 2 if torch.cuda.is_available() else 0  # served from memory: ahead only for a GPU's step
+    assert "step fed by the loader" in printed and f"memory cache on, prefetch {expected_prefetch}" in printed
+    report = json.loads(out.read_text())
+    assert len(report["fed_by_loader_clips_per_s"]) == len(report["preloaded_clips_per_s"]) == 2
+    assert all(value > 0 for value in report["fed_by_loader_clips_per_s"] + report["preloaded_clips_per_s"])
+    assert report["fed_over_preloaded"] > 0 and report["loader_alone"]["cpu_ms_per_batch"] > 0
+    assert report["config"]["optim"]["batch_size"] == 2

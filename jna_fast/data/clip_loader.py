@@ -20,7 +20,7 @@ from ..io.video import VideoInfo, probe_video, short_side_size
 from .backends import DaliBackend, PyAVBackend
 from .batch import ClipBatch, ClipRequest
 from .lists import DatasetIndex
-from .loader_settings import MIB, ClipSampling, Decoding, Sharding, memory_limit, shard_bounds
+from .loader_settings import MIB, ClipSampling, Decoding, Sharding, memory_limit, prefetch_depth, shard_bounds
 from .memory_cache import MemoryCache, split_estimate, use_memory_cache
 from .rawframes import DEFAULT_NAMING, FrameFolder, RawframesNaming, scan_frame_folder
 from .transforms import tsn_view_count
@@ -96,7 +96,7 @@ class ClipLoader:
         self.batch_size, self.rgb_from_video = batch_size, decoding.rgb_source == "video"
         self.shard_id, self.num_shards, self.issues, self.seed = shard_id, num_shards, issues, sharding.seed
         self.shuffle, self.drop_last = sharding.shuffle, sharding.drop_last
-        self.test_crop_scale, self.prefetch = sampling.test_crop_scale, decoding.prefetch
+        self.test_crop_scale = sampling.test_crop_scale
         self.flip, self.pin_memory = flip, pin_memory
         self.num_crops, self.num_views = num_crops, 1 if train else tsn_view_count(num_crops, flip)
         self.epoch = 0
@@ -109,6 +109,7 @@ class ClipLoader:
         self._known_bad: dict[int, str] = {}
         self.memory_bytes = 0  # the memory cache's estimated size (0: no cache)
         self.memory, self._fill_threads = self._memory_cache(decoding), decoding.num_threads
+        self.prefetch = prefetch_depth(decoding.prefetch, self.memory is not None)
         if backend == "dali":
             self.backend = DaliBackend(self.size, self.num_segments, self.flow_length, batch_size, device,
                                        decoding.num_threads, self.seed, self.num_views, pin_memory)
@@ -202,8 +203,7 @@ class ClipLoader:
         return MemoryCache(self.online_flow)
 
     def fill_memory(self, epoch: int | None = None) -> None:
-        """Decodes into the memory cache, with the decoding threads, the videos of this shard in ``epoch`` that it
-        does not hold yet."""
+        """Decodes into the memory cache, with the decoding threads, the shard's videos of ``epoch`` not held yet."""
         if self.memory is not None:
             self.memory.fill(self._requests(self.shard_positions(epoch)), self._fill_threads)
 

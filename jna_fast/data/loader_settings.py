@@ -198,6 +198,15 @@ class Sharding:
                        shuffle=train if self.shuffle is None else self.shuffle)
 
 
+def prefetch_depth(prefetch: int | None, from_memory: bool) -> int:
+    """Batches assembled ahead of the consumer by a background thread (``prefetch`` None: 2, or 0 for batches
+    served from memory with no GPU to train on: on the CPU that thread stalls the step's intra-op threads, which
+    wait for the core it takes, more than it saves; docs/design.md §6)."""
+    if prefetch is not None:
+        return prefetch
+    return 0 if from_memory and not torch.cuda.is_available() else 2
+
+
 @dataclass(frozen=True)
 class Decoding:
     """How the pixels are read: backend, device, RGB source, bad data, threads, memory.
@@ -213,7 +222,8 @@ class Decoding:
         on_error: "raise" or "skip" (warn, count, report at epoch end; a skipped clip's row is filled by another
             clip of the shard, flagged in ClipBatch.replaced, so every rank yields len(loader) batches).
         num_threads: decoding threads (None: up to 4, as many as the CPUs).
-        prefetch: batches assembled ahead by a background thread (0: none).
+        prefetch: batches assembled ahead by a background thread (0: none; None: 2, or none for batches served
+            from the memory cache with no GPU, where that thread would take a core from the step).
         pin_memory: CPU batches in page-locked memory (None: when CUDA is available and device="cpu").
         short_side: with online flow, every video's frames are resized on decode so their short side is this many
             pixels (the aspect ratio kept), and the crops and the flow are cut and computed at that size, as from
@@ -230,7 +240,7 @@ class Decoding:
     rgb_source: str | None = None
     on_error: str = "raise"
     num_threads: int | None = None
-    prefetch: int = 2
+    prefetch: int | None = None
     pin_memory: bool | None = None
     short_side: int | None = None
     memory_cache: str = "off"
