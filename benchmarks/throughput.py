@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from jna_fast import JNA
 from jna_fast.ops import BACKEND_NAMES, availability
-from jna_fast.training.optimizer import FUSED_OPTIMIZER_DEVICES
+from jna_fast.training.optimizer import fused_update
 
 
 def synchronize(device: torch.device) -> None:
@@ -93,7 +93,7 @@ def measure_backend(backend: str, args, batch, device: torch.device) -> dict:
     model = JNA(args.classes, backbone=args.backbone, flow_length=args.flow_length, backend=backend).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    fused = device.type in FUSED_OPTIMIZER_DEVICES or None
+    fused = fused_update({device.type})
     optimizer = (torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused) if args.optimizer == "adamw" else
                  torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, fused=fused))
     eager_train, eager_infer = step_functions(model, model, optimizer, batch, dtype)

@@ -135,18 +135,23 @@ def test_batches_from_memory_are_assembled_between_the_steps_without_a_gpu(datas
     """Served from memory with no GPU to train on, each batch is assembled when the step asks for it: a prefetching
     thread would take a core from the step's intra-op threads (docs/design.md §6.9). Decoding, or with a GPU, two
     batches are assembled ahead; a prefetch the caller sets is kept."""
+    def prefetch_threads():
+        return {thread for thread in threading.enumerate() if thread.name == "jna_fast_data_prefetch"}
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cached = make_loader(dataset, "rawframes_video", TRAIN, memory="on")
     assert cached.prefetch == 0
+    before = prefetch_threads()
     batches = iter(cached)
     next(batches)
-    assert "jna_fast_data_prefetch" not in {thread.name for thread in threading.enumerate()}
+    assert prefetch_threads() <= before  # no thread of its own (any other loader's left running is not its)
     batches.close()
     decoding = make_loader(dataset, "rawframes_video", TRAIN)
     assert decoding.prefetch == 2
+    before = prefetch_threads()
     batches = iter(decoding)
     next(batches)
-    assert "jna_fast_data_prefetch" in {thread.name for thread in threading.enumerate()}
+    assert prefetch_threads() - before
     batches.close()
     assert prefetch_depth(1, from_memory=True) == 1
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

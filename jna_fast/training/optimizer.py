@@ -51,14 +51,19 @@ def warmup_shares(model) -> dict[str, float]:
 FUSED_OPTIMIZER_DEVICES = ("cpu", "cuda")
 
 
+def fused_update(device_types: set[str]) -> bool | None:
+    """The ``fused`` argument of AdamW and SGD for parameters on ``device_types``: True where every one has the
+    fused kernel, else None (torch's own choice; False would also turn off its default per-tensor form)."""
+    return True if device_types and device_types <= set(FUSED_OPTIMIZER_DEVICES) else None
+
+
 def make_optimizer(model, cfg: Config) -> torch.optim.Optimizer:
     """AdamW or SGD over :func:`parameter_groups`, with torch's fused update where the parameters' device has one."""
     groups = parameter_groups(model, cfg)
-    devices = {p.device.type for group in groups for p in group["params"]}
-    fused = devices <= set(FUSED_OPTIMIZER_DEVICES) and bool(devices)
+    fused = fused_update({p.device.type for group in groups for p in group["params"]})
     if cfg.optim.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=fused or None)
-    return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, fused=fused or None)
+        return torch.optim.AdamW(groups, lr=cfg.optim.lr, fused=fused)
+    return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, fused=fused)
 
 
 def set_learning_rates(optimizer, cfg: Config, step: int, steps_per_epoch: int,
